@@ -1,0 +1,214 @@
+"""The approved workload measurements: the one typed input every key-release policy is generated from.
+
+Each cloud attests a workload in its own format, so the object carries one section per TEE family.
+A section that is absent means "no workload of that kind is approved": generators must then emit no
+grant at all for it (fail closed), never a wildcard.
+
+Formats (lowercase hex, as the clouds' condition keys and claims compare them):
+- Nitro Enclaves PCR0/1/2/8: SHA-384, 96 hex chars (AWS KMS `kms:RecipientAttestation:*`).
+- SEV-SNP launch measurement: 48 bytes, 96 hex; host data (Azure confidential-container policy hash):
+  SHA-256, 64 hex.
+- TDX MRTD: 48 bytes, 96 hex.
+- SGX MRENCLAVE / MRSIGNER: SHA-256, 64 hex.
+- Confidential Space image digests: ``sha256:<64 hex>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+NitroPcr = Literal["pcr0", "pcr1", "pcr2", "pcr8"]
+
+
+class Model(BaseModel):
+    """Base for config models: camelCase keys as in Pulumi config, unknown keys refused, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+def _hex(length: int, what: str):
+    pattern = re.compile(rf"^[0-9a-f]{{{length}}}$")
+
+    def check(value: str) -> str:
+        if not isinstance(value, str) or not pattern.match(value):
+            raise PydanticCustomError(
+                "ccp_hex",
+                "'{value}' is not a {what}: expected {length} lowercase hex characters",
+                {"value": value, "what": what, "length": length},
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _digest(value: str) -> str:
+    if not isinstance(value, str) or not re.match(r"^sha256:[0-9a-f]{64}$", value):
+        raise PydanticCustomError(
+            "ccp_digest",
+            "'{value}' is not an image digest: expected 'sha256:' followed by 64 lowercase hex characters",
+            {"value": value},
+        )
+    return value
+
+
+Sha384Hex = Annotated[str, _hex(96, "SHA-384 measurement")]
+Sha256Hex = Annotated[str, _hex(64, "SHA-256 measurement")]
+ImageDigest = Annotated[str, AfterValidator(_digest)]
+
+
+def is_all_zero(value: str) -> bool:
+    """What a debug-mode enclave reports (Nitro `--debug-mode` zeroes every PCR)."""
+    return set(value.removeprefix("sha256:")) == {"0"}
+
+
+class NitroMeasurements(Model):
+    """AWS Nitro Enclaves PCRs. `pin` chooses what the KMS key policy compares.
+
+    Pinning `pcr0` pins one exact enclave image; pinning `pcr8` (the signing certificate) admits any
+    image signed by that key without a policy change. The choice is explicit, never implied.
+    """
+
+    pcr0: Sha384Hex | None = None
+    pcr1: Sha384Hex | None = None
+    pcr2: Sha384Hex | None = None
+    pcr8: Sha384Hex | None = None
+    pin: list[NitroPcr] = Field(default_factory=lambda: ["pcr0"], min_length=1)
+
+    @model_validator(mode="after")
+    def _pinned_are_set(self) -> "NitroMeasurements":
+        for name in self.pin:
+            if getattr(self, name) is None:
+                raise PydanticCustomError(
+                    "ccp_pin",
+                    "pin lists '{name}' but {name} is not set: give its 96-hex value or remove it from pin",
+                    {"name": name},
+                )
+        return self
+
+    def pinned(self) -> dict[str, str]:
+        """PCR name -> value for the pinned registers, in a stable order."""
+        return {name: getattr(self, name) for name in sorted(set(self.pin))}
+
+
+class SevSnpMeasurements(Model):
+    """AMD SEV-SNP: the launch measurement of a CVM image, and/or the host data of a confidential
+    container group (Azure: SHA-256 of the container security policy)."""
+
+    launch_measurement: Sha384Hex | None = None
+    host_data: Sha256Hex | None = None
+
+    @model_validator(mode="after")
+    def _one_pin(self) -> "SevSnpMeasurements":
+        if self.launch_measurement is None and self.host_data is None:
+            raise PydanticCustomError(
+                "ccp_pin",
+                "sevSnp needs launchMeasurement (96 hex) or hostData (64 hex): the TEE type alone does "
+                "not identify the workload",
+            )
+        return self
+
+
+class TdxMeasurements(Model):
+    """Intel TDX: MRTD, the measurement of the initial TD contents."""
+
+    mrtd: Sha384Hex
+
+
+class SgxMeasurements(Model):
+    """Intel SGX: exact build (MRENCLAVE) and/or signer (MRSIGNER) with product and SVN floors."""
+
+    mrenclave: Sha256Hex | None = None
+    mrsigner: Sha256Hex | None = None
+    product_id: int = Field(default=0, ge=0, le=65535)
+    min_svn: int = Field(default=0, ge=0, le=65535)
+
+    @model_validator(mode="after")
+    def _one_pin(self) -> "SgxMeasurements":
+        if self.mrenclave is None and self.mrsigner is None:
+            raise PydanticCustomError(
+                "ccp_pin", "sgx needs mrenclave or mrsigner (64 hex each)"
+            )
+        return self
+
+
+class ConfidentialSpaceMeasurements(Model):
+    """GCP Confidential Space: the approved container images, by digest."""
+
+    image_digests: list[ImageDigest] = Field(min_length=1)
+
+
+class MeasurementSignature(Model):
+    """Detached signature over the canonical JSON of the measurements (without this field)."""
+
+    key_id: str = Field(min_length=1)
+    signature: str = Field(min_length=1)
+
+
+class ApprovedMeasurements(Model):
+    """One reviewed, versioned set of measurements every party binds its key to."""
+
+    version: str = Field(min_length=1, pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]*$")
+    nitro: NitroMeasurements | None = None
+    sev_snp: SevSnpMeasurements | None = None
+    tdx: TdxMeasurements | None = None
+    sgx: SgxMeasurements | None = None
+    confidential_space: ConfidentialSpaceMeasurements | None = None
+    signature: MeasurementSignature | None = None
+
+    @model_validator(mode="after")
+    def _not_debug_in_prod(self, info: ValidationInfo) -> "ApprovedMeasurements":
+        """All-zero values are what debug TEEs report; production never approves them."""
+        environment = (info.context or {}).get("environment", "prod")
+        if environment != "prod":
+            return self
+        debug = [
+            f"{path}: {value[:16]}... is all zeros, which is what a debug-mode TEE reports: production "
+            "keys are never released to debug workloads; use the release build's measurement"
+            for path, value in self.values()
+            if is_all_zero(value)
+        ]
+        if debug:
+            # "ccp_many": one "relative.path: message" per line (see stacks.config).
+            raise PydanticCustomError("ccp_many", "\n".join(debug))
+        return self
+
+    def values(self) -> list[tuple[str, str]]:
+        """Every measurement value with its dotted camelCase path, for checks that span formats."""
+        found: list[tuple[str, str]] = []
+        data = self.model_dump(by_alias=True, exclude_none=True, exclude={"signature"})
+        for section, fields in data.items():
+            if not isinstance(fields, dict):
+                continue
+            for key, value in fields.items():
+                if isinstance(value, str) and key != "pin":
+                    found.append((f"{section}.{key}", value))
+                elif isinstance(value, list) and key != "pin":
+                    found.extend(
+                        (f"{section}.{key}[{i}]", v) for i, v in enumerate(value)
+                    )
+        return found
+
+    def canonical_json(self) -> bytes:
+        """The bytes a signature covers: sorted keys, no whitespace, signature excluded."""
+        data = self.model_dump(by_alias=True, exclude_none=True, exclude={"signature"})
+        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+    def fingerprint(self) -> str:
+        """Short stable id of the set, used to show that all party keys pin the same measurements."""
+        return hashlib.sha256(self.canonical_json()).hexdigest()[:16]

@@ -1,0 +1,224 @@
+"""The collaboration domain model: parties, workload hosts, approved measurements, outputs.
+
+Components take these typed objects; `stacks.config` reads them from Pulumi config. Every check here
+runs before any resource is declared, and each failure names the field, the value and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from components.attestation.measurements import ApprovedMeasurements, Model
+from components.regions import CLOUD_LABELS, Cloud, is_region
+
+Environment = Literal["dev", "prod"]
+Tee = Literal["nitro", "sev-snp", "tdx", "sgx", "confidential-space"]
+Classification = Literal["internal", "confidential", "pii", "phi", "pci"]
+
+
+def _name(value: str) -> str:
+    if not re.match(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$", value):
+        raise PydanticCustomError(
+            "ccp_name",
+            "'{value}' is not a valid name: use 3-32 lowercase letters, digits and hyphens, starting "
+            "with a letter (it becomes part of cloud resource names)",
+            {"value": value},
+        )
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
+
+# Which clouds run which TEE, and which measurement section identifies it.
+TEE_CLOUDS: Final[dict[str, frozenset[str]]] = {
+    "nitro": frozenset({"aws"}),
+    "sev-snp": frozenset({"azure", "gcp"}),
+    "tdx": frozenset({"azure", "gcp"}),
+    "sgx": frozenset({"azure"}),
+    "confidential-space": frozenset({"gcp"}),
+}
+TEE_MEASUREMENTS: Final[dict[str, str]] = {
+    "nitro": "nitro",
+    "sev-snp": "sevSnp",
+    "tdx": "tdx",
+    "sgx": "sgx",
+    "confidential-space": "confidentialSpace",
+}
+# The documented attestation-bound key-release paths: (key cloud) -> TEEs on that cloud whose
+# attestation the cloud's key service itself checks. Anything else has no documented path.
+KEY_RELEASE_PATHS: Final[dict[str, frozenset[str]]] = {
+    "aws": frozenset({"nitro"}),
+    "azure": frozenset({"sev-snp", "tdx", "sgx"}),
+    "gcp": frozenset({"confidential-space"}),
+}
+KEY_RELEASE_HINT: Final[dict[str, str]] = {
+    "aws": "AWS KMS releases keys to attested Nitro Enclaves only (kms:RecipientAttestation)",
+    "azure": "Azure Key Vault secure key release accepts Microsoft Azure Attestation tokens of Azure "
+    "SEV-SNP/TDX confidential VMs and SGX enclaves only",
+    "gcp": "Cloud KMS is reached through Workload Identity Federation with Confidential Space "
+    "attestation tokens only",
+}
+
+
+def _region_problem(cloud: str, region: str) -> PydanticCustomError:
+    return PydanticCustomError(
+        "ccp_region",
+        "'{region}' is not an {label} region (see stacks/regions.py for the accepted names)"
+        if CLOUD_LABELS[cloud][0] in "AEIOU"
+        else "'{region}' is not a {label} region (see stacks/regions.py for the accepted names)",
+        {"region": region, "label": CLOUD_LABELS[cloud]},
+    )
+
+
+class Dataset(Model):
+    name: Name
+    classification: Classification
+    description: str = ""
+
+
+class Party(Model):
+    """An organisation that contributes data; it owns its key and storage on its own cloud.
+
+    `account` is the party's AWS account id, Azure subscription id or GCP project id (the stack's
+    default provider account when absent). `ownerDecrypt` lets `ownerPrincipal` decrypt outside the
+    enclave: off by default, and shown in review.
+    """
+
+    name: Name
+    cloud: Cloud
+    region: str
+    allowed_regions: list[str] = Field(default_factory=list)
+    data_classification: Classification
+    datasets: list[Dataset] = Field(min_length=1)
+    account: str | None = None
+    owner_decrypt: bool = False
+    owner_principal: str | None = None
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, region: str, info: Any) -> str:
+        cloud = info.data.get("cloud")
+        if cloud and not is_region(cloud, region):
+            raise _region_problem(cloud, region)
+        return region
+
+    @model_validator(mode="after")
+    def _residency(self) -> "Party":
+        for allowed in self.allowed_regions:
+            if not is_region(self.cloud, allowed):
+                raise _region_problem(self.cloud, allowed)
+        if self.allowed_regions and self.region not in self.allowed_regions:
+            raise PydanticCustomError(
+                "ccp_residency",
+                "region '{region}' is not in allowedRegions {allowed}: add it or choose an allowed region",
+                {"region": self.region, "allowed": self.allowed_regions},
+            )
+        if self.owner_decrypt and not self.owner_principal:
+            raise PydanticCustomError(
+                "ccp_owner",
+                "ownerDecrypt is true but ownerPrincipal is not set: name the principal that may decrypt "
+                "outside the enclave",
+            )
+        return self
+
+    @property
+    def regions(self) -> list[str]:
+        """Where this party's resources may live (data residency)."""
+        return self.allowed_regions or [self.region]
+
+
+class WorkloadHost(Model):
+    """One place the approved workload runs: a TEE on a cloud."""
+
+    cloud: Cloud
+    region: str
+    tee: Tee
+    instance_type: str | None = None
+    kubernetes: bool = False
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, region: str, info: Any) -> str:
+        cloud = info.data.get("cloud")
+        if cloud and not is_region(cloud, region):
+            raise _region_problem(cloud, region)
+        return region
+
+    @model_validator(mode="after")
+    def _tee_on_cloud(self) -> "WorkloadHost":
+        if self.cloud not in TEE_CLOUDS[self.tee]:
+            raise PydanticCustomError(
+                "ccp_tee",
+                "tee '{tee}' does not run on {label}: it runs on {clouds}",
+                {
+                    "tee": self.tee,
+                    "label": CLOUD_LABELS[self.cloud],
+                    "clouds": ", ".join(sorted(TEE_CLOUDS[self.tee])),
+                },
+            )
+        return self
+
+
+class Workload(Model):
+    name: Name
+    hosts: list[WorkloadHost] = Field(min_length=1)
+    image: str | None = None
+
+
+class Output(Model):
+    """An approved output of the workload and the parties that receive it."""
+
+    name: Name
+    recipients: list[str] = Field(min_length=1)
+    description: str = ""
+
+
+class Collaboration(Model):
+    name: Name
+    parties: list[Party] = Field(min_length=1)
+    workload: Workload
+    measurements: ApprovedMeasurements
+    outputs: list[Output] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Collaboration":
+        problems: list[str] = []
+        names = [p.name for p in self.parties]
+        for i, name in enumerate(names):
+            if names.index(name) != i:
+                problems.append(
+                    f"parties[{i}].name: '{name}' is used by another party: names must be unique"
+                )
+        measured = self.measurements.model_dump(by_alias=True, exclude_none=True)
+        for i, host in enumerate(self.workload.hosts):
+            section = TEE_MEASUREMENTS[host.tee]
+            if section not in measured:
+                problems.append(
+                    f"workload.hosts[{i}].tee: {host.tee!r} has no approved measurements: add "
+                    f"measurements.{section}"
+                )
+        for i, party in enumerate(self.parties):
+            paths = KEY_RELEASE_PATHS[party.cloud]
+            if not any(h.cloud == party.cloud and h.tee in paths for h in self.workload.hosts):
+                problems.append(
+                    f"parties[{i}].cloud: {party.cloud!r} has no workload host its key can be released to: "
+                    f"{KEY_RELEASE_HINT[party.cloud]}; add a workload host on {party.cloud} with tee "
+                    f"{' or '.join(sorted(paths))}"
+                )
+        for i, output in enumerate(self.outputs):
+            for j, recipient in enumerate(output.recipients):
+                if recipient not in names:
+                    problems.append(
+                        f"outputs[{i}].recipients[{j}]: {recipient!r} is not a party of this "
+                        f"collaboration (parties: {', '.join(names)})"
+                    )
+        if problems:
+            raise PydanticCustomError("ccp_many", "\n".join(problems))
+        return self
+
+    def party(self, name: str) -> Party:
+        return next(p for p in self.parties if p.name == name)

@@ -1,0 +1,45 @@
+"""Plausible cloud answers for the recording mocks, one module per provider.
+
+Each module exports `INVOKES` (invoke token -> function of the invoke's args returning its result,
+camelCase keys) and `outputs(type, name, inputs, id)` (the computed outputs a real provider would
+add: ARNs, resource ids, URIs). An invoke with no answer fails loudly rather than returning
+nothing, so a missing fake cannot silently change what a program declares.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from policies.review.fakes import aws, azure, gcp, kubernetes
+
+_MODULES = {"aws": aws, "azure-native": azure, "gcp": gcp, "kubernetes": kubernetes}
+_INVOKES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    token: answer for module in _MODULES.values() for token, answer in module.INVOKES.items()
+}
+
+
+class UnansweredInvoke(Exception):
+    pass
+
+
+def _package(type_: str) -> str:
+    if type_.startswith("pulumi:providers:"):
+        return type_.removeprefix("pulumi:providers:")
+    return type_.split(":", 1)[0]
+
+
+def cloud_outputs(type_: str, name: str, inputs: dict[str, Any], resource_id: str) -> dict[str, Any]:
+    module = _MODULES.get(_package(type_))
+    if module is None or type_.startswith("pulumi:providers:"):
+        return {}
+    return module.outputs(type_, name, inputs, resource_id)
+
+
+def invoke_answer(token: str, args: dict[str, Any]) -> dict[str, Any]:
+    answer = _INVOKES.get(token)
+    if answer is None:
+        raise UnansweredInvoke(
+            f"the offline review has no answer for invoke {token!r}; add one to "
+            f"policies/review/fakes/{_package(token).replace('azure-native', 'azure')}.py"
+        )
+    return answer(args)

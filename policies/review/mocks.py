@@ -1,0 +1,179 @@
+"""Recording mocks: run a Pulumi program in-process and keep every resource it declares.
+
+The SDK's `MockMonitor` forgets parents and dependencies; the review and stack policies need the
+tree, so `RecordingMonitor` keeps each `RegisterResource` request as the engine would have seen it.
+Tests of components use the same mocks as the review, so what a test asserts is what review checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from policies.review.fakes import cloud_outputs, invoke_answer
+
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+UNKNOWN = rpc.UNKNOWN
+
+
+@dataclass
+class RecordedResource:
+    """One `RegisterResource` request: `properties` is the wire form (secrets still wrapped)."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str | None
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    provider: str | None
+    properties: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """Inputs as plain data: secrets become "[secret]", unknowns "[unknown]" (for reports)."""
+        return redact(self.properties)
+
+
+def redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == SECRET_SIG:
+            return "[secret]"
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    if value == UNKNOWN:
+        return "[unknown]"
+    return value
+
+
+def unwrap(value: Any) -> Any:
+    """Inputs as the program meant them (secrets unwrapped), for component tests."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == SECRET_SIG:
+            return unwrap(value.get("value"))
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+class CcpMocks(pulumi_mocks.Mocks):
+    """Answers resource registrations and invokes with plausible, deterministic values."""
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
+        resource_id = args.resource_id or f"{args.name}-id"
+        state = dict(args.inputs)
+        state.update(cloud_outputs(args.typ, args.name, args.inputs, resource_id))
+        return resource_id, state
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict:  # type: ignore[override]
+        return invoke_answer(args.token, args.args)
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: pulumi_mocks.Mocks | None = None):
+        super().__init__(mocks or CcpMocks())
+        self.recorded: list[RecordedResource] = []
+        self.stack_urn: str | None = None
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            self.stack_urn = response.urn
+            return response
+        self.recorded.append(
+            RecordedResource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                custom=bool(request.custom),
+                parent=request.parent or None,
+                dependencies=list(request.dependencies),
+                property_dependencies={
+                    k: list(v.urns) for k, v in request.propertyDependencies.items()
+                },
+                provider=request.provider or None,
+                properties=json_format.MessageToDict(request.object),
+                outputs=self.resources[response.urn].state,
+            )
+        )
+        return response
+
+
+@dataclass
+class Recording:
+    stack_urn: str | None
+    resources: list[RecordedResource]
+
+    def of_type(self, type_: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str) -> RecordedResource:
+        found = self.of_type(type_)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_}, found {len(found)}")
+        return found[0]
+
+    def named(self, name: str) -> RecordedResource:
+        return next(r for r in self.resources if r.name == name)
+
+
+def run(
+    program: Callable[[], Any],
+    *,
+    project: str = "ccp",
+    stack: str = "test",
+    config: dict[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+) -> Recording:
+    """Run `program` as a Pulumi program under recording mocks and return what it declared.
+
+    Raises whatever the program raises (after the runtime has settled), so config errors surface
+    as themselves.
+    """
+    from pulumi.runtime.config import set_all_config
+
+    set_all_config(dict(config or {}), secret_keys or [])
+    monitor = RecordingMonitor()
+    settings.SETTINGS.root_resource = None  # type: ignore[attr-defined]
+    settings.set_root_resource(None)  # type: ignore[arg-type]
+    pulumi_mocks.set_mocks(CcpMocks(), project=project, stack=stack, preview=False, monitor=monitor)
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+    _sync_await(run_pulumi_func(program))
+    return Recording(monitor.stack_urn, monitor.recorded)
+
+
+@contextlib.contextmanager
+def _program_context(directory: Path) -> Iterator[None]:
+    """Pulumi runs a program from its own directory, with that directory importable."""
+    cwd = os.getcwd()
+    sys.path.insert(0, str(directory))
+    os.chdir(directory)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(directory))
+
+
+def run_directory(main: Path, **kwargs: Any) -> Recording:
+    """Run a Pulumi Python program directory (its `__main__.py`) under recording mocks."""
+    entry = main / "__main__.py" if main.is_dir() else main
+    with _program_context(entry.parent):
+        return run(lambda: runpy.run_path(str(entry), run_name="__main__"), **kwargs)

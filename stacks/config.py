@@ -1,0 +1,110 @@
+"""Typed stack configuration: the Pulumi config namespace `ccp`, validated into the domain model.
+
+Every invalid value is reported before any resource is declared, one message per problem, naming
+the config key (`ccp:collaboration.parties[1].region`), the bad value and what is expected.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Final, Mapping
+
+from pydantic import Field, ValidationError
+
+from components.attestation.measurements import Model
+from components.model import Collaboration, Environment
+
+NAMESPACE: Final = "ccp"
+
+
+class ConfigError(Exception):
+    """Invalid stack configuration; `problems` holds one actionable message each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__(
+            "invalid ccp configuration:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+class StackConfig(Model):
+    environment: Environment
+    collaboration: Collaboration
+    log_retention_days: int = Field(default=365, ge=1, le=3653)
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = NAMESPACE + ":"
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("" if out.endswith(":") else ".") + str(part)
+    return out
+
+
+def _messages(error: ValidationError) -> list[str]:
+    problems: list[str] = []
+    for err in error.errors():
+        loc = tuple(err["loc"])
+        if err["type"] == "ccp_many":
+            # A cross-field check reports several problems, each with a path relative to `loc`.
+            for line in err["msg"].split("\n"):
+                rel, _, text = line.partition(": ")
+                base = _path(loc)
+                problems.append(f"{base}.{rel}: {text}" if not base.endswith(":") else f"{base}{rel}: {text}")
+            continue
+        path = _path(loc)
+        value = err.get("input")
+        if err["type"] == "missing":
+            problems.append(f"{path}: is required but missing")
+        elif err["type"] == "extra_forbidden":
+            problems.append(f"{path}: unknown key (value '{value}'); check its spelling (keys are camelCase)")
+        elif err["type"].startswith("ccp_"):
+            problems.append(f"{path}: {err['msg']}")
+        elif err["type"] in {"literal_error", "enum"}:
+            problems.append(f"{path}: '{value}' is not allowed: {err['msg'].removeprefix('Input should be ')}")
+        else:
+            problems.append(f"{path}: '{value}' is invalid: {err['msg']}")
+    return problems
+
+
+def parse(raw: Mapping[str, Any]) -> StackConfig:
+    """Validate config values (keys without the `ccp:` prefix) into a StackConfig or raise ConfigError."""
+    environment = raw.get("environment")
+    try:
+        return StackConfig.model_validate(dict(raw), context={"environment": environment})
+    except ValidationError as error:
+        raise ConfigError(_messages(error)) from None
+
+
+def load() -> StackConfig:
+    """Read the `ccp` namespace of the current Pulumi stack's config."""
+    import pulumi
+
+    cfg = pulumi.Config(NAMESPACE)
+    raw: dict[str, Any] = {}
+    for key in StackConfig.model_fields:
+        alias = StackConfig.model_fields[key].alias or key
+        text = cfg.get(alias)
+        if text is None:
+            continue
+        try:
+            raw[alias] = json.loads(text)
+        except json.JSONDecodeError:
+            raw[alias] = text
+    return parse(raw)
+
+
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """The `ccp:` values of a `Pulumi.<stack>.yaml`, keys without the namespace (for tests and tools)."""
+    import yaml
+
+    data = yaml.safe_load(path.read_text()) or {}
+    prefix = NAMESPACE + ":"
+    return {
+        key.removeprefix(prefix): value
+        for key, value in (data.get("config") or {}).items()
+        if key.startswith(prefix)
+    }

@@ -1,0 +1,23 @@
+"""The ccp Pulumi program: one collaboration per stack, declared from the validated `ccp` config."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.collaboration import Collaboration, CollaborationArgs
+from stacks import config
+
+
+def main() -> None:
+    settings = config.load()  # raises ConfigError before any resource is declared
+    collaboration = Collaboration(
+        settings.collaboration.name,
+        CollaborationArgs(
+            environment=settings.environment,
+            collaboration=settings.collaboration,
+            log_retention_days=settings.log_retention_days,
+        ),
+    )
+    pulumi.export("collaboration", settings.collaboration.name)
+    pulumi.export("measurementsFingerprint", settings.collaboration.measurements.fingerprint())
+    pulumi.export("sites", collaboration.site_names)
