@@ -60,13 +60,13 @@ def _messages(error: ValidationError) -> list[str]:
         if err["type"] == "missing":
             problems.append(f"{path}: is required but missing")
         elif err["type"] == "extra_forbidden":
-            problems.append(f"{path}: unknown key (value '{value}'); check its spelling (keys are camelCase)")
+            problems.append(f"{path}: unknown key (value {value!r}); check its spelling (keys are camelCase)")
         elif err["type"].startswith("ccp_"):
             problems.append(f"{path}: {err['msg']}")
         elif err["type"] in {"literal_error", "enum"}:
-            problems.append(f"{path}: '{value}' is not allowed: {err['msg'].removeprefix('Input should be ')}")
+            problems.append(f"{path}: {value!r} is not allowed: {err['msg'].removeprefix('Input should be ')}")
         else:
-            problems.append(f"{path}: '{value}' is invalid: {err['msg']}")
+            problems.append(f"{path}: {value!r} is invalid: {err['msg']}")
     return problems
 
 

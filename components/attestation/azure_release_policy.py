@@ -1,0 +1,208 @@
+"""Azure Key Vault secure key release (SKR) policies, generated from the approved measurements.
+
+Key Vault releases an exportable HSM key only to a caller presenting a Microsoft Azure Attestation
+(MAA) token that satisfies the key's release policy. The policy is therefore the whole security
+boundary of a party's data key on Azure, and it is generated here from the one reviewed input
+(`ApprovedMeasurements`), never written by hand.
+
+Rules the generator enforces (fail closed):
+- every policy pins the workload (launch measurement, host data, MRTD or MRENCLAVE/MRSIGNER), never
+  the TEE type alone: a type-only policy releases the key to any confidential VM in the region;
+- every policy requires the TEE to be non-debuggable;
+- `x-ms-runtime.*` claims are never used: the attested caller chooses them (client payload);
+- a TEE whose measurement section is absent gets no policy at all (ValueError), not a wildcard.
+
+Claim names (MAA token formats):
+- Confidential VMs (guest attestation) nest the hardware claims under `x-ms-isolation-tee`:
+  `x-ms-attestation-type` (`sevsnpvm` | `tdxvm`), `x-ms-compliance-status`
+  (`azure-compliant-cvm`), `x-ms-sevsnpvm-launchmeasurement`, `x-ms-sevsnpvm-is-debuggable`
+  (https://learn.microsoft.com/azure/attestation/attestation-token-examples,
+  https://learn.microsoft.com/azure/confidential-computing/guest-attestation-confidential-virtual-machines-design).
+- TDX claims `tdx_mrtd` and `tdx_td_attributes_debug` are from the MAA EAT profile for TDX
+  (https://learn.microsoft.com/azure/attestation/trust-domain-extensions-eat-profile).
+- Confidential containers (ACI / AKS Kata) carry top-level `x-ms-attestation-type`,
+  `x-ms-compliance-status` (`azure-compliant-uvm`), `x-ms-sevsnpvm-hostdata`,
+  `x-ms-sevsnpvm-is-debuggable` and `x-ms-sevsnpvm-vmpl`.
+- SGX enclaves: `x-ms-sgx-mrenclave`, `x-ms-sgx-mrsigner`, `x-ms-sgx-product-id`, `x-ms-sgx-svn`,
+  `x-ms-sgx-is-debuggable` (https://learn.microsoft.com/azure/attestation/claim-sets).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, Callable, Final
+
+from components.attestation.measurements import ApprovedMeasurements
+
+POLICY_VERSION: Final = "1.0.0"
+# What Key Vault expects in KeyReleasePolicy.contentType for a JSON policy.
+CONTENT_TYPE: Final = "application/json; charset=utf-8"
+
+ISOLATION_TEE: Final = "x-ms-isolation-tee"
+FORBIDDEN_CLAIM_PREFIXES: Final = ("x-ms-runtime", f"{ISOLATION_TEE}.x-ms-runtime")
+
+Claim = dict[str, Any]
+
+
+def _equals(claim: str, value: Any) -> Claim:
+    return {"claim": claim, "equals": value}
+
+
+def _at_least(claim: str, value: int) -> Claim:
+    return {"claim": claim, "greaterOrEquals": value}
+
+
+def _missing(tee: str, section: str, need: str) -> ValueError:
+    return ValueError(
+        f"no release policy for tee {tee!r}: the approved measurements have no {section} "
+        f"({need}); a key is never released on the TEE type alone"
+    )
+
+
+def _sev_snp(measurements: ApprovedMeasurements, container: bool) -> list[Claim]:
+    snp = measurements.sev_snp
+    if snp is None:
+        raise _missing("sev-snp", "sevSnp section", "launchMeasurement or hostData")
+    if container or snp.launch_measurement is None:
+        if snp.host_data is None:
+            raise _missing(
+                "sev-snp", "sevSnp.hostData", "the SHA-256 of the confidential container policy"
+            )
+        # Confidential containers: the UVM's claims are top level; hostdata pins the container
+        # security policy, vmpl 0 is the guest's most privileged level (the UVM itself).
+        return [
+            _equals("x-ms-attestation-type", "sevsnpvm"),
+            _equals("x-ms-compliance-status", "azure-compliant-uvm"),
+            _equals("x-ms-sevsnpvm-hostdata", snp.host_data),
+            _equals("x-ms-sevsnpvm-is-debuggable", False),
+            _equals("x-ms-sevsnpvm-vmpl", 0),
+        ]
+    tee = ISOLATION_TEE
+    return [
+        _equals(f"{tee}.x-ms-attestation-type", "sevsnpvm"),
+        _equals(f"{tee}.x-ms-compliance-status", "azure-compliant-cvm"),
+        _equals(f"{tee}.x-ms-sevsnpvm-launchmeasurement", snp.launch_measurement),
+        _equals(f"{tee}.x-ms-sevsnpvm-is-debuggable", False),
+    ]
+
+
+def _tdx(measurements: ApprovedMeasurements, container: bool) -> list[Claim]:
+    if measurements.tdx is None:
+        raise _missing("tdx", "tdx section", "mrtd")
+    if container:
+        raise ValueError(
+            "no release policy for tee 'tdx' with container=True: Azure confidential containers "
+            "run on SEV-SNP; use tee 'sev-snp' with sevSnp.hostData"
+        )
+    tee = ISOLATION_TEE
+    return [
+        _equals(f"{tee}.x-ms-attestation-type", "tdxvm"),
+        _equals(f"{tee}.x-ms-compliance-status", "azure-compliant-cvm"),
+        _equals(f"{tee}.tdx_mrtd", measurements.tdx.mrtd),
+        _equals(f"{tee}.tdx_td_attributes_debug", False),
+    ]
+
+
+def _sgx(measurements: ApprovedMeasurements, container: bool) -> list[Claim]:
+    sgx = measurements.sgx
+    if sgx is None:
+        raise _missing("sgx", "sgx section", "mrenclave or mrsigner")
+    if container:
+        raise ValueError(
+            "no release policy for tee 'sgx' with container=True: SGX enclaves are attested by "
+            "MRENCLAVE/MRSIGNER, not by a container policy"
+        )
+    claims: list[Claim] = []
+    if sgx.mrenclave is not None:
+        claims.append(_equals("x-ms-sgx-mrenclave", sgx.mrenclave))
+    if sgx.mrsigner is not None:
+        claims.append(_equals("x-ms-sgx-mrsigner", sgx.mrsigner))
+    claims += [
+        _at_least("x-ms-sgx-product-id", sgx.product_id),
+        _at_least("x-ms-sgx-svn", sgx.min_svn),
+        _equals("x-ms-sgx-is-debuggable", False),
+    ]
+    return claims
+
+
+_GENERATORS: Final[dict[str, Callable[[ApprovedMeasurements, bool], list[Claim]]]] = {
+    "sev-snp": _sev_snp,
+    "tdx": _tdx,
+    "sgx": _sgx,
+}
+AZURE_RELEASE_TEES: Final = frozenset(_GENERATORS)
+
+
+def _check_authority(authority: str) -> None:
+    if not isinstance(authority, str) or not authority.startswith("https://") or len(authority) <= 8:
+        raise ValueError(
+            f"release policy authority {authority!r} is not an https URL: use the attestation "
+            "provider's attestUri (e.g. https://<name>.<region>.attest.azure.net)"
+        )
+
+
+def release_policy(
+    measurements: ApprovedMeasurements,
+    *,
+    tee: str,
+    authority: str,
+    container: bool = False,
+) -> dict[str, Any]:
+    """The SKR policy releasing a key only to the approved, non-debug workload on `tee`.
+
+    `authority` is the MAA instance whose tokens Key Vault accepts (the attestation provider's
+    `attestUri`). `container=True` (or a sevSnp section with only `hostData`) selects the
+    confidential-container claims instead of the confidential-VM ones.
+    """
+    generator = _GENERATORS.get(tee)
+    if generator is None:
+        raise ValueError(
+            f"tee {tee!r} has no Azure secure key release: Key Vault accepts MAA tokens of "
+            f"{', '.join(sorted(AZURE_RELEASE_TEES))} only"
+        )
+    _check_authority(authority)
+    claims = generator(measurements, container)
+    for claim in claims:
+        if claim["claim"].startswith(FORBIDDEN_CLAIM_PREFIXES):  # pragma: no cover - invariant
+            raise AssertionError(f"caller-chosen claim {claim['claim']!r} in a release policy")
+    return {
+        "version": POLICY_VERSION,
+        "anyOf": [{"authority": authority.rstrip("/"), "allOf": claims}],
+    }
+
+
+def combine_release_policies(policies: list[dict[str, Any]]) -> dict[str, Any]:
+    """One policy admitting any of several approved workloads (e.g. an SEV-SNP and an SGX host).
+
+    Each alternative keeps its own complete `allOf`; duplicates are dropped so that the same
+    host declared twice does not change the document.
+    """
+    if not policies:
+        raise ValueError("no release policies to combine: a key with no policy is never exportable")
+    alternatives: list[dict[str, Any]] = []
+    for policy in policies:
+        if policy.get("version") != POLICY_VERSION:
+            raise ValueError(f"release policy version {policy.get('version')!r} is not {POLICY_VERSION}")
+        for alternative in policy["anyOf"]:
+            if alternative not in alternatives:
+                alternatives.append(alternative)
+    return {"version": POLICY_VERSION, "anyOf": alternatives}
+
+
+def encode_release_policy(policy: dict[str, Any]) -> str:
+    """base64url (no padding) of the compact JSON, the form KeyReleasePolicy.data carries."""
+    compact = json.dumps(policy, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return base64.urlsafe_b64encode(compact).decode("ascii").rstrip("=")
+
+
+def decode_release_policy(data: str) -> dict[str, Any]:
+    """Inverse of `encode_release_policy` (accepts padded or unpadded base64url)."""
+    padded = data + "=" * (-len(data) % 4)
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"release policy data is not base64url-encoded JSON: {error}") from None
+    if not isinstance(decoded, dict):
+        raise ValueError("release policy data does not decode to a JSON object")
+    return decoded

@@ -1,0 +1,252 @@
+"""Run CrossGuard policy packs over recorded resources through pulumi-policy's own analyzer.
+
+`_PolicyAnalyzerServicer` is what the Pulumi CLI talks to over gRPC; calling it in-process gives
+engine-faithful enforcement levels, config handling, unknown-value handling and messages. It is a
+private API of pulumi-policy (pinned to 1.21.0), so this is the only module that touches it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+from pulumi.runtime import proto
+from pulumi_policy import EnforcementLevel
+from pulumi_policy.policy import _PolicyAnalyzerServicer
+
+from policies.review.mocks import RecordedResource
+
+POLICIES_DIR = Path(__file__).resolve().parents[1]
+
+_LEVEL_NAMES = {
+    proto.analyzer_pb2.ADVISORY: "advisory",
+    proto.analyzer_pb2.MANDATORY: "mandatory",
+    proto.analyzer_pb2.DISABLED: "disabled",
+    proto.analyzer_pb2.REMEDIATE: "remediate",
+}
+_LEVEL_PROTO = {name: value for value, name in _LEVEL_NAMES.items()}
+_SEVERITY_NAMES = {
+    proto.analyzer_pb2.POLICY_SEVERITY_UNSPECIFIED: "unspecified",
+    proto.analyzer_pb2.POLICY_SEVERITY_LOW: "low",
+    proto.analyzer_pb2.POLICY_SEVERITY_MEDIUM: "medium",
+    proto.analyzer_pb2.POLICY_SEVERITY_HIGH: "high",
+    proto.analyzer_pb2.POLICY_SEVERITY_CRITICAL: "critical",
+}
+
+
+@dataclass
+class Pack:
+    """A policy pack as `policies/<dir>/pack.py` describes it (see policies/README.md)."""
+
+    directory: Path
+    module: ModuleType
+
+    @property
+    def name(self) -> str:
+        return self.module.NAME
+
+    def stack_config(self, stack: str) -> dict[str, Any]:
+        """The pack's `--policy-pack-config` file for this stack, if it has one."""
+        path = self.directory / "config" / f"{stack}.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def servicer(self) -> _PolicyAnalyzerServicer:
+        return _PolicyAnalyzerServicer(
+            name=self.module.NAME,
+            version=self.module.VERSION,
+            policies=list(self.module.POLICIES),
+            enforcement_level=self.module.ENFORCEMENT_LEVEL,
+            initial_config=getattr(self.module, "INITIAL_CONFIG", None),
+        )
+
+
+def discover_packs(root: Path = POLICIES_DIR) -> list[Pack]:
+    """Every directory under policies/ with a PulumiPolicy.yaml is a pack."""
+    packs = []
+    for manifest in sorted(root.glob("*/PulumiPolicy.yaml")):
+        module = importlib.import_module(f"policies.{manifest.parent.name}.pack")
+        packs.append(Pack(manifest.parent, module))
+    return packs
+
+
+@dataclass
+class Violation:
+    policy: str
+    pack: str
+    urn: str
+    enforcement: str
+    severity: str
+    message: str
+
+
+@dataclass
+class Analysis:
+    policies: list[dict[str, Any]] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
+    waivers: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def mandatory(self) -> list[Violation]:
+        return [v for v in self.violations if v.enforcement in {"mandatory", "remediate"}]
+
+
+def effective_config(
+    pack: Pack, servicer: _PolicyAnalyzerServicer, overrides: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Merge the pack's initial config with the stack's config file, as the CLI does before Configure.
+
+    Values are either an enforcement level string or an object with an optional `enforcementLevel`
+    and properties; the key `all` sets the level of every policy.
+    """
+    names = [p.name for p in pack.module.POLICIES]
+    info = servicer.GetAnalyzerInfo(None, None)
+    merged: dict[str, dict[str, Any]] = {}
+    for name in names:
+        initial = info.initialConfig.get(name) if name in info.initialConfig else None
+        entry: dict[str, Any] = {}
+        if initial is not None:
+            entry.update(json_format.MessageToDict(initial.properties))
+            if initial.HasField("enforcementLevel") or initial.enforcementLevel:
+                entry["enforcementLevel"] = _LEVEL_NAMES[initial.enforcementLevel]
+        merged[name] = entry
+    for key, value in overrides.items():
+        targets = names if key == "all" else [key]
+        if key != "all" and key not in names:
+            raise ValueError(
+                f"policy config for pack {pack.name!r} names unknown policy {key!r}; known: {', '.join(names)}"
+            )
+        for name in targets:
+            if isinstance(value, str):
+                merged[name]["enforcementLevel"] = value
+            else:
+                merged[name].update(value)
+    return merged
+
+
+def _configure(servicer: _PolicyAnalyzerServicer, config: dict[str, dict[str, Any]]) -> None:
+    request = proto.ConfigureAnalyzerRequest()
+    for name, entry in config.items():
+        props = {k: v for k, v in entry.items() if k != "enforcementLevel"}
+        policy_config = proto.PolicyConfig()
+        level = entry.get("enforcementLevel")
+        if level is not None:
+            policy_config.enforcementLevel = _LEVEL_PROTO[level]
+        else:
+            # An entry without a level must not silently disable the policy (proto default 0 is advisory).
+            policy_config.enforcementLevel = _level_of(servicer, name)
+        policy_config.properties.update(props)
+        request.policyConfig[name].CopyFrom(policy_config)
+    servicer.Configure(request, None)
+
+
+def _level_of(servicer: _PolicyAnalyzerServicer, name: str) -> int:
+    info = servicer.GetAnalyzerInfo(None, None)
+    return next(p.enforcementLevel for p in info.policies if p.name == name)
+
+
+def _struct(props: dict[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    json_format.ParseDict(props, message)
+    return message
+
+
+def _analyzer_resource(resource: RecordedResource) -> Any:
+    return proto.AnalyzerResource(
+        urn=resource.urn,
+        type=resource.type,
+        name=resource.name,
+        properties=_struct(resource.properties),
+        parent=resource.parent or "",
+        dependencies=resource.dependencies,
+        propertyDependencies={
+            k: proto.AnalyzerPropertyDependencies(urns=v)
+            for k, v in resource.property_dependencies.items()
+        },
+    )
+
+
+def analyze(
+    resources: list[RecordedResource],
+    packs: list[Pack],
+    *,
+    stack: str,
+    extra_config: dict[str, dict[str, Any]] | None = None,
+    stack_tags: dict[str, str] | None = None,
+) -> Analysis:
+    """Analyze every resource (`Analyze`) and the whole stack (`AnalyzeStack`) with each pack.
+
+    `extra_config` adds per-policy properties computed by the caller (e.g. allowed regions from the
+    stack config) under the stack's config file, which keeps the final word.
+    """
+    result = Analysis()
+    for pack in packs:
+        servicer = pack.servicer()
+        overrides: dict[str, Any] = {}
+        for name, props in (extra_config or {}).items():
+            if name in {p.name for p in pack.module.POLICIES}:
+                overrides[name] = dict(props)
+        for key, value in pack.stack_config(stack).items():
+            if isinstance(value, dict) and isinstance(overrides.get(key), dict):
+                overrides[key] = {**overrides[key], **value}
+            else:
+                overrides[key] = value
+        config = effective_config(pack, servicer, overrides)
+        _configure(servicer, config)
+        result.config.update(config)
+        if stack_tags:
+            servicer.ConfigureStack(proto.AnalyzerStackConfigureRequest(tags=stack_tags), None)
+
+        info = servicer.GetAnalyzerInfo(None, None)
+        for policy in info.policies:
+            result.policies.append(
+                {
+                    "pack": pack.name,
+                    "name": policy.name,
+                    "severity": _SEVERITY_NAMES[policy.severity],
+                    "enforcement": config.get(policy.name, {}).get(
+                        "enforcementLevel", _LEVEL_NAMES[policy.enforcementLevel]
+                    ),
+                    "tags": list(policy.tags),
+                    "description": policy.description,
+                }
+            )
+
+        severities = {p["name"]: p["severity"] for p in result.policies if p["pack"] == pack.name}
+        responses = []
+        for resource in resources:
+            request = proto.AnalyzeRequest(
+                type=resource.type,
+                properties=_struct(resource.properties),
+                urn=resource.urn,
+                name=resource.name,
+            )
+            responses.append((resource.urn, servicer.Analyze(request, None)))
+        stack_request = proto.AnalyzeStackRequest(
+            resources=[_analyzer_resource(r) for r in resources]
+        )
+        responses.append(("", servicer.AnalyzeStack(stack_request, None)))
+
+        for urn, response in responses:
+            for diagnostic in response.diagnostics:
+                result.violations.append(
+                    Violation(
+                        policy=diagnostic.policyName,
+                        pack=pack.name,
+                        urn=diagnostic.urn or urn,
+                        enforcement=_LEVEL_NAMES[diagnostic.enforcementLevel],
+                        severity=severities.get(diagnostic.policyName, "unspecified"),
+                        message=diagnostic.message,
+                    )
+                )
+        waivers = getattr(pack.module, "applied_waivers", None)
+        if waivers is not None:
+            result.waivers.extend(
+                waivers(config, [{"urn": r.urn, "type": r.type, "name": r.name} for r in resources])
+            )
+    return result

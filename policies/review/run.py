@@ -1,0 +1,117 @@
+"""Orchestration of one review: project → program under mocks → policy packs → key release → report."""
+
+from __future__ import annotations
+
+import importlib.util
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from policies.review import analyzer, project, report
+from policies.review.mocks import Recording, run_directory
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+KEY_RELEASE_POLICY = "ccp-key-release-simulation"
+
+EXIT_OK, EXIT_VIOLATIONS, EXIT_INVALID = 0, 1, 2
+
+
+@dataclass
+class ReviewResult:
+    exit_code: int
+    stack: str
+    problems: list[str] = field(default_factory=list)
+    recording: Recording | None = None
+    analysis: analyzer.Analysis | None = None
+    record: dict[str, Any] | None = None
+    markdown: str = ""
+    paths: tuple[Path, ...] = ()
+
+
+def _ccp_settings(proj: project.Project) -> Any:
+    """The typed ccp config when the program is a ccp stack (has `ccp:collaboration`), else None."""
+    values = proj.namespace("ccp")
+    if "collaboration" not in values:
+        return None
+    from stacks.config import parse
+
+    return parse(values)
+
+
+def _simulate_key_release(recording: Recording, settings: Any) -> tuple[list[dict[str, Any]], str]:
+    if settings is None or importlib.util.find_spec("policies.review.key_release") is None:
+        return [], ""
+    from policies.review import key_release
+
+    rows = key_release.simulate(recording, settings)
+    return rows, "## Key-release simulation\n\n" + key_release.markdown_table(rows)
+
+
+def _key_release_violations(rows: list[dict[str, Any]]) -> list[analyzer.Violation]:
+    return [
+        analyzer.Violation(
+            policy=KEY_RELEASE_POLICY,
+            pack="ccp-review",
+            urn=row["key_urn"],
+            enforcement="mandatory",
+            severity="critical",
+            message=(
+                f"party {row['party']} ({row['cloud']}): case {row['case']!r} expected "
+                f"{row['expected']} but the generated policy gives {row['decision']}"
+            ),
+        )
+        for row in rows
+        if row["decision"] != row["expected"]
+    ]
+
+
+def run_review(
+    program_dir: Path = REPO_ROOT,
+    stack: str = "dev",
+    out_dir: Path | None = None,
+    packs: list[analyzer.Pack] | None = None,
+) -> ReviewResult:
+    from stacks.config import ConfigError
+
+    result = ReviewResult(exit_code=EXIT_INVALID, stack=stack)
+    try:
+        proj = project.load(Path(program_dir), stack)
+        settings = _ccp_settings(proj)
+        recording = run_directory(
+            proj.main, project=proj.name, stack=stack, config=proj.config, secret_keys=proj.secret_keys
+        )
+    except ConfigError as error:
+        result.problems = error.problems
+        return result
+    except project.ProjectError as error:
+        result.problems = [str(error)]
+        return result
+    except Exception as error:  # noqa: BLE001 - any program failure is reported, with its origin
+        frames = traceback.extract_tb(error.__traceback__)
+        where = next((f"{f.filename}:{f.lineno}" for f in reversed(frames) if "site-packages" not in f.filename), "")
+        result.problems = [f"the program failed: {type(error).__name__}: {error}" + (f" (at {where})" if where else "")]
+        return result
+
+    packs = analyzer.discover_packs() if packs is None else packs
+    extra = {}
+    for pack in packs:
+        hook = getattr(pack.module, "config_for_stack", None)
+        if hook is not None and settings is not None:
+            extra.update(hook(settings))
+    analysis = analyzer.analyze(recording.resources, packs, stack=stack, extra_config=extra)
+    rows, key_release_md = _simulate_key_release(recording, settings)
+    analysis.violations.extend(_key_release_violations(rows))
+
+    sections = [key_release_md] if key_release_md else []
+    for pack in packs:
+        compliance = getattr(pack.module, "compliance_markdown", None)
+        if compliance is not None:
+            sections.append(compliance(analysis.policies, analysis.violations))
+    result.recording, result.analysis = recording, analysis
+    result.record = report.to_json(stack, recording.resources, analysis, rows)
+    result.markdown = report.to_markdown(stack, recording.resources, analysis, sections)
+    if out_dir is not None:
+        result.paths = report.write(out_dir, stack, result.record, result.markdown)
+    result.exit_code = EXIT_VIOLATIONS if analysis.mandatory else EXIT_OK
+    return result
