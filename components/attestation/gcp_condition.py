@@ -64,12 +64,7 @@ def cel_string(value: str) -> str:
     Every value is also validated against its own strict pattern before it gets here; escaping is
     the second line of defence so that no value can ever close the literal and add a clause.
     """
-    escaped = (
-        value.replace("\\", "\\\\")
-        .replace("'", "\\'")
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-    )
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r")
     return f"'{escaped}'"
 
 
@@ -80,8 +75,7 @@ def _cel_list(values: Sequence[str]) -> str:
 def check_digest(digest: str) -> str:
     if not isinstance(digest, str) or not _DIGEST.match(digest):
         raise ValueError(
-            f"{digest!r} is not an image digest: expected 'sha256:' followed by 64 lowercase hex "
-            "characters"
+            f"{digest!r} is not an image digest: expected 'sha256:' followed by 64 lowercase hex characters"
         )
     return digest
 

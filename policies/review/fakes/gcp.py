@@ -1,4 +1,4 @@
-"""GCP answers: project ccp-dev (number 123456789012), self links as the APIs return them."""
+"""GCP answers: project ccp-mock-project (number 123456789012), ids and self links as the APIs return them."""
 
 from __future__ import annotations
 
@@ -6,17 +6,63 @@ from typing import Any
 
 PROJECT = "ccp-mock-project"
 PROJECT_NUMBER = "123456789012"
+DEFAULT_REGION = "europe-west4"
+_API = "https://www.googleapis.com/compute/v1"
+
+
+def _specific(type_: str, project: str, resource_name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Outputs whose shape other resources consume (KMS key ids, service account emails, ...)."""
+    if type_ == "gcp:kms/keyRing:KeyRing":
+        location = inputs.get("location", DEFAULT_REGION)
+        key_ring = f"projects/{project}/locations/{location}/keyRings/{resource_name}"
+        return {"id": key_ring, "selfLink": key_ring}
+    if type_ == "gcp:kms/cryptoKey:CryptoKey":
+        key = f"{inputs.get('keyRing', f'projects/{project}/locations/{DEFAULT_REGION}/keyRings/ring')}/cryptoKeys/{resource_name}"
+        return {"id": key, "selfLink": key}
+    if type_ == "gcp:serviceaccount/account:Account":
+        email = f"{inputs.get('accountId', resource_name)}@{project}.iam.gserviceaccount.com"
+        return {"email": email, "member": f"serviceAccount:{email}", "uniqueId": "100000000000000000001"}
+    if type_ == "gcp:storage/bucket:Bucket":
+        return {
+            "id": resource_name,
+            "url": f"gs://{resource_name}",
+            "selfLink": f"https://www.googleapis.com/storage/v1/b/{resource_name}",
+        }
+    if type_ == "gcp:iam/workloadIdentityPool:WorkloadIdentityPool":
+        pool = f"projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/{inputs.get('workloadIdentityPoolId')}"
+        return {"id": pool, "name": pool, "state": "ACTIVE"}
+    if type_ == "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider":
+        provider = (
+            f"projects/{PROJECT_NUMBER}/locations/global/workloadIdentityPools/"
+            f"{inputs.get('workloadIdentityPoolId')}/providers/{inputs.get('workloadIdentityPoolProviderId')}"
+        )
+        return {"id": provider, "name": provider, "state": "ACTIVE"}
+    if type_.startswith("gcp:compute/"):
+        kind = type_.split(":")[-1]
+        where = (
+            f"zones/{inputs['zone']}"
+            if "zone" in inputs
+            else f"regions/{inputs['region']}"
+            if "region" in inputs
+            else "global"
+        )
+        collection = kind[0].lower() + kind[1:] + "s"
+        link = f"{_API}/projects/{project}/{where}/{collection}/{resource_name}"
+        return {"selfLink": link, "selfLinkUnique": f"{link}?uniqueId=1"}
+    return {}
 
 
 def outputs(type_: str, name: str, inputs: dict[str, Any], resource_id: str) -> dict[str, Any]:
     project = inputs.get("project", PROJECT)
     resource_name = inputs.get("name") or name
-    return {
+    out = {
         "id": f"projects/{project}/{type_.split(':')[-1].lower()}s/{resource_name}",
         "name": resource_name,
         "project": project,
         "selfLink": f"https://www.googleapis.com/ccp-mock/v1/projects/{project}/{resource_name}",
     }
+    out.update(_specific(type_, project, resource_name, inputs))
+    return out
 
 
 INVOKES: dict[str, Any] = {
@@ -28,9 +74,22 @@ INVOKES: dict[str, Any] = {
     },
     "gcp:organizations/getClientConfig:getClientConfig": lambda args: {
         "project": PROJECT,
-        "region": "europe-west4",
-        "zone": "europe-west4-a",
+        "region": DEFAULT_REGION,
+        "zone": f"{DEFAULT_REGION}-a",
         "accessToken": "mock",
         "id": PROJECT,
+    },
+    # The Cloud Storage service agent of a project (needs the key's encrypter/decrypter role for CMEK).
+    "gcp:storage/getProjectServiceAccount:getProjectServiceAccount": lambda args: {
+        "emailAddress": f"service-{PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com",
+        "member": f"serviceAccount:service-{PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com",
+        "project": args.get("project") or PROJECT,
+        "id": args.get("project") or PROJECT,
+    },
+    "gcp:compute/getZones:getZones": lambda args: {
+        "names": [f"{args.get('region') or DEFAULT_REGION}-{z}" for z in ("a", "b", "c")],
+        "project": args.get("project") or PROJECT,
+        "region": args.get("region") or DEFAULT_REGION,
+        "id": args.get("project") or PROJECT,
     },
 }

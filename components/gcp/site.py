@@ -1,0 +1,347 @@
+"""The GCP site of a collaboration: everything the collaboration declares on Google Cloud.
+
+One `Site` per collaboration declares the network, the Confidential Space workload identity (pool,
+provider with the strict attestation condition), one workload per GCP host (Confidential Space VM,
+Confidential VM or private confidential GKE cluster), and for each GCP party its data key (released
+only to the approved image digests) and its CMEK bucket; plus data-access audit logs and alerts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, get_args
+
+import pulumi
+import pulumi_gcp as gcp
+
+from components.attestation.gcp_condition import (
+    HWMODEL_BY_CONFIDENTIAL_TYPE,
+    approved_digests,
+    attribute_condition,
+)
+from components.gcp.audit import Audit, AuditArgs
+from components.gcp.common import Project, bounded, service_account_email, service_account_id, service_agent
+from components.gcp.compute import (
+    LOG_WRITER,
+    WORKLOAD_USER,
+    ConfidentialSpaceWorkload,
+    ConfidentialSpaceWorkloadArgs,
+    ConfidentialVm,
+    ConfidentialVmArgs,
+    RestartPolicy,
+    WorkloadServiceAccount,
+    WorkloadServiceAccountArgs,
+    pinned_image,
+)
+from components.gcp.gke import NODE_SERVICE_ACCOUNT_ROLE, GkeCluster, GkeClusterArgs
+from components.gcp.identity import WorkloadIdentity, WorkloadIdentityArgs
+from components.gcp.kms import PartyDataKey, PartyDataKeyArgs, ServiceKey, ServiceKeyArgs
+from components.gcp.machines import DEFAULT_MACHINE_TYPE, TYPE_BY_TEE, confidential_space_type
+from components.gcp.network import Network, NetworkArgs, plan_subnets
+from components.gcp.storage import PartyStorage, PartyStorageArgs
+from components.model import Classification, Party, WorkloadHost
+from components.site import SiteArgs
+
+PROVIDER_ID: Final = "attestation-verifier"
+COMPUTE_AGENT: Final = "compute-system"
+GKE_AGENT: Final = "container-engine-robot"
+
+
+@dataclass(frozen=True)
+class GcpSiteOptions:
+    """GCP-only choices; every default is the secure one."""
+
+    allow_iap_ssh: bool = False
+    software_keys_in_dev: bool = False  # dev only: SOFTWARE instead of HSM protection
+    debug_image_in_dev: bool = False  # dev only: confidential-space-debug (its tokens fail the condition)
+    restart_policy: RestartPolicy = "Never"
+    managed_group: bool = False  # Confidential Space as template + regional MIG
+    notification_channels: tuple[str, ...] = ()
+
+
+def shared_labels(args: SiteArgs) -> dict[str, str]:
+    """Labels of resources serving every party (network, workload): the most sensitive classification."""
+    order = list(get_args(Classification))
+    highest = max((p.data_classification for p in args.collaboration.parties), key=order.index)
+    return {**args.tags(), "party": "shared", "data-classification": highest}
+
+
+class Site(pulumi.ComponentResource):
+    keys: dict[str, gcp.kms.CryptoKey]
+    pool_id: str | None
+    provider_id: str | None
+    condition: str | None
+    workload_service_account: str | None
+
+    def __init__(
+        self,
+        name: str,
+        args: SiteArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        options: GcpSiteOptions | None = None,
+    ):
+        super().__init__("ccp:gcp:Site", name, None, opts)
+        if args.cloud != "gcp":
+            raise ValueError(f"components.gcp.site.Site got SiteArgs for cloud {args.cloud!r}")
+        self.options = options or GcpSiteOptions()
+        if args.prod and (self.options.software_keys_in_dev or self.options.debug_image_in_dev):
+            raise ValueError("software keys and debug images are dev-only options; this is a prod stack")
+        self.args = args
+        self._child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOptions(parent=self)
+        self.project = Project.lookup(opts=invoke)
+        self.labels = shared_labels(args)
+        collab = args.collaboration.name
+
+        hosts = args.hosts
+        space_hosts = [h for h in hosts if h.tee == "confidential-space"]
+        for host in hosts:
+            if host.kubernetes and host.tee == "confidential-space":
+                raise ValueError(
+                    f"host in {host.region}: Confidential Space runs on Compute Engine VMs, not GKE; "
+                    "set kubernetes: false or use tee sev-snp/tdx for Confidential GKE Nodes"
+                )
+        gke_regions = {h.region for h in hosts if h.kubernetes}
+        subnets = plan_subnets([h.region for h in hosts], gke_regions)
+        self.subnet_plans = {plan.region: plan for plan in subnets}
+
+        self.network = Network(
+            f"{name}-net",
+            NetworkArgs(
+                project=self.project.id,
+                subnets=subnets,
+                allow_iap_ssh=self.options.allow_iap_ssh,
+                labels=self.labels,
+            ),
+            opts=self._child,
+        )
+        self.disk_keys = {
+            region: self._service_key(f"{name}-disks-{region}", region, [COMPUTE_AGENT])
+            for region in sorted({h.region for h in hosts})
+        }
+
+        # Confidential Space: one workload identity, one workload service account.
+        self.pool_id = self.provider_id = self.condition = self.workload_service_account = None
+        self.identity: WorkloadIdentity | None = None
+        self.workloads: list[pulumi.ComponentResource] = []
+        digests: list[str] = []
+        if space_hosts:
+            digests = approved_digests(args.collaboration.measurements)
+            image = pinned_image(args.collaboration.workload.image, digests)
+            account_id = service_account_id("ccp-cs", collab)
+            self.workload_service_account = service_account_email(account_id, self.project.id)
+            space_sa = WorkloadServiceAccount(
+                f"{name}-cs-sa",
+                WorkloadServiceAccountArgs(
+                    project=self.project.id,
+                    account_id=account_id,
+                    display_name=f"ccp Confidential Space workload of {collab}",
+                    roles=[WORKLOAD_USER, LOG_WRITER],
+                ),
+                opts=self._child,
+            )
+            types = {h.region: confidential_space_type(self._machine_type(h, "SEV")) for h in space_hosts}
+            self.condition = attribute_condition(
+                args.collaboration.measurements,
+                workload_service_account=self.workload_service_account,
+                hardware_models=sorted({HWMODEL_BY_CONFIDENTIAL_TYPE[t] for t in types.values()}),
+            )
+            self.pool_id = bounded(f"ccp-{collab}", 32)
+            self.provider_id = PROVIDER_ID
+            self.identity = WorkloadIdentity(
+                f"{name}-wif",
+                WorkloadIdentityArgs(
+                    project=self.project.id,
+                    pool_id=self.pool_id,
+                    provider_id=self.provider_id,
+                    condition=self.condition,
+                    description=f"ccp {collab}: approved Confidential Space images only",
+                ),
+                opts=self._child,
+            )
+            for i, host in enumerate(space_hosts):
+                self.workloads.append(
+                    ConfidentialSpaceWorkload(
+                        f"{name}-cs-{i}",
+                        ConfidentialSpaceWorkloadArgs(
+                            project=self.project.id,
+                            region=host.region,
+                            zone=self._zone(host.region),
+                            machine_type=self._machine_type(host, "SEV"),
+                            confidential_type=types[host.region],
+                            image_reference=image,
+                            service_account=self.workload_service_account,
+                            subnetwork=self.network.subnets[host.region].self_link,
+                            disk_key=self.disk_keys[host.region].key_id,
+                            labels=self.labels,
+                            prod=args.prod,
+                            restart_policy=self.options.restart_policy,
+                            debug_image=self.options.debug_image_in_dev,
+                            managed_group=self.options.managed_group,
+                            after=[space_sa, self.disk_keys[host.region]],
+                        ),
+                        opts=self._child,
+                    )
+                )
+        for i, host in enumerate(h for h in hosts if h.tee in TYPE_BY_TEE):
+            self.workloads.append(self._confidential_host(name, i, host))
+
+        # Parties: a key released only to the approved digests, and a CMEK bucket.
+        self.keys: dict[str, gcp.kms.CryptoKey] = {}
+        self.party_keys: dict[str, PartyDataKey] = {}
+        self.storage: dict[str, PartyStorage] = {}
+        party_projects: set[str] = set()
+        for party in args.parties:
+            if self.pool_id is None:
+                raise ValueError(
+                    f"party {party.name!r} is on GCP but the site has no Confidential Space host: its key "
+                    "could never be released (add a gcp host with tee confidential-space)"
+                )
+            project = Project.lookup(party.account, opts=invoke) if party.account else self.project
+            party_projects.add(project.id)
+            self._party(name, party, project, digests)
+
+        self.audit = Audit(
+            f"{name}-audit",
+            AuditArgs(
+                project=self.project.id,
+                audited_projects=sorted({self.project.id, *party_projects}),
+                metric_prefix=bounded(f"ccp-{collab}", 40),
+                labels=self.labels,
+                notification_channels=list(self.options.notification_channels),
+            ),
+            opts=self._child,
+        )
+        self.register_outputs(
+            {
+                "poolId": self.pool_id,
+                "providerId": self.provider_id,
+                "attributeCondition": self.condition,
+                "workloadServiceAccount": self.workload_service_account,
+                "keys": {party: key.key_id for party, key in self.party_keys.items()},
+                "buckets": {party: s.bucket.name for party, s in self.storage.items()},
+            }
+        )
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _machine_type(self, host: WorkloadHost, confidential_type: str) -> str:
+        return host.instance_type or DEFAULT_MACHINE_TYPE[confidential_type]
+
+    def _zone(self, region: str) -> str:
+        zones = gcp.compute.get_zones(
+            project=self.project.id, region=region, status="UP", opts=pulumi.InvokeOptions(parent=self)
+        ).names
+        if not zones:
+            raise ValueError(f"no zone is UP in {region}")
+        return sorted(zones)[0]
+
+    def _service_key(self, name: str, region: str, agents: list[str]) -> ServiceKey:
+        return ServiceKey(
+            name,
+            ServiceKeyArgs(
+                project=self.project.id,
+                location=region,
+                service_agents=[service_agent(self.project.number, a) for a in agents],
+                labels=self.labels,
+                prod=self.args.prod,
+                allow_software_key=self.options.software_keys_in_dev,
+            ),
+            opts=self._child,
+        )
+
+    def _confidential_host(self, name: str, i: int, host: WorkloadHost) -> pulumi.ComponentResource:
+        confidential_type = TYPE_BY_TEE[host.tee]
+        machine_type = self._machine_type(host, confidential_type)
+        subnet = self.network.subnets[host.region]
+        disk_key = self.disk_keys[host.region].key_id
+        if not host.kubernetes:
+            return ConfidentialVm(
+                f"{name}-cvm-{i}",
+                ConfidentialVmArgs(
+                    project=self.project.id,
+                    region=host.region,
+                    zone=self._zone(host.region),
+                    machine_type=machine_type,
+                    confidential_type=confidential_type,
+                    subnetwork=subnet.self_link,
+                    disk_key=disk_key,
+                    labels=self.labels,
+                    prod=self.args.prod,
+                    after=[self.disk_keys[host.region]],
+                ),
+                opts=self._child,
+            )
+        node_sa = WorkloadServiceAccount(
+            f"{name}-gke-{i}-sa",
+            WorkloadServiceAccountArgs(
+                project=self.project.id,
+                account_id=service_account_id("ccp-gke", self.args.collaboration.name, str(i)),
+                display_name=f"ccp GKE nodes {i}",
+                roles=[NODE_SERVICE_ACCOUNT_ROLE],
+            ),
+            opts=self._child,
+        )
+        secrets_key = self._service_key(f"{name}-gke-{i}-secrets", host.region, [GKE_AGENT])
+        plan = self.subnet_plans[host.region]
+        return GkeCluster(
+            f"{name}-gke-{i}",
+            GkeClusterArgs(
+                project=self.project.id,
+                region=host.region,
+                network=self.network.network.self_link,
+                subnetwork=subnet.self_link,
+                subnet_cidr=plan.cidr,
+                master_cidr=f"172.16.{i}.0/28",
+                machine_type=machine_type,
+                confidential_type=confidential_type,
+                node_service_account=node_sa.email,
+                secrets_key=secrets_key.key_id,
+                disk_key=disk_key,
+                labels=self.labels,
+                prod=self.args.prod,
+                after=[node_sa, secrets_key, self.disk_keys[host.region]],
+            ),
+            opts=self._child,
+        )
+
+    def _party(self, name: str, party: Party, project: Project, digests: list[str]) -> None:
+        assert self.pool_id is not None
+        labels = self.args.tags(party)
+        key = PartyDataKey(
+            f"{name}-{party.name}-key",
+            PartyDataKeyArgs(
+                project=project.id,
+                location=party.region,
+                pool_project_number=self.project.number,
+                pool_id=self.pool_id,
+                image_digests=digests,
+                labels=labels,
+                prod=self.args.prod,
+                allow_software_key=self.options.software_keys_in_dev,
+                owner_principal=party.owner_principal if party.owner_decrypt else None,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.identity] if self.identity else []),
+        )
+        self.party_keys[party.name] = key
+        self.keys[party.name] = key.key
+        agent = gcp.storage.get_project_service_account(
+            project=project.id, opts=pulumi.InvokeOptions(parent=self)
+        ).email_address
+        self.storage[party.name] = PartyStorage(
+            f"{name}-{party.name}-storage",
+            PartyStorageArgs(
+                project=project.id,
+                location=party.region,
+                bucket_name=bounded(f"ccp-{self.args.collaboration.name}-{party.name}", 58),
+                kms_key=key.key,
+                kms_key_id=key.key_id,
+                storage_agent=agent,
+                readers=[m for m, suffix in key.decrypters.items() if suffix != "owner"],
+                labels=labels,
+                log_retention_days=self.args.log_retention_days,
+                prod=self.args.prod,
+            ),
+            opts=self._child,
+        )
