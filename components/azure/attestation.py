@@ -1,0 +1,69 @@
+"""The Microsoft Azure Attestation (MAA) instance whose tokens a party's key release trusts.
+
+A private provider per collaboration means the release policies name an authority nobody else
+configures (its attestation policy and signing certificates are the collaboration's own). Its
+attest endpoint stays reachable: Key Vault validates release tokens by reading the authority's
+signing certificates from its own network, and the endpoint only ever signs verified evidence.
+The regional shared endpoints (`shared<region>.<region>.attest.azure.net`) are the alternative when
+a collaboration prefers Microsoft's default attestation policy.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import attestation
+
+from components.azure.common import child
+
+
+def provider_name(collaboration: str, location: str) -> str:
+    """3-24 alphanumerics: the MAA DNS label (`<name>.<region>.attest.azure.net`)."""
+    return re.sub(r"[^a-z0-9]", "", f"ccp{collaboration}{location}")[:24]
+
+
+@dataclass(frozen=True)
+class AttestationArgs:
+    collaboration: str
+    resource_group_name: pulumi.Input[str]
+    location: str
+    tags: dict[str, str]
+    shared_endpoint: str | None = None
+
+
+class AttestationProvider(pulumi.ComponentResource):
+    """Exposes `authority`: the base URL every release policy of the site names."""
+
+    authority: pulumi.Output[str]
+    provider: attestation.AttestationProvider | None
+
+    def __init__(self, name: str, args: AttestationArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ccp:azure:AttestationProvider", name, None, opts)
+        if args.shared_endpoint is not None:
+            self.provider = None
+            self.authority = pulumi.Output.from_input(args.shared_endpoint.rstrip("/"))
+        else:
+            self.provider = attestation.AttestationProvider(
+                name,
+                provider_name=provider_name(args.collaboration, args.location),
+                resource_group_name=args.resource_group_name,
+                location=args.location,
+                properties=attestation.AttestationServiceCreationSpecificParamsArgs(
+                    public_network_access="Enabled",
+                    tpm_attestation_authentication="Enabled",
+                ),
+                tags=args.tags,
+                opts=child(self),
+            )
+            self.authority = self.provider.attest_uri.apply(
+                lambda uri: _require_uri(uri).rstrip("/")
+            )
+        self.register_outputs({"authority": self.authority})
+
+
+def _require_uri(uri: str | None) -> str:
+    if not uri:
+        raise ValueError("the attestation provider returned no attestUri: no release policy can name it")
+    return uri

@@ -1,0 +1,68 @@
+"""Small helpers every Azure component shares: global-unique names, built-in roles, role
+assignments, child resource options. One place, so every component names and grants alike."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Final
+
+import pulumi
+from pulumi_azure_native import authorization
+
+# Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+KEY_VAULT_CRYPTO_SERVICE_RELEASE_USER: Final = "08bbd89e-9f13-488c-ac41-acfcb10c90ab"
+KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER: Final = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
+KEY_VAULT_CRYPTO_USER: Final = "12338af0-0e69-4776-bea7-57ae8d297424"
+KEY_VAULT_CONTRIBUTOR: Final = "f25e0fa2-a7c8-4377-a976-54943a77a395"
+
+
+def global_name(*parts: str, max_length: int = 24, alphanumeric: bool = False) -> str:
+    """A deterministic, globally-unique-enough name for vaults and storage accounts.
+
+    Those names are DNS labels shared by every Azure customer; a readable prefix plus a hash of
+    all parts keeps names stable across runs and distinct across collaborations and parties.
+    """
+    digest = hashlib.sha256("/".join(parts).encode()).hexdigest()[:6]
+    readable = "-".join(parts).lower()
+    readable = re.sub(r"[^a-z0-9]" if alphanumeric else r"[^a-z0-9-]", "", readable)
+    readable = readable[: max_length - len(digest) - (0 if alphanumeric else 1)].rstrip("-")
+    name = f"{readable}{digest}" if alphanumeric else f"{readable}-{digest}"
+    if not name[0].isalpha():
+        name = "c" + name[1:]
+    return name
+
+
+def role_definition_id(role: str) -> pulumi.Output[str]:
+    """The subscription-scoped id of a built-in role, as RoleAssignment.roleDefinitionId expects."""
+    client = authorization.get_client_config_output()
+    return client.subscription_id.apply(
+        lambda subscription: f"/subscriptions/{subscription}/providers/Microsoft.Authorization/"
+        f"roleDefinitions/{role}"
+    )
+
+
+def assign_role(
+    name: str,
+    *,
+    scope: pulumi.Input[str],
+    role: str,
+    principal_id: pulumi.Input[str],
+    parent: pulumi.Resource,
+    description: str,
+    principal_type: str | None = "ServicePrincipal",
+) -> authorization.RoleAssignment:
+    """Grant one built-in role to one principal at one scope (a managed identity unless told)."""
+    return authorization.RoleAssignment(
+        name,
+        scope=scope,
+        role_definition_id=role_definition_id(role),
+        principal_id=principal_id,
+        principal_type=principal_type,
+        description=description,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def child(parent: pulumi.Resource, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on))

@@ -1,0 +1,186 @@
+"""Party key stores: a Key Vault Premium (HSM-backed keys) reachable only on a private endpoint,
+or, as a prod option, a Managed HSM pool; and the HSM keys ccp creates in them.
+
+Hardening (CIS Azure 8.x; HIPAA 164.308(a)(7)): purge protection and soft delete (a deleted key
+cannot be destroyed before retention ends), RBAC authorization (no vault access policies: every
+grant is a reviewable role assignment), public network access disabled with a Deny default
+action; `AzureServices` bypass keeps trusted services (storage CMK, disk encryption sets) working.
+
+Managed HSM keys are data-plane objects with no ARM resource in azure-native 3.29, created after
+the pool's security domain is activated by its administrators; ccp declares the pool, and party
+data keys stay in Premium vaults (`KeyVault.vault`) until that ceremony exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+import pulumi
+from pulumi_azure_native import keyvault
+
+from components.attestation.azure_release_policy import CONTENT_TYPE
+from components.azure.common import child
+from components.azure.network import PrivateDns, private_endpoint
+from pulumi_azure_native import network
+
+SOFT_DELETE_RETENTION_DAYS: Final = 90
+KEY_SIZE: Final = 3072
+# Rotate well inside the 90-day ceiling of the rotation rule; notify a month before expiry.
+ROTATE_AFTER: Final = "P90D"
+NOTIFY_BEFORE_EXPIRY: Final = "P30D"
+KEY_EXPIRY: Final = "P180D"
+
+
+@dataclass(frozen=True)
+class KeyVaultArgs:
+    vault_name: str
+    resource_group_name: pulumi.Input[str]
+    location: str
+    tenant_id: pulumi.Input[str]
+    endpoint_subnet: network.Subnet
+    dns: PrivateDns
+    tags: dict[str, str]
+    managed_hsm: bool = False
+    hsm_admin_object_ids: list[pulumi.Input[str]] = field(default_factory=list)
+
+
+class KeyVault(pulumi.ComponentResource):
+    """`vault` (Premium) or `hsm` (Managed HSM), `id` and `uri` of whichever was declared."""
+
+    vault: keyvault.Vault | None
+    hsm: keyvault.ManagedHsm | None
+    id: pulumi.Output[str]
+    uri: pulumi.Output[str]
+
+    def __init__(self, name: str, args: KeyVaultArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ccp:azure:KeyVault", name, None, opts)
+        self.location = args.location
+        self.resource_group_name = args.resource_group_name
+        if args.managed_hsm:
+            if not args.hsm_admin_object_ids:
+                raise ValueError(
+                    f"Managed HSM {args.vault_name!r} needs at least one administrator object id "
+                    "(they activate its security domain)"
+                )
+            self.vault = None
+            self.hsm = keyvault.ManagedHsm(
+                name,
+                name=args.vault_name,
+                resource_group_name=args.resource_group_name,
+                location=args.location,
+                sku=keyvault.ManagedHsmSkuArgs(family="B", name="Standard_B1"),
+                properties=keyvault.ManagedHsmPropertiesArgs(
+                    tenant_id=args.tenant_id,
+                    initial_admin_object_ids=args.hsm_admin_object_ids,
+                    enable_purge_protection=True,
+                    enable_soft_delete=True,
+                    soft_delete_retention_in_days=SOFT_DELETE_RETENTION_DAYS,
+                    public_network_access="Disabled",
+                    network_acls=keyvault.MHSMNetworkRuleSetArgs(default_action="Deny", bypass="AzureServices"),
+                ),
+                tags=args.tags,
+                opts=child(self),
+            )
+            self.id = self.hsm.id
+            self.uri = self.hsm.properties.apply(lambda p: p.hsm_uri or "")
+            group_id = "managedhsm"
+        else:
+            self.hsm = None
+            self.vault = keyvault.Vault(
+                name,
+                vault_name=args.vault_name,
+                resource_group_name=args.resource_group_name,
+                location=args.location,
+                properties=keyvault.VaultPropertiesArgs(
+                    tenant_id=args.tenant_id,
+                    sku=keyvault.SkuArgs(family="A", name="premium"),
+                    enable_purge_protection=True,
+                    enable_soft_delete=True,
+                    soft_delete_retention_in_days=SOFT_DELETE_RETENTION_DAYS,
+                    enable_rbac_authorization=True,
+                    enabled_for_deployment=False,
+                    enabled_for_disk_encryption=False,
+                    enabled_for_template_deployment=False,
+                    public_network_access="Disabled",
+                    network_acls=keyvault.NetworkRuleSetArgs(default_action="Deny", bypass="AzureServices"),
+                ),
+                tags=args.tags,
+                opts=child(self),
+            )
+            self.id = self.vault.id
+            self.uri = self.vault.properties.apply(lambda p: p.vault_uri or "")
+            group_id = "vault"
+        self.endpoint = private_endpoint(
+            f"{name}-pe",
+            parent=self,
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            subnet=args.endpoint_subnet,
+            target_id=self.id,
+            group_id=group_id,
+            zone=args.dns.zones[group_id],
+            tags=args.tags,
+        )
+        self.register_outputs({"id": self.id, "uri": self.uri})
+
+    def require_vault(self, purpose: str) -> keyvault.Vault:
+        if self.vault is None:
+            raise ValueError(
+                f"{purpose} needs a Key Vault Premium: Managed HSM keys are data-plane objects "
+                "that azure-native cannot declare"
+            )
+        return self.vault
+
+
+def rotation_policy() -> keyvault.RotationPolicyArgs:
+    return keyvault.RotationPolicyArgs(
+        attributes=keyvault.KeyRotationPolicyAttributesArgs(expiry_time=KEY_EXPIRY),
+        lifetime_actions=[
+            keyvault.LifetimeActionArgs(
+                action=keyvault.ActionArgs(type="rotate"),
+                trigger=keyvault.TriggerArgs(time_after_create=ROTATE_AFTER),
+            ),
+            keyvault.LifetimeActionArgs(
+                action=keyvault.ActionArgs(type="notify"),
+                trigger=keyvault.TriggerArgs(time_before_expiry=NOTIFY_BEFORE_EXPIRY),
+            ),
+        ],
+    )
+
+
+def hsm_key(
+    name: str,
+    *,
+    vault: KeyVault,
+    key_name: str,
+    key_ops: list[str],
+    tags: dict[str, str],
+    parent: pulumi.Resource,
+    release_policy_data: pulumi.Input[str] | None = None,
+) -> keyvault.Key:
+    """An RSA-HSM key with a rotation policy; exportable only when it has a release policy.
+
+    Exportable without a release policy would be refused by Key Vault; exportable with one is the
+    secure-key-release case. Every other key never leaves the HSM.
+    """
+    store = vault.require_vault(f"key {key_name!r}")
+    exportable = release_policy_data is not None
+    return keyvault.Key(
+        name,
+        key_name=key_name,
+        vault_name=store.name,
+        resource_group_name=vault.resource_group_name,
+        properties=keyvault.KeyPropertiesArgs(
+            kty="RSA-HSM",
+            key_size=KEY_SIZE,
+            key_ops=key_ops,
+            attributes=keyvault.KeyAttributesArgs(enabled=True, exportable=exportable),
+            release_policy=keyvault.KeyReleasePolicyArgs(content_type=CONTENT_TYPE, data=release_policy_data)
+            if exportable
+            else None,
+            rotation_policy=rotation_policy(),
+        ),
+        tags=tags,
+        opts=child(parent),
+    )

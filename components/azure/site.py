@@ -1,0 +1,365 @@
+"""The Azure slice of a collaboration, as one ComponentResource.
+
+Declares, for the parties and workload hosts on Azure:
+- a resource group per region used (parties' and hosts' regions: data stays where it may live);
+- a private network per region (peered when there are several) and the private DNS zones;
+- the collaboration's attestation provider (its attest URI is every release policy's authority);
+- per workload host: a user-assigned identity and a confidential VM (sev-snp/tdx), an SGX VM, or a
+  private AKS cluster with a confidential node pool (`host.kubernetes`); in prod the OS disks are
+  encrypted with customer keys held in an operator vault of the host's region;
+- per party: a hardened Key Vault Premium, the party data key (exportable RSA-HSM, released only
+  against the approved measurements and only to the workload identities), customer-key storage
+  and monitoring.
+
+Everything that can be wrong in config (sizes, missing measurement sections, missing prod
+settings) is checked before the first resource is declared.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+import pulumi
+from pulumi_azure_native import authorization, keyvault, managedidentity, resources
+
+from components.attestation.azure_release_policy import (
+    AZURE_RELEASE_TEES,
+    combine_release_policies,
+    encode_release_policy,
+    release_policy,
+)
+from components.azure.aks import AksArgs, ConfidentialAks
+from components.azure.attestation import AttestationArgs, AttestationProvider
+from components.azure.common import KEY_VAULT_CRYPTO_USER, assign_role, child, global_name
+from components.azure.data_key import PartyDataKey, PartyDataKeyArgs
+from components.azure.keyvault import KeyVault, KeyVaultArgs, hsm_key
+from components.azure.monitoring import Monitoring, MonitoringArgs
+from components.azure.network import Network, NetworkArgs, PrivateDns, PrivateDnsArgs, peer
+from components.azure.options import AzureOptions
+from components.azure.storage import PartyStorage, PartyStorageArgs
+from components.azure.vm import (
+    CONFIDENTIAL_DES_TYPE,
+    STANDARD_DES_TYPE,
+    ConfidentialVm,
+    DiskEncryption,
+    DiskEncryptionArgs,
+    SgxVm,
+    VmArgs,
+    host_size,
+)
+from components.model import Party, WorkloadHost
+from components.site import SiteArgs
+
+# Any https URL serves to validate the measurements before the provider's URI is known.
+_VALIDATION_AUTHORITY: Final = "https://validation.attest.azure.net"
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _ordered_regions(args: SiteArgs) -> list[str]:
+    regions: list[str] = []
+    for region in [p.region for p in args.parties] + [h.region for h in args.hosts]:
+        if region not in regions:
+            regions.append(region)
+    return regions
+
+
+def host_label(index: int, host: WorkloadHost) -> str:
+    return f"{host.tee}-{host.region}-{index}"
+
+
+def validate_site(args: SiteArgs, options: AzureOptions) -> None:
+    """Every config problem of the Azure slice, raised as one ValueError before declaring."""
+    problems: list[str] = []
+    if args.cloud != "azure":
+        problems.append(f"components.azure.site.Site declares the Azure slice, not {args.cloud!r}")
+    for index, host in enumerate(args.hosts):
+        try:
+            host_size(host)
+        except ValueError as error:
+            problems.append(f"workload host {index} ({host.region}): {error}")
+    release_tees = sorted({h.tee for h in args.hosts if h.tee in AZURE_RELEASE_TEES})
+    if args.parties and not release_tees:
+        problems.append(
+            "Azure parties need an Azure workload host with tee sev-snp, tdx or sgx: Key Vault "
+            "releases keys only against Azure Attestation tokens of those TEEs"
+        )
+    for tee in release_tees:
+        try:
+            release_policy(args.collaboration.measurements, tee=tee, authority=_VALIDATION_AUTHORITY)
+        except ValueError as error:
+            problems.append(str(error))
+    needs_orchestrator = args.prod and any(h.tee in ("sev-snp", "tdx") and not h.kubernetes for h in args.hosts)
+    if needs_orchestrator and options.cvm_orchestrator_object_id is None:
+        problems.append(
+            "prod confidential VMs encrypt their OS disk with a customer key that the Confidential VM "
+            "Orchestrator releases: set ccp-azure:cvmOrchestratorObjectId (az ad sp show --id "
+            "bf7b6499-ff71-4aa2-97a4-f372087be7f0 --query id -o tsv)"
+        )
+    for party in args.parties:
+        if party.owner_decrypt and not _GUID.match(party.owner_principal or ""):
+            problems.append(
+                f"party {party.name}: ownerPrincipal {party.owner_principal!r} must be the Entra object id "
+                "(GUID) of the principal allowed to decrypt outside the enclave"
+            )
+    if problems:
+        raise ValueError("invalid Azure site:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class Site(pulumi.ComponentResource):
+    """`keys`: party name -> that party's data key (`azure-native:keyvault:Key`)."""
+
+    keys: dict[str, keyvault.Key]
+
+    def __init__(
+        self,
+        name: str,
+        args: SiteArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        options: AzureOptions | None = None,
+    ):
+        options = options or AzureOptions.from_config()
+        validate_site(args, options)
+        super().__init__("ccp:azure:Site", name, None, opts)
+        self._name = name
+        self._args = args
+        self._options = options
+        self._collab = args.collaboration
+        self._site_tags = args.tags()
+        self._tenant_id = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self)).tenant_id
+
+        regions = _ordered_regions(args)
+        self.resource_groups = {
+            region: resources.ResourceGroup(
+                f"{name}-{region}",
+                resource_group_name=f"ccp-{self._collab.name}-{region}",
+                location=region,
+                tags=self._site_tags,
+                opts=child(self),
+            )
+            for region in regions
+        }
+        self._group_names = {region: group.name for region, group in self.resource_groups.items()}
+        self.networks = {
+            region: Network(
+                f"{name}-{region}",
+                NetworkArgs(
+                    resource_group_name=self._group_names[region],
+                    location=region,
+                    address_space=options.region_address_space(index),
+                    tags=self._site_tags,
+                    kubernetes=any(h.kubernetes and h.region == region for h in args.hosts),
+                ),
+                opts=child(self),
+            )
+            for index, region in enumerate(regions)
+        }
+        nets = list(self.networks.values())
+        for i, a in enumerate(nets):
+            for b in nets[i + 1:]:
+                peer(f"{name}-peer", a, b, self._group_names, self)
+        self.dns = PrivateDns(
+            f"{name}-dns",
+            PrivateDnsArgs(resource_group_name=self._group_names[regions[0]], networks=nets, tags=self._site_tags),
+            opts=child(self),
+        )
+        attestation_region = args.hosts[0].region if args.hosts else regions[0]
+        self.attestation = AttestationProvider(
+            f"{name}-attestation",
+            AttestationArgs(
+                collaboration=self._collab.name,
+                resource_group_name=self._group_names[attestation_region],
+                location=attestation_region,
+                tags=self._site_tags,
+                shared_endpoint=options.shared_attestation_endpoint,
+            ),
+            opts=child(self),
+        )
+        self._ops_vaults: dict[str, KeyVault] = {}
+
+        releasers: dict[str, pulumi.Output[str]] = {}
+        self.hosts: dict[str, pulumi.ComponentResource] = {}
+        for index, host in enumerate(args.hosts):
+            label = host_label(index, host)
+            identity, component = self._host(label, host)
+            self.hosts[label] = component
+            if host.tee in AZURE_RELEASE_TEES:
+                releasers[label] = identity.principal_id
+
+        release_tees = sorted({h.tee for h in args.hosts if h.tee in AZURE_RELEASE_TEES})
+        self.release_policy = self.attestation.authority.apply(
+            lambda authority: combine_release_policies(
+                [release_policy(self._collab.measurements, tee=tee, authority=authority) for tee in release_tees]
+            )
+        )
+        self.keys = {}
+        for party in args.parties:
+            self.keys[party.name] = self._party(party, releasers)
+        self.register_outputs({
+            "keys": {party: key.id for party, key in self.keys.items()},
+            "authority": self.attestation.authority,
+        })
+
+    # -- workload hosts -------------------------------------------------------------------
+    def _host_policy_data(self, host: WorkloadHost) -> pulumi.Output[str]:
+        measurements = self._collab.measurements
+        return self.attestation.authority.apply(
+            lambda authority: encode_release_policy(release_policy(measurements, tee=host.tee, authority=authority))
+        )
+
+    def _ops_vault(self, region: str) -> KeyVault:
+        """The operator's vault in `region`: disk-encryption and KMS keys, never party data keys."""
+        if region not in self._ops_vaults:
+            self._ops_vaults[region] = KeyVault(
+                f"{self._name}-ops-{region}",
+                KeyVaultArgs(
+                    vault_name=global_name("ccp", self._collab.name, "ops", region),
+                    resource_group_name=self._group_names[region],
+                    location=region,
+                    tenant_id=self._tenant_id,
+                    endpoint_subnet=self.networks[region].subnets["endpoints"],
+                    dns=self.dns,
+                    tags=self._site_tags,
+                ),
+                opts=child(self),
+            )
+        return self._ops_vaults[region]
+
+    def _host(self, label: str, host: WorkloadHost) -> tuple[managedidentity.UserAssignedIdentity, pulumi.ComponentResource]:
+        name = f"{self._name}-{label}"
+        group = self._group_names[host.region]
+        identity = managedidentity.UserAssignedIdentity(
+            f"{name}-identity",
+            resource_group_name=group,
+            location=host.region,
+            tags=self._site_tags,
+            opts=child(self),
+        )
+        if host.kubernetes:
+            vault = self._ops_vault(host.region)
+            kms_key = hsm_key(
+                f"{name}-kms",
+                vault=vault,
+                key_name=f"{label}-kms",
+                key_ops=["encrypt", "decrypt"],
+                tags=self._site_tags,
+                parent=self,
+            )
+            aks = ConfidentialAks(
+                name,
+                AksArgs(
+                    host=host,
+                    resource_group_name=group,
+                    subnet=self.networks[host.region].subnets["aks"],
+                    workload_identity=identity,
+                    kms_vault=vault,
+                    kms_key=kms_key,
+                    tenant_id=self._tenant_id,
+                    admin_ssh_public_key=self._options.admin_ssh_public_key,
+                    tags=self._site_tags,
+                    prod=self._args.prod,
+                ),
+                opts=child(self),
+            )
+            return identity, aks
+        sgx = host.tee == "sgx"
+        des = None
+        if self._args.prod:
+            des = DiskEncryption(
+                f"{name}-disk",
+                DiskEncryptionArgs(
+                    resource_group_name=group,
+                    location=host.region,
+                    vault=self._ops_vault(host.region),
+                    key_name=f"{label}-disk",
+                    encryption_type=STANDARD_DES_TYPE if sgx else CONFIDENTIAL_DES_TYPE,
+                    tags=self._site_tags,
+                    release_policy_data=None if sgx else self._host_policy_data(host),
+                    orchestrator_object_id=None if sgx else self._options.cvm_orchestrator_object_id,
+                ),
+                opts=child(self),
+            ).disk_encryption_set
+        vm_args = VmArgs(
+            host=host,
+            resource_group_name=group,
+            subnet=self.networks[host.region].subnets["workload"],
+            identity=identity,
+            admin_ssh_public_key=self._options.admin_ssh_public_key,
+            tags=self._site_tags,
+            prod=self._args.prod,
+            disk_encryption_set=des,
+        )
+        vm_class = SgxVm if sgx else ConfidentialVm
+        return identity, vm_class(name, vm_args, opts=child(self))
+
+    # -- parties --------------------------------------------------------------------------
+    def _party(self, party: Party, releasers: dict[str, pulumi.Output[str]]) -> keyvault.Key:
+        name = f"{self._name}-{party.name}"
+        tags = self._args.tags(party)
+        region = party.region
+        group = self._group_names[region]
+        endpoints = self.networks[region].subnets["endpoints"]
+        vault = KeyVault(
+            f"{name}-vault",
+            KeyVaultArgs(
+                vault_name=global_name("ccp", self._collab.name, party.name),
+                resource_group_name=group,
+                location=region,
+                tenant_id=self._tenant_id,
+                endpoint_subnet=endpoints,
+                dns=self.dns,
+                tags=tags,
+            ),
+            opts=child(self),
+        )
+        data_key = PartyDataKey(
+            f"{name}-data-key",
+            PartyDataKeyArgs(
+                vault=vault,
+                key_name=f"{party.name}-data",
+                release_policy=self.release_policy,
+                releasers=releasers,
+                tags=tags,
+            ),
+            opts=child(self),
+        )
+        if party.owner_decrypt:
+            # Explicit, per-party opt-in (validated above): shown in review as its own grant.
+            assign_role(
+                f"{name}-owner-decrypt",
+                scope=data_key.key.id,
+                role=KEY_VAULT_CRYPTO_USER,
+                principal_id=party.owner_principal,  # type: ignore[arg-type]
+                parent=data_key,
+                description=f"ownerDecrypt: {party.name}'s owner may use its data key outside the enclave",
+                principal_type=None,
+            )
+        store = PartyStorage(
+            f"{name}-storage",
+            PartyStorageArgs(
+                party=party,
+                account_name=global_name("ccp", self._collab.name, party.name, alphanumeric=True),
+                resource_group_name=group,
+                location=region,
+                vault=vault,
+                endpoint_subnet=endpoints,
+                dns=self.dns,
+                tags=tags,
+                prod=self._args.prod,
+            ),
+            opts=child(self),
+        )
+        Monitoring(
+            f"{name}-monitoring",
+            MonitoringArgs(
+                resource_group_name=group,
+                location=region,
+                retention_days=self._args.log_retention_days,
+                vault_id=vault.id,
+                storage_account_id=store.account.id,
+                tags=tags,
+            ),
+            opts=child(self),
+        )
+        return data_key.key

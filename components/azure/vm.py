@@ -1,0 +1,283 @@
+"""Workload hosts on Azure: confidential VMs (AMD SEV-SNP / Intel TDX) and SGX VMs.
+
+Every host: a validated size, UEFI secure boot + vTPM, a NIC without a public IP on a subnet
+without inbound rules, Linux with SSH keys only (password authentication disabled), and the
+host's user-assigned identity (the principal its party keys are released to).
+Confidential VMs also encrypt the OS disk together with the VM guest state
+(`DiskWithVMGuestState`); in prod under a customer key through a `DiskEncryptionSet` of type
+`ConfidentialVmEncryptedWithCustomerKey` (https://learn.microsoft.com/azure/confidential-computing/confidential-vm-overview).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pulumi
+from pulumi_azure_native import compute, managedidentity, network
+
+from components.azure.common import (
+    KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER,
+    KEY_VAULT_CRYPTO_SERVICE_RELEASE_USER,
+    assign_role,
+    child,
+)
+from components.azure.keyvault import KeyVault, hsm_key
+from components.azure.sizes import EXAMPLE_SIZE, validate_cvm_size
+from components.model import WorkloadHost
+
+ADMIN_USERNAME: Final = "ccpadmin"
+# Marketplace images (Canonical): the CVM image carries the confidential-VM-capable kernel.
+CVM_IMAGE: Final = {
+    "publisher": "Canonical",
+    "offer": "0001-com-ubuntu-confidential-vm-jammy",
+    "sku": "22_04-lts-cvm",
+    "version": "latest",
+}
+SGX_IMAGE: Final = {
+    "publisher": "Canonical",
+    "offer": "0001-com-ubuntu-server-jammy",
+    "sku": "22_04-lts-gen2",
+    "version": "latest",
+}
+CONFIDENTIAL_DES_TYPE: Final = "ConfidentialVmEncryptedWithCustomerKey"
+STANDARD_DES_TYPE: Final = "EncryptionAtRestWithCustomerKey"
+
+
+def host_size(host: WorkloadHost) -> str:
+    """The host's size, validated for its TEE (a representative size when config gives none)."""
+    size = host.instance_type or EXAMPLE_SIZE.get(host.tee, "")
+    validate_cvm_size(size, host.tee)
+    return size
+
+
+@dataclass(frozen=True)
+class DiskEncryptionArgs:
+    resource_group_name: pulumi.Input[str]
+    location: str
+    vault: KeyVault
+    key_name: str
+    encryption_type: str
+    tags: dict[str, str]
+    # Confidential disks: the release policy (same workload pin as the party keys) and the
+    # "Confidential VM Orchestrator" principal that releases the key when the VM starts.
+    release_policy_data: pulumi.Input[str] | None = None
+    orchestrator_object_id: str | None = None
+
+
+class DiskEncryption(pulumi.ComponentResource):
+    """A DiskEncryptionSet whose key lives in a vault the operator (not a party) owns."""
+
+    disk_encryption_set: compute.DiskEncryptionSet
+
+    def __init__(self, name: str, args: DiskEncryptionArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ccp:azure:DiskEncryption", name, None, opts)
+        confidential = args.encryption_type == CONFIDENTIAL_DES_TYPE
+        if confidential and (args.release_policy_data is None or args.orchestrator_object_id is None):
+            raise ValueError(
+                "a ConfidentialVmEncryptedWithCustomerKey disk encryption set needs an exportable key "
+                "with a release policy and the Confidential VM Orchestrator's object id "
+                "(ccp-azure:cvmOrchestratorObjectId)"
+            )
+        common: dict[str, Any] = {
+            "resource_group_name": args.resource_group_name,
+            "location": args.location,
+            "tags": args.tags,
+        }
+        identity = managedidentity.UserAssignedIdentity(f"{name}-identity", **common, opts=child(self))
+        key = hsm_key(
+            f"{name}-key",
+            vault=args.vault,
+            key_name=args.key_name,
+            key_ops=["wrapKey", "unwrapKey"],
+            tags=args.tags,
+            parent=self,
+            release_policy_data=args.release_policy_data if confidential else None,
+        )
+        grants = [
+            assign_role(
+                f"{name}-encryption",
+                scope=key.id,
+                role=KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER,
+                principal_id=identity.principal_id,
+                parent=self,
+                description=f"disk encryption set {name} wraps disk keys with {args.key_name}",
+            )
+        ]
+        if confidential:
+            grants.append(
+                assign_role(
+                    f"{name}-orchestrator-release",
+                    scope=key.id,
+                    role=KEY_VAULT_CRYPTO_SERVICE_RELEASE_USER,
+                    principal_id=args.orchestrator_object_id,  # type: ignore[arg-type]
+                    parent=self,
+                    description="Confidential VM Orchestrator releases the confidential OS disk key at VM start",
+                )
+            )
+        store = args.vault.require_vault("disk encryption")
+        self.disk_encryption_set = compute.DiskEncryptionSet(
+            f"{name}-des",
+            encryption_type=args.encryption_type,
+            active_key=compute.KeyForDiskEncryptionSetArgs(
+                key_url=key.key_uri_with_version, source_vault=compute.SourceVaultArgs(id=store.id)
+            ),
+            identity=compute.EncryptionSetIdentityArgs(type="UserAssigned", user_assigned_identities=[identity.id]),
+            rotation_to_latest_key_version_enabled=True,
+            **common,
+            opts=child(self, *grants),
+        )
+        self.register_outputs({"id": self.disk_encryption_set.id})
+
+
+@dataclass(frozen=True)
+class VmArgs:
+    host: WorkloadHost
+    resource_group_name: pulumi.Input[str]
+    subnet: network.Subnet
+    identity: managedidentity.UserAssignedIdentity
+    admin_ssh_public_key: str
+    tags: dict[str, str]
+    prod: bool
+    disk_encryption_set: compute.DiskEncryptionSet | None = None
+
+
+def _linux_vm(
+    component: pulumi.ComponentResource,
+    name: str,
+    args: VmArgs,
+    *,
+    size: str,
+    security_profile: compute.SecurityProfileArgs,
+    image: dict[str, str],
+    managed_disk: compute.ManagedDiskParametersArgs,
+) -> compute.VirtualMachine:
+    """The NIC and VM every Azure workload host shares (one definition of the common hardening)."""
+    common: dict[str, Any] = {
+        "resource_group_name": args.resource_group_name,
+        "location": args.host.region,
+        "tags": args.tags,
+    }
+    nic = network.NetworkInterface(
+        f"{name}-nic",
+        ip_configurations=[
+            network.NetworkInterfaceIPConfigurationArgs(
+                name="primary",
+                primary=True,
+                subnet=network.SubnetArgs(id=args.subnet.id),
+                private_ip_allocation_method="Dynamic",
+            )
+        ],
+        enable_ip_forwarding=False,
+        **common,
+        opts=child(component),
+    )
+    return compute.VirtualMachine(
+        f"{name}-vm",
+        hardware_profile=compute.HardwareProfileArgs(vm_size=size),
+        identity=compute.VirtualMachineIdentityArgs(type="UserAssigned", user_assigned_identities=[args.identity.id]),
+        security_profile=security_profile,
+        storage_profile=compute.StorageProfileArgs(
+            image_reference=compute.ImageReferenceArgs(**image),
+            os_disk=compute.OSDiskArgs(
+                create_option="FromImage",
+                caching="ReadWrite",
+                delete_option="Delete",
+                managed_disk=managed_disk,
+            ),
+        ),
+        os_profile=compute.OSProfileArgs(
+            computer_name=name[:63],
+            admin_username=ADMIN_USERNAME,
+            allow_extension_operations=True,
+            linux_configuration=compute.LinuxConfigurationArgs(
+                disable_password_authentication=True,
+                provision_vm_agent=True,
+                ssh=compute.SshConfigurationArgs(
+                    public_keys=[
+                        compute.SshPublicKeyArgs(
+                            path=f"/home/{ADMIN_USERNAME}/.ssh/authorized_keys",
+                            key_data=args.admin_ssh_public_key,
+                        )
+                    ]
+                ),
+            ),
+        ),
+        network_profile=compute.NetworkProfileArgs(
+            network_interfaces=[compute.NetworkInterfaceReferenceArgs(id=nic.id, primary=True, delete_option="Delete")]
+        ),
+        **common,
+        opts=child(component),
+    )
+
+
+class ConfidentialVm(pulumi.ComponentResource):
+    """An AMD SEV-SNP or Intel TDX confidential VM."""
+
+    vm: compute.VirtualMachine
+
+    def __init__(self, name: str, args: VmArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ccp:azure:ConfidentialVm", name, None, opts)
+        if args.host.tee not in ("sev-snp", "tdx"):
+            raise ValueError(f"ConfidentialVm runs sev-snp or tdx, not {args.host.tee!r} (use SgxVm for sgx)")
+        size = host_size(args.host)
+        if args.prod and args.disk_encryption_set is None:
+            raise ValueError(
+                f"prod confidential VM {name!r} needs a customer-key DiskEncryptionSet "
+                f"({CONFIDENTIAL_DES_TYPE}) for its OS disk and guest state"
+            )
+        des = (
+            compute.DiskEncryptionSetParametersArgs(id=args.disk_encryption_set.id)
+            if args.disk_encryption_set is not None
+            else None
+        )
+        self.vm = _linux_vm(
+            self,
+            name,
+            args,
+            size=size,
+            security_profile=compute.SecurityProfileArgs(
+                security_type="ConfidentialVM",
+                uefi_settings=compute.UefiSettingsArgs(secure_boot_enabled=True, v_tpm_enabled=True),
+            ),
+            image=CVM_IMAGE,
+            managed_disk=compute.ManagedDiskParametersArgs(
+                storage_account_type="Premium_LRS",
+                security_profile=compute.VMDiskSecurityProfileArgs(
+                    security_encryption_type="DiskWithVMGuestState", disk_encryption_set=des
+                ),
+            ),
+        )
+        self.register_outputs({"vmId": self.vm.id})
+
+
+class SgxVm(pulumi.ComponentResource):
+    """An Intel SGX VM (DCsv2/DCsv3/DCdsv3), trusted launch, OS disk under a customer key in prod."""
+
+    vm: compute.VirtualMachine
+
+    def __init__(self, name: str, args: VmArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ccp:azure:SgxVm", name, None, opts)
+        if args.host.tee != "sgx":
+            raise ValueError(f"SgxVm runs sgx, not {args.host.tee!r} (use ConfidentialVm)")
+        size = host_size(args.host)
+        if args.prod and args.disk_encryption_set is None:
+            raise ValueError(f"prod SGX VM {name!r} needs a customer-key DiskEncryptionSet ({STANDARD_DES_TYPE})")
+        self.vm = _linux_vm(
+            self,
+            name,
+            args,
+            size=size,
+            security_profile=compute.SecurityProfileArgs(
+                security_type="TrustedLaunch",
+                uefi_settings=compute.UefiSettingsArgs(secure_boot_enabled=True, v_tpm_enabled=True),
+            ),
+            image=SGX_IMAGE,
+            managed_disk=compute.ManagedDiskParametersArgs(
+                storage_account_type="Premium_LRS",
+                disk_encryption_set=compute.DiskEncryptionSetParametersArgs(id=args.disk_encryption_set.id)
+                if args.disk_encryption_set is not None
+                else None,
+            ),
+        )
+        self.register_outputs({"vmId": self.vm.id})
