@@ -1,0 +1,350 @@
+"""Audit and monitoring for an AWS site: who used which key, and an alarm when it looks wrong.
+
+- CloudTrail: multi-region, log file validation, KMS-encrypted (audit key), delivered to a private
+  bucket and to a CloudWatch log group. AWS KMS API calls (Decrypt, GenerateDataKey, ...) are
+  CloudTrail *management* events
+  (https://docs.aws.amazon.com/kms/latest/developerguide/logging-using-cloudtrail.html); the
+  `ManagementEventsIncludingKms` advanced selector records every management event and
+  excludes no source (in particular not `kms.amazonaws.com`), and `PartyDataObjects` records S3 data events on the party buckets.
+- For requests that carry a Nitro attestation document, CloudTrail adds
+  `additionalEventData.recipient.attestationDocumentModuleId` (and the image digest and PCRs)
+  (https://docs.aws.amazon.com/kms/latest/developerguide/ct-nitro-enclave.html): the metric filter
+  for "decrypt without attestation" is a Decrypt on a party data key whose event lacks that field.
+- Alarms on denied `kms:Decrypt` and on decrypts without attestation publish to an SNS topic
+  encrypted with the audit key.
+- The runtime log group (enclave host logs) is KMS-encrypted, retention from config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from components.aws.bucket import PrivateBucket, PrivateBucketArgs
+from components.aws.common import Account, child, short_name, to_json
+from components.aws.keys import ServiceKey, ServiceKeyArgs, admin_statement
+
+METRIC_NAMESPACE: Final = "ccp/KeyRelease"
+DENIED_DECRYPT_METRIC: Final = "DeniedDecrypt"
+UNATTESTED_DECRYPT_METRIC: Final = "DecryptWithoutAttestation"
+
+DENIED_DECRYPT_PATTERN: Final = (
+    '{ ($.eventSource = "kms.amazonaws.com") && ($.eventName = "Decrypt") && '
+    '(($.errorCode = "*AccessDenied*") || ($.errorCode = "*UnauthorizedOperation*")) }'
+)
+
+
+def unattested_decrypt_pattern(data_key_arns: Sequence[str]) -> str:
+    """Decrypt / GenerateDataKey on a party data key without an attestation document in the event."""
+    keys = " || ".join(f'($.resources[0].ARN = "{arn}")' for arn in sorted(data_key_arns))
+    return (
+        '{ ($.eventSource = "kms.amazonaws.com") && '
+        '(($.eventName = "Decrypt") || ($.eventName = "GenerateDataKey*") || '
+        '($.eventName = "ReEncrypt*") || ($.eventName = "DeriveSharedSecret")) && '
+        "($.additionalEventData.recipient.attestationDocumentModuleId NOT EXISTS) && "
+        f"({keys}) }}"
+    )
+
+
+def audit_key_policy(account: Account, region: str, trail_arn: str) -> dict[str, Any]:
+    """The audit key: CloudTrail encrypts the trail, CloudWatch Logs the log groups, CloudWatch
+    alarms publish to the encrypted topic; account principals (IAM-delegated) may read trail logs."""
+    partition, acct = account.partition, account.account_id
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            admin_statement(account),
+            {
+                "Sid": "CloudTrailEncryptLogs",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                "Action": "kms:GenerateDataKey*",
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"aws:SourceArn": trail_arn},
+                    "StringLike": {
+                        "kms:EncryptionContext:aws:cloudtrail:arn": f"arn:{partition}:cloudtrail:*:{acct}:trail/*"
+                    },
+                },
+            },
+            {
+                "Sid": "CloudTrailDescribeKey",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                "Action": "kms:DescribeKey",
+                "Resource": "*",
+            },
+            {
+                "Sid": "AccountReadsTrailLogs",
+                "Effect": "Allow",
+                "Principal": {"AWS": account.root_arn},
+                "Action": ["kms:Decrypt", "kms:ReEncryptFrom"],
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"kms:CallerAccount": acct},
+                    "StringLike": {
+                        "kms:EncryptionContext:aws:cloudtrail:arn": f"arn:{partition}:cloudtrail:*:{acct}:trail/*"
+                    },
+                },
+            },
+            {
+                "Sid": "CloudWatchLogsEncrypt",
+                "Effect": "Allow",
+                "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+                "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                "Resource": "*",
+                "Condition": {
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{acct}:log-group:*"
+                    }
+                },
+            },
+            {
+                "Sid": "CloudWatchAlarmsPublish",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": acct}},
+            },
+        ],
+    }
+
+
+def trail_bucket_statements(bucket_arn: str, trail_arn: str, account: Account) -> list[dict[str, Any]]:
+    condition = {"StringEquals": {"aws:SourceArn": trail_arn}}
+    return [
+        {
+            "Sid": "CloudTrailAclCheck",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "s3:GetBucketAcl",
+            "Resource": bucket_arn,
+            "Condition": condition,
+        },
+        {
+            "Sid": "CloudTrailWrite",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": f"{bucket_arn}/AWSLogs/{account.account_id}/*",
+            "Condition": {"StringEquals": {**condition["StringEquals"], "s3:x-amz-acl": "bucket-owner-full-control"}},
+        },
+    ]
+
+
+@dataclass(frozen=True)
+class AuditArgs:
+    collaboration: str
+    environment: str
+    region: str
+    account: Account
+    tags: dict[str, str]
+    log_retention_days: int
+    data_key_arns: list[pulumi.Input[str]]
+    party_bucket_arns: list[str]
+
+
+class Audit(pulumi.ComponentResource):
+    trail: aws.cloudtrail.Trail
+    runtime_log_group: aws.cloudwatch.LogGroup
+    alarm_topic: aws.sns.Topic
+    key: aws.kms.Key
+
+    def __init__(self, name: str, args: AuditArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ccp:aws:Audit", name, None, opts)
+        account, region = args.account, args.region
+        prefix = short_name("ccp", args.collaboration, args.environment)
+        trail_name = short_name(prefix, "trail", limit=128)
+        self.trail_arn = f"arn:{account.partition}:cloudtrail:{region}:{account.account_id}:trail/{trail_name}"
+        audit_key = ServiceKey(
+            f"{name}-key",
+            ServiceKeyArgs(
+                region=region,
+                description=f"ccp audit key of {args.collaboration}/{args.environment}: trail, logs, alarms",
+                purpose="audit",
+                policy=audit_key_policy(account, region, self.trail_arn),
+                tags=args.tags,
+            ),
+            opts=child(self),
+        )
+        self.key = audit_key.key
+        bucket_name = short_name(prefix, "trail", account.account_id, region)
+        trail_bucket = PrivateBucket(
+            f"{name}-trail",
+            PrivateBucketArgs(
+                region=region,
+                bucket_name=bucket_name,
+                bucket_arn=account.bucket_arn(bucket_name),
+                tags=args.tags,
+                kms_key_arn=self.key.arn,
+                statements=lambda arn: trail_bucket_statements(arn, self.trail_arn, account),
+                noncurrent_version_days=max(args.log_retention_days, 1),
+            ),
+            opts=child(self),
+        )
+        trail_logs = aws.cloudwatch.LogGroup(
+            f"{name}-trail",
+            name=f"/ccp/{args.collaboration}/{args.environment}/cloudtrail",
+            region=region,
+            kms_key_id=self.key.arn,
+            retention_in_days=args.log_retention_days,
+            tags=args.tags,
+            opts=child(self),
+        )
+        self.runtime_log_group = aws.cloudwatch.LogGroup(
+            f"{name}-runtime",
+            name=f"/ccp/{args.collaboration}/{args.environment}/runtime",
+            region=region,
+            kms_key_id=self.key.arn,
+            retention_in_days=args.log_retention_days,
+            tags=args.tags,
+            opts=child(self),
+        )
+        delivery_role = aws.iam.Role(
+            f"{name}-trail-delivery",
+            assume_role_policy=to_json(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                            "Condition": {"StringEquals": {"aws:SourceArn": self.trail_arn}},
+                        }
+                    ],
+                }
+            ),
+            tags=args.tags,
+            opts=child(self),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-trail-delivery",
+            role=delivery_role.name,
+            policy=trail_logs.arn.apply(
+                lambda arn: to_json(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                                "Resource": f"{arn}:log-stream:*",
+                            }
+                        ],
+                    }
+                )
+            ),
+            opts=child(self),
+        )
+        self.trail = aws.cloudtrail.Trail(
+            name,
+            name=trail_name,
+            region=region,
+            s3_bucket_name=trail_bucket.bucket.id,
+            kms_key_id=self.key.arn,
+            is_multi_region_trail=True,
+            include_global_service_events=True,
+            enable_log_file_validation=True,
+            enable_logging=True,
+            cloud_watch_logs_group_arn=trail_logs.arn.apply(lambda arn: f"{arn}:*"),
+            cloud_watch_logs_role_arn=delivery_role.arn,
+            advanced_event_selectors=self._selectors(args.party_bucket_arns),
+            tags=args.tags,
+            opts=child(self, depends_on=[trail_bucket.policy]),
+        )
+        self.alarm_topic = aws.sns.Topic(
+            f"{name}-alarms",
+            name=short_name(prefix, "key-release-alarms", limit=256),
+            region=region,
+            kms_master_key_id=self.key.arn,
+            tags=args.tags,
+            opts=child(self),
+        )
+        self._alarm(
+            name, "denied-decrypt", trail_logs, DENIED_DECRYPT_PATTERN, DENIED_DECRYPT_METRIC,
+            "kms:Decrypt was denied: someone tried to use a key without the right attestation or rights",
+            args,
+        )
+        self.unattested_pattern = pulumi.Output.all(*args.data_key_arns).apply(
+            lambda arns: unattested_decrypt_pattern(list(arns))
+        )
+        self._alarm(
+            name, "unattested-decrypt", trail_logs, self.unattested_pattern, UNATTESTED_DECRYPT_METRIC,
+            "a party data key was used without a Nitro attestation document",
+            args,
+        )
+        self.register_outputs(
+            {
+                "trailArn": self.trail.arn,
+                "runtimeLogGroup": self.runtime_log_group.name,
+                "alarmTopicArn": self.alarm_topic.arn,
+            }
+        )
+
+    @staticmethod
+    def _selectors(bucket_arns: list[str]) -> list[aws.cloudtrail.TrailAdvancedEventSelectorArgs]:
+        field = aws.cloudtrail.TrailAdvancedEventSelectorFieldSelectorArgs
+        # One management selector, excluding nothing: KMS calls are management events, and
+        # management selectors can only *exclude* kms.amazonaws.com, never select it alone.
+        selectors = [
+            aws.cloudtrail.TrailAdvancedEventSelectorArgs(
+                name="ManagementEventsIncludingKms",
+                field_selectors=[field(field="eventCategory", equals=["Management"])],
+            ),
+        ]
+        if bucket_arns:
+            selectors.append(
+                aws.cloudtrail.TrailAdvancedEventSelectorArgs(
+                    name="PartyDataObjects",
+                    field_selectors=[
+                        field(field="eventCategory", equals=["Data"]),
+                        field(field="resources.type", equals=["AWS::S3::Object"]),
+                        field(field="resources.ARN", starts_withs=sorted(f"{arn}/" for arn in bucket_arns)),
+                    ],
+                )
+            )
+        return selectors
+
+    def _alarm(
+        self,
+        name: str,
+        suffix: str,
+        log_group: aws.cloudwatch.LogGroup,
+        pattern: pulumi.Input[str],
+        metric: str,
+        description: str,
+        args: AuditArgs,
+    ) -> aws.cloudwatch.MetricAlarm:
+        aws.cloudwatch.LogMetricFilter(
+            f"{name}-{suffix}",
+            name=f"ccp-{suffix}",
+            log_group_name=log_group.name,
+            region=args.region,
+            pattern=pattern,
+            metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(
+                name=metric, namespace=METRIC_NAMESPACE, value="1", default_value="0"
+            ),
+            opts=child(self),
+        )
+        return aws.cloudwatch.MetricAlarm(
+            f"{name}-{suffix}",
+            name=short_name("ccp", args.collaboration, args.environment, suffix, limit=255),
+            region=args.region,
+            alarm_description=description,
+            namespace=METRIC_NAMESPACE,
+            metric_name=metric,
+            statistic="Sum",
+            period=300,
+            evaluation_periods=1,
+            threshold=1,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=[self.alarm_topic.arn],
+            tags=args.tags,
+            opts=child(self),
+        )

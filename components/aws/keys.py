@@ -1,0 +1,89 @@
+"""Customer-managed keys for infrastructure (EBS volumes, storage SSE, audit logs, EKS secrets).
+
+These are not party data keys: AWS services use them on a caller's behalf, so they cannot require
+an attestation document. Each one is still scoped: administration by the account (IAM-delegated),
+use only through the named AWS service (`kms:ViaService`) or by the named service principal with
+its encryption context. Party data keys live in `party_key.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from components.attestation.aws_key_policy import ADMIN_ACTIONS
+from components.aws.common import Account, child, to_json
+
+USE_ACTIONS: Final[tuple[str, ...]] = (
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncrypt*",
+    "kms:GenerateDataKey*",
+    "kms:DescribeKey",
+)
+
+
+def admin_statement(account: Account) -> dict[str, Any]:
+    return {
+        "Sid": "KeyAdministration",
+        "Effect": "Allow",
+        "Principal": {"AWS": account.root_arn},
+        "Action": list(ADMIN_ACTIONS),
+        "Resource": "*",
+    }
+
+
+def via_service_statement(
+    sid: str, principals: Sequence[str], service: str, region: str, account: Account, *, grants: bool = False
+) -> dict[str, Any]:
+    """Use of the key by `principals` only when `service` calls KMS for them in `region`."""
+    actions = [*USE_ACTIONS, *(("kms:CreateGrant",) if grants else ())]
+    condition: dict[str, Any] = {
+        "StringEquals": {
+            "kms:ViaService": f"{service}.{region}.amazonaws.com",
+            "kms:CallerAccount": account.account_id,
+        }
+    }
+    if grants:
+        condition["Bool"] = {"kms:GrantIsForAWSResource": "true"}
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"AWS": sorted(principals) if len(principals) > 1 else principals[0]},
+        "Action": actions,
+        "Resource": "*",
+        "Condition": condition,
+    }
+
+
+@dataclass(frozen=True)
+class ServiceKeyArgs:
+    region: str
+    description: str
+    purpose: str
+    policy: dict[str, Any]
+    tags: dict[str, str]
+
+
+class ServiceKey(pulumi.ComponentResource):
+    key: aws.kms.Key
+
+    def __init__(self, name: str, args: ServiceKeyArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ccp:aws:ServiceKey", name, None, opts)
+        self.policy_document = args.policy
+        self.key = aws.kms.Key(
+            name,
+            region=args.region,
+            description=args.description,
+            enable_key_rotation=True,
+            rotation_period_in_days=90,
+            deletion_window_in_days=30,
+            multi_region=False,
+            policy=to_json(args.policy),
+            tags={**args.tags, "ccp-key-purpose": args.purpose},
+            opts=child(self),
+        )
+        self.register_outputs({"arn": self.key.arn})
