@@ -54,6 +54,16 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _SERVICE_ACCOUNT = re.compile(
     r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$"
 )
+# Domains of Google-managed service agents (service-<number>@<domain>.iam.gserviceaccount.com).
+_AGENT_DOMAINS = frozenset(
+    {
+        "gs-project-accounts",
+        "compute-system",
+        "container-engine-robot",
+        "cloudservices",
+        "serverless-robot-prod",
+    }
+)
 _PROJECT_NUMBER = re.compile(r"^[1-9][0-9]{0,19}$")
 _POOL_ID = re.compile(r"^[a-z0-9-]{4,32}$")
 
@@ -73,7 +83,7 @@ def _cel_list(values: Sequence[str]) -> str:
 
 
 def check_digest(digest: str) -> str:
-    if not isinstance(digest, str) or not _DIGEST.match(digest):
+    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
         raise ValueError(
             f"{digest!r} is not an image digest: expected 'sha256:' followed by 64 lowercase hex characters"
         )
@@ -81,7 +91,13 @@ def check_digest(digest: str) -> str:
 
 
 def check_service_account(email: str) -> str:
-    if not isinstance(email, str) or not _SERVICE_ACCOUNT.match(email):
+    domain = email.partition("@")[2].split(".", 1)[0] if isinstance(email, str) else ""
+    if (
+        not isinstance(email, str)
+        or not _SERVICE_ACCOUNT.fullmatch(email)
+        or domain in _AGENT_DOMAINS
+        or domain.startswith("gcp-sa-")
+    ):
         raise ValueError(
             f"{email!r} is not a user-managed service account email "
             "(<6-30 char id>@<project>.iam.gserviceaccount.com): the condition must name the "
@@ -159,9 +175,9 @@ def digest_principal_set(project_number: str, pool_id: str, digest: str) -> str:
 
     Pools always live in `locations/global`; the path takes the project *number*, not its id.
     """
-    if not isinstance(project_number, str) or not _PROJECT_NUMBER.match(project_number):
+    if not isinstance(project_number, str) or not _PROJECT_NUMBER.fullmatch(project_number):
         raise ValueError(f"{project_number!r} is not a GCP project number (digits only)")
-    if not isinstance(pool_id, str) or not _POOL_ID.match(pool_id):
+    if not isinstance(pool_id, str) or not _POOL_ID.fullmatch(pool_id):
         raise ValueError(f"{pool_id!r} is not a workload identity pool id (4-32 of a-z, 0-9, -)")
     check_digest(digest)
     return (

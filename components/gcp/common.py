@@ -50,7 +50,7 @@ def service_agent(project_number: str, domain: str) -> str:
 
 def check_member(member: str) -> str:
     """An IAM member naming one principal: never allUsers/allAuthenticatedUsers or a bare email."""
-    if not isinstance(member, str) or not _MEMBER.match(member):
+    if not isinstance(member, str) or not _MEMBER.fullmatch(member):
         raise ValueError(
             f"{member!r} is not an IAM member for one principal: use user:, group:, serviceAccount:, "
             "domain:, principal:// or principalSet:// (allUsers/allAuthenticatedUsers are refused)"

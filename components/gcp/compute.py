@@ -51,7 +51,7 @@ def pinned_image(image: str | None, approved_digests: Sequence[str]) -> str:
             f"workload.image {image!r} is not pinned by digest: use "
             "'<registry>/<repository>@sha256:<64 hex>' so the VM runs exactly the attested image"
         )
-    match = _PINNED_IMAGE.match(image)
+    match = _PINNED_IMAGE.fullmatch(image)
     if match is None:
         raise ValueError(
             f"workload.image {image!r} is not '<registry>/<repository>@sha256:<64 lowercase hex>'"
