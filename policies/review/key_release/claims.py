@@ -1,0 +1,195 @@
+"""Attested claim sets, in each vendor's own format, for the cases the simulation judges.
+
+Every claim set is built from the stack's approved measurements, so "approved-production" is exactly
+what the approved build reports, and each other case changes only what that case is about:
+
+- `debug-mode`: the same build started for debugging. Nitro Enclaves in `--debug-mode` report
+  all-zero PCRs (Nitro Enclaves user guide, "Where to get an enclave's measurements"); MAA reports
+  `...is-debuggable: true` with the same measurement; Confidential Space debug images report
+  `dbgstat: enabled` and no `support_attributes` (token claims reference).
+- `unapproved-image`: the same platform and identity running a different build (different image
+  and signer, so neither a PCR0 nor a PCR8 pin admits it).
+- `other-collaboration`: another collaboration's workload (its own identity, in its own account or
+  project) — once with its own build and once with ours, so both the measurement and the identity
+  binding are exercised.
+- `no-attestation`: the workload's identity calling without any attestation evidence.
+
+Values that are not measurements (instance ids, VM ids, PCR3/PCR4) are deterministic stand-ins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Final
+
+from components.attestation.measurements import ApprovedMeasurements
+
+CASES: Final[tuple[str, ...]] = (
+    "approved-production",
+    "debug-mode",
+    "unapproved-image",
+    "other-collaboration",
+    "no-attestation",
+)
+EXPECTED: Final[dict[str, str]] = {case: "deny" for case in CASES} | {"approved-production": "release"}
+
+OTHER_AWS_ACCOUNT: Final = "444455556666"
+OTHER_GCP_PROJECT: Final = "other-collab-project"
+OTHER_GCP_PROJECT_NUMBER: Final = "987654321098"
+CONFIDENTIAL_SPACE_ISSUER: Final = "https://confidentialcomputing.googleapis.com"
+STS_AUDIENCE: Final = "https://sts.googleapis.com"
+
+
+def stand_in(label: str, hex_chars: int) -> str:
+    """A deterministic lowercase-hex value that is not any approved measurement."""
+    digest = hashlib.sha512(f"ccp-simulated:{label}".encode()).hexdigest()
+    while len(digest) < hex_chars:
+        digest += hashlib.sha512(digest.encode()).hexdigest()
+    return digest[:hex_chars]
+
+
+# --- AWS Nitro Enclaves ---------------------------------------------------------------------------
+
+
+def nitro_pcrs(measurements: ApprovedMeasurements, variant: str) -> dict[str, str]:
+    """PCR0-4 and PCR8 of an attestation document; `approved`, `debug` or `other:<label>`."""
+    if variant == "debug":
+        return {pcr: "0" * 96 for pcr in ("pcr0", "pcr1", "pcr2", "pcr3", "pcr4", "pcr8")}
+    nitro = measurements.nitro
+    pcrs: dict[str, str] = {}
+    for pcr in ("pcr0", "pcr1", "pcr2", "pcr3", "pcr4", "pcr8"):
+        approved = getattr(nitro, pcr, None) if nitro is not None else None
+        if variant == "approved" and approved is not None:
+            pcrs[pcr] = approved
+        elif variant == "approved" or pcr in ("pcr3", "pcr4"):
+            pcrs[pcr] = stand_in(f"nitro-{pcr}", 96)
+        else:
+            pcrs[pcr] = stand_in(f"{variant}-{pcr}", 96)
+    return pcrs
+
+
+def other_role_arn(account: str, label: str) -> str:
+    return f"arn:aws:iam::{account}:role/{label}-enclave-host"
+
+
+# --- Azure (Microsoft Azure Attestation tokens) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AzureWorkload:
+    """What an Azure host is attested as: its TEE and whether it is a confidential container."""
+
+    tee: str
+    container: bool
+
+
+def maa_token(
+    measurements: ApprovedMeasurements, workload: AzureWorkload, issuer: str, variant: str
+) -> dict[str, Any]:
+    """The claims MAA puts in a token for this workload (`approved`, `debug`, `other:<label>`, or
+    `other-tee:<label>` for a different TEE kind of another collaboration)."""
+    debug = variant == "debug"
+    own = variant in ("approved", "debug")
+    label = variant.split(":", 1)[-1]
+    tee = workload.tee
+    if variant.startswith("other-tee"):
+        tee = "tdx" if workload.tee != "tdx" else "sev-snp"
+    base: dict[str, Any] = {"iss": issuer.rstrip("/"), "x-ms-ver": "1.0"}
+    if tee == "sgx":
+        sgx = measurements.sgx
+        return base | {
+            "x-ms-attestation-type": "sgx",
+            "x-ms-sgx-mrenclave": (sgx.mrenclave if own and sgx and sgx.mrenclave else stand_in(f"{label}-mrenclave", 64)),
+            "x-ms-sgx-mrsigner": (sgx.mrsigner if own and sgx and sgx.mrsigner else stand_in(f"{label}-mrsigner", 64)),
+            "x-ms-sgx-product-id": sgx.product_id if own and sgx else 0,
+            "x-ms-sgx-svn": sgx.min_svn if own and sgx else 0,
+            "x-ms-sgx-is-debuggable": debug,
+        }
+    if tee == "tdx":
+        tdx = measurements.tdx
+        return base | {
+            "x-ms-attestation-type": "azurevm",
+            "x-ms-azurevm-vmid": stand_in(f"{label}-vmid", 32),
+            "x-ms-isolation-tee": {
+                "x-ms-attestation-type": "tdxvm",
+                "x-ms-compliance-status": "azure-compliant-cvm",
+                "tdx_mrtd": tdx.mrtd if own and tdx else stand_in(f"{label}-mrtd", 96),
+                "tdx_td_attributes_debug": debug,
+            },
+        }
+    snp = measurements.sev_snp
+    launch = snp.launch_measurement if own and snp and snp.launch_measurement else stand_in(f"{label}-launch", 96)
+    host_data = snp.host_data if own and snp and snp.host_data else stand_in(f"{label}-hostdata", 64)
+    hardware = {
+        "x-ms-attestation-type": "sevsnpvm",
+        "x-ms-sevsnpvm-launchmeasurement": launch,
+        "x-ms-sevsnpvm-hostdata": host_data,
+        "x-ms-sevsnpvm-is-debuggable": debug,
+        "x-ms-sevsnpvm-vmpl": 0,
+        "x-ms-sevsnpvm-guestsvn": 1,
+    }
+    if workload.container and not variant.startswith("other-tee"):
+        # Confidential containers: the utility VM's claims are top level.
+        return base | hardware | {"x-ms-compliance-status": "azure-compliant-uvm"}
+    return base | {
+        "x-ms-attestation-type": "azurevm",
+        "x-ms-azurevm-vmid": stand_in(f"{label}-vmid", 32),
+        "x-ms-isolation-tee": hardware | {"x-ms-compliance-status": "azure-compliant-cvm"},
+    }
+
+
+# --- GCP Confidential Space attestation tokens ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GcpWorkload:
+    project: str
+    project_number: str
+    service_account: str
+    hwmodel: str
+    zone: str
+
+
+def confidential_space_token(
+    workload: GcpWorkload, image_digest: str, *, debug: bool = False
+) -> dict[str, Any]:
+    """The claims of a Confidential Space token for STS (default audience)."""
+    instance = "ccp-workload"
+    confidential_space = {} if debug else {"support_attributes": ["LATEST", "STABLE", "USABLE"]}
+    submods: dict[str, Any] = {
+        "container": {
+            "image_reference": f"registry.example/workload@{image_digest}",
+            "image_digest": image_digest,
+            "restart_policy": "Never",
+            "image_id": f"sha256:{stand_in(image_digest, 64)}",
+            "env": {},
+            "args": [],
+        },
+        "gce": {
+            "zone": workload.zone,
+            "project_id": workload.project,
+            "project_number": workload.project_number,
+            "instance_name": instance,
+            "instance_id": "4242424242424242424",
+        },
+    }
+    if confidential_space:
+        submods["confidential_space"] = confidential_space
+    return {
+        "iss": CONFIDENTIAL_SPACE_ISSUER,
+        "aud": STS_AUDIENCE,
+        "sub": f"https://www.googleapis.com/compute/v1/projects/{workload.project}/zones/{workload.zone}/instances/{instance}",
+        "secboot": True,
+        "oemid": 11129,
+        "hwmodel": workload.hwmodel,
+        "swname": "CONFIDENTIAL_SPACE",
+        "swversion": ["250301"],
+        "dbgstat": "enabled" if debug else "disabled-since-boot",
+        "submods": submods,
+        "google_service_accounts": [workload.service_account],
+    }
+
+
+def other_image_digest(label: str) -> str:
+    return f"sha256:{stand_in(label + '-image', 64)}"
