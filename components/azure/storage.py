@@ -40,10 +40,11 @@ class PartyStorage(pulumi.ComponentResource):
         super().__init__("ccp:azure:PartyStorage", name, None, opts)
         common = {"resource_group_name": args.resource_group_name, "location": args.location, "tags": args.tags}
         self.identity = managedidentity.UserAssignedIdentity(f"{name}-identity", **common, opts=child(self))
+        cmk_name = f"{args.party.name}-storage"
         self.cmk = hsm_key(
             f"{name}-cmk",
             vault=args.vault,
-            key_name=f"{args.party.name}-storage",
+            key_name=cmk_name,
             key_ops=STORAGE_KEY_OPS,
             tags=args.tags,
             parent=self,
@@ -65,7 +66,7 @@ class PartyStorage(pulumi.ComponentResource):
             encryption=storage.EncryptionArgs(
                 key_source="Microsoft.Keyvault",
                 key_vault_properties=storage.KeyVaultPropertiesArgs(
-                    key_name=self.cmk.name, key_vault_uri=args.vault.uri
+                    key_name=cmk_name, key_vault_uri=args.vault.uri
                 ),
                 encryption_identity=storage.EncryptionIdentityArgs(
                     encryption_user_assigned_identity=self.identity.id

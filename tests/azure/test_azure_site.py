@@ -1,0 +1,375 @@
+"""The Azure site under recording mocks: exact properties on what it declares (wire-form keys,
+as CrossGuard sees them)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.attestation.azure_release_policy import decode_release_policy
+from components.azure.options import NO_ACCESS_SSH_PUBLIC_KEY, AzureOptions
+from components.azure.site import Site
+from components.site import SiteArgs
+from policies.review.fakes.azure import SUBSCRIPTION, principal_id
+from policies.review.mocks import Recording, RecordedResource, run, unwrap
+from stacks import config
+
+ROOT = Path(__file__).resolve().parents[2]
+RELEASE_USER = "08bbd89e-9f13-488c-ac41-acfcb10c90ab"
+ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
+ORCHESTRATOR = "0b0b0b0b-0000-4000-8000-00000000000e"
+SITE = "t-azure"
+# Types whose ARM resource has no location / no tags (child or extension resources).
+NO_LOCATION = {
+    "azure-native:keyvault:Key", "azure-native:network:Subnet", "azure-native:authorization:RoleAssignment",
+    "azure-native:monitor:DiagnosticSetting", "azure-native:network:PrivateDnsZoneGroup",
+    "azure-native:network:VirtualNetworkPeering", "azure-native:storage:BlobContainer",
+    "azure-native:managedidentity:FederatedIdentityCredential", "azure-native:containerservice:AgentPool",
+    "azure-native:operationalinsights:Table",
+}
+NO_TAGS = NO_LOCATION - {"azure-native:keyvault:Key", "azure-native:containerservice:AgentPool"}
+REQUIRED_TAGS = {"collaboration", "environment", "managed-by", "measurements"}
+
+
+def raw_config(stack: str = "dev") -> dict[str, Any]:
+    return config.read_stack_file(ROOT / f"Pulumi.{stack}.yaml")
+
+
+def site_args(raw: dict[str, Any]) -> SiteArgs:
+    parsed = config.parse(raw)
+    return SiteArgs(
+        environment=parsed.environment,
+        collaboration=parsed.collaboration,
+        cloud="azure",
+        log_retention_days=parsed.log_retention_days,
+    )
+
+
+def build(raw: dict[str, Any], options: AzureOptions | None = None) -> Recording:
+    args = site_args(raw)
+    return run(lambda: Site(SITE, args, options=options or AzureOptions()))
+
+
+def custom(rec: Recording, name: str) -> RecordedResource:
+    """The cloud resource named `name` (components may share a name with their main resource)."""
+    (found,) = [r for r in rec.resources if r.custom and r.name == name]
+    return found
+
+
+def resource_id(resource: RecordedResource) -> str:
+    """The id the mocks give a resource (what `.id` resolves to in the program)."""
+    return f"{resource.name}-id"
+
+
+def props(resource: RecordedResource) -> dict[str, Any]:
+    return unwrap(resource.properties)
+
+
+def with_hosts(raw: dict[str, Any], hosts: list[dict[str, Any]], **measurements: Any) -> dict[str, Any]:
+    raw = copy.deepcopy(raw)
+    collab = raw["collaboration"]
+    collab["workload"]["hosts"] = [h for h in collab["workload"]["hosts"] if h["cloud"] != "azure"] + hosts
+    collab["measurements"].update(measurements)
+    return raw
+
+
+@pytest.fixture(scope="module")
+def dev() -> Recording:
+    return build(raw_config("dev"))
+
+
+@pytest.fixture(scope="module")
+def dev_measurements() -> dict[str, Any]:
+    return raw_config("dev")["collaboration"]["measurements"]
+
+
+def data_key(rec: Recording, party: str = "clinic-azure") -> RecordedResource:
+    return custom(rec, f"{SITE}-{party}-data-key-key")
+
+
+def test_dev_site_declares_the_azure_slice(dev: Recording) -> None:
+    types = [r.type for r in dev.resources]
+    for component in ["Site", "Network", "PrivateDns", "AttestationProvider", "ConfidentialVm", "KeyVault",
+                      "PartyDataKey", "PartyStorage", "Monitoring"]:
+        assert types.count(f"ccp:azure:{component}") == 1, component
+    assert types.count("azure-native:compute:VirtualMachine") == 1
+    assert types.count("azure-native:keyvault:Key") == 2  # data key + storage CMK
+    assert types.count("azure-native:monitor:ScheduledQueryRule") == 2
+    assert "ccp:azure:SgxVm" not in types and "azure-native:containerservice:ManagedCluster" not in types
+    # every resource is in the tree under the site
+    site = dev.one("ccp:azure:Site")
+    assert all(r.parent is not None for r in dev.resources if r is not site)
+    group = props(dev.one("azure-native:resources:ResourceGroup"))
+    assert group["location"] == "westeurope" and group["resourceGroupName"] == "ccp-dev-demo-westeurope"
+
+
+def test_every_resource_has_location_and_tags(dev: Recording) -> None:
+    for resource in dev.resources:
+        if not resource.custom:
+            continue
+        p = props(resource)
+        if resource.type not in NO_LOCATION:
+            assert p.get("location") in {"westeurope", "global"}, resource.name
+        if resource.type not in NO_TAGS:
+            assert REQUIRED_TAGS <= set(p.get("tags", {})), resource.name
+            assert p["tags"]["environment"] == "dev" and p["tags"]["collaboration"] == "dev-demo"
+
+
+def test_party_resources_carry_party_tags(dev: Recording) -> None:
+    for name in [f"{SITE}-clinic-azure-vault", f"{SITE}-clinic-azure-storage-account", f"{SITE}-clinic-azure-data-key-key"]:
+        tags = props(custom(dev, name))["tags"]
+        assert tags["party"] == "clinic-azure" and tags["data-classification"] == "phi"
+
+
+def test_data_key_release_policy_pins_the_approved_launch_measurement(dev: Recording, dev_measurements: dict) -> None:
+    key = props(data_key(dev))
+    assert key["keyName"] == "clinic-azure-data"
+    properties = key["properties"]
+    assert properties["kty"] == "RSA-HSM"
+    assert properties["keySize"] == 3072
+    assert properties["attributes"] == {"enabled": True, "exportable": True}
+    assert properties["releasePolicy"]["contentType"] == "application/json; charset=utf-8"
+    policy = decode_release_policy(properties["releasePolicy"]["data"])
+    authority = props(dev.one("azure-native:attestation:AttestationProvider"))
+    assert authority["providerName"] == "ccpdevdemowesteurope"
+    assert policy == {
+        "version": "1.0.0",
+        "anyOf": [
+            {
+                "authority": "https://ccpdevdemowesteurope.westeurope.attest.azure.net",
+                "allOf": [
+                    {"claim": "x-ms-isolation-tee.x-ms-attestation-type", "equals": "sevsnpvm"},
+                    {"claim": "x-ms-isolation-tee.x-ms-compliance-status", "equals": "azure-compliant-cvm"},
+                    {
+                        "claim": "x-ms-isolation-tee.x-ms-sevsnpvm-launchmeasurement",
+                        "equals": dev_measurements["sevSnp"]["launchMeasurement"],
+                    },
+                    {"claim": "x-ms-isolation-tee.x-ms-sevsnpvm-is-debuggable", "equals": False},
+                ],
+            }
+        ],
+    }
+    assert properties["rotationPolicy"] == {
+        "attributes": {"expiryTime": "P180D"},
+        "lifetimeActions": [
+            {"action": {"type": "rotate"}, "trigger": {"timeAfterCreate": "P90D"}},
+            {"action": {"type": "notify"}, "trigger": {"timeBeforeExpiry": "P30D"}},
+        ],
+    }
+
+
+def test_release_role_goes_to_the_workload_identity_only(dev: Recording) -> None:
+    release = [
+        props(r) for r in dev.of_type("azure-native:authorization:RoleAssignment")
+        if props(r)["roleDefinitionId"].endswith(RELEASE_USER)
+    ]
+    assert len(release) == 1
+    grant = release[0]
+    assert grant["roleDefinitionId"] == (
+        f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/{RELEASE_USER}"
+    )
+    assert grant["principalId"] == principal_id(f"{SITE}-sev-snp-westeurope-0-identity")
+    assert grant["principalType"] == "ServicePrincipal"
+    assert grant["scope"] == resource_id(data_key(dev))
+
+
+def test_storage_cmk_is_a_non_exportable_key_granted_to_the_storage_identity(dev: Recording) -> None:
+    cmk = props(custom(dev, f"{SITE}-clinic-azure-storage-cmk"))["properties"]
+    assert cmk["kty"] == "RSA-HSM" and cmk["attributes"]["exportable"] is False
+    assert "releasePolicy" not in cmk
+    grant = props(custom(dev, f"{SITE}-clinic-azure-storage-cmk-encryption"))
+    assert grant["roleDefinitionId"].endswith(ENCRYPTION_USER)
+    assert grant["principalId"] == principal_id(f"{SITE}-clinic-azure-storage-identity")
+
+
+def test_vault_is_hardened_and_private(dev: Recording) -> None:
+    vault = props(dev.one("azure-native:keyvault:Vault"))["properties"]
+    assert vault["sku"] == {"family": "A", "name": "premium"}
+    assert vault["enablePurgeProtection"] is True
+    assert vault["enableSoftDelete"] is True
+    assert vault["softDeleteRetentionInDays"] == 90
+    assert vault["enableRbacAuthorization"] is True
+    assert vault["publicNetworkAccess"] == "Disabled"
+    assert vault["networkAcls"] == {"defaultAction": "Deny", "bypass": "AzureServices"}
+    assert vault["tenantId"] == "00000000-0000-4000-8000-0000000000aa"
+    assert "accessPolicies" not in vault
+    endpoints = {props(r)["privateLinkServiceConnections"][0]["groupIds"][0]: props(r)
+                 for r in dev.of_type("azure-native:network:PrivateEndpoint")}
+    assert set(endpoints) == {"vault", "blob"}
+    assert endpoints["vault"]["privateLinkServiceConnections"][0]["privateLinkServiceId"] == (
+        resource_id(dev.one("azure-native:keyvault:Vault"))
+    )
+    zones = sorted(props(r)["privateZoneName"] for r in dev.of_type("azure-native:privatedns:PrivateZone"))
+    assert zones == ["privatelink.blob.core.windows.net", "privatelink.managedhsm.azure.net",
+                     "privatelink.vaultcore.azure.net"]
+
+
+def test_storage_account_flags(dev: Recording) -> None:
+    account = props(dev.one("azure-native:storage:StorageAccount"))
+    assert account["enableHttpsTrafficOnly"] is True
+    assert account["minimumTlsVersion"] == "TLS1_2"
+    assert account["allowBlobPublicAccess"] is False
+    assert account["allowSharedKeyAccess"] is False
+    assert account["publicNetworkAccess"] == "Disabled"
+    assert account["networkRuleSet"] == {"defaultAction": "Deny", "bypass": "None"}
+    encryption = account["encryption"]
+    assert encryption["keySource"] == "Microsoft.Keyvault"
+    assert encryption["requireInfrastructureEncryption"] is True
+    assert encryption["keyVaultProperties"] == {
+        "keyName": "clinic-azure-storage",
+        "keyVaultUri": f"https://{props(dev.one('azure-native:keyvault:Vault'))['vaultName']}.vault.azure.net/",
+    }
+    identity_id = resource_id(custom(dev, f"{SITE}-clinic-azure-storage-identity"))
+    assert encryption["encryptionIdentity"] == {"encryptionUserAssignedIdentity": identity_id}
+    assert account["identity"] == {"type": "UserAssigned", "userAssignedIdentities": [identity_id]}
+    container = props(dev.one("azure-native:storage:BlobContainer"))
+    assert container["containerName"] == "imaging-labels" and container["publicAccess"] == "None"
+
+
+def test_confidential_vm_security_profile(dev: Recording) -> None:
+    vm = props(dev.one("azure-native:compute:VirtualMachine"))
+    assert vm["hardwareProfile"] == {"vmSize": "Standard_DC4as_v5"}
+    assert vm["securityProfile"] == {
+        "securityType": "ConfidentialVM",
+        "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True},
+    }
+    os_disk = vm["storageProfile"]["osDisk"]
+    assert os_disk["managedDisk"]["securityProfile"] == {"securityEncryptionType": "DiskWithVMGuestState"}
+    linux = vm["osProfile"]["linuxConfiguration"]
+    assert linux["disablePasswordAuthentication"] is True
+    assert linux["ssh"]["publicKeys"][0]["keyData"] == NO_ACCESS_SSH_PUBLIC_KEY
+    assert "adminPassword" not in vm["osProfile"]
+    identity_id = resource_id(custom(dev, f"{SITE}-sev-snp-westeurope-0-identity"))
+    assert vm["identity"] == {"type": "UserAssigned", "userAssignedIdentities": [identity_id]}
+    nic = props(dev.one("azure-native:network:NetworkInterface"))
+    assert all("publicIPAddress" not in c for c in nic["ipConfigurations"])
+    assert vm["storageProfile"]["imageReference"]["offer"] == "0001-com-ubuntu-confidential-vm-jammy"
+
+
+def test_nsgs_deny_internet_ingress(dev: Recording) -> None:
+    for nsg in dev.of_type("azure-native:network:NetworkSecurityGroup"):
+        rules = props(nsg)["securityRules"]
+        inbound_allows = [r for r in rules if r["direction"] == "Inbound" and r["access"] == "Allow"]
+        assert all(r["sourceAddressPrefix"] not in {"*", "Internet", "0.0.0.0/0"} for r in inbound_allows)
+        denies = {(r["sourceAddressPrefix"], r["priority"]) for r in rules if r["access"] == "Deny"}
+        assert {("Internet", 4000), ("*", 4096)} <= denies
+    for subnet in dev.of_type("azure-native:network:Subnet"):
+        assert props(subnet)["defaultOutboundAccess"] is False
+
+
+def test_monitoring_audits_vault_and_storage(dev: Recording) -> None:
+    settings = {props(r)["name"]: props(r) for r in dev.of_type("azure-native:monitor:DiagnosticSetting")}
+    vault_setting = settings[f"{SITE}-clinic-azure-monitoring-vault-audit"]
+    assert vault_setting["logs"] == [{"category": "AuditEvent", "enabled": True}]
+    assert vault_setting["resourceUri"] == resource_id(dev.one("azure-native:keyvault:Vault"))
+    blob_setting = settings[f"{SITE}-clinic-azure-monitoring-blob-audit"]
+    assert blob_setting["resourceUri"].endswith("/blobServices/default")
+    workspace = props(dev.one("azure-native:operationalinsights:Workspace"))
+    assert workspace["retentionInDays"] == 30 and workspace["publicNetworkAccessForIngestion"] == "Disabled"
+    queries = {props(r)["displayName"]: props(r)["criteria"]["allOf"][0]["query"]
+               for r in dev.of_type("azure-native:monitor:ScheduledQueryRule")}
+    assert 'OperationName == "KeyRelease"' in queries[f"{SITE}-clinic-azure-monitoring-key-release-failures"]
+    assert "(401, 403)" in queries[f"{SITE}-clinic-azure-monitoring-unauthorized-access"]
+
+
+def test_prod_encrypts_confidential_disks_with_customer_key() -> None:
+    rec = build(raw_config("prod"), AzureOptions(cvm_orchestrator_object_id=ORCHESTRATOR))
+    des = props(rec.one("azure-native:compute:DiskEncryptionSet"))
+    assert des["encryptionType"] == "ConfidentialVmEncryptedWithCustomerKey"
+    assert des["location"] == "germanywestcentral"
+    vm = props(rec.one("azure-native:compute:VirtualMachine"))
+    assert vm["hardwareProfile"] == {"vmSize": "Standard_DC8as_v5"}
+    assert vm["storageProfile"]["osDisk"]["managedDisk"]["securityProfile"] == {
+        "securityEncryptionType": "DiskWithVMGuestState",
+        "diskEncryptionSet": {"id": resource_id(rec.one("azure-native:compute:DiskEncryptionSet"))},
+    }
+    disk_key = props(custom(rec, f"{SITE}-sev-snp-germanywestcentral-0-disk-key"))["properties"]
+    assert disk_key["attributes"]["exportable"] is True
+    assert decode_release_policy(disk_key["releasePolicy"]["data"])["anyOf"][0]["allOf"][2]["equals"] == (
+        raw_config("prod")["collaboration"]["measurements"]["sevSnp"]["launchMeasurement"]
+    )
+    orchestrator = props(custom(rec, f"{SITE}-sev-snp-germanywestcentral-0-disk-orchestrator-release"))
+    assert orchestrator["principalId"] == ORCHESTRATOR and orchestrator["roleDefinitionId"].endswith(RELEASE_USER)
+    # the party data key is still released to the workload identity only
+    party_release = [r for r in rec.of_type("azure-native:authorization:RoleAssignment")
+                     if props(r)["roleDefinitionId"].endswith(RELEASE_USER) and props(r)["scope"] == resource_id(data_key(rec))]
+    assert [props(r)["principalId"] for r in party_release] == [
+        principal_id(f"{SITE}-sev-snp-germanywestcentral-0-identity")
+    ]
+    assert props(rec.one("azure-native:storage:StorageAccount"))["sku"] == {"name": "Standard_ZRS"}
+    tables = {props(r)["tableName"]: props(r) for r in rec.of_type("azure-native:operationalinsights:Table")}
+    assert tables["AzureDiagnostics"]["totalRetentionInDays"] == 2557
+
+
+def test_prod_without_orchestrator_is_refused_before_declaring() -> None:
+    with pytest.raises(ValueError, match="ccp-azure:cvmOrchestratorObjectId"):
+        Site(SITE, site_args(raw_config("prod")), options=AzureOptions())
+
+
+@pytest.mark.parametrize(
+    ("size", "tee"), [("Standard_D4s_v5", "sev-snp"), ("Standard_DC4as_v5", "tdx"), ("Standard_DC4es_v5", "sgx")]
+)
+def test_wrong_vm_size_is_a_clear_error(size: str, tee: str) -> None:
+    raw = with_hosts(
+        raw_config("dev"),
+        [{"cloud": "azure", "region": "westeurope", "tee": tee, "instanceType": size}],
+        tdx={"mrtd": "d8" * 48},
+        sgx={"mrenclave": "e9" * 32},
+    )
+    with pytest.raises(ValueError) as error:
+        Site(SITE, site_args(raw), options=AzureOptions())
+    assert f"VM size '{size}' does not provide {tee}" in str(error.value)
+
+
+def test_sgx_vm_and_confidential_aks() -> None:
+    raw = with_hosts(
+        raw_config("dev"),
+        [
+            {"cloud": "azure", "region": "westeurope", "tee": "sgx", "instanceType": "Standard_DC4s_v3"},
+            {"cloud": "azure", "region": "northeurope", "tee": "sev-snp", "instanceType": "Standard_DC8as_v5",
+             "kubernetes": True},
+        ],
+        sgx={"mrenclave": "e9" * 32, "productId": 1, "minSvn": 2},
+    )
+    rec = build(raw)
+    sgx_vm = props(rec.one("azure-native:compute:VirtualMachine"))
+    assert sgx_vm["hardwareProfile"] == {"vmSize": "Standard_DC4s_v3"}
+    assert sgx_vm["securityProfile"]["securityType"] == "TrustedLaunch"
+    assert sgx_vm["securityProfile"]["uefiSettings"] == {"secureBootEnabled": True, "vTpmEnabled": True}
+    cluster = props(rec.one("azure-native:containerservice:ManagedCluster"))
+    assert cluster["location"] == "northeurope"
+    assert cluster["apiServerAccessProfile"]["enablePrivateCluster"] is True
+    assert cluster["apiServerAccessProfile"]["enablePrivateClusterPublicFQDN"] is False
+    assert cluster["aadProfile"]["enableAzureRBAC"] is True and cluster["disableLocalAccounts"] is True
+    assert cluster["networkProfile"]["networkPolicy"] == "azure"
+    kms = cluster["securityProfile"]["azureKeyVaultKms"]
+    assert kms["enabled"] is True and kms["keyVaultNetworkAccess"] == "Private"
+    assert cluster["agentPoolProfiles"][0]["enableNodePublicIP"] is False
+    pool = props(rec.one("azure-native:containerservice:AgentPool"))
+    assert pool["vmSize"] == "Standard_DC8as_v5" and pool["enableNodePublicIP"] is False
+    # two regions: VNets peered both ways, distinct address spaces
+    spaces = sorted(props(r)["addressSpace"]["addressPrefixes"][0] for r in rec.of_type("azure-native:network:VirtualNetwork"))
+    assert spaces == ["10.40.0.0/16", "10.41.0.0/16"]
+    assert len(rec.of_type("azure-native:network:VirtualNetworkPeering")) == 2
+    # the data key admits either approved workload, each fully pinned
+    policy = decode_release_policy(props(data_key(rec))["properties"]["releasePolicy"]["data"])
+    pins = [[c for c in alt["allOf"] if "mrenclave" in c["claim"] or "launchmeasurement" in c["claim"]]
+            for alt in policy["anyOf"]]
+    assert [p[0]["claim"] for p in pins] == ["x-ms-isolation-tee.x-ms-sevsnpvm-launchmeasurement", "x-ms-sgx-mrenclave"]
+    releasers = sorted(props(r)["principalId"] for r in rec.of_type("azure-native:authorization:RoleAssignment")
+                       if props(r)["roleDefinitionId"].endswith(RELEASE_USER))
+    assert releasers == sorted([principal_id(f"{SITE}-sgx-westeurope-0-identity"),
+                                principal_id(f"{SITE}-sev-snp-northeurope-1-identity")])
+    federation = props(rec.one("azure-native:managedidentity:FederatedIdentityCredential"))
+    assert federation["subject"] == "system:serviceaccount:ccp:workload"
+
+
+def test_missing_measurements_for_azure_tee_is_refused() -> None:
+    raw = with_hosts(raw_config("dev"), [{"cloud": "azure", "region": "westeurope", "tee": "tdx",
+                                          "instanceType": "Standard_DC4es_v5"}])
+    # config validation already refuses a host without its measurement section
+    with pytest.raises(config.ConfigError, match="measurements.tdx"):
+        site_args(raw)
