@@ -1,0 +1,327 @@
+"""Security properties of every AWS component, asserted on the inputs the engine would record."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from components.attestation.aws_key_policy import IMAGE_SHA384
+from components.attestation.measurements import NitroMeasurements
+from components.aws.common import Account
+from components.aws.party_key import HsmBacking, PartyDataKey, PartyDataKeyArgs
+from components.aws.site import Site
+from components.site import SiteArgs
+from policies.review.mocks import Recording, RecordedResource, run, unwrap
+from stacks import config
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT = "111122223333"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/ccp-dev-demo-dev-enclave"
+
+
+def raw_config() -> dict[str, Any]:
+    return config.read_stack_file(ROOT / "Pulumi.dev.yaml")
+
+
+def site_args(raw: dict[str, Any]) -> SiteArgs:
+    settings = config.parse(raw)
+    return SiteArgs(
+        environment=settings.environment,
+        collaboration=settings.collaboration,
+        cloud="aws",
+        log_retention_days=settings.log_retention_days,
+    )
+
+
+def build(raw: dict[str, Any]) -> Recording:
+    return run(lambda: Site("dev-demo-aws", site_args(raw)))
+
+
+def props(resource: RecordedResource) -> dict[str, Any]:
+    return unwrap(resource.properties)
+
+
+@pytest.fixture(scope="module")
+def dev() -> Recording:
+    return build(raw_config())
+
+
+def data_key(recording: Recording) -> RecordedResource:
+    return next(r for r in recording.of_type("aws:kms/key:Key") if props(r)["tags"]["ccp-key-purpose"] == "party-data")
+
+
+# --- PartyDataKey -------------------------------------------------------------------------------
+
+
+def test_data_key_policy_binds_the_configured_pcrs(dev: Recording) -> None:
+    key = props(data_key(dev))
+    assert key["enableKeyRotation"] is True
+    assert key["rotationPeriodInDays"] == 90
+    assert key["multiRegion"] is False
+    assert key["region"] == "eu-west-1"
+    document = json.loads(key["policy"])
+    statements = {s["Sid"]: s for s in document["Statement"]}
+    nitro = raw_config()["collaboration"]["measurements"]["nitro"]
+    assert statements["AllowDecryptByAttestedEnclave"]["Principal"] == {"AWS": ROLE}
+    assert statements["AllowDecryptByAttestedEnclave"]["Condition"]["StringEqualsIgnoreCase"] == {
+        IMAGE_SHA384: nitro["pcr0"],
+        "kms:RecipientAttestation:PCR8": nitro["pcr8"],
+    }
+    assert statements["DenyDecryptWithoutAttestation"]["Condition"] == {"Null": {IMAGE_SHA384: "true"}}
+    assert "AllowOwnerDecryptOutsideEnclave" not in statements
+    assert not any(
+        "kms:*" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]) for s in document["Statement"]
+    )
+
+
+def test_data_key_alias_and_tags(dev: Recording) -> None:
+    alias = props(dev.one("aws:kms/alias:Alias"))
+    assert alias["name"] == "alias/ccp/clinic-aws/data"
+    tags = props(data_key(dev))["tags"]
+    assert tags["party"] == "clinic-aws"
+    assert tags["data-classification"] == "phi"
+    assert tags["collaboration"] == "dev-demo"
+
+
+def test_owner_opt_in_appears_in_the_key_policy() -> None:
+    raw = raw_config()
+    party = raw["collaboration"]["parties"][0]
+    party.update(ownerDecrypt=True, ownerPrincipal=f"arn:aws:iam::{ACCOUNT}:role/clinic-owner")
+    document = json.loads(props(data_key(build(raw)))["policy"])
+    statements = {s["Sid"]: s for s in document["Statement"]}
+    assert statements["AllowOwnerDecryptOutsideEnclave"]["Principal"] == {
+        "AWS": f"arn:aws:iam::{ACCOUNT}:role/clinic-owner"
+    }
+    assert statements["DenyDecryptWithoutAttestation"]["Condition"]["ArnNotEquals"] == {
+        "aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:role/clinic-owner"
+    }
+
+
+def test_hsm_backed_key_uses_a_cloudhsm_custom_key_store() -> None:
+    def program() -> None:
+        PartyDataKey(
+            "prod-key",
+            PartyDataKeyArgs(
+                party="clinic-aws",
+                region="eu-central-1",
+                account=Account(ACCOUNT),
+                measurements=NitroMeasurements(pcr0="ab" * 48),
+                enclave_role_arn=ROLE,
+                tags={"party": "clinic-aws"},
+                hsm=HsmBacking(
+                    subnet_ids=["subnet-a", "subnet-b"],
+                    availability_zones=["eu-central-1a", "eu-central-1b"],
+                    trust_anchor_certificate="-----BEGIN CERTIFICATE-----",
+                    key_store_password=pulumi.Output.secret("kmsuser-password"),
+                ),
+            ),
+        )
+
+    recording = run(program)
+    cluster = props(recording.one("aws:cloudhsmv2/cluster:Cluster"))
+    assert cluster["mode"] == "FIPS" and cluster["region"] == "eu-central-1"
+    assert len(recording.of_type("aws:cloudhsmv2/hsm:Hsm")) == 2
+    store = recording.one("aws:kms/customKeyStore:CustomKeyStore")
+    assert props(store)["customKeyStoreType"] == "AWS_CLOUDHSM"
+    assert store.inputs["keyStorePassword"] == "[secret]"
+    key = props(recording.one("aws:kms/key:Key"))
+    assert key["customKeyStoreId"] == "prod-key-keystore-id"
+    assert key["enableKeyRotation"] is False  # KMS cannot rotate keys in custom key stores
+
+
+# --- EnclaveHost ----------------------------------------------------------------------------------
+
+
+def test_enclave_instance_is_private_imdsv2_encrypted_without_key_pair(dev: Recording) -> None:
+    instance = props(dev.one("aws:ec2/instance:Instance"))
+    assert instance["instanceType"] == "m6i.xlarge"
+    assert instance["region"] == "eu-west-1"
+    assert instance["enclaveOptions"] == {"enabled": True}
+    assert instance["associatePublicIpAddress"] is False
+    assert instance["metadataOptions"]["httpTokens"] == "required"
+    assert instance["metadataOptions"]["httpPutResponseHopLimit"] == 1
+    assert "keyName" not in instance
+    assert instance["rootBlockDevice"]["encrypted"] is True
+    ebs_key_arn = instance["rootBlockDevice"]["kmsKeyId"]
+    assert ebs_key_arn.startswith(f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/")
+    assert [(d["deviceName"], d["encrypted"], d["kmsKeyId"]) for d in instance["ebsBlockDevices"]] == [
+        ("/dev/sdf", True, ebs_key_arn)
+    ]
+    assert instance["iamInstanceProfile"] == "ccp-dev-demo-dev-enclave"
+
+
+def test_launch_template_enables_enclaves_and_writes_the_allocator(dev: Recording) -> None:
+    template = props(dev.one("aws:ec2/launchTemplate:LaunchTemplate"))
+    assert template["enclaveOptions"] == {"enabled": True}
+    assert template["metadataOptions"]["httpTokens"] == "required"
+    assert template["metadataOptions"]["httpPutResponseHopLimit"] == 1
+    assert template["imageId"] == "resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+    assert "keyName" not in template
+    assert {m["deviceName"]: (m["ebs"]["encrypted"], bool(m["ebs"]["kmsKeyId"])) for m in template["blockDeviceMappings"]} == {
+        "/dev/xvda": ("true", True),
+        "/dev/sdf": ("true", True),
+    }
+    user_data = base64.b64decode(template["userData"]).decode()
+    assert "cat > /etc/nitro_enclaves/allocator.yaml" in user_data
+    assert "memory_mib: 4096\ncpu_count: 2\n" in user_data
+    assert "systemctl enable --now nitro-enclaves-allocator.service" in user_data
+
+
+def test_enclave_role_only_touches_data_keys_with_attestation(dev: Recording) -> None:
+    role = props(next(r for r in dev.of_type("aws:iam/role:Role") if props(r).get("name") == "ccp-dev-demo-dev-enclave"))
+    trust = json.loads(role["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    access = next(r for r in dev.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("enclave-access"))
+    statements = json.loads(props(access)["policy"])["Statement"]
+    key_arn = data_key(dev).outputs["arn"]
+    on_data_key = [s for s in statements if key_arn in s["Resource"]]
+    assert on_data_key == [
+        {
+            "Sid": "AttestedDataKeyUse",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": [key_arn],
+            "Condition": {"Null": {IMAGE_SHA384: "false"}},
+        }
+    ]
+    assert not any(a in ("*", "kms:*") for s in statements for a in s["Action"])
+    attachments = [props(r)["policyArn"] for r in dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")]
+    assert attachments == ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
+
+
+# --- Network --------------------------------------------------------------------------------------
+
+
+def test_network_is_private_with_service_endpoints(dev: Recording) -> None:
+    subnets = [props(s) for s in dev.of_type("aws:ec2/subnet:Subnet")]
+    assert len(subnets) == 2 and all(s["mapPublicIpOnLaunch"] is False for s in subnets)
+    assert not dev.of_type("aws:ec2/internetGateway:InternetGateway")
+    assert not dev.of_type("aws:ec2/natGateway:NatGateway")
+    assert props(dev.one("aws:ec2/routeTable:RouteTable"))["routes"] == []
+    endpoints = {props(e)["serviceName"]: props(e) for e in dev.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
+    services = {f"com.amazonaws.eu-west-1.{s}" for s in ("kms", "ssm", "ssmmessages", "ec2messages", "logs", "sts")}
+    assert set(endpoints) == services | {"com.amazonaws.eu-west-1.s3"}
+    assert endpoints["com.amazonaws.eu-west-1.s3"]["vpcEndpointType"] == "Gateway"
+    assert all(endpoints[s]["vpcEndpointType"] == "Interface" and endpoints[s]["privateDnsEnabled"] for s in services)
+
+
+def test_no_security_group_admits_the_internet(dev: Recording) -> None:
+    groups = [props(g) for g in dev.of_type("aws:ec2/securityGroup:SecurityGroup")]
+    assert groups
+    for group in groups:
+        for rule in group.get("ingress", []):
+            assert "0.0.0.0/0" not in rule.get("cidrBlocks", [])
+            assert rule["fromPort"] == 443 and rule["cidrBlocks"] == ["10.20.0.0/16"]
+    workload = next(g for g in groups if g["description"].startswith("Enclave hosts"))
+    assert workload["ingress"] == []
+    assert all("0.0.0.0/0" not in r.get("cidrBlocks", []) for r in workload["egress"])
+    default = props(dev.one("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"))
+    assert default["ingress"] == [] and default["egress"] == []
+
+
+# --- PartyStorage ---------------------------------------------------------------------------------
+
+
+def _for_bucket(recording: Recording, type_: str, bucket: RecordedResource) -> dict[str, Any]:
+    return next(props(r) for r in recording.of_type(type_) if props(r)["bucket"] == bucket.outputs["id"])
+
+
+def test_party_bucket_is_private_versioned_and_kms_encrypted(dev: Recording) -> None:
+    bucket = next(b for b in dev.of_type("aws:s3/bucket:Bucket") if props(b)["bucket"].endswith("-data-111122223333-eu-west-1"))
+    assert props(bucket)["region"] == "eu-west-1"
+    assert props(bucket)["tags"]["party"] == "clinic-aws"
+    sse = _for_bucket(dev, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", bucket)
+    rule = sse["rules"][0]
+    assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
+    storage_key = next(r for r in dev.of_type("aws:kms/key:Key") if props(r)["tags"]["ccp-key-purpose"] == "party-storage")
+    assert rule["applyServerSideEncryptionByDefault"]["kmsMasterKeyId"] == storage_key.outputs["arn"]
+    assert rule["bucketKeyEnabled"] is True
+    block = _for_bucket(dev, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", bucket)
+    assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+    versioning = _for_bucket(dev, "aws:s3/bucketVersioning:BucketVersioning", bucket)
+    assert versioning["versioningConfiguration"]["status"] == "Enabled"
+    lifecycle = _for_bucket(dev, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", bucket)
+    assert lifecycle["rules"][0]["noncurrentVersionExpiration"]["noncurrentDays"] == 90
+    logging = _for_bucket(dev, "aws:s3/bucketLogging:BucketLogging", bucket)
+    assert "access-logs" in logging["targetBucket"]
+
+
+def test_party_bucket_policy_denies_plain_http_and_other_principals(dev: Recording) -> None:
+    bucket = next(b for b in dev.of_type("aws:s3/bucket:Bucket") if props(b)["bucket"].endswith("-data-111122223333-eu-west-1"))
+    name = props(bucket)["bucket"]
+    policy = json.loads(_for_bucket(dev, "aws:s3/bucketPolicy:BucketPolicy", bucket)["policy"])
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    tls = statements["DenyInsecureTransport"]
+    assert tls["Effect"] == "Deny" and tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert tls["Resource"] == [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"]
+    others = statements["DenyOtherPrincipals"]
+    assert others["Effect"] == "Deny" and others["Principal"] == "*"
+    assert others["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [ROLE]}}
+
+
+def test_storage_key_is_usable_through_s3_only(dev: Recording) -> None:
+    storage_key = next(r for r in dev.of_type("aws:kms/key:Key") if props(r)["tags"]["ccp-key-purpose"] == "party-storage")
+    statements = {s["Sid"]: s for s in json.loads(props(storage_key)["policy"])["Statement"]}
+    use = statements["UseThroughS3"]
+    assert use["Principal"] == {"AWS": ROLE}
+    assert use["Condition"]["StringEquals"]["kms:ViaService"] == "s3.eu-west-1.amazonaws.com"
+
+
+# --- Audit ----------------------------------------------------------------------------------------
+
+
+def test_trail_is_multi_region_validated_encrypted_and_logs_kms(dev: Recording) -> None:
+    trail = props(dev.one("aws:cloudtrail/trail:Trail"))
+    assert trail["isMultiRegionTrail"] is True
+    assert trail["enableLogFileValidation"] is True
+    assert trail["kmsKeyId"].startswith(f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/")
+    selectors = {s["name"]: s["fieldSelectors"] for s in trail["advancedEventSelectors"]}
+    assert selectors["ManagementEventsIncludingKms"] == [{"field": "eventCategory", "equals": ["Management"]}]
+    bucket_arn = "arn:aws:s3:::dev-demo-dev-clinic-aws-data-111122223333-eu-west-1/"
+    assert {"field": "resources.ARN", "startsWiths": [bucket_arn]} in selectors["PartyDataObjects"]
+
+
+def test_log_groups_encrypted_with_configured_retention(dev: Recording) -> None:
+    groups = [props(g) for g in dev.of_type("aws:cloudwatch/logGroup:LogGroup")]
+    assert {g["name"] for g in groups} == {"/ccp/dev-demo/dev/cloudtrail", "/ccp/dev-demo/dev/runtime"}
+    assert all(g["retentionInDays"] == 30 and g["kmsKeyId"] for g in groups)
+
+
+def test_alarms_on_denied_and_unattested_decrypt(dev: Recording) -> None:
+    filters = {props(f)["name"]: props(f) for f in dev.of_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")}
+    assert '($.eventName = "Decrypt")' in filters["ccp-denied-decrypt"]["pattern"]
+    assert "AccessDenied" in filters["ccp-denied-decrypt"]["pattern"]
+    unattested = filters["ccp-unattested-decrypt"]["pattern"]
+    assert "attestationDocumentModuleId NOT EXISTS" in unattested
+    assert f'($.resources[0].ARN = "{data_key(dev).outputs["arn"]}")' in unattested
+    topic = dev.one("aws:sns/topic:Topic")
+    assert props(topic)["kmsMasterKeyId"]
+    alarms = [props(a) for a in dev.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")]
+    assert sorted(a["metricName"] for a in alarms) == ["DecryptWithoutAttestation", "DeniedDecrypt"]
+    assert all(a["alarmActions"] == [topic.outputs["arn"]] and a["threshold"] == 1 for a in alarms)
+
+
+# --- Site-wide --------------------------------------------------------------------------------------
+
+
+def test_every_child_is_parented_and_regional_resources_carry_the_region(dev: Recording) -> None:
+    urns = {r.urn for r in dev.resources}
+    site = dev.one("ccp:aws:Site")
+    for resource in dev.resources:
+        if resource is not site:
+            assert resource.parent in urns, resource.name
+        if resource.custom and not resource.type.startswith("aws:iam/"):
+            assert props(resource).get("region") == "eu-west-1", resource.type
+
+
+def test_every_taggable_resource_has_the_required_tags(dev: Recording) -> None:
+    required = {"collaboration", "environment", "managed-by", "measurements"}
+    for resource in dev.resources:
+        tags = props(resource).get("tags")
+        if resource.custom and tags is not None:
+            assert required <= set(tags), resource.type
