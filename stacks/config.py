@@ -32,6 +32,9 @@ class StackConfig(Model):
     environment: Environment
     collaboration: Collaboration
     log_retention_days: int = Field(default=365, ge=1, le=3653)
+    # Trusted signers of the approved measurements: key id -> PEM public key (Ed25519 or ECDSA
+    # P-256). When set, the measurements must carry a valid signature by one of them.
+    measurement_signers: dict[str, str] = Field(default_factory=dict)
 
 
 def _path(loc: tuple[Any, ...]) -> str:
@@ -74,9 +77,21 @@ def parse(raw: Mapping[str, Any]) -> StackConfig:
     """Validate config values (keys without the `ccp:` prefix) into a StackConfig or raise ConfigError."""
     environment = raw.get("environment")
     try:
-        return StackConfig.model_validate(dict(raw), context={"environment": environment})
+        settings = StackConfig.model_validate(dict(raw), context={"environment": environment})
     except ValidationError as error:
         raise ConfigError(_messages(error)) from None
+    _check_signature(settings)
+    return settings
+
+
+def _check_signature(settings: StackConfig) -> None:
+    """Signed measurements are verified here, before any resource can be declared from them."""
+    from components.attestation.signing import SignatureError, verify_measurements
+
+    try:
+        verify_measurements(settings.collaboration.measurements, settings.measurement_signers)
+    except SignatureError as error:
+        raise ConfigError([f"{NAMESPACE}:collaboration.measurements.signature: {error}"]) from None
 
 
 def load() -> StackConfig:

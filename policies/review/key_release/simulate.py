@@ -53,7 +53,10 @@ def _type_chain(urn: str) -> list[str]:
 
 
 def is_party_key(resource: RecordedResource) -> bool:
-    """Declared by a party data key component, or marked as one the way each cloud site marks it."""
+    """Tagged with a party, and declared by a party data key component or marked as one the way each
+    cloud site marks it (service keys such as disk or log keys carry no party and are not judged)."""
+    if key_party(resource) is None:
+        return False
     if any(t.endswith(f":{PARTY_KEY_COMPONENT}") for t in _type_chain(resource.urn)):
         return True
     props = _props(resource)
@@ -355,9 +358,7 @@ def simulate(recording: Recording, settings: Any) -> list[dict[str, Any]]:
         cloud = KEY_TYPES.get(resource.type)
         if cloud is None or not is_party_key(resource):
             continue
-        party = key_party(resource)
-        if party is None:
-            party = "(untagged)"
+        party = str(key_party(resource))
         seen.add(party)
         decisions = JUDGES[cloud](resource, recording, settings)
         rows += [
