@@ -1,0 +1,1 @@
+"""ccp-zero-trust: the CrossGuard policy pack for confidential collaborations (see pack.py)."""

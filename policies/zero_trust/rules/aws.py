@@ -1,0 +1,757 @@
+"""AWS rules: attestation-gated KMS keys (Nitro Enclaves), enclave hosts, network, storage, audit.
+
+Property names are pulumi-aws 7.x camelCase inputs; every path a rule reads is declared in its
+`reads` and checked against the real SDK under mocks (tests/policies/test_policy_property_names.py).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from typing import Any, Final, Iterable, Iterator
+
+from pulumi_policy import Severity
+
+from policies.zero_trust.rules._base import (
+    OPEN_CIDRS,
+    Finding,
+    Stack,
+    Subject,
+    falsy,
+    is_all_zero,
+    is_list,
+    is_map,
+    resource_rule,
+    stack_rule,
+    truthy,
+)
+
+KEY: Final = "aws:kms/key:Key"
+KEY_POLICY: Final = "aws:kms/keyPolicy:KeyPolicy"
+INSTANCE: Final = "aws:ec2/instance:Instance"
+LAUNCH_TEMPLATE: Final = "aws:ec2/launchTemplate:LaunchTemplate"
+VOLUME: Final = "aws:ebs/volume:Volume"
+SUBNET: Final = "aws:ec2/subnet:Subnet"
+SECURITY_GROUP: Final = "aws:ec2/securityGroup:SecurityGroup"
+INGRESS_RULE: Final = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+BUCKET: Final = "aws:s3/bucket:Bucket"
+BUCKET_SSE: Final = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+BUCKET_PAB: Final = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+BUCKET_POLICY: Final = "aws:s3/bucketPolicy:BucketPolicy"
+TRAIL: Final = "aws:cloudtrail/trail:Trail"
+IAM_POLICY: Final = "aws:iam/policy:Policy"
+ROLE_POLICY: Final = "aws:iam/rolePolicy:RolePolicy"
+EKS_CLUSTER: Final = "aws:eks/cluster:Cluster"
+LOG_GROUP: Final = "aws:cloudwatch/logGroup:LogGroup"
+
+KMS_DOCS: Final = "https://docs.aws.amazon.com/kms/latest/developerguide/conditions-nitro-enclaves.html"
+ATTESTATION_PREFIX: Final = "kms:recipientattestation:"
+OWNER_DECRYPT_SID: Final = "AllowOwnerDecryptOutsideEnclave"
+# Actions that return or re-wrap key material: what an attacker outside the enclave wants.
+DATA_PLANE: Final = (
+    "kms:decrypt",
+    "kms:generatedatakey",
+    "kms:generatedatakeypair",
+    "kms:generatedatakeywithoutplaintext",
+    "kms:generatedatakeypairwithoutplaintext",
+    "kms:derivesharedsecret",
+    "kms:reencryptfrom",
+)
+# What the Deny-if-Null statement must cover: every action whose response can carry plaintext.
+BYPASS_ACTIONS: Final = (
+    "kms:decrypt",
+    "kms:generatedatakey",
+    "kms:generatedatakeypair",
+    "kms:derivesharedsecret",
+    "kms:reencryptfrom",
+)
+
+
+# --- IAM / key policy documents -------------------------------------------------------------------
+
+
+class BadDocument(Exception):
+    pass
+
+
+def policy_statements(subject: Subject, path: str = "policy") -> list[dict[str, Any]]:
+    """The statements of a JSON policy property (string or object); missing is `MissingProperty`."""
+    raw = subject.need(path)
+    try:
+        doc = json.loads(raw) if isinstance(raw, str) else _plain(raw)
+    except json.JSONDecodeError as error:
+        raise BadDocument(f"`{path}` is not valid JSON ({error.msg})") from None
+    statements = doc.get("Statement") if isinstance(doc, dict) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list) or not statements:
+        raise BadDocument(f"`{path}` has no Statement")
+    return [s for s in statements if isinstance(s, dict)]
+
+
+def _plain(value: Any) -> Any:
+    if is_map(value):
+        return {k: _plain(value[k]) for k in value.keys()}
+    if is_list(value):
+        return [_plain(value[i]) for i in range(len(value))]
+    return value
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def covers(statement: dict[str, Any], action: str) -> bool:
+    """Does the statement's Action (or NotAction) include `action` (lowercase, wildcards honoured)?"""
+    if "NotAction" in statement:
+        return not any(fnmatch.fnmatchcase(action, a.lower()) for a in _as_list(statement["NotAction"]))
+    return any(fnmatch.fnmatchcase(action, str(a).lower()) for a in _as_list(statement.get("Action")))
+
+
+def attestation_values(statement: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(operator, condition key, value) for each `kms:RecipientAttestation:*` condition value."""
+    found = []
+    condition = statement.get("Condition") or {}
+    for operator, clauses in condition.items():
+        if not isinstance(clauses, dict):
+            continue
+        for key, values in clauses.items():
+            if key.lower().startswith(ATTESTATION_PREFIX):
+                found.extend((operator, key, str(v)) for v in _as_list(values))
+    return found
+
+
+def requires_attestation(statement: dict[str, Any]) -> bool:
+    """An Allow is gated when it compares a RecipientAttestation key (a Null test gates nothing)."""
+    return any(op != "Null" and value for op, _, value in attestation_values(statement))
+
+
+def ungated_allows(statements: list[dict[str, Any]]) -> list[str]:
+    """Sids of Allow statements granting a data-plane action without an attestation condition."""
+    bad = []
+    for i, statement in enumerate(statements):
+        if statement.get("Effect") != "Allow" or statement.get("Sid") == OWNER_DECRYPT_SID:
+            continue
+        if any(covers(statement, a) for a in DATA_PLANE) and not requires_attestation(statement):
+            bad.append(str(statement.get("Sid") or f"Statement[{i}]"))
+    return bad
+
+
+def has_null_deny(statements: list[dict[str, Any]]) -> bool:
+    """A Deny to everyone of every bypass action when the request carries no attestation document."""
+    for statement in statements:
+        principal = statement.get("Principal")
+        everyone = principal == "*" or (is_map(principal) and principal.get("AWS") in ("*", ["*"]))
+        null = (statement.get("Condition") or {}).get("Null") or {}
+        unattested = any(
+            k.lower().startswith(ATTESTATION_PREFIX) and str(v).lower() == "true" for k, v in null.items()
+        )
+        if (
+            statement.get("Effect") == "Deny"
+            and everyone
+            and unattested
+            and all(covers(statement, a) for a in BYPASS_ACTIONS)
+        ):
+            return True
+    return False
+
+
+def is_attestation_bound(subject: Subject) -> bool:
+    """The key policy gates every data-plane Allow on attestation and closes the bypass."""
+    try:
+        statements = policy_statements(subject)
+    except Exception:  # noqa: BLE001 - missing/invalid policy is not bound
+        return False
+    return not ungated_allows(statements) and has_null_deny(statements) and any(
+        requires_attestation(s) for s in statements if s.get("Effect") == "Allow"
+    )
+
+
+def key_measurements(subject: Subject) -> set[str]:
+    """The PCR values a key policy pins (lowercase), for the cross-party comparison."""
+    try:
+        statements = policy_statements(subject)
+    except Exception:  # noqa: BLE001
+        return set()
+    return {
+        value.lower()
+        for s in statements
+        if s.get("Effect") == "Allow"
+        for op, _, value in attestation_values(s)
+        if op != "Null"
+    }
+
+
+def _document_rule(check):
+    """Adapter: a document check gets the statements; invalid JSON is itself a violation."""
+
+    def run(subject: Subject) -> Iterator[str]:
+        try:
+            statements = policy_statements(subject)
+        except BadDocument as error:
+            yield f"{subject.name}: {error}"
+            return
+        yield from check(subject, statements)
+
+    return run
+
+
+# --- KMS -----------------------------------------------------------------------------------------
+
+KMS_CONTROLS: Final = (
+    "hipaa:164.312(a)(2)(iv)",
+    "gdpr:art25",
+    "gdpr:art32",
+    "nist:AC-3",
+    "nist:SC-12",
+    "nist:SC-28(1)",
+)
+
+
+@resource_rule(
+    name="aws-kms-key-enforce-attestation",
+    description="KMS key policies allow data-plane actions only to attested Nitro Enclaves.",
+    types=(KEY, KEY_POLICY),
+    reads=("policy",),
+    severity=Severity.CRITICAL,
+    controls=KMS_CONTROLS,
+    remediation=(
+        "Add a `kms:RecipientAttestation:ImageSha384` / `PCR<n>` condition (StringEqualsIgnoreCase) to "
+        "every Allow statement that grants kms:Decrypt, kms:GenerateDataKey*, kms:DeriveSharedSecret, "
+        "kms:ReEncryptFrom or kms:*; keep administration in a separate statement without data-plane actions."
+    ),
+    url=KMS_DOCS,
+    confidential=True,
+)
+@_document_rule
+def aws_kms_key_enforce_attestation(subject: Subject, statements: list[dict[str, Any]]) -> Iterable[str]:
+    for sid in ungated_allows(statements):
+        yield (
+            f"{subject.name}: statement {sid!r} allows a data-plane KMS action without a "
+            "kms:RecipientAttestation condition: anyone it names can decrypt outside an enclave"
+        )
+
+
+@resource_rule(
+    name="aws-kms-key-missing-unattested-deny",
+    description="KMS key policies deny data-plane actions to requests without an attestation document.",
+    types=(KEY, KEY_POLICY),
+    reads=("policy",),
+    severity=Severity.CRITICAL,
+    controls=KMS_CONTROLS,
+    remediation=(
+        'Add {"Effect":"Deny","Principal":"*","Action":["kms:Decrypt","kms:GenerateDataKey",'
+        '"kms:GenerateDataKeyPair","kms:ReEncryptFrom","kms:DeriveSharedSecret"],"Resource":"*",'
+        '"Condition":{"Null":{"kms:RecipientAttestation:ImageSha384":"true"}}}: IAM grants and the '
+        "default root statement otherwise let the parent instance decrypt without the enclave."
+    ),
+    url=KMS_DOCS,
+    confidential=True,
+)
+@_document_rule
+def aws_kms_key_missing_unattested_deny(subject: Subject, statements: list[dict[str, Any]]) -> Iterable[str]:
+    if not has_null_deny(statements):
+        yield (
+            f"{subject.name}: no Deny-if-Null statement closes the unattested path (Principal '*', "
+            f"actions {', '.join(BYPASS_ACTIONS)}, Null kms:RecipientAttestation:ImageSha384 = true)"
+        )
+
+
+@resource_rule(
+    name="aws-kms-key-disallow-debug-pcr",
+    description="KMS key policies never compare an all-zero PCR (what a debug-mode enclave reports).",
+    types=(KEY, KEY_POLICY),
+    reads=("policy",),
+    severity=Severity.CRITICAL,
+    controls=("nist:SI-7", "hipaa:164.312(c)(1)", "gdpr:art32", "nist:SC-12"),
+    remediation="Pin the PCRs of the release enclave image (`nitro-cli describe-eif`), never the zeros of --debug-mode.",
+    url="https://docs.aws.amazon.com/enclaves/latest/user/set-up-attestation.html",
+    confidential=True,
+)
+@_document_rule
+def aws_kms_key_disallow_debug_pcr(subject: Subject, statements: list[dict[str, Any]]) -> Iterable[str]:
+    for statement in statements:
+        for _, key, value in attestation_values(statement):
+            if is_all_zero(value):
+                yield (
+                    f"{subject.name}: statement {statement.get('Sid', '?')!r} compares {key} with an "
+                    "all-zero value: a debug-mode enclave would receive the key"
+                )
+
+
+@resource_rule(
+    name="aws-kms-key-disallow-owner-decrypt",
+    description="Owner decryption outside the enclave is an explicit, reviewed opt-in.",
+    types=(KEY, KEY_POLICY),
+    reads=("policy",),
+    severity=Severity.MEDIUM,
+    controls=("gdpr:art25", "nist:AC-6", "hipaa:164.312(a)(1)"),
+    remediation=(
+        f"Remove the {OWNER_DECRYPT_SID} statement (ownerDecrypt: false) unless the party decided to read "
+        "its own data outside the enclave; waive it here with the decision as the reason."
+    ),
+    url=KMS_DOCS,
+    confidential=True,
+)
+@_document_rule
+def aws_kms_key_disallow_owner_decrypt(subject: Subject, statements: list[dict[str, Any]]) -> Iterable[str]:
+    for statement in statements:
+        if statement.get("Sid") == OWNER_DECRYPT_SID and statement.get("Effect") == "Allow":
+            yield (
+                f"{subject.name}: {OWNER_DECRYPT_SID} lets {statement.get('Principal')} decrypt without "
+                "attestation (owner opt-in)"
+            )
+
+
+@resource_rule(
+    name="aws-kms-key-enable-rotation",
+    description="KMS keys rotate automatically at most every 90 days.",
+    types=(KEY,),
+    reads=("enableKeyRotation", "rotationPeriodInDays"),
+    severity=Severity.HIGH,
+    controls=("cis-aws:3.6", "hipaa:164.312(a)(2)(iv)", "nist:SC-12"),
+    remediation="Set enable_key_rotation=True and rotation_period_in_days=90.",
+    url="https://docs.aws.amazon.com/kms/latest/developerguide/rotate-keys.html",
+)
+def aws_kms_key_enable_rotation(subject: Subject) -> Iterable[str]:
+    if not truthy(subject.need("enableKeyRotation")):
+        yield f"{subject.name}: enableKeyRotation is not true"
+    period = subject.need("rotationPeriodInDays")
+    if not isinstance(period, (int, float)) or period > 90:
+        yield f"{subject.name}: rotationPeriodInDays is {period}, more than 90"
+
+
+# --- EC2 -----------------------------------------------------------------------------------------
+
+_HOSTS: Final = (INSTANCE, LAUNCH_TEMPLATE)
+
+
+@resource_rule(
+    name="aws-ec2-instance-enable-enclave",
+    description="Workload hosts run a TEE: Nitro Enclaves enabled (or AMD SEV-SNP).",
+    types=_HOSTS,
+    reads=("enclaveOptions.enabled", "cpuOptions.amdSevSnp"),
+    severity=Severity.CRITICAL,
+    controls=("hipaa:164.312(a)(2)(iv)", "nist:SC-39", "gdpr:art32"),
+    remediation="Set enclave_options={'enabled': True} on the instance or launch template.",
+    url="https://docs.aws.amazon.com/enclaves/latest/user/create-enclave.html",
+    confidential=True,
+)
+def aws_ec2_instance_enable_enclave(subject: Subject) -> Iterable[str]:
+    if truthy(subject.get("enclaveOptions.enabled")) or subject.get("cpuOptions.amdSevSnp") == "enabled":
+        return
+    subject.need("enclaveOptions.enabled")
+    yield f"{subject.name}: enclaveOptions.enabled is not true and cpuOptions.amdSevSnp is not 'enabled'"
+
+
+_NITRO_SMALL: Final = {"nano", "micro", "small", "medium", "large"}
+
+
+@resource_rule(
+    name="aws-ec2-instance-enforce-enclave-capable-type",
+    description="Enclave hosts use Nitro instance types with at least 4 vCPUs (not burstable, not metal).",
+    types=_HOSTS,
+    reads=("instanceType",),
+    severity=Severity.HIGH,
+    controls=("nist:SC-39", "hipaa:164.312(a)(2)(iv)"),
+    remediation="Use e.g. m6i.xlarge, c6i.2xlarge or r6i.xlarge (see Nitro Enclaves requirements).",
+    url="https://docs.aws.amazon.com/enclaves/latest/user/nitro-enclave.html#nitro-enclave-reqs",
+    confidential=True,
+)
+def aws_ec2_instance_enforce_enclave_capable_type(subject: Subject) -> Iterable[str]:
+    instance_type = str(subject.need("instanceType"))
+    family, _, size = instance_type.partition(".")
+    if family.startswith(("t", "a1", "mac")) or size in _NITRO_SMALL or size.startswith("metal") or not size:
+        yield f"{subject.name}: {instance_type!r} cannot run Nitro Enclaves (needs >= 4 vCPUs, Nitro, not metal)"
+
+
+@resource_rule(
+    name="aws-ec2-instance-enforce-imdsv2",
+    description="Instance metadata requires IMDSv2 tokens with a hop limit of at most 2.",
+    types=_HOSTS,
+    reads=("metadataOptions.httpTokens", "metadataOptions.httpPutResponseHopLimit"),
+    severity=Severity.HIGH,
+    controls=("cis-aws:5.6", "nist:AC-6", "hipaa:164.312(a)(1)"),
+    remediation="Set metadata_options={'http_tokens': 'required', 'http_put_response_hop_limit': 1}.",
+    url="https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-IMDS-new-instances.html",
+)
+def aws_ec2_instance_enforce_imdsv2(subject: Subject) -> Iterable[str]:
+    if subject.need("metadataOptions.httpTokens") != "required":
+        yield f"{subject.name}: metadataOptions.httpTokens is not 'required' (IMDSv1 allowed)"
+    hops = subject.need("metadataOptions.httpPutResponseHopLimit")
+    if not isinstance(hops, (int, float)) or hops > 2:
+        yield f"{subject.name}: metadataOptions.httpPutResponseHopLimit is {hops}, more than 2"
+
+
+@resource_rule(
+    name="aws-ec2-instance-disallow-public-ip",
+    description="Instances and launch templates never associate a public IP address.",
+    types=_HOSTS,
+    reads={
+        INSTANCE: ("associatePublicIpAddress",),
+        LAUNCH_TEMPLATE: ("networkInterfaces[*].associatePublicIpAddress",),
+    },
+    severity=Severity.HIGH,
+    controls=("hipaa:164.312(a)(1)", "nist:SC-7", "gdpr:art32"),
+    remediation="Set associate_public_ip_address=False (launch templates: 'false' on every network interface); use SSM.",
+    url="https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-instance-addressing.html",
+)
+def aws_ec2_instance_disallow_public_ip(subject: Subject) -> Iterable[str]:
+    path = "associatePublicIpAddress" if subject.type == INSTANCE else "networkInterfaces[*].associatePublicIpAddress"
+    for value in subject.need_all(path):
+        if not falsy(value):
+            yield f"{subject.name}: {path} is {value!r}, not false"
+
+
+@resource_rule(
+    name="aws-ec2-volume-enforce-cmk-encryption",
+    description="EBS volumes (root, attached, templates) are encrypted with a customer-managed KMS key.",
+    types=(INSTANCE, LAUNCH_TEMPLATE, VOLUME),
+    reads={
+        INSTANCE: ("rootBlockDevice.encrypted", "rootBlockDevice.kmsKeyId", "ebsBlockDevices[*].encrypted"),
+        LAUNCH_TEMPLATE: ("blockDeviceMappings[*].ebs.encrypted", "blockDeviceMappings[*].ebs.kmsKeyId"),
+        VOLUME: ("encrypted", "kmsKeyId"),
+    },
+    severity=Severity.HIGH,
+    controls=("cis-aws:2.2.1", "hipaa:164.312(a)(2)(iv)", "nist:SC-28(1)", "gdpr:art32"),
+    remediation="Set encrypted=True and kms_key_id to the site's CMK on every block device.",
+    url="https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption.html",
+)
+def aws_ec2_volume_enforce_cmk_encryption(subject: Subject) -> Iterable[str]:
+    if subject.type == VOLUME:
+        devices = [subject.props]
+    elif subject.type == INSTANCE:
+        devices = [subject.need("rootBlockDevice")] + subject.all("ebsBlockDevices[*]")
+    else:
+        devices = subject.need_all("blockDeviceMappings[*].ebs")
+    for i, device in enumerate(devices):
+        if not truthy(device.get("encrypted")):
+            yield f"{subject.name}: block device {i} is not encrypted"
+        if not device.get("kmsKeyId"):
+            yield f"{subject.name}: block device {i} has no kmsKeyId (AWS-managed key instead of the CMK)"
+
+
+@resource_rule(
+    name="aws-ec2-subnet-disallow-public-ip-on-launch",
+    description="Subnets never assign public IPs on launch.",
+    types=(SUBNET,),
+    reads=("mapPublicIpOnLaunch",),
+    severity=Severity.HIGH,
+    controls=("nist:SC-7", "hipaa:164.312(a)(1)"),
+    remediation="Set map_public_ip_on_launch=False explicitly.",
+    url="https://docs.aws.amazon.com/vpc/latest/userguide/subnet-public-ip.html",
+)
+def aws_ec2_subnet_disallow_public_ip_on_launch(subject: Subject) -> Iterable[str]:
+    if not falsy(subject.need("mapPublicIpOnLaunch")):
+        yield f"{subject.name}: mapPublicIpOnLaunch is true"
+
+
+@resource_rule(
+    name="aws-ec2-securitygroup-disallow-open-ingress",
+    description="Security groups admit no ingress from 0.0.0.0/0 or ::/0.",
+    types=(SECURITY_GROUP, INGRESS_RULE),
+    reads={
+        SECURITY_GROUP: ("ingress[*].cidrBlocks", "ingress[*].ipv6CidrBlocks"),
+        INGRESS_RULE: ("cidrIpv4", "cidrIpv6", "referencedSecurityGroupId", "prefixListId"),
+    },
+    severity=Severity.HIGH,
+    controls=("cis-aws:5.2", "nist:SC-7", "hipaa:164.312(a)(1)"),
+    remediation="Admit only VPC CIDRs, prefix lists or security groups; reach hosts through SSM.",
+    url="https://docs.aws.amazon.com/vpc/latest/userguide/security-group-rules.html",
+)
+def aws_ec2_securitygroup_disallow_open_ingress(subject: Subject) -> Iterable[str]:
+    if subject.type == SECURITY_GROUP:
+        sources = subject.all("ingress[*].cidrBlocks[*]") + subject.all("ingress[*].ipv6CidrBlocks[*]")
+    else:
+        sources = [subject.get(k) for k in ("cidrIpv4", "cidrIpv6") if subject.get(k)]
+        if not sources and not subject.get("referencedSecurityGroupId") and not subject.get("prefixListId"):
+            subject.need("cidrIpv4")
+    for source in sources:
+        if str(source).lower() in OPEN_CIDRS:
+            yield f"{subject.name}: ingress from {source} (the whole internet)"
+
+
+# --- S3 ------------------------------------------------------------------------------------------
+
+
+@resource_rule(
+    name="aws-s3-bucket-enforce-cmk-encryption",
+    description="S3 default encryption is SSE-KMS with a customer-managed key.",
+    types=(BUCKET_SSE,),
+    reads=(
+        "rules[*].applyServerSideEncryptionByDefault.sseAlgorithm",
+        "rules[*].applyServerSideEncryptionByDefault.kmsMasterKeyId",
+    ),
+    severity=Severity.HIGH,
+    controls=("hipaa:164.312(a)(2)(iv)", "gdpr:art32", "nist:SC-28(1)"),
+    remediation="Use sse_algorithm='aws:kms' with kms_master_key_id set to the party's data key.",
+    url="https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html",
+)
+def aws_s3_bucket_enforce_cmk_encryption(subject: Subject) -> Iterable[str]:
+    for i, rule in enumerate(subject.need_all("rules[*].applyServerSideEncryptionByDefault")):
+        if rule.get("sseAlgorithm") not in ("aws:kms", "aws:kms:dsse"):
+            yield f"{subject.name}: rule {i} uses {rule.get('sseAlgorithm')!r}, not aws:kms"
+        if not rule.get("kmsMasterKeyId"):
+            yield f"{subject.name}: rule {i} has no kmsMasterKeyId (the AWS-managed aws/s3 key)"
+
+
+_PAB_FLAGS: Final = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+
+
+@resource_rule(
+    name="aws-s3-bucketpublicaccessblock-enable-all",
+    description="S3 public access blocks set all four flags.",
+    types=(BUCKET_PAB,),
+    reads=_PAB_FLAGS,
+    severity=Severity.HIGH,
+    controls=("cis-aws:2.1.4", "hipaa:164.312(a)(1)", "gdpr:art32", "nist:AC-3"),
+    remediation="Set block_public_acls, block_public_policy, ignore_public_acls and restrict_public_buckets to True.",
+    url="https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-block-public-access.html",
+)
+def aws_s3_bucketpublicaccessblock_enable_all(subject: Subject) -> Iterable[str]:
+    for flag in _PAB_FLAGS:
+        if not truthy(subject.need(flag)):
+            yield f"{subject.name}: {flag} is not true"
+
+
+def denies_insecure_transport(statements: list[dict[str, Any]]) -> bool:
+    for statement in statements:
+        bool_cond = (statement.get("Condition") or {}).get("Bool") or {}
+        value = bool_cond.get("aws:SecureTransport")
+        if statement.get("Effect") == "Deny" and str(value).lower() == "false" and covers(statement, "s3:getobject"):
+            return True
+    return False
+
+
+@resource_rule(
+    name="aws-s3-bucketpolicy-enforce-tls",
+    description="S3 bucket policies deny requests that do not use TLS.",
+    types=(BUCKET_POLICY,),
+    reads=("policy",),
+    severity=Severity.HIGH,
+    controls=("cis-aws:2.1.1", "hipaa:164.312(e)(1)", "nist:SC-8", "gdpr:art32"),
+    remediation='Add a Deny of "s3:*" to "*" with Condition {"Bool": {"aws:SecureTransport": "false"}}.',
+    url="https://docs.aws.amazon.com/AmazonS3/latest/userguide/security-best-practices.html",
+)
+@_document_rule
+def aws_s3_bucketpolicy_enforce_tls(subject: Subject, statements: list[dict[str, Any]]) -> Iterable[str]:
+    if not denies_insecure_transport(statements):
+        yield f"{subject.name}: no Deny statement with aws:SecureTransport = false"
+
+
+def _bucket_companions(stack: Stack, companion_type: str) -> Iterator[tuple[Subject, list[Subject]]]:
+    companions = stack.of_type(companion_type)
+    for bucket in stack.of_type(BUCKET):
+        paired = [c for c in companions if stack.references(c, [bucket])]
+        yield bucket, paired
+
+
+def _companion_rule(companion_type: str, label: str, good) -> Any:
+    def check(stack: Stack) -> Iterator[Finding]:
+        for bucket, paired in _bucket_companions(stack, companion_type):
+            if not paired:
+                yield Finding(f"bucket {bucket.name} has no {label}", bucket.resource)
+            elif not any(good(c) for c in paired):
+                yield Finding(f"bucket {bucket.name}: its {label} is not compliant", bucket.resource)
+
+    return check
+
+
+def _sse_ok(subject: Subject) -> bool:
+    rules = subject.all("rules[*].applyServerSideEncryptionByDefault")
+    return bool(rules) and all(
+        r.get("sseAlgorithm") in ("aws:kms", "aws:kms:dsse") and r.get("kmsMasterKeyId") for r in rules
+    )
+
+
+def _pab_ok(subject: Subject) -> bool:
+    return all(truthy(subject.get(flag)) for flag in _PAB_FLAGS)
+
+
+def _tls_ok(subject: Subject) -> bool:
+    try:
+        return denies_insecure_transport(policy_statements(subject))
+    except Exception:  # noqa: BLE001 - missing/invalid policy: not compliant
+        return False
+
+
+aws_s3_bucket_missing_encryption = stack_rule(
+    name="aws-s3-bucket-missing-encryption",
+    description="Every S3 bucket has a server-side encryption configuration with a CMK (pulumi-aws v7 splits it out).",
+    reads={BUCKET: ("bucket",), BUCKET_SSE: ("bucket",)},
+    severity=Severity.HIGH,
+    controls=("hipaa:164.312(a)(2)(iv)", "gdpr:art32", "nist:SC-28(1)"),
+    remediation="Declare aws.s3.BucketServerSideEncryptionConfiguration(bucket=bucket.id, rules=[SSE-KMS with the party key]).",
+    url="https://www.pulumi.com/registry/packages/aws/api-docs/s3/bucketserversideencryptionconfiguration/",
+)(_companion_rule(BUCKET_SSE, "SSE-KMS encryption configuration", _sse_ok))
+
+aws_s3_bucket_missing_public_access_block = stack_rule(
+    name="aws-s3-bucket-missing-public-access-block",
+    description="Every S3 bucket has a public access block with all four flags.",
+    reads={BUCKET_PAB: ("bucket",)},
+    severity=Severity.HIGH,
+    controls=("cis-aws:2.1.4", "hipaa:164.312(a)(1)", "gdpr:art32", "nist:AC-3"),
+    remediation="Declare aws.s3.BucketPublicAccessBlock(bucket=bucket.id, all four flags True).",
+    url="https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-block-public-access.html",
+)(_companion_rule(BUCKET_PAB, "public access block", _pab_ok))
+
+aws_s3_bucket_missing_tls_policy = stack_rule(
+    name="aws-s3-bucket-missing-tls-policy",
+    description="Every S3 bucket has a bucket policy denying non-TLS requests.",
+    reads={BUCKET_POLICY: ("bucket", "policy")},
+    severity=Severity.HIGH,
+    controls=("cis-aws:2.1.1", "hipaa:164.312(e)(1)", "nist:SC-8"),
+    remediation="Declare aws.s3.BucketPolicy(bucket=bucket.id) with a Deny on aws:SecureTransport=false.",
+    url="https://docs.aws.amazon.com/AmazonS3/latest/userguide/security-best-practices.html",
+)(_companion_rule(BUCKET_POLICY, "TLS-only bucket policy", _tls_ok))
+
+
+# --- audit, identity, EKS, logs -------------------------------------------------------------------
+
+
+@resource_rule(
+    name="aws-cloudtrail-trail-enforce-integrity",
+    description="CloudTrail trails are multi-region, validate log files and encrypt with a CMK.",
+    types=(TRAIL,),
+    reads=("isMultiRegionTrail", "enableLogFileValidation", "kmsKeyId"),
+    severity=Severity.HIGH,
+    controls=("hipaa:164.312(b)", "gdpr:art30", "nist:AU-2", "nist:AU-9", "cis-aws:3.1", "cis-aws:3.2", "cis-aws:3.5"),
+    remediation="Set is_multi_region_trail=True, enable_log_file_validation=True and kms_key_id.",
+    url="https://docs.aws.amazon.com/awscloudtrail/latest/userguide/best-practices-security.html",
+)
+def aws_cloudtrail_trail_enforce_integrity(subject: Subject) -> Iterable[str]:
+    for flag in ("isMultiRegionTrail", "enableLogFileValidation"):
+        if not truthy(subject.need(flag)):
+            yield f"{subject.name}: {flag} is not true"
+    if not subject.need("kmsKeyId"):
+        yield f"{subject.name}: kmsKeyId is empty"
+
+
+@resource_rule(
+    name="aws-iam-policy-disallow-wildcard-kms",
+    description="IAM policies grant no wildcard actions and no KMS data-plane action on every key.",
+    types=(IAM_POLICY, ROLE_POLICY),
+    reads=("policy",),
+    severity=Severity.HIGH,
+    controls=("nist:AC-6", "hipaa:164.312(a)(1)", "cis-aws:1.16"),
+    remediation="Name the actions and the key ARNs; key use is granted by the key policy with attestation.",
+    url="https://docs.aws.amazon.com/IAM/latest/UserGuide/best-practices.html#grant-least-privilege",
+)
+@_document_rule
+def aws_iam_policy_disallow_wildcard_kms(subject: Subject, statements: list[dict[str, Any]]) -> Iterable[str]:
+    for i, statement in enumerate(statements):
+        if statement.get("Effect") != "Allow":
+            continue
+        sid = statement.get("Sid") or f"Statement[{i}]"
+        actions = [str(a) for a in _as_list(statement.get("Action"))]
+        if "NotAction" in statement or any(a in ("*", "kms:*") for a in actions):
+            yield f"{subject.name}: {sid} allows a wildcard action ({actions or 'NotAction'})"
+        elif any(covers(statement, a) for a in DATA_PLANE) and "*" in _as_list(statement.get("Resource")):
+            yield f"{subject.name}: {sid} allows KMS data-plane actions on Resource '*'"
+
+
+@resource_rule(
+    name="aws-eks-cluster-disallow-public-endpoint",
+    description="EKS API endpoints are private only.",
+    types=(EKS_CLUSTER,),
+    reads=("vpcConfig.endpointPublicAccess", "vpcConfig.endpointPrivateAccess"),
+    severity=Severity.HIGH,
+    controls=("nist:SC-7", "hipaa:164.312(a)(1)"),
+    remediation="Set vpc_config endpoint_public_access=False and endpoint_private_access=True.",
+    url="https://docs.aws.amazon.com/eks/latest/userguide/cluster-endpoint.html",
+)
+def aws_eks_cluster_disallow_public_endpoint(subject: Subject) -> Iterable[str]:
+    if not falsy(subject.need("vpcConfig.endpointPublicAccess")):
+        yield f"{subject.name}: the EKS API endpoint is public"
+    if not truthy(subject.need("vpcConfig.endpointPrivateAccess")):
+        yield f"{subject.name}: the EKS private endpoint is disabled"
+
+
+@resource_rule(
+    name="aws-eks-cluster-enable-secrets-encryption",
+    description="EKS envelope-encrypts Kubernetes secrets with a KMS key.",
+    types=(EKS_CLUSTER,),
+    reads=("encryptionConfig.resources", "encryptionConfig.provider.keyArn"),
+    severity=Severity.HIGH,
+    controls=("nist:SC-28", "hipaa:164.312(a)(2)(iv)"),
+    remediation="Set encryption_config={'resources': ['secrets'], 'provider': {'key_arn': key.arn}}.",
+    url="https://docs.aws.amazon.com/eks/latest/userguide/envelope-encryption.html",
+)
+def aws_eks_cluster_enable_secrets_encryption(subject: Subject) -> Iterable[str]:
+    if "secrets" not in list(subject.need("encryptionConfig.resources")):
+        yield f"{subject.name}: encryptionConfig.resources does not include 'secrets'"
+    if not subject.need("encryptionConfig.provider.keyArn"):
+        yield f"{subject.name}: encryptionConfig.provider.keyArn is empty"
+
+
+@resource_rule(
+    name="aws-eks-cluster-enable-audit-logging",
+    description="EKS control-plane audit and authenticator logs are enabled.",
+    types=(EKS_CLUSTER,),
+    reads=("enabledClusterLogTypes",),
+    severity=Severity.MEDIUM,
+    controls=("hipaa:164.312(b)", "nist:AU-12", "gdpr:art30"),
+    remediation="Set enabled_cluster_log_types=['api', 'audit', 'authenticator'].",
+    url="https://docs.aws.amazon.com/eks/latest/userguide/control-plane-logs.html",
+)
+def aws_eks_cluster_enable_audit_logging(subject: Subject) -> Iterable[str]:
+    enabled = set(subject.need("enabledClusterLogTypes"))
+    for kind in ("audit", "authenticator"):
+        if kind not in enabled:
+            yield f"{subject.name}: control-plane log type {kind!r} is not enabled"
+
+
+_RETENTION_VALUES: Final = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+
+@resource_rule(
+    name="aws-cloudwatch-loggroup-enforce-cmk-retention",
+    description="Log groups are encrypted with a CMK and, in prod, kept for the audit retention period.",
+    types=(LOG_GROUP,),
+    reads=("kmsKeyId", "retentionInDays"),
+    severity=Severity.MEDIUM,
+    controls=("hipaa:164.312(b)", "nist:AU-9", "nist:AU-11", "gdpr:art30"),
+    remediation="Set kms_key_id and, in prod, retention_in_days >= minRetentionDays (default 2192, six years).",
+    url="https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html",
+    config={"minRetentionDays": {"type": "integer", "enum": list(_RETENTION_VALUES)}},
+)
+def aws_cloudwatch_loggroup_enforce_cmk_retention(subject: Subject) -> Iterable[str]:
+    if not subject.need("kmsKeyId"):
+        yield f"{subject.name}: kmsKeyId is empty"
+    days = subject.need("retentionInDays")
+    minimum = subject.config.get("minRetentionDays", 2192)
+    if subject.prod and isinstance(days, (int, float)) and 0 < days < minimum:
+        yield f"{subject.name}: retentionInDays {days} is under {minimum} in prod"
+
+
+RESOURCE_POLICIES = [
+    aws_kms_key_enforce_attestation,
+    aws_kms_key_missing_unattested_deny,
+    aws_kms_key_disallow_debug_pcr,
+    aws_kms_key_disallow_owner_decrypt,
+    aws_kms_key_enable_rotation,
+    aws_ec2_instance_enable_enclave,
+    aws_ec2_instance_enforce_enclave_capable_type,
+    aws_ec2_instance_enforce_imdsv2,
+    aws_ec2_instance_disallow_public_ip,
+    aws_ec2_volume_enforce_cmk_encryption,
+    aws_ec2_subnet_disallow_public_ip_on_launch,
+    aws_ec2_securitygroup_disallow_open_ingress,
+    aws_s3_bucket_enforce_cmk_encryption,
+    aws_s3_bucketpublicaccessblock_enable_all,
+    aws_s3_bucketpolicy_enforce_tls,
+    aws_cloudtrail_trail_enforce_integrity,
+    aws_iam_policy_disallow_wildcard_kms,
+    aws_eks_cluster_disallow_public_endpoint,
+    aws_eks_cluster_enable_secrets_encryption,
+    aws_eks_cluster_enable_audit_logging,
+    aws_cloudwatch_loggroup_enforce_cmk_retention,
+]
+STACK_POLICIES = [
+    aws_s3_bucket_missing_encryption,
+    aws_s3_bucket_missing_public_access_block,
+    aws_s3_bucket_missing_tls_policy,
+]
+POLICIES = RESOURCE_POLICIES + STACK_POLICIES

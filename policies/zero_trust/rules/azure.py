@@ -1,0 +1,716 @@
+"""Azure rules: secure key release (MAA claims), confidential VMs, Key Vault, network, storage, AKS.
+
+Property names are azure-native 3.x camelCase inputs, which are irregular (`vTpmEnabled`,
+`diskEncryptionSetID`, `enableNodePublicIP`, `publicIPAddress`): each one is hard-coded in `reads`
+and checked against the real SDK under mocks.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import json
+import re
+from typing import Any, Final, Iterable
+
+from pulumi_policy import Severity
+
+from policies.zero_trust.rules._base import (
+    OPEN_CIDRS,
+    Subject,
+    falsy,
+    is_all_zero,
+    iso_duration_days,
+    resource_rule,
+    truthy,
+)
+
+KEY: Final = "azure-native:keyvault:Key"
+VAULT: Final = "azure-native:keyvault:Vault"
+VM: Final = "azure-native:compute:VirtualMachine"
+DES: Final = "azure-native:compute:DiskEncryptionSet"
+NIC: Final = "azure-native:network:NetworkInterface"
+NSG: Final = "azure-native:network:NetworkSecurityGroup"
+SECURITY_RULE: Final = "azure-native:network:SecurityRule"
+STORAGE: Final = "azure-native:storage:StorageAccount"
+AKS: Final = "azure-native:containerservice:ManagedCluster"
+ROLE_ASSIGNMENT: Final = "azure-native:authorization:RoleAssignment"
+DIAGNOSTIC: Final = "azure-native:monitor:DiagnosticSetting"
+
+SKR_DOCS: Final = "https://learn.microsoft.com/azure/confidential-computing/concept-skr-attestation"
+RELEASE_DATA: Final = "properties.releasePolicy.data"
+HSM_KTY: Final = frozenset({"RSA-HSM", "EC-HSM", "oct-HSM"})
+# Claims that identify the workload itself, not just the TEE type (suffix after the last '.').
+WORKLOAD_CLAIMS: Final = (
+    "x-ms-sevsnpvm-launchmeasurement",
+    "x-ms-sevsnpvm-hostdata",
+    "x-ms-sgx-mrenclave",
+    "x-ms-sgx-mrsigner",
+    "tdx_mrtd",
+)
+DEBUG_CLAIMS: Final = ("is-debuggable", "td_attributes_debug")
+CALLER_CHOSEN: Final = "x-ms-runtime"
+CONFIDENTIAL_SIZE: Final = re.compile(
+    r"^standard_(dc|ec)\d+(as|ads|es|eds)(_cc)?_v[56]$|^standard_dc\d+d?s_v[23]$", re.IGNORECASE
+)
+
+KEY_CONTROLS: Final = (
+    "hipaa:164.312(a)(2)(iv)",
+    "gdpr:art25",
+    "gdpr:art32",
+    "nist:AC-3",
+    "nist:SC-12",
+    "nist:SC-28(1)",
+)
+
+
+class BadReleasePolicy(Exception):
+    pass
+
+
+def decode_release_policy(data: str) -> dict[str, Any]:
+    """The JSON of a Key Vault release policy (`data` is base64url, padding optional)."""
+    if not isinstance(data, str) or not data:
+        raise BadReleasePolicy("releasePolicy.data is empty")
+    try:
+        raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+        policy = json.loads(raw)
+    except (binascii.Error, ValueError) as error:
+        raise BadReleasePolicy(f"releasePolicy.data is not base64url JSON ({error})") from None
+    if not isinstance(policy, dict) or not policy.get("anyOf"):
+        raise BadReleasePolicy("release policy has no anyOf")
+    return policy
+
+
+Claim = tuple[str, str, Any]
+
+
+def branches(node: Any) -> list[list[Claim]]:
+    """The policy as alternatives of conjunctions: each inner list must all hold to release."""
+    if not isinstance(node, dict):
+        return [[]]
+    if "claim" in node:
+        op = next((k for k in ("equals", "greaterOrEquals", "notEquals") if k in node), "?")
+        return [[(str(node["claim"]), op, node.get(op))]]
+    if "anyOf" in node:
+        out: list[list[Claim]] = []
+        for child in node["anyOf"] or []:
+            out.extend(branches(child))
+        return out or [[]]
+    if "allOf" in node:
+        parts = [branches(child) for child in node["allOf"] or []]
+        return [sum(combo, []) for combo in itertools.product(*parts)] if parts else [[]]
+    return [[]]
+
+
+def _leaf(claim: str) -> str:
+    return claim.rsplit(".", 1)[-1].lower()
+
+
+def workload_values(claims: list[Claim]) -> list[str]:
+    return [
+        str(value).lower()
+        for claim, op, value in claims
+        if op == "equals" and _leaf(claim) in WORKLOAD_CLAIMS and isinstance(value, str) and value
+    ]
+
+
+def release_branches(subject: Subject) -> list[list[Claim]] | None:
+    """The key's release alternatives, or None for a key that is explicitly never exportable.
+
+    Raises MissingProperty when neither a policy nor `exportable=false` says how the key is released.
+    """
+    if subject.has(RELEASE_DATA):
+        return branches(decode_release_policy(subject.need(RELEASE_DATA)))
+    if falsy(subject.need("properties.attributes.exportable")):
+        return None
+    raise BadReleasePolicy("key is exportable but has no release policy: anyone with release rights gets it")
+
+
+def _release_rule(check):
+    def run(subject: Subject) -> Iterable[str]:
+        try:
+            found = release_branches(subject)
+        except BadReleasePolicy as error:
+            yield f"{subject.name}: {error}"
+            return
+        if found is not None:
+            yield from check(subject, found)
+
+    return run
+
+
+def is_attestation_bound(subject: Subject) -> bool:
+    try:
+        found = release_branches(subject)
+    except Exception:  # noqa: BLE001
+        return False
+    return bool(found) and all(
+        [v for v in workload_values(b) if not is_all_zero(v)] and _not_debuggable(b) for b in found
+    ) and not _caller_chosen(found)
+
+
+def key_measurements(subject: Subject) -> set[str]:
+    try:
+        found = release_branches(subject) or []
+    except Exception:  # noqa: BLE001
+        return set()
+    return {v for b in found for v in workload_values(b)}
+
+
+def _not_debuggable(claims: list[Claim]) -> bool:
+    return any(
+        _leaf(claim).endswith(DEBUG_CLAIMS) and op == "equals" and value is False for claim, op, value in claims
+    )
+
+
+def _caller_chosen(found: list[list[Claim]]) -> list[str]:
+    return sorted({c for b in found for c, _, _ in b if c.lower().startswith(CALLER_CHOSEN) or ".x-ms-runtime" in c.lower()})
+
+
+@resource_rule(
+    name="azure-keyvault-key-enforce-workload-claim",
+    description="Secure key release policies pin the workload (launch measurement, host data, MRENCLAVE/MRSIGNER, MRTD), not the TEE type alone.",
+    types=(KEY,),
+    reads=(RELEASE_DATA, "properties.attributes.exportable"),
+    severity=Severity.CRITICAL,
+    controls=KEY_CONTROLS,
+    remediation=(
+        "In every anyOf branch add an `equals` claim on x-ms-sevsnpvm-launchmeasurement, "
+        "x-ms-sevsnpvm-hostdata, x-ms-sgx-mrenclave/mrsigner or tdx_mrtd with the approved value; "
+        "the attestation type and compliance status alone release to any CVM in the region."
+    ),
+    url=SKR_DOCS,
+    confidential=True,
+)
+@_release_rule
+def azure_keyvault_key_enforce_workload_claim(subject: Subject, found: list[list[Claim]]) -> Iterable[str]:
+    for i, claims in enumerate(found):
+        values = workload_values(claims)
+        if not values:
+            yield f"{subject.name}: release branch {i} pins no workload claim (only {[c for c, _, _ in claims]})"
+        for value in values:
+            if is_all_zero(value):
+                yield f"{subject.name}: release branch {i} pins an all-zero (debug) measurement"
+
+
+@resource_rule(
+    name="azure-keyvault-key-disallow-debuggable-release",
+    description="Secure key release requires the TEE to be non-debuggable.",
+    types=(KEY,),
+    reads=(RELEASE_DATA, "properties.attributes.exportable"),
+    severity=Severity.CRITICAL,
+    controls=("nist:SI-7", "hipaa:164.312(c)(1)", "gdpr:art32", "nist:SC-12"),
+    remediation="Add {claim: '<tee>.x-ms-sevsnpvm-is-debuggable' (or x-ms-sgx-is-debuggable / tdx_td_attributes_debug), equals: false} to every branch.",
+    url="https://learn.microsoft.com/azure/attestation/claim-sets",
+    confidential=True,
+)
+@_release_rule
+def azure_keyvault_key_disallow_debuggable_release(subject: Subject, found: list[list[Claim]]) -> Iterable[str]:
+    for i, claims in enumerate(found):
+        if not _not_debuggable(claims):
+            yield f"{subject.name}: release branch {i} does not require is-debuggable == false"
+
+
+@resource_rule(
+    name="azure-keyvault-key-disallow-client-payload-claim",
+    description="Release policies never rely on x-ms-runtime claims (the attested caller chooses them).",
+    types=(KEY,),
+    reads=(RELEASE_DATA, "properties.attributes.exportable"),
+    severity=Severity.CRITICAL,
+    controls=("nist:AC-3", "hipaa:164.312(a)(1)", "gdpr:art32"),
+    remediation="Remove every x-ms-runtime.* claim (client-payload, keys) from the release policy.",
+    url="https://learn.microsoft.com/azure/attestation/claim-sets",
+    confidential=True,
+)
+@_release_rule
+def azure_keyvault_key_disallow_client_payload_claim(subject: Subject, found: list[list[Claim]]) -> Iterable[str]:
+    for claim in _caller_chosen(found):
+        yield f"{subject.name}: release policy uses caller-chosen claim {claim!r}"
+
+
+@resource_rule(
+    name="azure-keyvault-key-enforce-hsm-release",
+    description="Keys are HSM-backed in prod, and exportable keys are always HSM-backed with a release policy.",
+    types=(KEY,),
+    reads=("properties.kty", "properties.attributes.exportable", RELEASE_DATA),
+    severity=Severity.HIGH,
+    controls=("hipaa:164.312(a)(2)(iv)", "nist:SC-12", "nist:SC-28(1)", "gdpr:art32"),
+    remediation="Use kty RSA-HSM (Key Vault Premium or Managed HSM); exportable keys need a release_policy.",
+    url="https://learn.microsoft.com/azure/key-vault/keys/about-keys",
+    confidential=True,
+)
+def azure_keyvault_key_enforce_hsm_release(subject: Subject) -> Iterable[str]:
+    kty = subject.need("properties.kty")
+    exportable = truthy(subject.need("properties.attributes.exportable"))
+    if (exportable or subject.prod) and kty not in HSM_KTY:
+        yield f"{subject.name}: kty {kty!r} is not HSM-backed ({'exportable' if exportable else 'prod'})"
+    if exportable and not subject.has(RELEASE_DATA):
+        yield f"{subject.name}: exportable key without a release policy"
+
+
+@resource_rule(
+    name="azure-keyvault-key-enable-rotation",
+    description="Key Vault keys have a rotation policy rotating at most every 90 days.",
+    types=(KEY,),
+    reads=(
+        "properties.rotationPolicy.lifetimeActions[*].action.type",
+        "properties.rotationPolicy.lifetimeActions[*].trigger.timeAfterCreate",
+    ),
+    severity=Severity.HIGH,
+    controls=("hipaa:164.312(a)(2)(iv)", "nist:SC-12"),
+    remediation="Add rotation_policy.lifetime_actions=[{action: {type: 'rotate'}, trigger: {time_after_create: 'P90D'}}].",
+    url="https://learn.microsoft.com/azure/key-vault/keys/how-to-configure-key-rotation",
+)
+def azure_keyvault_key_enable_rotation(subject: Subject) -> Iterable[str]:
+    actions = subject.need_all("properties.rotationPolicy.lifetimeActions[*]")
+    days = [
+        iso_duration_days(str(a.get("trigger", {}).get("timeAfterCreate", "")))
+        for a in actions
+        if str(a.get("action", {}).get("type", "")).lower() == "rotate"
+    ]
+    if not any(d is not None and d <= 90 for d in days):
+        yield f"{subject.name}: no 'rotate' lifetime action with timeAfterCreate <= P90D"
+
+
+# --- Key Vault -----------------------------------------------------------------------------------
+
+VAULT_CONTROLS: Final = ("cis-azure:8.3", "hipaa:164.308(a)(7)", "nist:SC-12")
+
+
+@resource_rule(
+    name="azure-keyvault-vault-enable-purge-protection",
+    description="Key vaults have soft delete and purge protection.",
+    types=(VAULT,),
+    reads=("properties.enablePurgeProtection", "properties.enableSoftDelete"),
+    severity=Severity.HIGH,
+    controls=VAULT_CONTROLS,
+    remediation="Set enable_purge_protection=True and enable_soft_delete=True.",
+    url="https://learn.microsoft.com/azure/key-vault/general/soft-delete-overview",
+)
+def azure_keyvault_vault_enable_purge_protection(subject: Subject) -> Iterable[str]:
+    for flag in ("properties.enablePurgeProtection", "properties.enableSoftDelete"):
+        if not truthy(subject.need(flag)):
+            yield f"{subject.name}: {flag} is not true"
+
+
+@resource_rule(
+    name="azure-keyvault-vault-enforce-rbac",
+    description="Key vaults use Azure RBAC (data-plane roles such as Crypto Service Release User), not access policies.",
+    types=(VAULT,),
+    reads=("properties.enableRbacAuthorization",),
+    severity=Severity.HIGH,
+    controls=("nist:AC-6", "hipaa:164.312(a)(1)", "cis-azure:8.3"),
+    remediation="Set enable_rbac_authorization=True and grant 'Key Vault Crypto Service Release User' only.",
+    url="https://learn.microsoft.com/azure/key-vault/general/rbac-guide",
+)
+def azure_keyvault_vault_enforce_rbac(subject: Subject) -> Iterable[str]:
+    if not truthy(subject.need("properties.enableRbacAuthorization")):
+        yield f"{subject.name}: enableRbacAuthorization is not true"
+
+
+@resource_rule(
+    name="azure-keyvault-vault-disallow-public-network",
+    description="Key vaults are not reachable from public networks.",
+    types=(VAULT,),
+    reads=("properties.publicNetworkAccess", "properties.networkAcls.defaultAction"),
+    severity=Severity.HIGH,
+    controls=("nist:SC-7", "hipaa:164.312(a)(1)", "cis-azure:8.3"),
+    remediation="Set public_network_access='Disabled' (private endpoint), or network_acls default_action='Deny'.",
+    url="https://learn.microsoft.com/azure/key-vault/general/network-security",
+)
+def azure_keyvault_vault_disallow_public_network(subject: Subject) -> Iterable[str]:
+    if subject.get("properties.publicNetworkAccess") == "Disabled":
+        return
+    if subject.get("properties.networkAcls.defaultAction") == "Deny":
+        return
+    subject.need("properties.publicNetworkAccess")
+    yield f"{subject.name}: public network access is enabled and the network ACL does not default to Deny"
+
+
+@resource_rule(
+    name="azure-keyvault-vault-enforce-premium-sku",
+    description="Key vaults holding release keys are Premium (HSM-backed keys).",
+    types=(VAULT,),
+    reads=("properties.sku.name",),
+    severity=Severity.HIGH,
+    controls=("nist:SC-12", "hipaa:164.312(a)(2)(iv)"),
+    remediation="Set sku={'family': 'A', 'name': 'premium'} (or use Managed HSM).",
+    url="https://learn.microsoft.com/azure/key-vault/keys/about-keys",
+    confidential=True,
+)
+def azure_keyvault_vault_enforce_premium_sku(subject: Subject) -> Iterable[str]:
+    if str(subject.need("properties.sku.name")).lower() != "premium":
+        yield f"{subject.name}: sku {subject.get('properties.sku.name')!r} cannot hold HSM keys for secure key release"
+
+
+# --- compute -------------------------------------------------------------------------------------
+
+_OS_SECURITY: Final = "storageProfile.osDisk.managedDisk.securityProfile"
+
+
+@resource_rule(
+    name="azure-compute-vm-enforce-confidential",
+    description="Workload VMs are confidential VMs (DCas/ECas/DCes sizes) with encrypted guest state.",
+    types=(VM,),
+    reads=("securityProfile.securityType", f"{_OS_SECURITY}.securityEncryptionType", "hardwareProfile.vmSize"),
+    severity=Severity.CRITICAL,
+    controls=("hipaa:164.312(a)(2)(iv)", "nist:SC-39", "gdpr:art32"),
+    remediation=(
+        "Set security_profile.security_type='ConfidentialVM', a confidential size (e.g. Standard_DC4as_v5) "
+        "and os_disk.managed_disk.security_profile.security_encryption_type='DiskWithVMGuestState' "
+        "(VMGuestStateOnly is accepted outside prod)."
+    ),
+    url="https://learn.microsoft.com/azure/confidential-computing/confidential-vm-overview",
+    confidential=True,
+)
+def azure_compute_vm_enforce_confidential(subject: Subject) -> Iterable[str]:
+    if subject.need("securityProfile.securityType") != "ConfidentialVM":
+        yield f"{subject.name}: securityType is {subject.get('securityProfile.securityType')!r}, not ConfidentialVM"
+    size = str(subject.need("hardwareProfile.vmSize"))
+    if not CONFIDENTIAL_SIZE.match(size):
+        yield f"{subject.name}: {size!r} is not a confidential VM size"
+    allowed = {"DiskWithVMGuestState"} if subject.prod else {"DiskWithVMGuestState", "VMGuestStateOnly"}
+    encryption = subject.need(f"{_OS_SECURITY}.securityEncryptionType")
+    if encryption not in allowed:
+        yield f"{subject.name}: securityEncryptionType {encryption!r} not in {sorted(allowed)}"
+
+
+@resource_rule(
+    name="azure-compute-vm-enable-secure-boot-vtpm",
+    description="VMs boot with UEFI secure boot and a vTPM.",
+    types=(VM,),
+    reads=("securityProfile.uefiSettings.secureBootEnabled", "securityProfile.uefiSettings.vTpmEnabled"),
+    severity=Severity.HIGH,
+    controls=("cis-azure:8.11", "nist:SI-7", "hipaa:164.312(c)(1)"),
+    remediation="Set security_profile.uefi_settings={'secure_boot_enabled': True, 'v_tpm_enabled': True}.",
+    url="https://learn.microsoft.com/azure/virtual-machines/trusted-launch",
+    confidential=True,
+)
+def azure_compute_vm_enable_secure_boot_vtpm(subject: Subject) -> Iterable[str]:
+    for flag in ("secureBootEnabled", "vTpmEnabled"):
+        if not truthy(subject.need(f"securityProfile.uefiSettings.{flag}")):
+            yield f"{subject.name}: uefiSettings.{flag} is not true"
+
+
+@resource_rule(
+    name="azure-compute-vm-enforce-cmk-disk",
+    description="VM OS disks are encrypted with a customer-managed disk encryption set.",
+    types=(VM,),
+    reads=(
+        "storageProfile.osDisk.managedDisk.diskEncryptionSet.id",
+        f"{_OS_SECURITY}.diskEncryptionSet.id",
+    ),
+    severity=Severity.HIGH,
+    controls=("hipaa:164.312(a)(2)(iv)", "nist:SC-28(1)", "gdpr:art32"),
+    remediation="Reference a DiskEncryptionSet (ConfidentialVmEncryptedWithCustomerKey for CVMs) from the OS disk.",
+    url="https://learn.microsoft.com/azure/virtual-machines/disk-encryption",
+)
+def azure_compute_vm_enforce_cmk_disk(subject: Subject) -> Iterable[str]:
+    if subject.get("storageProfile.osDisk.managedDisk.diskEncryptionSet.id") or subject.get(
+        f"{_OS_SECURITY}.diskEncryptionSet.id"
+    ):
+        return
+    subject.need(f"{_OS_SECURITY}.diskEncryptionSet.id")
+    yield f"{subject.name}: the OS disk's disk encryption set id is empty"
+
+
+_DES_TYPES: Final = {
+    "ConfidentialVmEncryptedWithCustomerKey",
+    "EncryptionAtRestWithCustomerKey",
+    "EncryptionAtRestWithPlatformAndCustomerKeys",
+}
+
+
+@resource_rule(
+    name="azure-compute-diskencryptionset-configure-cmk",
+    description="Disk encryption sets use a customer key and follow its rotation.",
+    types=(DES,),
+    reads=("encryptionType", "activeKey.keyUrl", "rotationToLatestKeyVersionEnabled"),
+    severity=Severity.HIGH,
+    controls=("hipaa:164.312(a)(2)(iv)", "nist:SC-28(1)", "nist:SC-12"),
+    remediation="Set encryption_type (ConfidentialVmEncryptedWithCustomerKey for CVMs), active_key.key_url and rotation_to_latest_key_version_enabled=True.",
+    url="https://learn.microsoft.com/azure/virtual-machines/disk-encryption",
+)
+def azure_compute_diskencryptionset_configure_cmk(subject: Subject) -> Iterable[str]:
+    if subject.need("encryptionType") not in _DES_TYPES:
+        yield f"{subject.name}: encryptionType {subject.get('encryptionType')!r} is not customer-managed"
+    if not subject.need("activeKey.keyUrl"):
+        yield f"{subject.name}: activeKey.keyUrl is empty"
+    if not truthy(subject.need("rotationToLatestKeyVersionEnabled")):
+        yield f"{subject.name}: rotationToLatestKeyVersionEnabled is not true"
+
+
+# --- network -------------------------------------------------------------------------------------
+
+
+@resource_rule(
+    name="azure-network-networkinterface-disallow-public-ip",
+    description="Network interfaces have no public IP address.",
+    types=(NIC,),
+    reads=("ipConfigurations[*].publicIPAddress", "ipConfigurations[*].name"),
+    severity=Severity.HIGH,
+    controls=("nist:SC-7", "hipaa:164.312(a)(1)", "gdpr:art32"),
+    remediation="Remove public_ip_address from every ip configuration; reach VMs through Bastion or a private network.",
+    url="https://learn.microsoft.com/azure/virtual-network/ip-services/public-ip-addresses",
+)
+def azure_network_networkinterface_disallow_public_ip(subject: Subject) -> Iterable[str]:
+    for i, config in enumerate(subject.need_all("ipConfigurations[*]")):
+        if config.get("publicIPAddress"):
+            yield f"{subject.name}: ipConfigurations[{i}] has a public IP address"
+
+
+def _open_inbound(rule: Any) -> list[str]:
+    if str(rule.get("direction", "")).lower() != "inbound" or str(rule.get("access", "")).lower() != "allow":
+        return []
+    sources = [rule.get("sourceAddressPrefix")] + list(rule.get("sourceAddressPrefixes") or [])
+    return [str(s) for s in sources if s is not None and str(s).lower() in OPEN_CIDRS]
+
+
+@resource_rule(
+    name="azure-network-networksecuritygroup-disallow-open-ingress",
+    description="Network security rules allow no inbound traffic from * / Internet / 0.0.0.0/0.",
+    types=(NSG, SECURITY_RULE),
+    reads={
+        NSG: (
+            "securityRules[*].direction",
+            "securityRules[*].access",
+            "securityRules[*].sourceAddressPrefix",
+            "securityRules[*].sourceAddressPrefixes",
+        ),
+        SECURITY_RULE: ("direction", "access", "sourceAddressPrefix", "sourceAddressPrefixes"),
+    },
+    severity=Severity.HIGH,
+    controls=("nist:SC-7", "hipaa:164.312(a)(1)"),
+    remediation="Restrict inbound sources to virtual network ranges or service tags of the collaboration.",
+    url="https://learn.microsoft.com/azure/virtual-network/network-security-groups-overview",
+)
+def azure_network_networksecuritygroup_disallow_open_ingress(subject: Subject) -> Iterable[str]:
+    if subject.type == SECURITY_RULE:
+        subject.need("direction")
+        subject.need("access")
+        if not subject.has("sourceAddressPrefix") and not subject.has("sourceAddressPrefixes"):
+            subject.need("sourceAddressPrefix")
+        rules = [subject.props]
+    else:
+        rules = subject.all("securityRules[*]")
+    for rule in rules:
+        for source in _open_inbound(rule):
+            yield f"{subject.name}: rule {rule.get('name', '?')!r} allows inbound from {source}"
+
+
+# --- storage -------------------------------------------------------------------------------------
+
+
+@resource_rule(
+    name="azure-storage-storageaccount-enforce-cmk",
+    description="Storage accounts encrypt with a Key Vault key and infrastructure encryption.",
+    types=(STORAGE,),
+    reads=("encryption.keySource", "encryption.keyVaultProperties.keyName", "encryption.requireInfrastructureEncryption"),
+    severity=Severity.HIGH,
+    controls=("hipaa:164.312(a)(2)(iv)", "gdpr:art32", "nist:SC-28(1)"),
+    remediation="Set encryption.key_source='Microsoft.Keyvault', key_vault_properties (the party key) and require_infrastructure_encryption=True.",
+    url="https://learn.microsoft.com/azure/storage/common/customer-managed-keys-overview",
+)
+def azure_storage_storageaccount_enforce_cmk(subject: Subject) -> Iterable[str]:
+    if subject.need("encryption.keySource") != "Microsoft.Keyvault":
+        yield f"{subject.name}: encryption.keySource is {subject.get('encryption.keySource')!r}, not Microsoft.Keyvault"
+    if not subject.need("encryption.keyVaultProperties.keyName"):
+        yield f"{subject.name}: encryption.keyVaultProperties.keyName is empty"
+    if not truthy(subject.need("encryption.requireInfrastructureEncryption")):
+        yield f"{subject.name}: requireInfrastructureEncryption is not true"
+
+
+@resource_rule(
+    name="azure-storage-storageaccount-disallow-public-access",
+    description="Storage accounts forbid public blob access and deny network access by default.",
+    types=(STORAGE,),
+    reads=("allowBlobPublicAccess", "networkRuleSet.defaultAction"),
+    severity=Severity.HIGH,
+    controls=("cis-azure:4.7", "hipaa:164.312(a)(1)", "gdpr:art32", "nist:AC-3"),
+    remediation="Set allow_blob_public_access=False and network_rule_set.default_action='Deny'.",
+    url="https://learn.microsoft.com/azure/storage/blobs/anonymous-read-access-prevent",
+)
+def azure_storage_storageaccount_disallow_public_access(subject: Subject) -> Iterable[str]:
+    if not falsy(subject.need("allowBlobPublicAccess")):
+        yield f"{subject.name}: allowBlobPublicAccess is not false"
+    if subject.need("networkRuleSet.defaultAction") != "Deny":
+        yield f"{subject.name}: networkRuleSet.defaultAction is not Deny"
+
+
+@resource_rule(
+    name="azure-storage-storageaccount-enforce-tls",
+    description="Storage accounts accept HTTPS only, TLS 1.2 or later.",
+    types=(STORAGE,),
+    reads=("enableHttpsTrafficOnly", "minimumTlsVersion"),
+    severity=Severity.HIGH,
+    controls=("hipaa:164.312(e)(1)", "nist:SC-8", "gdpr:art32"),
+    remediation="Set enable_https_traffic_only=True and minimum_tls_version='TLS1_2'.",
+    url="https://learn.microsoft.com/azure/storage/common/transport-layer-security-configure-minimum-version",
+)
+def azure_storage_storageaccount_enforce_tls(subject: Subject) -> Iterable[str]:
+    if not truthy(subject.need("enableHttpsTrafficOnly")):
+        yield f"{subject.name}: enableHttpsTrafficOnly is not true"
+    if subject.need("minimumTlsVersion") not in ("TLS1_2", "TLS1_3"):
+        yield f"{subject.name}: minimumTlsVersion is {subject.get('minimumTlsVersion')!r}"
+
+
+@resource_rule(
+    name="azure-storage-storageaccount-disallow-shared-key",
+    description="Storage accounts refuse shared-key (account key) authorization: Entra ID only.",
+    types=(STORAGE,),
+    reads=("allowSharedKeyAccess",),
+    severity=Severity.MEDIUM,
+    controls=("nist:AC-6", "nist:IA-2", "hipaa:164.312(d)"),
+    remediation="Set allow_shared_key_access=False and grant data roles to identities.",
+    url="https://learn.microsoft.com/azure/storage/common/shared-key-authorization-prevent",
+)
+def azure_storage_storageaccount_disallow_shared_key(subject: Subject) -> Iterable[str]:
+    if not falsy(subject.need("allowSharedKeyAccess")):
+        yield f"{subject.name}: allowSharedKeyAccess is not false"
+
+
+# --- AKS -----------------------------------------------------------------------------------------
+
+AKS_DOCS: Final = "https://learn.microsoft.com/azure/aks/"
+
+
+@resource_rule(
+    name="azure-containerservice-managedcluster-enforce-private-cluster",
+    description="AKS API servers are private.",
+    types=(AKS,),
+    reads=("apiServerAccessProfile.enablePrivateCluster",),
+    severity=Severity.HIGH,
+    controls=("nist:SC-7", "hipaa:164.312(a)(1)"),
+    remediation="Set api_server_access_profile.enable_private_cluster=True.",
+    url=AKS_DOCS + "private-clusters",
+)
+def azure_containerservice_managedcluster_enforce_private_cluster(subject: Subject) -> Iterable[str]:
+    if not truthy(subject.need("apiServerAccessProfile.enablePrivateCluster")):
+        yield f"{subject.name}: the API server is public"
+
+
+@resource_rule(
+    name="azure-containerservice-managedcluster-enforce-confidential-nodes",
+    description="AKS node pools run on confidential VM sizes without node public IPs.",
+    types=(AKS,),
+    reads=("agentPoolProfiles[*].vmSize", "agentPoolProfiles[*].enableNodePublicIP"),
+    severity=Severity.HIGH,
+    controls=("hipaa:164.312(a)(2)(iv)", "nist:SC-39", "nist:SC-7"),
+    remediation="Use DCasv5/DCas_cc_v5 sizes and enable_node_public_ip=False on every agent pool.",
+    url=AKS_DOCS + "use-cvm",
+    confidential=True,
+)
+def azure_containerservice_managedcluster_enforce_confidential_nodes(subject: Subject) -> Iterable[str]:
+    for i, pool in enumerate(subject.need_all("agentPoolProfiles[*]")):
+        size = pool.get("vmSize")
+        if not size or not CONFIDENTIAL_SIZE.match(str(size)):
+            yield f"{subject.name}: agent pool {i} size {size!r} is not confidential"
+        if not falsy(pool.get("enableNodePublicIP")):
+            yield f"{subject.name}: agent pool {i} enableNodePublicIP is not false"
+
+
+@resource_rule(
+    name="azure-containerservice-managedcluster-enable-kms-secrets",
+    description="AKS encrypts secrets with a Key Vault KMS key and OS disks with a disk encryption set.",
+    types=(AKS,),
+    reads=(
+        "securityProfile.azureKeyVaultKms.enabled",
+        "securityProfile.azureKeyVaultKms.keyId",
+        "diskEncryptionSetID",
+    ),
+    severity=Severity.HIGH,
+    controls=("nist:SC-28", "hipaa:164.312(a)(2)(iv)"),
+    remediation="Set security_profile.azure_key_vault_kms (enabled, key_id) and disk_encryption_set_id.",
+    url=AKS_DOCS + "use-kms-etcd-encryption",
+)
+def azure_containerservice_managedcluster_enable_kms_secrets(subject: Subject) -> Iterable[str]:
+    if not truthy(subject.need("securityProfile.azureKeyVaultKms.enabled")):
+        yield f"{subject.name}: Key Vault KMS secrets encryption is disabled"
+    if not subject.need("securityProfile.azureKeyVaultKms.keyId"):
+        yield f"{subject.name}: azureKeyVaultKms.keyId is empty"
+    if not subject.need("diskEncryptionSetID"):
+        yield f"{subject.name}: diskEncryptionSetID is empty"
+
+
+# --- identity and audit --------------------------------------------------------------------------
+
+# Built-in role definition GUIDs (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+BROAD_ROLES: Final = {
+    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
+    "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
+    "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9": "User Access Administrator",
+    "00482a5a-887f-4fb3-b363-3b7fe8e74483": "Key Vault Administrator",
+    "14b46e9e-c2b7-41b4-b07b-48a6ebf60603": "Key Vault Crypto Officer",
+}
+
+
+@resource_rule(
+    name="azure-authorization-roleassignment-disallow-broad-role",
+    description="Role assignments grant narrow data-plane roles (e.g. Crypto Service Release User), never Owner/Contributor/Key Vault admin.",
+    types=(ROLE_ASSIGNMENT,),
+    reads=("roleDefinitionId",),
+    severity=Severity.HIGH,
+    controls=("nist:AC-6", "hipaa:164.312(a)(1)", "gdpr:art25"),
+    remediation="Assign 'Key Vault Crypto Service Release User' (08bbd89e-9f13-488c-ac41-acfcb10c90ab) scoped to the key.",
+    url="https://learn.microsoft.com/azure/key-vault/general/rbac-guide",
+)
+def azure_authorization_roleassignment_disallow_broad_role(subject: Subject) -> Iterable[str]:
+    role = str(subject.need("roleDefinitionId")).rsplit("/", 1)[-1].lower()
+    if role in BROAD_ROLES:
+        yield f"{subject.name}: assigns the broad role {BROAD_ROLES[role]!r}"
+
+
+@resource_rule(
+    name="azure-monitor-diagnosticsetting-enable-audit-logs",
+    description="Diagnostic settings send audit logs to a workspace or storage account.",
+    types=(DIAGNOSTIC,),
+    reads=("logs[*].enabled", "logs[*].category", "logs[*].categoryGroup", "workspaceId", "storageAccountId"),
+    severity=Severity.MEDIUM,
+    controls=("hipaa:164.312(b)", "gdpr:art30", "nist:AU-2", "nist:AU-12"),
+    remediation="Enable logs with category_group 'audit' (or 'allLogs' / category 'AuditEvent') to a Log Analytics workspace.",
+    url="https://learn.microsoft.com/azure/key-vault/general/logging",
+)
+def azure_monitor_diagnosticsetting_enable_audit_logs(subject: Subject) -> Iterable[str]:
+    if not audit_enabled(subject):
+        yield f"{subject.name}: no enabled audit log category (AuditEvent, audit or allLogs)"
+    if not subject.get("workspaceId") and not subject.get("storageAccountId"):
+        subject.need("workspaceId")
+
+
+def audit_enabled(subject: Subject) -> bool:
+    return any(
+        truthy(log.get("enabled"))
+        and (log.get("category") == "AuditEvent" or str(log.get("categoryGroup", "")).lower() in ("audit", "alllogs"))
+        for log in subject.need_all("logs[*]")
+    )
+
+
+RESOURCE_POLICIES = [
+    azure_keyvault_key_enforce_workload_claim,
+    azure_keyvault_key_disallow_debuggable_release,
+    azure_keyvault_key_disallow_client_payload_claim,
+    azure_keyvault_key_enforce_hsm_release,
+    azure_keyvault_key_enable_rotation,
+    azure_keyvault_vault_enable_purge_protection,
+    azure_keyvault_vault_enforce_rbac,
+    azure_keyvault_vault_disallow_public_network,
+    azure_keyvault_vault_enforce_premium_sku,
+    azure_compute_vm_enforce_confidential,
+    azure_compute_vm_enable_secure_boot_vtpm,
+    azure_compute_vm_enforce_cmk_disk,
+    azure_compute_diskencryptionset_configure_cmk,
+    azure_network_networkinterface_disallow_public_ip,
+    azure_network_networksecuritygroup_disallow_open_ingress,
+    azure_storage_storageaccount_enforce_cmk,
+    azure_storage_storageaccount_disallow_public_access,
+    azure_storage_storageaccount_enforce_tls,
+    azure_storage_storageaccount_disallow_shared_key,
+    azure_containerservice_managedcluster_enforce_private_cluster,
+    azure_containerservice_managedcluster_enforce_confidential_nodes,
+    azure_containerservice_managedcluster_enable_kms_secrets,
+    azure_authorization_roleassignment_disallow_broad_role,
+    azure_monitor_diagnosticsetting_enable_audit_logs,
+]
+POLICIES = RESOURCE_POLICIES

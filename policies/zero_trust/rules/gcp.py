@@ -1,0 +1,588 @@
+"""GCP rules: Confidential Space attestation (WIF provider CEL + KMS bindings), confidential VMs,
+KMS, network, storage, GKE, audit logs.
+
+The provider's attribute condition is evaluated, not pattern-matched: with cel-python (the CEL
+language Google STS evaluates) the rule checks that the condition accepts a production token for
+its own image digests and rejects a debug token, a token without STABLE support, a non
+Confidential Space token and a token of an unapproved image.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final, Iterable
+
+import celpy
+from pulumi_policy import Severity
+
+from policies.zero_trust.rules._base import (
+    OPEN_CIDRS,
+    Subject,
+    is_all_zero,
+    resource_rule,
+    truthy,
+)
+
+WIP_PROVIDER: Final = "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider"
+KMS_MEMBER: Final = "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember"
+KMS_BINDING: Final = "gcp:kms/cryptoKeyIAMBinding:CryptoKeyIAMBinding"
+CRYPTO_KEY: Final = "gcp:kms/cryptoKey:CryptoKey"
+KEY_RING: Final = "gcp:kms/keyRing:KeyRing"
+INSTANCE: Final = "gcp:compute/instance:Instance"
+TEMPLATE: Final = "gcp:compute/instanceTemplate:InstanceTemplate"
+FIREWALL: Final = "gcp:compute/firewall:Firewall"
+BUCKET: Final = "gcp:storage/bucket:Bucket"
+BUCKET_MEMBER: Final = "gcp:storage/bucketIAMMember:BucketIAMMember"
+BUCKET_BINDING: Final = "gcp:storage/bucketIAMBinding:BucketIAMBinding"
+CLUSTER: Final = "gcp:container/cluster:Cluster"
+AUDIT_CONFIG: Final = "gcp:projects/iAMAuditConfig:IAMAuditConfig"
+
+CS_DOCS: Final = "https://cloud.google.com/confidential-computing/confidential-space/docs/create-grant-access-confidential-resources"
+DIGEST: Final = re.compile(r"sha256:[0-9a-f]{64}")
+DIGEST_PRINCIPAL: Final = re.compile(
+    r"^principalSet://iam\.googleapis\.com/projects/\d+/locations/global/workloadIdentityPools/"
+    r"[a-z0-9-]+/attribute\.image_digest/(sha256:[0-9a-f]{64})$"
+)
+DECRYPT_ROLES: Final = frozenset(
+    {
+        "roles/cloudkms.cryptoKeyDecrypter",
+        "roles/cloudkms.cryptoKeyEncrypterDecrypter",
+        "roles/cloudkms.cryptoKeyDecrypterViaDelegation",
+    }
+)
+PUBLIC_MEMBERS: Final = frozenset({"allUsers", "allAuthenticatedUsers"})
+KEY_CONTROLS: Final = (
+    "hipaa:164.312(a)(2)(iv)",
+    "gdpr:art25",
+    "gdpr:art32",
+    "nist:AC-3",
+    "nist:SC-12",
+    "nist:SC-28(1)",
+)
+
+# --- Confidential Space attribute condition ------------------------------------------------------
+
+_CEL = celpy.Environment()
+
+
+def _token(digest: str, emails: list[str], hwmodel: str) -> dict[str, Any]:
+    """A production Confidential Space attestation token's claims (the shape STS evaluates)."""
+    return {
+        "swname": "CONFIDENTIAL_SPACE",
+        "swversion": ["240900"],
+        "dbgstat": "disabled-since-boot",
+        "hwmodel": hwmodel,
+        "secboot": True,
+        "iss": "https://confidentialcomputing.googleapis.com",
+        "aud": "https://sts.googleapis.com",
+        "google_service_accounts": emails,
+        "submods": {
+            "confidential_space": {"support_attributes": ["LATEST", "STABLE", "USABLE"]},
+            "container": {"image_digest": digest, "image_reference": f"registry.example/workload@{digest}"},
+        },
+    }
+
+
+def _accepts(program: Any, token: dict[str, Any]) -> bool:
+    try:
+        result = program.evaluate({"assertion": celpy.json_to_cel(token)})
+    except Exception:  # noqa: BLE001 - an evaluation error denies, as STS does
+        return False
+    return isinstance(result, celpy.celtypes.BoolType) and bool(result)
+
+
+def condition_problems(condition: str) -> list[str]:
+    """What an attribute condition fails to exclude; empty when it is strict."""
+    digests = sorted(set(DIGEST.findall(condition)))
+    if not digests:
+        return ["pins no image digest (assertion.submods.container.image_digest in ['sha256:...'])"]
+    problems = [f"pins an all-zero image digest {d}" for d in digests if is_all_zero(d)]
+    try:
+        program = _CEL.program(_CEL.compile(condition))
+    except Exception as error:  # noqa: BLE001 - an unparsable condition admits nobody, but is a bug
+        return problems + [f"is not valid CEL ({error})"]
+    emails = re.findall(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+\.iam\.gserviceaccount\.com", condition)
+    hwmodel = next(iter(re.findall(r"GCP_[A-Z_]+", condition)), "GCP_AMD_SEV")
+    good = _token(digests[0], emails, hwmodel)
+    if not _accepts(program, good):
+        return problems + ["rejects a production token of its own approved image: cannot verify it is strict"]
+    unapproved = "sha256:" + "f" * 64 if "sha256:" + "f" * 64 not in digests else "sha256:" + "e" * 64
+
+    def variant(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+        token = _token(digests[0], emails, hwmodel)
+        node = token
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        return token
+
+    cases = {
+        "a debug image (dbgstat 'enabled')": variant(("dbgstat",), "enabled"),
+        "an image without STABLE support": variant(("submods", "confidential_space", "support_attributes"), []),
+        "software other than CONFIDENTIAL_SPACE": variant(("swname",), "GCE"),
+        "an unapproved image digest": variant(("submods", "container", "image_digest"), unapproved),
+    }
+    problems += [f"admits {what}" for what, token in cases.items() if _accepts(program, token)]
+    return problems
+
+
+@resource_rule(
+    name="gcp-iam-workloadidentitypoolprovider-enforce-attestation-condition",
+    description="Workload identity providers admit only production Confidential Space tokens of approved image digests.",
+    types=(WIP_PROVIDER,),
+    reads=("attributeCondition",),
+    severity=Severity.CRITICAL,
+    controls=KEY_CONTROLS,
+    remediation=(
+        "Use assertion.swname == 'CONFIDENTIAL_SPACE' && assertion.dbgstat == 'disabled-since-boot' && "
+        "'STABLE' in assertion.submods.confidential_space.support_attributes && "
+        "assertion.submods.container.image_digest in ['sha256:<approved>'] (plus hwmodel, secboot, service account)."
+    ),
+    url=CS_DOCS,
+    confidential=True,
+)
+def gcp_iam_workloadidentitypoolprovider_enforce_attestation_condition(subject: Subject) -> Iterable[str]:
+    for problem in condition_problems(str(subject.need("attributeCondition"))):
+        yield f"{subject.name}: attribute condition {problem}"
+
+
+@resource_rule(
+    name="gcp-iam-workloadidentitypoolprovider-configure-attestation-issuer",
+    description="Workload identity providers trust only the Confidential Computing attestation issuer for STS.",
+    types=(WIP_PROVIDER,),
+    reads=("oidc.issuerUri", "oidc.allowedAudiences"),
+    severity=Severity.HIGH,
+    controls=("nist:IA-9", "nist:AC-3", "hipaa:164.312(d)"),
+    remediation="Set oidc.issuer_uri='https://confidentialcomputing.googleapis.com/' and allowed_audiences=['https://sts.googleapis.com'].",
+    url=CS_DOCS,
+    confidential=True,
+)
+def gcp_iam_workloadidentitypoolprovider_configure_attestation_issuer(subject: Subject) -> Iterable[str]:
+    issuer = str(subject.need("oidc.issuerUri")).rstrip("/")
+    if issuer != "https://confidentialcomputing.googleapis.com":
+        yield f"{subject.name}: issuer {issuer!r} is not the Confidential Computing attestation service"
+    audiences = list(subject.need("oidc.allowedAudiences"))
+    if audiences != ["https://sts.googleapis.com"]:
+        yield f"{subject.name}: allowedAudiences {audiences} is not exactly ['https://sts.googleapis.com']"
+
+
+def _members(subject: Subject) -> list[str]:
+    if subject.type in (KMS_MEMBER, BUCKET_MEMBER):
+        return [str(subject.need("member"))]
+    return [str(m) for m in subject.need("members")]
+
+
+def principal_digest(member: str) -> str | None:
+    match = DIGEST_PRINCIPAL.match(member)
+    return match.group(1) if match else None
+
+
+@resource_rule(
+    name="gcp-kms-cryptokeyiammember-enforce-digest-principalset",
+    description="Decrypt roles on KMS keys are granted only to workload identity principalSets by image digest.",
+    types=(KMS_MEMBER, KMS_BINDING),
+    reads={KMS_MEMBER: ("role", "member"), KMS_BINDING: ("role", "members")},
+    severity=Severity.CRITICAL,
+    controls=KEY_CONTROLS,
+    remediation=(
+        "Grant roles/cloudkms.cryptoKeyDecrypter to principalSet://iam.googleapis.com/projects/<number>/"
+        "locations/global/workloadIdentityPools/<pool>/attribute.image_digest/sha256:<approved digest>."
+    ),
+    url=CS_DOCS,
+    confidential=True,
+)
+def gcp_kms_cryptokeyiammember_enforce_digest_principalset(subject: Subject) -> Iterable[str]:
+    if subject.need("role") not in DECRYPT_ROLES:
+        return
+    for member in _members(subject):
+        digest = principal_digest(member)
+        if digest is None:
+            yield f"{subject.name}: {subject.get('role')} granted to {member!r}, not an image-digest principalSet"
+        elif is_all_zero(digest):
+            yield f"{subject.name}: {member!r} binds an all-zero image digest"
+
+
+@resource_rule(
+    name="gcp-iam-member-disallow-public-principal",
+    description="KMS and storage IAM never grant to allUsers or allAuthenticatedUsers.",
+    types=(KMS_MEMBER, KMS_BINDING, BUCKET_MEMBER, BUCKET_BINDING),
+    reads={
+        KMS_MEMBER: ("member",),
+        KMS_BINDING: ("members",),
+        BUCKET_MEMBER: ("member",),
+        BUCKET_BINDING: ("members",),
+    },
+    severity=Severity.CRITICAL,
+    controls=("cis-gcp:5.1", "nist:AC-3", "hipaa:164.312(a)(1)", "gdpr:art32"),
+    remediation="Remove allUsers/allAuthenticatedUsers; grant to named identities or digest principalSets.",
+    url="https://cloud.google.com/iam/docs/principal-identifiers",
+)
+def gcp_iam_member_disallow_public_principal(subject: Subject) -> Iterable[str]:
+    for member in _members(subject):
+        if member in PUBLIC_MEMBERS:
+            yield f"{subject.name}: grants to {member}"
+
+
+# --- KMS -----------------------------------------------------------------------------------------
+
+
+def _seconds(value: Any) -> float | None:
+    match = re.match(r"^(\d+(?:\.\d+)?)s$", str(value))
+    return float(match.group(1)) if match else None
+
+
+@resource_rule(
+    name="gcp-kms-cryptokey-enable-rotation",
+    description="KMS keys rotate at most every 90 days (7776000s).",
+    types=(CRYPTO_KEY,),
+    reads=("rotationPeriod",),
+    severity=Severity.HIGH,
+    controls=("cis-gcp:1.10", "hipaa:164.312(a)(2)(iv)", "nist:SC-12"),
+    remediation="Set rotation_period='7776000s' (or shorter).",
+    url="https://cloud.google.com/kms/docs/key-rotation",
+)
+def gcp_kms_cryptokey_enable_rotation(subject: Subject) -> Iterable[str]:
+    seconds = _seconds(subject.need("rotationPeriod"))
+    if seconds is None or seconds > 7776000:
+        yield f"{subject.name}: rotationPeriod {subject.get('rotationPeriod')!r} exceeds 7776000s"
+
+
+@resource_rule(
+    name="gcp-kms-cryptokey-enforce-hsm",
+    description="KMS keys are HSM-protected in prod.",
+    types=(CRYPTO_KEY,),
+    reads=("versionTemplate.protectionLevel", "labels"),
+    severity=Severity.HIGH,
+    controls=("nist:SC-12", "hipaa:164.312(a)(2)(iv)", "gdpr:art32"),
+    remediation="Set version_template={'algorithm': 'GOOGLE_SYMMETRIC_ENCRYPTION', 'protection_level': 'HSM'}.",
+    url="https://cloud.google.com/kms/docs/hsm",
+)
+def gcp_kms_cryptokey_enforce_hsm(subject: Subject) -> Iterable[str]:
+    if subject.prod and subject.need("versionTemplate.protectionLevel") != "HSM":
+        yield f"{subject.name}: protectionLevel is {subject.get('versionTemplate.protectionLevel')!r}, not HSM (prod)"
+
+
+# --- compute -------------------------------------------------------------------------------------
+
+_HOSTS: Final = (INSTANCE, TEMPLATE)
+
+
+@resource_rule(
+    name="gcp-compute-instance-enforce-confidential",
+    description="Workload VMs are Confidential VMs (SEV, SEV-SNP or TDX) that terminate on host maintenance.",
+    types=_HOSTS,
+    reads=(
+        "confidentialInstanceConfig.enableConfidentialCompute",
+        "confidentialInstanceConfig.confidentialInstanceType",
+        "scheduling.onHostMaintenance",
+    ),
+    severity=Severity.CRITICAL,
+    controls=("cis-gcp:4.11", "hipaa:164.312(a)(2)(iv)", "nist:SC-39", "gdpr:art32"),
+    remediation="Set confidential_instance_config (confidential_instance_type 'SEV_SNP' or 'TDX') and scheduling.on_host_maintenance='TERMINATE'.",
+    url="https://cloud.google.com/confidential-computing/confidential-vm/docs/create-a-confidential-vm-instance",
+    confidential=True,
+)
+def gcp_compute_instance_enforce_confidential(subject: Subject) -> Iterable[str]:
+    kind = subject.get("confidentialInstanceConfig.confidentialInstanceType")
+    enabled = truthy(subject.get("confidentialInstanceConfig.enableConfidentialCompute"))
+    if kind not in ("SEV", "SEV_SNP", "TDX") and not enabled:
+        subject.need("confidentialInstanceConfig")
+        yield f"{subject.name}: confidential computing is not enabled"
+    if subject.need("scheduling.onHostMaintenance") != "TERMINATE":
+        yield f"{subject.name}: scheduling.onHostMaintenance is not TERMINATE"
+
+
+@resource_rule(
+    name="gcp-compute-instance-enable-shielded-vm",
+    description="VMs use secure boot, vTPM and integrity monitoring.",
+    types=_HOSTS,
+    reads=(
+        "shieldedInstanceConfig.enableSecureBoot",
+        "shieldedInstanceConfig.enableVtpm",
+        "shieldedInstanceConfig.enableIntegrityMonitoring",
+    ),
+    severity=Severity.HIGH,
+    controls=("cis-gcp:4.8", "nist:SI-7", "hipaa:164.312(c)(1)"),
+    remediation="Set shielded_instance_config with enable_secure_boot, enable_vtpm and enable_integrity_monitoring True.",
+    url="https://cloud.google.com/compute/shielded-vm/docs/shielded-vm",
+    confidential=True,
+)
+def gcp_compute_instance_enable_shielded_vm(subject: Subject) -> Iterable[str]:
+    for flag in ("enableSecureBoot", "enableVtpm", "enableIntegrityMonitoring"):
+        if not truthy(subject.need(f"shieldedInstanceConfig.{flag}")):
+            yield f"{subject.name}: shieldedInstanceConfig.{flag} is not true"
+
+
+def _images(subject: Subject) -> list[str]:
+    if subject.type == INSTANCE:
+        return [str(subject.need("bootDisk.initializeParams.image"))]
+    return [str(i) for i in subject.need_all("disks[*].sourceImage")]
+
+
+@resource_rule(
+    name="gcp-compute-instance-disallow-debug-image",
+    description="Production VMs never boot the Confidential Space debug image.",
+    types=_HOSTS,
+    reads={INSTANCE: ("bootDisk.initializeParams.image", "labels"), TEMPLATE: ("disks[*].sourceImage", "labels")},
+    severity=Severity.CRITICAL,
+    controls=("nist:SI-7", "nist:CM-7", "hipaa:164.312(c)(1)", "gdpr:art32"),
+    remediation="Boot projects/confidential-space-images/global/images/family/confidential-space in prod.",
+    url="https://cloud.google.com/confidential-computing/confidential-space/docs/confidential-space-images",
+    confidential=True,
+)
+def gcp_compute_instance_disallow_debug_image(subject: Subject) -> Iterable[str]:
+    for image in _images(subject):
+        if subject.prod and "debug" in image.lower():
+            yield f"{subject.name}: boots the debug image {image!r} in prod (SSH, dbgstat 'enabled')"
+
+
+@resource_rule(
+    name="gcp-compute-instance-enforce-image-digest",
+    description="Confidential Space VMs launch the workload container by digest (tee-image-reference).",
+    types=_HOSTS,
+    reads=("metadata",),
+    severity=Severity.HIGH,
+    controls=("nist:CM-2", "nist:SI-7", "hipaa:164.312(c)(1)"),
+    remediation="Set metadata 'tee-image-reference' to '<registry>/<image>@sha256:<digest>' (never a tag).",
+    url="https://cloud.google.com/confidential-computing/confidential-space/docs/deploy-workloads",
+    confidential=True,
+)
+def gcp_compute_instance_enforce_image_digest(subject: Subject) -> Iterable[str]:
+    metadata = subject.need("metadata")
+    reference = metadata.get("tee-image-reference") if hasattr(metadata, "get") else None
+    if not reference:
+        yield f"{subject.name}: metadata has no tee-image-reference"
+        return
+    digest = DIGEST.search(str(reference))
+    if not digest or "@sha256:" not in str(reference):
+        yield f"{subject.name}: tee-image-reference {reference!r} is not pinned by digest"
+    elif is_all_zero(digest.group(0)):
+        yield f"{subject.name}: tee-image-reference pins an all-zero digest"
+
+
+@resource_rule(
+    name="gcp-compute-instance-disallow-public-ip",
+    description="VMs have no external IP (no access configs).",
+    types=_HOSTS,
+    reads=("networkInterfaces[*].accessConfigs", "networkInterfaces[*].network"),
+    severity=Severity.HIGH,
+    controls=("cis-gcp:4.9", "nist:SC-7", "hipaa:164.312(a)(1)"),
+    remediation="Remove access_configs from every network interface; use Cloud NAT for egress.",
+    url="https://cloud.google.com/compute/docs/ip-addresses/reserve-static-external-ip-address",
+)
+def gcp_compute_instance_disallow_public_ip(subject: Subject) -> Iterable[str]:
+    for i, nic in enumerate(subject.need_all("networkInterfaces[*]")):
+        configs = nic.get("accessConfigs")
+        if configs is not None and len(configs) > 0:
+            yield f"{subject.name}: networkInterfaces[{i}] has an access config (external IP)"
+
+
+@resource_rule(
+    name="gcp-compute-instance-enforce-cmk-disk",
+    description="Boot disks are encrypted with a Cloud KMS key.",
+    types=_HOSTS,
+    reads={INSTANCE: ("bootDisk.kmsKeySelfLink",), TEMPLATE: ("disks[*].diskEncryptionKey.kmsKeySelfLink",)},
+    severity=Severity.HIGH,
+    controls=("cis-gcp:4.7", "hipaa:164.312(a)(2)(iv)", "nist:SC-28(1)", "gdpr:art32"),
+    remediation="Set boot_disk.kms_key_self_link (templates: disks[].disk_encryption_key.kms_key_self_link).",
+    url="https://cloud.google.com/compute/docs/disks/customer-managed-encryption",
+)
+def gcp_compute_instance_enforce_cmk_disk(subject: Subject) -> Iterable[str]:
+    if subject.type == INSTANCE:
+        if not subject.need("bootDisk.kmsKeySelfLink"):
+            yield f"{subject.name}: bootDisk.kmsKeySelfLink is empty"
+        return
+    for i, disk in enumerate(subject.need_all("disks[*]")):
+        if not (disk.get("diskEncryptionKey") or {}).get("kmsKeySelfLink"):
+            yield f"{subject.name}: disks[{i}] has no diskEncryptionKey.kmsKeySelfLink"
+
+
+@resource_rule(
+    name="gcp-compute-instance-disallow-default-service-account",
+    description="VMs run as a dedicated service account, never the default compute service account.",
+    types=_HOSTS,
+    reads=("serviceAccount.email",),
+    severity=Severity.HIGH,
+    controls=("cis-gcp:4.1", "nist:AC-6", "hipaa:164.312(a)(1)"),
+    remediation="Create a workload service account (roles/confidentialcomputing.workloadUser) and set service_account.email.",
+    url="https://cloud.google.com/compute/docs/access/service-accounts#default_service_account",
+)
+def gcp_compute_instance_disallow_default_service_account(subject: Subject) -> Iterable[str]:
+    email = str(subject.need("serviceAccount.email"))
+    if email == "default" or email.endswith("-compute@developer.gserviceaccount.com"):
+        yield f"{subject.name}: runs as the default compute service account"
+
+
+@resource_rule(
+    name="gcp-compute-firewall-disallow-open-ingress",
+    description="Ingress firewall rules never allow 0.0.0.0/0 (or omit sources, which means the same).",
+    types=(FIREWALL,),
+    reads=("direction", "sourceRanges", "sourceTags", "sourceServiceAccounts", "allows"),
+    severity=Severity.HIGH,
+    controls=("cis-gcp:3.6", "nist:SC-7", "hipaa:164.312(a)(1)"),
+    remediation="Restrict source_ranges to internal ranges (e.g. IAP 35.235.240.0/20) or use source tags/service accounts.",
+    url="https://cloud.google.com/firewall/docs/firewalls",
+)
+def gcp_compute_firewall_disallow_open_ingress(subject: Subject) -> Iterable[str]:
+    if str(subject.get("direction", "INGRESS")).upper() != "INGRESS" or not subject.has("allows"):
+        return
+    ranges = [str(r) for r in subject.get("sourceRanges") or []]
+    if not ranges and not subject.get("sourceTags") and not subject.get("sourceServiceAccounts"):
+        subject.need("sourceRanges")
+    for source in ranges:
+        if source in OPEN_CIDRS:
+            yield f"{subject.name}: allows ingress from {source}"
+
+
+# --- storage, GKE, audit -------------------------------------------------------------------------
+
+
+@resource_rule(
+    name="gcp-storage-bucket-enforce-cmk",
+    description="Buckets encrypt with a Cloud KMS default key.",
+    types=(BUCKET,),
+    reads=("encryption.defaultKmsKeyName",),
+    severity=Severity.HIGH,
+    controls=("hipaa:164.312(a)(2)(iv)", "gdpr:art32", "nist:SC-28(1)"),
+    remediation="Set encryption={'default_kms_key_name': party_key.id}.",
+    url="https://cloud.google.com/storage/docs/encryption/customer-managed-keys",
+)
+def gcp_storage_bucket_enforce_cmk(subject: Subject) -> Iterable[str]:
+    if not subject.need("encryption.defaultKmsKeyName"):
+        yield f"{subject.name}: encryption.defaultKmsKeyName is empty"
+
+
+@resource_rule(
+    name="gcp-storage-bucket-disallow-public-access",
+    description="Buckets enforce public access prevention and uniform bucket-level access.",
+    types=(BUCKET,),
+    reads=("publicAccessPrevention", "uniformBucketLevelAccess"),
+    severity=Severity.HIGH,
+    controls=("cis-gcp:5.1", "cis-gcp:5.2", "hipaa:164.312(a)(1)", "gdpr:art32", "nist:AC-3"),
+    remediation="Set public_access_prevention='enforced' and uniform_bucket_level_access=True.",
+    url="https://cloud.google.com/storage/docs/public-access-prevention",
+)
+def gcp_storage_bucket_disallow_public_access(subject: Subject) -> Iterable[str]:
+    if subject.need("publicAccessPrevention") != "enforced":
+        yield f"{subject.name}: publicAccessPrevention is not 'enforced'"
+    if not truthy(subject.need("uniformBucketLevelAccess")):
+        yield f"{subject.name}: uniformBucketLevelAccess is not true"
+
+
+GKE_DOCS: Final = "https://cloud.google.com/kubernetes-engine/docs/"
+
+
+@resource_rule(
+    name="gcp-container-cluster-enforce-private-cluster",
+    description="GKE clusters have private nodes and a private control-plane endpoint.",
+    types=(CLUSTER,),
+    reads=("privateClusterConfig.enablePrivateNodes", "privateClusterConfig.enablePrivateEndpoint"),
+    severity=Severity.HIGH,
+    controls=("nist:SC-7", "hipaa:164.312(a)(1)"),
+    remediation="Set private_cluster_config enable_private_nodes=True and enable_private_endpoint=True.",
+    url=GKE_DOCS + "concepts/private-cluster-concept",
+)
+def gcp_container_cluster_enforce_private_cluster(subject: Subject) -> Iterable[str]:
+    for flag in ("enablePrivateNodes", "enablePrivateEndpoint"):
+        if not truthy(subject.need(f"privateClusterConfig.{flag}")):
+            yield f"{subject.name}: privateClusterConfig.{flag} is not true"
+
+
+@resource_rule(
+    name="gcp-container-cluster-enable-secrets-encryption",
+    description="GKE encrypts secrets at the application layer with a Cloud KMS key.",
+    types=(CLUSTER,),
+    reads=("databaseEncryption.state", "databaseEncryption.keyName"),
+    severity=Severity.HIGH,
+    controls=("nist:SC-28", "hipaa:164.312(a)(2)(iv)"),
+    remediation="Set database_encryption={'state': 'ENCRYPTED', 'key_name': key.id}.",
+    url=GKE_DOCS + "how-to/encrypting-secrets",
+)
+def gcp_container_cluster_enable_secrets_encryption(subject: Subject) -> Iterable[str]:
+    if subject.need("databaseEncryption.state") != "ENCRYPTED":
+        yield f"{subject.name}: databaseEncryption.state is not ENCRYPTED"
+    if not subject.need("databaseEncryption.keyName"):
+        yield f"{subject.name}: databaseEncryption.keyName is empty"
+
+
+@resource_rule(
+    name="gcp-container-cluster-enforce-confidential-nodes",
+    description="GKE nodes are Confidential GKE Nodes.",
+    types=(CLUSTER,),
+    reads=("confidentialNodes.enabled",),
+    severity=Severity.HIGH,
+    controls=("cis-gcp:4.11", "hipaa:164.312(a)(2)(iv)", "nist:SC-39"),
+    remediation="Set confidential_nodes={'enabled': True} with an N2D/C2D/C3 machine type.",
+    url=GKE_DOCS + "how-to/confidential-gke-nodes",
+    confidential=True,
+)
+def gcp_container_cluster_enforce_confidential_nodes(subject: Subject) -> Iterable[str]:
+    if not truthy(subject.need("confidentialNodes.enabled")):
+        yield f"{subject.name}: confidentialNodes.enabled is not true"
+
+
+@resource_rule(
+    name="gcp-container-cluster-enforce-workload-identity",
+    description="GKE uses Workload Identity and hides node metadata (GKE_METADATA).",
+    types=(CLUSTER,),
+    reads=("workloadIdentityConfig.workloadPool", "nodeConfig.workloadMetadataConfig.mode"),
+    severity=Severity.MEDIUM,
+    controls=("nist:AC-6", "hipaa:164.312(a)(1)"),
+    remediation="Set workload_identity_config.workload_pool and node_config.workload_metadata_config.mode='GKE_METADATA'.",
+    url=GKE_DOCS + "how-to/workload-identity",
+)
+def gcp_container_cluster_enforce_workload_identity(subject: Subject) -> Iterable[str]:
+    if not subject.need("workloadIdentityConfig.workloadPool"):
+        yield f"{subject.name}: workloadIdentityConfig.workloadPool is empty"
+    if subject.need("nodeConfig.workloadMetadataConfig.mode") != "GKE_METADATA":
+        yield f"{subject.name}: node metadata is exposed (mode is not GKE_METADATA)"
+
+
+AUDITED_SERVICES: Final = ("allServices", "cloudkms.googleapis.com", "sts.googleapis.com")
+
+
+@resource_rule(
+    name="gcp-projects-iamauditconfig-enable-data-access",
+    description="Data Access audit logs (DATA_READ, DATA_WRITE, ADMIN_READ) are on for KMS and STS.",
+    types=(AUDIT_CONFIG,),
+    reads=("service", "auditLogConfigs[*].logType", "auditLogConfigs[*].exemptedMembers"),
+    severity=Severity.MEDIUM,
+    controls=("cis-gcp:2.1", "hipaa:164.312(b)", "gdpr:art30", "nist:AU-2", "nist:AU-12"),
+    remediation="Declare IAMAuditConfig(service='cloudkms.googleapis.com' or 'allServices') with all three log types and no exemptions.",
+    url="https://cloud.google.com/logging/docs/audit/configure-data-access",
+)
+def gcp_projects_iamauditconfig_enable_data_access(subject: Subject) -> Iterable[str]:
+    configs = subject.need_all("auditLogConfigs[*]")
+    types = {str(c.get("logType")) for c in configs}
+    for needed in ("DATA_READ", "DATA_WRITE", "ADMIN_READ"):
+        if needed not in types:
+            yield f"{subject.name}: {subject.need('service')} does not log {needed}"
+    for c in configs:
+        if c.get("exemptedMembers"):
+            yield f"{subject.name}: {c.get('logType')} exempts {list(c.get('exemptedMembers'))}"
+
+
+RESOURCE_POLICIES = [
+    gcp_iam_workloadidentitypoolprovider_enforce_attestation_condition,
+    gcp_iam_workloadidentitypoolprovider_configure_attestation_issuer,
+    gcp_kms_cryptokeyiammember_enforce_digest_principalset,
+    gcp_iam_member_disallow_public_principal,
+    gcp_kms_cryptokey_enable_rotation,
+    gcp_kms_cryptokey_enforce_hsm,
+    gcp_compute_instance_enforce_confidential,
+    gcp_compute_instance_enable_shielded_vm,
+    gcp_compute_instance_disallow_debug_image,
+    gcp_compute_instance_enforce_image_digest,
+    gcp_compute_instance_disallow_public_ip,
+    gcp_compute_instance_enforce_cmk_disk,
+    gcp_compute_instance_disallow_default_service_account,
+    gcp_compute_firewall_disallow_open_ingress,
+    gcp_storage_bucket_enforce_cmk,
+    gcp_storage_bucket_disallow_public_access,
+    gcp_container_cluster_enforce_private_cluster,
+    gcp_container_cluster_enable_secrets_encryption,
+    gcp_container_cluster_enforce_confidential_nodes,
+    gcp_container_cluster_enforce_workload_identity,
+    gcp_projects_iamauditconfig_enable_data_access,
+]
+POLICIES = RESOURCE_POLICIES

@@ -1,0 +1,389 @@
+"""Stack rules: properties of the collaboration as a whole, across resources and clouds.
+
+- every party's data store is encrypted with that party's own attestation-bound key;
+- all party keys pin the same approved measurement set (tag and the values in the documents);
+- data residency: every party resource lives in one of the party's allowed regions;
+- every key's use is audit-logged;
+- required tags/labels on every taggable resource.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Iterable, Iterator
+
+from pulumi_policy import Severity
+
+from components.attestation.measurements import ApprovedMeasurements
+from policies.zero_trust.rules import aws, azure, gcp
+from policies.zero_trust.rules._base import (
+    Finding,
+    Stack,
+    Subject,
+    is_list,
+    is_map,
+    stack_rule,
+    truthy,
+)
+
+KEY_TYPES: Final = (aws.KEY, azure.KEY, gcp.CRYPTO_KEY)
+STORE_TYPES: Final = (aws.BUCKET, azure.STORAGE, gcp.BUCKET)
+CLOUD_OF: Final = {"aws": "aws", "azure-native": "azure", "gcp": "gcp"}
+
+# Taggable types the pack knows, with the property holding tags/labels (fail closed when absent).
+TAGGABLE: Final[dict[str, str]] = {
+    **{
+        t: "tags"
+        for t in (
+            aws.KEY, aws.INSTANCE, aws.LAUNCH_TEMPLATE, aws.VOLUME, aws.SUBNET, aws.SECURITY_GROUP,
+            aws.BUCKET, aws.TRAIL, aws.EKS_CLUSTER, aws.LOG_GROUP,
+            azure.KEY, azure.VAULT, azure.VM, azure.DES, azure.NIC, azure.NSG, azure.STORAGE, azure.AKS,
+        )
+    },
+    **{t: "labels" for t in (gcp.CRYPTO_KEY, gcp.INSTANCE, gcp.TEMPLATE, gcp.BUCKET)},
+    gcp.CLUSTER: "resourceLabels",
+}
+DATA_TYPES: Final = frozenset(KEY_TYPES + STORE_TYPES)
+DEFAULT_REQUIRED: Final = ("collaboration", "environment", "managed-by", "measurements")
+DEFAULT_PARTY_REQUIRED: Final = ("party", "data-classification")
+
+
+def cloud(subject: Subject) -> str:
+    return CLOUD_OF.get(subject.type.split(":", 1)[0], "other")
+
+
+def _tag_reads(types: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    return {t: (TAGGABLE[t],) for t in types}
+
+
+# --- key helpers ---------------------------------------------------------------------------------
+
+
+def _gcp_decrypt_bindings(stack: Stack, key: Subject) -> list[Subject]:
+    bindings = stack.of_type(gcp.KMS_MEMBER, gcp.KMS_BINDING)
+    return [b for b in bindings if stack.references(b, [key]) and b.get("role") in gcp.DECRYPT_ROLES]
+
+
+def _gcp_members(binding: Subject) -> list[str]:
+    if binding.type == gcp.KMS_MEMBER:
+        return [str(binding.get("member", ""))]
+    return [str(m) for m in binding.get("members") or []]
+
+
+def _aws_policies(stack: Stack, key: Subject) -> list[Subject]:
+    """The key itself (inline `policy`) and any KeyPolicy resource pointing at it."""
+    return [key] + [p for p in stack.of_type(aws.KEY_POLICY) if stack.references(p, [key])]
+
+
+def attestation_bound(stack: Stack, key: Subject) -> bool:
+    """Is this key released only to attested workloads, by its cloud's own mechanism?"""
+    if key.type == aws.KEY:
+        return any(aws.is_attestation_bound(p) for p in _aws_policies(stack, key) if p.has("policy"))
+    if key.type == azure.KEY:
+        return azure.is_attestation_bound(key)
+    members = [m for b in _gcp_decrypt_bindings(stack, key) for m in _gcp_members(b)]
+    return bool(members) and all(gcp.principal_digest(m) for m in members)
+
+
+def pinned_values(stack: Stack, key: Subject) -> set[str]:
+    """Measurement values the key's release documents pin (lowercase hex / sha256 digests)."""
+    if key.type == aws.KEY:
+        return set().union(*(aws.key_measurements(p) for p in _aws_policies(stack, key) if p.has("policy")))
+    if key.type == azure.KEY:
+        return azure.key_measurements(key)
+    digests = {
+        d for b in _gcp_decrypt_bindings(stack, key) for m in _gcp_members(b) if (d := gcp.principal_digest(m))
+    }
+    for provider in stack.of_type(gcp.WIP_PROVIDER):
+        digests.update(gcp.DIGEST.findall(str(provider.get("attributeCondition", ""))))
+    return digests
+
+
+def store_keys(stack: Stack, store: Subject, keys: list[Subject]) -> list[Subject]:
+    """Keys encrypting a data store (S3: through its server-side encryption configuration)."""
+    found = stack.references(store, keys)
+    if store.type == aws.BUCKET:
+        for config in stack.of_type(aws.BUCKET_SSE):
+            if stack.references(config, [store]):
+                found += stack.references(config, keys)
+    unique = {k.urn: k for k in found}
+    return list(unique.values())
+
+
+# --- rules ---------------------------------------------------------------------------------------
+
+PARTY_KEY_READS: Final = {
+    aws.BUCKET: ("tags",),
+    aws.BUCKET_SSE: ("bucket", "rules[*].applyServerSideEncryptionByDefault.kmsMasterKeyId"),
+    aws.KEY: ("tags", "policy"),
+    aws.KEY_POLICY: ("keyId", "policy"),
+    azure.STORAGE: ("tags", "encryption.keyVaultProperties.keyName"),
+    azure.KEY: ("tags", "keyName", azure.RELEASE_DATA),
+    gcp.BUCKET: ("labels", "encryption.defaultKmsKeyName"),
+    gcp.CRYPTO_KEY: ("labels",),
+    gcp.KMS_MEMBER: ("cryptoKeyId", "role", "member"),
+    gcp.KMS_BINDING: ("cryptoKeyId", "role", "members"),
+}
+
+
+@stack_rule(
+    name="stack-kms-partykey-enforce-own-key",
+    description="Every party's data store is encrypted with that party's own attestation-bound key.",
+    reads=PARTY_KEY_READS,
+    severity=Severity.CRITICAL,
+    controls=("hipaa:164.312(a)(2)(iv)", "gdpr:art25", "gdpr:art32", "nist:SC-12", "nist:SC-28(1)", "nist:AC-3"),
+    remediation=(
+        "Encrypt each party's bucket/storage account with the key declared for that party (same `party` "
+        "tag), whose release is gated on attestation (AWS key policy, Azure release policy, GCP digest principalSet)."
+    ),
+    url="https://cloud.google.com/confidential-computing/confidential-space/docs/confidential-space-overview",
+    confidential=True,
+)
+def stack_kms_partykey_enforce_own_key(stack: Stack) -> Iterator[Finding]:
+    keys = stack.of_type(*KEY_TYPES)
+    for store in stack.of_type(*STORE_TYPES):
+        party = store.tags().get("party")
+        if not party:
+            yield Finding(f"data store {store.name} has no `party` tag: whose data it holds is unknown", store.resource)
+            continue
+        used = store_keys(stack, store, keys)
+        if not used:
+            yield Finding(f"data store {store.name} of party {party} is not encrypted with a key of this stack", store.resource)
+        for key in used:
+            owner = key.tags().get("party")
+            if owner != party:
+                yield Finding(
+                    f"data store {store.name} of party {party} is encrypted with key {key.name} of party {owner!r}",
+                    store.resource,
+                )
+            elif not attestation_bound(stack, key):
+                yield Finding(
+                    f"data store {store.name}: key {key.name} of party {party} is not bound to attestation",
+                    store.resource,
+                )
+
+
+@stack_rule(
+    name="stack-kms-partykey-enforce-same-measurements",
+    description="All party keys of a collaboration pin the same approved measurement set.",
+    reads={
+        **{t: PARTY_KEY_READS[t] for t in (aws.KEY, aws.KEY_POLICY, azure.KEY, gcp.CRYPTO_KEY, gcp.KMS_MEMBER, gcp.KMS_BINDING)},
+        gcp.WIP_PROVIDER: ("attributeCondition",),
+    },
+    severity=Severity.CRITICAL,
+    controls=("gdpr:art25", "nist:SI-7", "nist:CM-2", "hipaa:164.312(c)(1)"),
+    remediation=(
+        "Generate every party key's release document from the collaboration's one ApprovedMeasurements "
+        "and tag it with its fingerprint (`measurements`); a party pinning other values is a separate deal."
+    ),
+    url="https://docs.aws.amazon.com/kms/latest/developerguide/conditions-nitro-enclaves.html",
+    confidential=True,
+    config={
+        "approvedMeasurements": {
+            "type": "object",
+            "description": "The collaboration's ApprovedMeasurements (camelCase, as in ccp:collaboration.measurements).",
+        }
+    },
+)
+def stack_kms_partykey_enforce_same_measurements(stack: Stack) -> Iterator[Finding]:
+    keys = [k for k in stack.of_type(*KEY_TYPES) if k.tags().get("party")]
+    approved_raw = stack.config.get("approvedMeasurements")
+    approved_values: set[str] | None = None
+    expected: str | None = None
+    if approved_raw:
+        approved = ApprovedMeasurements.model_validate(_plain(approved_raw), context={"environment": "dev"})
+        approved_values = {v.lower() for _, v in approved.values()}
+        expected = approved.fingerprint()
+    tags = {k.tags().get("measurements") for k in keys}
+    for key in keys:
+        tag = key.tags().get("measurements")
+        if not tag:
+            yield Finding(f"key {key.name} has no `measurements` tag", key.resource)
+        elif expected is not None and tag != expected:
+            yield Finding(f"key {key.name} is tagged with measurement set {tag}, not the approved {expected}", key.resource)
+    if expected is None and len(tags - {None}) > 1:
+        yield Finding(f"party keys are tagged with different measurement sets: {sorted(t for t in tags if t)}")
+    by_cloud: dict[str, dict[str, set[str]]] = {}
+    for key in keys:
+        values = pinned_values(stack, key)
+        if not values:
+            yield Finding(f"key {key.name}: its release documents pin no measurement", key.resource)
+            continue
+        if approved_values is not None:
+            stray = sorted(values - approved_values)
+            if stray:
+                yield Finding(f"key {key.name} pins values outside the approved set: {[s[:16] for s in stray]}", key.resource)
+        by_cloud.setdefault(cloud(key), {})[key.name] = values
+    for name, per_key in by_cloud.items():
+        if len({frozenset(v) for v in per_key.values()}) > 1:
+            yield Finding(f"{name} party keys pin different measurements: {sorted(per_key)}")
+
+
+def _plain(value: Any) -> Any:
+    if is_map(value):
+        return {k: _plain(value[k]) for k in value.keys()}
+    if is_list(value):
+        return [_plain(value[i]) for i in range(len(value))]
+    return value
+
+
+def _normalise(region: str) -> str:
+    return region.lower().replace(" ", "")
+
+
+def region_of(stack: Stack, subject: Subject, depth: int = 0) -> str | None:
+    """Where a resource lives: its region/location/zone, its provider's region, else what it depends on."""
+    for key in ("region", "location"):
+        value = subject.get(key)
+        if isinstance(value, str) and value:
+            return _normalise(value)
+    zone = subject.get("zone")
+    if isinstance(zone, str) and zone.count("-") >= 2:
+        return _normalise(zone.rsplit("-", 1)[0])
+    res = subject.resource
+    if res is not None and res.provider is not None:
+        value = res.provider.props.get("region") or res.provider.props.get("location")
+        if isinstance(value, str) and value:
+            return _normalise(value)
+    if res is not None and depth < 2:
+        seen: list[Any] = [d for deps in res.property_dependencies.values() for d in deps] + list(res.dependencies)
+        for dep in seen:
+            found = region_of(stack, stack.subject(dep), depth + 1)
+            if found:
+                return found
+    return None
+
+
+@stack_rule(
+    name="stack-residency-enforce-allowed-regions",
+    description="Every party's resources (keys, storage, compute) stay in that party's allowed regions.",
+    reads={
+        **_tag_reads(TAGGABLE),
+        aws.KEY: ("tags", "region"),
+        aws.BUCKET: ("tags", "region"),
+        azure.KEY: ("tags",),
+        azure.STORAGE: ("tags", "location"),
+        azure.VAULT: ("tags", "location"),
+        gcp.BUCKET: ("labels", "location"),
+        gcp.KEY_RING: ("location",),
+        gcp.INSTANCE: ("labels", "zone"),
+    },
+    severity=Severity.CRITICAL,
+    controls=("gdpr:art44", "gdpr:art32", "hipaa:164.312(a)(1)"),
+    remediation=(
+        "Declare each party resource in one of its allowedRegions; the review fills `allowedRegions` "
+        "from ccp:collaboration.parties[].allowedRegions (CLI: config/<stack>.json)."
+    ),
+    url="https://commission.europa.eu/law/law-topic/data-protection/international-dimension-data-protection_en",
+    config={
+        "allowedRegions": {
+            "type": "object",
+            "description": "party name -> list of allowed regions; a party without an entry fails closed.",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        }
+    },
+)
+def stack_residency_enforce_allowed_regions(stack: Stack) -> Iterator[Finding]:
+    allowed = stack.config.get("allowedRegions") or {}
+    for subject in stack.subjects():
+        party = subject.tags().get("party")
+        if not party:
+            continue
+        regions = allowed.get(party) if is_map(allowed) else None
+        if not regions:
+            yield Finding(f"{subject.name}: party {party} has no allowedRegions in the policy config (fail closed)", subject.resource)
+            continue
+        region = region_of(stack, subject)
+        if region is None:
+            yield Finding(f"{subject.name}: its region cannot be determined (set region/location explicitly)", subject.resource)
+        elif region not in {_normalise(str(r)) for r in regions}:
+            yield Finding(
+                f"{subject.name} of party {party} is in {region}, outside its allowed regions {list(regions)}",
+                subject.resource,
+            )
+
+
+def _key_audited(stack: Stack, key: Subject) -> str | None:
+    """None when the key's use is audit-logged, else why not."""
+    if key.type == aws.KEY:
+        trails = [t for t in stack.of_type(aws.TRAIL) if truthy(t.get("isMultiRegionTrail"))]
+        return None if trails else "no multi-region CloudTrail trail records its use"
+    if key.type == azure.KEY:
+        vaults = stack.references(key, stack.of_type(azure.VAULT))
+        if not vaults:
+            return "its key vault is not declared in this stack"
+        settings = stack.of_type(azure.DIAGNOSTIC)
+        for vault in vaults:
+            if not any(stack.references(s, [vault]) and _diag_ok(s) for s in settings):
+                return f"vault {vault.name} has no diagnostic setting sending audit logs"
+        return None
+    for config in stack.of_type(gcp.AUDIT_CONFIG):
+        types = {str(c.get("logType")) for c in config.all("auditLogConfigs[*]")}
+        if config.get("service") in ("allServices", "cloudkms.googleapis.com") and {"DATA_READ", "DATA_WRITE"} <= types:
+            return None
+    return "no IAMAuditConfig logs DATA_READ and DATA_WRITE for cloudkms.googleapis.com"
+
+
+def _diag_ok(setting: Subject) -> bool:
+    try:
+        return azure.audit_enabled(setting)
+    except Exception:  # noqa: BLE001 - no logs: not audited
+        return False
+
+
+@stack_rule(
+    name="stack-audit-enforce-key-logging",
+    description="The use of every key is audit-logged (CloudTrail, Key Vault diagnostics, Cloud Audit Logs).",
+    reads={
+        aws.KEY: ("tags",),
+        aws.TRAIL: ("isMultiRegionTrail",),
+        azure.KEY: ("vaultName",),
+        azure.VAULT: ("vaultName",),
+        azure.DIAGNOSTIC: ("resourceUri", "logs[*].enabled", "logs[*].categoryGroup"),
+        gcp.CRYPTO_KEY: ("labels",),
+        gcp.AUDIT_CONFIG: ("service", "auditLogConfigs[*].logType"),
+    },
+    severity=Severity.HIGH,
+    controls=("hipaa:164.312(b)", "gdpr:art30", "nist:AU-2", "nist:AU-12"),
+    remediation="Declare a multi-region trail (AWS), a diagnostic setting on each Key Vault (Azure) and an IAMAuditConfig for cloudkms (GCP).",
+    url="https://learn.microsoft.com/azure/key-vault/general/logging",
+)
+def stack_audit_enforce_key_logging(stack: Stack) -> Iterator[Finding]:
+    for key in stack.of_type(*KEY_TYPES):
+        problem = _key_audited(stack, key)
+        if problem:
+            yield Finding(f"key {key.name}: {problem}", key.resource)
+
+
+@stack_rule(
+    name="stack-tags-missing-required",
+    description="Every taggable resource carries the collaboration tags; keys and data stores also party and classification.",
+    reads=_tag_reads(TAGGABLE),
+    severity=Severity.MEDIUM,
+    controls=("gdpr:art30", "nist:CM-8"),
+    remediation="Pass SiteArgs.tags(party) as tags (AWS/Azure) or labels (GCP) on every resource.",
+    url="https://docs.aws.amazon.com/tag-editor/latest/userguide/best-practices-and-strats.html",
+    config={
+        "required": {"type": "array", "items": {"type": "string"}},
+        "partyRequired": {"type": "array", "items": {"type": "string"}},
+    },
+)
+def stack_tags_missing_required(stack: Stack) -> Iterator[Finding]:
+    required = list(stack.config.get("required") or DEFAULT_REQUIRED)
+    party_required = list(stack.config.get("partyRequired") or DEFAULT_PARTY_REQUIRED)
+    for subject in stack.subjects():
+        if subject.type not in TAGGABLE:
+            continue
+        tags = subject.tags()
+        needed = required + (party_required if subject.type in DATA_TYPES else [])
+        missing = [t for t in needed if not tags.get(t)]
+        if missing:
+            yield Finding(f"{subject.name} ({subject.tag_property}) lacks {', '.join(missing)}", subject.resource)
+
+
+POLICIES = [
+    stack_kms_partykey_enforce_own_key,
+    stack_kms_partykey_enforce_same_measurements,
+    stack_residency_enforce_allowed_regions,
+    stack_audit_enforce_key_logging,
+    stack_tags_missing_required,
+]
