@@ -1,0 +1,136 @@
+"""The SKR grammar on the documented examples ("Secure Key Release policy examples") and the generator."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.attestation.azure_release_policy import release_policy
+from components.attestation.measurements import ApprovedMeasurements
+from policies.review.key_release import claims
+from policies.review.key_release.aws import PolicyError
+from policies.review.key_release.azure import evaluate
+
+MAA = "https://sharedeus2.eus2.attest.azure.net"
+SIGNER = "9fa48b1629bd246a1de3d38fb7df97f6554cd65d6b3b72e85b86848ae6b578ba"
+
+
+def sgx_example(*extra: dict) -> dict:
+    """Example 1 of the SKR policy examples, optionally with more allOf conditions."""
+    return {
+        "anyOf": [
+            {"authority": MAA, "allOf": [{"claim": "x-ms-sgx-mrsigner", "equals": SIGNER}, *extra]}
+        ],
+        "version": "1.0.0",
+    }
+
+
+def test_documented_sgx_example_releases_to_the_signer_and_only_from_its_authority() -> None:
+    token = {"iss": MAA, "x-ms-sgx-mrsigner": SIGNER}
+    assert evaluate(sgx_example(), token)
+    assert evaluate(sgx_example(), token | {"iss": MAA + "/"})  # trailing slash is the same URL
+    assert not evaluate(sgx_example(), token | {"iss": "https://other.weu.attest.azure.net"})
+    assert not evaluate(sgx_example(), token | {"x-ms-sgx-mrsigner": "0" * 64})
+
+
+def test_missing_claim_denies() -> None:
+    assert not evaluate(sgx_example(), {"iss": MAA})
+
+
+def test_no_attestation_token_denies() -> None:
+    assert not evaluate(sgx_example(), None)
+
+
+def test_greater_or_equals_is_numeric() -> None:
+    policy = sgx_example({"claim": "x-ms-sgx-svn", "greaterOrEquals": 2})
+    base = {"iss": MAA, "x-ms-sgx-mrsigner": SIGNER}
+    assert evaluate(policy, base | {"x-ms-sgx-svn": 2})
+    assert evaluate(policy, base | {"x-ms-sgx-svn": 3})
+    assert not evaluate(policy, base | {"x-ms-sgx-svn": 1})
+    assert not evaluate(policy, base | {"x-ms-sgx-svn": "3"})
+
+
+def test_equals_compares_json_types() -> None:
+    policy = sgx_example({"claim": "x-ms-sgx-is-debuggable", "equals": False})
+    base = {"iss": MAA, "x-ms-sgx-mrsigner": SIGNER}
+    assert evaluate(policy, base | {"x-ms-sgx-is-debuggable": False})
+    assert not evaluate(policy, base | {"x-ms-sgx-is-debuggable": "false"})
+    assert not evaluate(policy, base | {"x-ms-sgx-is-debuggable": True})
+
+
+def test_nested_anyof_allof_and_dotted_claims_as_in_the_cvm_example() -> None:
+    # Shape of the confidential-computing-cvm sample policy: compliance AND (tdxvm OR sevsnpvm).
+    policy = {
+        "version": "1.0.0",
+        "anyOf": [
+            {
+                "authority": MAA,
+                "allOf": [
+                    {"claim": "x-ms-isolation-tee.x-ms-compliance-status", "equals": "azure-compliant-cvm"},
+                    {
+                        "anyOf": [
+                            {"claim": "x-ms-isolation-tee.x-ms-attestation-type", "equals": "tdxvm"},
+                            {"claim": "x-ms-isolation-tee.x-ms-attestation-type", "equals": "sevsnpvm"},
+                        ]
+                    },
+                ],
+            }
+        ],
+    }
+    tee = {"x-ms-compliance-status": "azure-compliant-cvm", "x-ms-attestation-type": "sevsnpvm"}
+    assert evaluate(policy, {"iss": MAA, "x-ms-isolation-tee": tee})
+    assert not evaluate(policy, {"iss": MAA, "x-ms-isolation-tee": tee | {"x-ms-attestation-type": "sgx"}})
+    assert not evaluate(policy, {"iss": MAA, **tee})  # top-level claims are not the nested ones
+
+
+def test_other_operators() -> None:
+    def one(condition: dict, token: dict) -> bool:
+        return evaluate({"version": "1.0.0", "anyOf": [{"authority": MAA, "allOf": [condition]}]}, {"iss": MAA, **token})
+
+    assert one({"claim": "a", "exists": True}, {"a": 0})
+    assert one({"claim": "a", "exists": False}, {})
+    assert one({"claim": "a", "notEquals": "x"}, {"a": "y"})
+    assert not one({"claim": "a", "notEquals": "x"}, {})
+    assert one({"claim": "a", "less": 3}, {"a": 2})
+    assert not one({"claim": "a", "greater": 3}, {"a": 3})
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"version": "2.0.0", "anyOf": [{"authority": MAA, "allOf": [{"claim": "a", "equals": 1}]}]},
+        {"version": "1.0.0", "anyOf": []},
+        {"version": "1.0.0", "anyOf": [{"authority": MAA, "allOf": [{"claim": "a", "matches": "x"}]}]},
+        {"version": "1.0.0", "anyOf": [{"authority": MAA, "allOf": []}]},
+    ],
+)
+def test_outside_the_grammar_is_an_error(policy: dict) -> None:
+    with pytest.raises(PolicyError):
+        evaluate(policy, {"iss": MAA, "a": 1})
+
+
+MEASUREMENTS = ApprovedMeasurements.model_validate(
+    {"version": "1", "sevSnp": {"launchMeasurement": "ab" * 48, "hostData": "cd" * 32}}
+)
+
+
+@pytest.mark.parametrize("container", [False, True])
+def test_generated_policy_against_the_claim_matrix(container: bool) -> None:
+    policy = release_policy(MEASUREMENTS, tee="sev-snp", authority=MAA, container=container)
+    workload = claims.AzureWorkload("sev-snp", container)
+
+    def token(variant: str) -> dict:
+        return claims.maa_token(MEASUREMENTS, workload, MAA, variant)
+
+    assert evaluate(policy, token("approved"))
+    for variant in ("debug", "other:unapproved", "other:other-collaboration", "other-tee:other-collaboration"):
+        assert not evaluate(policy, token(variant)), variant
+
+
+def test_type_only_policy_would_release_to_another_collaborations_cvm() -> None:
+    type_only = {
+        "version": "1.0.0",
+        "anyOf": [{"authority": MAA, "allOf": [{"claim": "x-ms-isolation-tee.x-ms-attestation-type", "equals": "sevsnpvm"}]}],
+    }
+    workload = claims.AzureWorkload("sev-snp", False)
+    assert evaluate(type_only, claims.maa_token(MEASUREMENTS, workload, MAA, "approved"))
+    assert evaluate(type_only, claims.maa_token(MEASUREMENTS, workload, MAA, "other:other-collaboration"))
