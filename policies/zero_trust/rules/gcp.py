@@ -100,7 +100,7 @@ def condition_problems(condition: str) -> list[str]:
     try:
         program = _CEL.program(_CEL.compile(condition))
     except Exception as error:  # noqa: BLE001 - an unparsable condition admits nobody, but is a bug
-        return problems + [f"is not valid CEL ({error})"]
+        return problems + [f"is not valid CEL ({str(error).splitlines()[0]})"]
     emails = re.findall(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+\.iam\.gserviceaccount\.com", condition)
     hwmodel = next(iter(re.findall(r"GCP_[A-Z_]+", condition)), "GCP_AMD_SEV")
     good = _token(digests[0], emails, hwmodel)

@@ -1,0 +1,493 @@
+"""Layer 1: every zero-trust resource rule called directly with `unknown_checking_proxy` props.
+
+Each rule has a compliant case (no violation), a non-compliant case (a violation whose message
+names the problem) and a missing-property case (fail closed: a violation, never silence).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from typing import Any
+
+import pytest
+from pulumi_policy import ResourceValidationArgs
+from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy, UNKNOWN_STRING_VALUE
+
+from policies.zero_trust.pack import POLICIES
+from policies.zero_trust.rules._base import ZeroTrustResourcePolicy
+
+PCR0 = "ab" * 48
+ZERO = "0" * 96
+DIGEST = "sha256:" + "a1" * 32
+ROLE = "arn:aws:iam::111122223333:role/enclave"
+ADMIN = "arn:aws:iam::111122223333:role/admin"
+BYPASS = ["kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyPair", "kms:ReEncryptFrom", "kms:DeriveSharedSecret"]
+DEV = {"environment": "dev"}
+PROD = {"environment": "prod"}
+
+
+def kms_policy(*, pcr: str = PCR0, deny: bool = True, extra: list[dict] | None = None) -> str:
+    statements = [
+        {
+            "Sid": "AllowDecryptByAttestedEnclave",
+            "Effect": "Allow",
+            "Principal": {"AWS": ROLE},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": "*",
+            "Condition": {"StringEqualsIgnoreCase": {"kms:RecipientAttestation:ImageSha384": pcr}},
+        },
+        {
+            "Sid": "AllowKeyAdministration",
+            "Effect": "Allow",
+            "Principal": {"AWS": ADMIN},
+            "Action": ["kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:DescribeKey"],
+            "Resource": "*",
+        },
+    ]
+    if deny:
+        statements.append(
+            {
+                "Sid": "DenyDecryptWithoutAttestation",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": BYPASS,
+                "Resource": "*",
+                "Condition": {"Null": {"kms:RecipientAttestation:ImageSha384": "true"}},
+            }
+        )
+    return json.dumps({"Version": "2012-10-17", "Statement": statements + (extra or [])})
+
+
+ROOT_ALL = {"Sid": "EnableRoot", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"}
+OWNER = {"Sid": "AllowOwnerDecryptOutsideEnclave", "Effect": "Allow", "Principal": {"AWS": ADMIN}, "Action": ["kms:Decrypt"], "Resource": "*"}
+
+
+def release(claims: list[dict[str, Any]]) -> dict[str, Any]:
+    policy = {"version": "1.0.0", "anyOf": [{"authority": "https://shared.weu.attest.azure.net", "allOf": claims}]}
+    data = base64.urlsafe_b64encode(json.dumps(policy).encode()).decode().rstrip("=")
+    return {"contentType": "application/json; charset=utf-8", "data": data}
+
+
+TEE = "x-ms-isolation-tee"
+GOOD_CLAIMS = [
+    {"claim": f"{TEE}.x-ms-attestation-type", "equals": "sevsnpvm"},
+    {"claim": f"{TEE}.x-ms-compliance-status", "equals": "azure-compliant-cvm"},
+    {"claim": f"{TEE}.x-ms-sevsnpvm-launchmeasurement", "equals": PCR0},
+    {"claim": f"{TEE}.x-ms-sevsnpvm-is-debuggable", "equals": False},
+]
+
+
+def azure_key(claims: list[dict[str, Any]] | None = GOOD_CLAIMS, **over: Any) -> dict[str, Any]:
+    props: dict[str, Any] = {"kty": "RSA-HSM", "attributes": {"exportable": True}}
+    if claims is not None:
+        props["releasePolicy"] = release(claims)
+    props.update(over)
+    return {"properties": props, "tags": PROD}
+
+
+GOOD_CEL = (
+    "assertion.swname == 'CONFIDENTIAL_SPACE' && assertion.dbgstat == 'disabled-since-boot' && "
+    "'STABLE' in assertion.submods.confidential_space.support_attributes && "
+    "assertion.hwmodel in ['GCP_AMD_SEV', 'GCP_INTEL_TDX'] && assertion.secboot == true && "
+    f"assertion.submods.container.image_digest in ['{DIGEST}'] && "
+    "'wl@p.iam.gserviceaccount.com' in assertion.google_service_accounts"
+)
+PRINCIPAL = f"principalSet://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/ccp/attribute.image_digest/{DIGEST}"
+
+GCP_VM = {
+    "labels": PROD,
+    "confidentialInstanceConfig": {"confidentialInstanceType": "SEV_SNP"},
+    "scheduling": {"onHostMaintenance": "TERMINATE"},
+    "shieldedInstanceConfig": {"enableSecureBoot": True, "enableVtpm": True, "enableIntegrityMonitoring": True},
+    "bootDisk": {"initializeParams": {"image": "projects/confidential-space-images/global/images/family/confidential-space"}, "kmsKeySelfLink": "projects/p/locations/l/keyRings/r/cryptoKeys/k"},
+    "metadata": {"tee-image-reference": f"europe-docker.pkg.dev/p/w/fl@{DIGEST}"},
+    "networkInterfaces": [{"network": "n"}],
+    "serviceAccount": {"email": "wl@p.iam.gserviceaccount.com"},
+}
+AZ_VM = {
+    "tags": PROD,
+    "hardwareProfile": {"vmSize": "Standard_DC4as_v5"},
+    "securityProfile": {"securityType": "ConfidentialVM", "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}},
+    "storageProfile": {"osDisk": {"managedDisk": {"securityProfile": {"securityEncryptionType": "DiskWithVMGuestState", "diskEncryptionSet": {"id": "/des"}}}}},
+}
+STORAGE = {
+    "encryption": {"keySource": "Microsoft.Keyvault", "keyVaultProperties": {"keyName": "k"}, "requireInfrastructureEncryption": True},
+    "allowBlobPublicAccess": False,
+    "networkRuleSet": {"defaultAction": "Deny"},
+    "enableHttpsTrafficOnly": True,
+    "minimumTlsVersion": "TLS1_2",
+    "allowSharedKeyAccess": False,
+}
+AKS = {
+    "apiServerAccessProfile": {"enablePrivateCluster": True},
+    "agentPoolProfiles": [{"name": "cc", "vmSize": "Standard_DC4as_cc_v5", "enableNodePublicIP": False}],
+    "securityProfile": {"azureKeyVaultKms": {"enabled": True, "keyId": "https://v/keys/k/1"}},
+    "diskEncryptionSetID": "/des",
+}
+GKE = {
+    "privateClusterConfig": {"enablePrivateNodes": True, "enablePrivateEndpoint": True},
+    "databaseEncryption": {"state": "ENCRYPTED", "keyName": "projects/p/locations/l/keyRings/r/cryptoKeys/k"},
+    "confidentialNodes": {"enabled": True},
+    "workloadIdentityConfig": {"workloadPool": "p.svc.id.goog"},
+    "nodeConfig": {"workloadMetadataConfig": {"mode": "GKE_METADATA"}},
+}
+EC2 = {
+    "instanceType": "m6i.xlarge",
+    "enclaveOptions": {"enabled": True},
+    "metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1},
+    "associatePublicIpAddress": False,
+    "rootBlockDevice": {"encrypted": True, "kmsKeyId": "arn:key"},
+}
+LT = {
+    "instanceType": "m6i.xlarge",
+    "enclaveOptions": {"enabled": True},
+    "metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 2},
+    "networkInterfaces": [{"associatePublicIpAddress": "false"}],
+    "blockDeviceMappings": [{"ebs": {"encrypted": "true", "kmsKeyId": "arn:key"}}],
+}
+
+
+def with_(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of `base` with `path` (dotted, `[n]` for list items) set, or removed if value is DROP."""
+    out = copy.deepcopy(base)
+    node: Any = out
+    parts = path.replace("[", ".[").split(".")
+    for part in parts[:-1]:
+        node = node[int(part[1:-1])] if part.startswith("[") else node.setdefault(part, {})
+    last = parts[-1]
+    if value is DROP:
+        if last.startswith("["):
+            del node[int(last[1:-1])]
+        else:
+            node.pop(last, None)
+    elif last.startswith("["):
+        node[int(last[1:-1])] = value
+    else:
+        node[last] = value
+    return out
+
+
+DROP = object()
+
+# rule -> (resource type, compliant props, non-compliant props, missing-property props)
+CASES: dict[str, tuple[str, dict, dict, dict]] = {
+    "aws-kms-key-enforce-attestation": ("aws:kms/key:Key", {"policy": kms_policy()}, {"policy": kms_policy(extra=[ROOT_ALL])}, {}),
+    "aws-kms-key-missing-unattested-deny": ("aws:kms/keyPolicy:KeyPolicy", {"policy": kms_policy()}, {"policy": kms_policy(deny=False)}, {}),
+    "aws-kms-key-disallow-debug-pcr": ("aws:kms/key:Key", {"policy": kms_policy()}, {"policy": kms_policy(pcr=ZERO)}, {}),
+    "aws-kms-key-disallow-owner-decrypt": ("aws:kms/key:Key", {"policy": kms_policy()}, {"policy": kms_policy(extra=[OWNER])}, {}),
+    "aws-kms-key-enable-rotation": ("aws:kms/key:Key", {"enableKeyRotation": True, "rotationPeriodInDays": 90}, {"enableKeyRotation": True, "rotationPeriodInDays": 365}, {"enableKeyRotation": True}),
+    "aws-ec2-instance-enable-enclave": ("aws:ec2/instance:Instance", EC2, with_(EC2, "enclaveOptions.enabled", False), with_(EC2, "enclaveOptions", DROP)),
+    "aws-ec2-instance-enforce-enclave-capable-type": ("aws:ec2/launchTemplate:LaunchTemplate", LT, with_(LT, "instanceType", "t3.large"), with_(LT, "instanceType", DROP)),
+    "aws-ec2-instance-enforce-imdsv2": ("aws:ec2/instance:Instance", EC2, with_(EC2, "metadataOptions.httpTokens", "optional"), with_(EC2, "metadataOptions.httpPutResponseHopLimit", DROP)),
+    "aws-ec2-instance-disallow-public-ip": ("aws:ec2/launchTemplate:LaunchTemplate", LT, with_(LT, "networkInterfaces[0].associatePublicIpAddress", "true"), with_(LT, "networkInterfaces", DROP)),
+    "aws-ec2-volume-enforce-cmk-encryption": ("aws:ec2/instance:Instance", EC2, with_(EC2, "rootBlockDevice.kmsKeyId", DROP), with_(EC2, "rootBlockDevice", DROP)),
+    "aws-ec2-subnet-disallow-public-ip-on-launch": ("aws:ec2/subnet:Subnet", {"mapPublicIpOnLaunch": False}, {"mapPublicIpOnLaunch": True}, {}),
+    "aws-ec2-securitygroup-disallow-open-ingress": ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", {"cidrIpv4": "10.0.0.0/16"}, {"cidrIpv4": "0.0.0.0/0"}, {"ipProtocol": "tcp"}),
+    "aws-s3-bucket-enforce-cmk-encryption": (
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": "arn:key"}}]},
+        {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]},
+        {"rules": []},
+    ),
+    "aws-s3-bucketpublicaccessblock-enable-all": (
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        {"blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True, "restrictPublicBuckets": True},
+        {"blockPublicAcls": True, "blockPublicPolicy": False, "ignorePublicAcls": True, "restrictPublicBuckets": True},
+        {"blockPublicAcls": True},
+    ),
+    "aws-s3-bucketpolicy-enforce-tls": (
+        "aws:s3/bucketPolicy:BucketPolicy",
+        {"policy": json.dumps({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})},
+        {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Principal": {"AWS": ROLE}, "Action": "s3:GetObject", "Resource": "*"}]})},
+        {},
+    ),
+    "aws-cloudtrail-trail-enforce-integrity": ("aws:cloudtrail/trail:Trail", {"isMultiRegionTrail": True, "enableLogFileValidation": True, "kmsKeyId": "arn:key"}, {"isMultiRegionTrail": False, "enableLogFileValidation": True, "kmsKeyId": "arn:key"}, {"isMultiRegionTrail": True, "enableLogFileValidation": True}),
+    "aws-iam-policy-disallow-wildcard-kms": (
+        "aws:iam/rolePolicy:RolePolicy",
+        {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::b/*"}]})},
+        {"policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]})},
+        {},
+    ),
+    "aws-eks-cluster-disallow-public-endpoint": ("aws:eks/cluster:Cluster", {"vpcConfig": {"endpointPublicAccess": False, "endpointPrivateAccess": True}}, {"vpcConfig": {"endpointPublicAccess": True, "endpointPrivateAccess": True}}, {"vpcConfig": {}}),
+    "aws-eks-cluster-enable-secrets-encryption": ("aws:eks/cluster:Cluster", {"encryptionConfig": {"resources": ["secrets"], "provider": {"keyArn": "arn:key"}}}, {"encryptionConfig": {"resources": [], "provider": {"keyArn": "arn:key"}}}, {}),
+    "aws-eks-cluster-enable-audit-logging": ("aws:eks/cluster:Cluster", {"enabledClusterLogTypes": ["api", "audit", "authenticator"]}, {"enabledClusterLogTypes": ["api"]}, {}),
+    "aws-cloudwatch-loggroup-enforce-cmk-retention": ("aws:cloudwatch/logGroup:LogGroup", {"kmsKeyId": "arn:key", "retentionInDays": 2557, "tags": PROD}, {"kmsKeyId": "arn:key", "retentionInDays": 30, "tags": PROD}, {"retentionInDays": 2557}),
+    # Azure
+    "azure-keyvault-key-enforce-workload-claim": ("azure-native:keyvault:Key", azure_key(), azure_key(GOOD_CLAIMS[:2] + GOOD_CLAIMS[3:]), {"properties": {"kty": "RSA-HSM"}}),
+    "azure-keyvault-key-disallow-debuggable-release": ("azure-native:keyvault:Key", azure_key(), azure_key(GOOD_CLAIMS[:3]), {"properties": {"kty": "RSA-HSM"}}),
+    "azure-keyvault-key-disallow-client-payload-claim": ("azure-native:keyvault:Key", azure_key(), azure_key(GOOD_CLAIMS + [{"claim": "x-ms-runtime.client-payload.nonce", "equals": "n"}]), {"properties": {"kty": "RSA-HSM"}}),
+    "azure-keyvault-key-enforce-hsm-release": ("azure-native:keyvault:Key", azure_key(), azure_key(kty="RSA"), {"properties": {"attributes": {"exportable": True}}}),
+    "azure-keyvault-key-enable-rotation": (
+        "azure-native:keyvault:Key",
+        {"properties": {"rotationPolicy": {"lifetimeActions": [{"action": {"type": "rotate"}, "trigger": {"timeAfterCreate": "P90D"}}]}}},
+        {"properties": {"rotationPolicy": {"lifetimeActions": [{"action": {"type": "rotate"}, "trigger": {"timeAfterCreate": "P1Y"}}]}}},
+        {"properties": {}},
+    ),
+    "azure-keyvault-vault-enable-purge-protection": ("azure-native:keyvault:Vault", {"properties": {"enablePurgeProtection": True, "enableSoftDelete": True}}, {"properties": {"enablePurgeProtection": False, "enableSoftDelete": True}}, {"properties": {"enableSoftDelete": True}}),
+    "azure-keyvault-vault-enforce-rbac": ("azure-native:keyvault:Vault", {"properties": {"enableRbacAuthorization": True}}, {"properties": {"enableRbacAuthorization": False}}, {"properties": {}}),
+    "azure-keyvault-vault-disallow-public-network": ("azure-native:keyvault:Vault", {"properties": {"publicNetworkAccess": "Disabled"}}, {"properties": {"publicNetworkAccess": "Enabled", "networkAcls": {"defaultAction": "Allow"}}}, {"properties": {}}),
+    "azure-keyvault-vault-enforce-premium-sku": ("azure-native:keyvault:Vault", {"properties": {"sku": {"family": "A", "name": "premium"}}}, {"properties": {"sku": {"family": "A", "name": "standard"}}}, {"properties": {}}),
+    "azure-compute-vm-enforce-confidential": ("azure-native:compute:VirtualMachine", AZ_VM, with_(AZ_VM, "hardwareProfile.vmSize", "Standard_D4s_v5"), with_(AZ_VM, "securityProfile.securityType", DROP)),
+    "azure-compute-vm-enable-secure-boot-vtpm": ("azure-native:compute:VirtualMachine", AZ_VM, with_(AZ_VM, "securityProfile.uefiSettings.vTpmEnabled", False), with_(AZ_VM, "securityProfile.uefiSettings", DROP)),
+    "azure-compute-vm-enforce-cmk-disk": ("azure-native:compute:VirtualMachine", AZ_VM, with_(AZ_VM, "storageProfile.osDisk.managedDisk.securityProfile.diskEncryptionSet.id", ""), with_(AZ_VM, "storageProfile", DROP)),
+    "azure-compute-diskencryptionset-configure-cmk": (
+        "azure-native:compute:DiskEncryptionSet",
+        {"encryptionType": "ConfidentialVmEncryptedWithCustomerKey", "activeKey": {"keyUrl": "https://v/keys/k/1"}, "rotationToLatestKeyVersionEnabled": True},
+        {"encryptionType": "EncryptionAtRestWithPlatformKey", "activeKey": {"keyUrl": "https://v/keys/k/1"}, "rotationToLatestKeyVersionEnabled": True},
+        {"encryptionType": "ConfidentialVmEncryptedWithCustomerKey", "activeKey": {"keyUrl": "https://v/keys/k/1"}},
+    ),
+    "azure-network-networkinterface-disallow-public-ip": ("azure-native:network:NetworkInterface", {"ipConfigurations": [{"name": "ip"}]}, {"ipConfigurations": [{"name": "ip", "publicIPAddress": {"id": "/pip"}}]}, {}),
+    "azure-network-networksecuritygroup-disallow-open-ingress": (
+        "azure-native:network:SecurityRule",
+        {"direction": "Inbound", "access": "Allow", "sourceAddressPrefix": "VirtualNetwork"},
+        {"direction": "Inbound", "access": "Allow", "sourceAddressPrefix": "Internet"},
+        {"direction": "Inbound", "access": "Allow"},
+    ),
+    "azure-storage-storageaccount-enforce-cmk": ("azure-native:storage:StorageAccount", STORAGE, with_(STORAGE, "encryption.keySource", "Microsoft.Storage"), with_(STORAGE, "encryption", DROP)),
+    "azure-storage-storageaccount-disallow-public-access": ("azure-native:storage:StorageAccount", STORAGE, with_(STORAGE, "allowBlobPublicAccess", True), with_(STORAGE, "networkRuleSet", DROP)),
+    "azure-storage-storageaccount-enforce-tls": ("azure-native:storage:StorageAccount", STORAGE, with_(STORAGE, "minimumTlsVersion", "TLS1_0"), with_(STORAGE, "enableHttpsTrafficOnly", DROP)),
+    "azure-storage-storageaccount-disallow-shared-key": ("azure-native:storage:StorageAccount", STORAGE, with_(STORAGE, "allowSharedKeyAccess", True), with_(STORAGE, "allowSharedKeyAccess", DROP)),
+    "azure-containerservice-managedcluster-enforce-private-cluster": ("azure-native:containerservice:ManagedCluster", AKS, with_(AKS, "apiServerAccessProfile.enablePrivateCluster", False), with_(AKS, "apiServerAccessProfile", DROP)),
+    "azure-containerservice-managedcluster-enforce-confidential-nodes": ("azure-native:containerservice:ManagedCluster", AKS, with_(AKS, "agentPoolProfiles[0].vmSize", "Standard_D4s_v5"), with_(AKS, "agentPoolProfiles", DROP)),
+    "azure-containerservice-managedcluster-enable-kms-secrets": ("azure-native:containerservice:ManagedCluster", AKS, with_(AKS, "securityProfile.azureKeyVaultKms.enabled", False), with_(AKS, "diskEncryptionSetID", DROP)),
+    "azure-authorization-roleassignment-disallow-broad-role": (
+        "azure-native:authorization:RoleAssignment",
+        {"roleDefinitionId": "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/08bbd89e-9f13-488c-ac41-acfcb10c90ab"},
+        {"roleDefinitionId": "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/8e3af657-a8ff-443c-a75c-2fe8c4bcb635"},
+        {},
+    ),
+    "azure-monitor-diagnosticsetting-enable-audit-logs": (
+        "azure-native:monitor:DiagnosticSetting",
+        {"logs": [{"categoryGroup": "audit", "enabled": True}], "workspaceId": "/ws"},
+        {"logs": [{"category": "AzurePolicyEvaluationDetails", "enabled": True}], "workspaceId": "/ws"},
+        {"workspaceId": "/ws"},
+    ),
+    # GCP
+    "gcp-iam-workloadidentitypoolprovider-enforce-attestation-condition": (
+        "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider",
+        {"attributeCondition": GOOD_CEL},
+        {"attributeCondition": GOOD_CEL.replace("assertion.dbgstat == 'disabled-since-boot' && ", "")},
+        {},
+    ),
+    "gcp-iam-workloadidentitypoolprovider-configure-attestation-issuer": (
+        "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider",
+        {"oidc": {"issuerUri": "https://confidentialcomputing.googleapis.com/", "allowedAudiences": ["https://sts.googleapis.com"]}},
+        {"oidc": {"issuerUri": "https://accounts.google.com", "allowedAudiences": ["https://sts.googleapis.com"]}},
+        {"oidc": {"allowedAudiences": ["https://sts.googleapis.com"]}},
+    ),
+    "gcp-kms-cryptokeyiammember-enforce-digest-principalset": (
+        "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember",
+        {"role": "roles/cloudkms.cryptoKeyDecrypter", "member": PRINCIPAL},
+        {"role": "roles/cloudkms.cryptoKeyDecrypter", "member": "serviceAccount:wl@p.iam.gserviceaccount.com"},
+        {"role": "roles/cloudkms.cryptoKeyDecrypter"},
+    ),
+    "gcp-iam-member-disallow-public-principal": ("gcp:storage/bucketIAMBinding:BucketIAMBinding", {"role": "roles/storage.objectViewer", "members": [PRINCIPAL]}, {"role": "roles/storage.objectViewer", "members": ["allUsers"]}, {"role": "roles/storage.objectViewer"}),
+    "gcp-kms-cryptokey-enable-rotation": ("gcp:kms/cryptoKey:CryptoKey", {"rotationPeriod": "7776000s"}, {"rotationPeriod": "31536000s"}, {}),
+    "gcp-kms-cryptokey-enforce-hsm": ("gcp:kms/cryptoKey:CryptoKey", {"labels": PROD, "versionTemplate": {"protectionLevel": "HSM"}}, {"labels": PROD, "versionTemplate": {"protectionLevel": "SOFTWARE"}}, {"labels": PROD}),
+    "gcp-compute-instance-enforce-confidential": ("gcp:compute/instance:Instance", GCP_VM, with_(GCP_VM, "scheduling.onHostMaintenance", "MIGRATE"), with_(GCP_VM, "confidentialInstanceConfig", DROP)),
+    "gcp-compute-instance-enable-shielded-vm": ("gcp:compute/instance:Instance", GCP_VM, with_(GCP_VM, "shieldedInstanceConfig.enableVtpm", False), with_(GCP_VM, "shieldedInstanceConfig", DROP)),
+    "gcp-compute-instance-disallow-debug-image": ("gcp:compute/instance:Instance", GCP_VM, with_(GCP_VM, "bootDisk.initializeParams.image", "projects/confidential-space-images/global/images/family/confidential-space-debug"), with_(GCP_VM, "bootDisk.initializeParams", DROP)),
+    "gcp-compute-instance-enforce-image-digest": ("gcp:compute/instance:Instance", GCP_VM, with_(GCP_VM, "metadata", {"tee-image-reference": "europe-docker.pkg.dev/p/w/fl:latest"}), with_(GCP_VM, "metadata", DROP)),
+    "gcp-compute-instance-disallow-public-ip": ("gcp:compute/instance:Instance", GCP_VM, with_(GCP_VM, "networkInterfaces[0].accessConfigs", [{"natIp": ""}]), with_(GCP_VM, "networkInterfaces", DROP)),
+    "gcp-compute-instance-enforce-cmk-disk": ("gcp:compute/instance:Instance", GCP_VM, with_(GCP_VM, "bootDisk.kmsKeySelfLink", ""), with_(GCP_VM, "bootDisk.kmsKeySelfLink", DROP)),
+    "gcp-compute-instance-disallow-default-service-account": ("gcp:compute/instance:Instance", GCP_VM, with_(GCP_VM, "serviceAccount.email", "123456789012-compute@developer.gserviceaccount.com"), with_(GCP_VM, "serviceAccount", DROP)),
+    "gcp-compute-firewall-disallow-open-ingress": ("gcp:compute/firewall:Firewall", {"direction": "INGRESS", "sourceRanges": ["35.235.240.0/20"], "allows": [{"protocol": "tcp"}]}, {"direction": "INGRESS", "sourceRanges": ["0.0.0.0/0"], "allows": [{"protocol": "tcp"}]}, {"allows": [{"protocol": "tcp"}]}),
+    "gcp-storage-bucket-enforce-cmk": ("gcp:storage/bucket:Bucket", {"encryption": {"defaultKmsKeyName": "projects/p/locations/l/keyRings/r/cryptoKeys/k"}}, {"encryption": {"defaultKmsKeyName": ""}}, {}),
+    "gcp-storage-bucket-disallow-public-access": ("gcp:storage/bucket:Bucket", {"publicAccessPrevention": "enforced", "uniformBucketLevelAccess": True}, {"publicAccessPrevention": "inherited", "uniformBucketLevelAccess": True}, {"uniformBucketLevelAccess": True}),
+    "gcp-container-cluster-enforce-private-cluster": ("gcp:container/cluster:Cluster", GKE, with_(GKE, "privateClusterConfig.enablePrivateEndpoint", False), with_(GKE, "privateClusterConfig", DROP)),
+    "gcp-container-cluster-enable-secrets-encryption": ("gcp:container/cluster:Cluster", GKE, with_(GKE, "databaseEncryption.state", "DECRYPTED"), with_(GKE, "databaseEncryption", DROP)),
+    "gcp-container-cluster-enforce-confidential-nodes": ("gcp:container/cluster:Cluster", GKE, with_(GKE, "confidentialNodes.enabled", False), with_(GKE, "confidentialNodes", DROP)),
+    "gcp-container-cluster-enforce-workload-identity": ("gcp:container/cluster:Cluster", GKE, with_(GKE, "nodeConfig.workloadMetadataConfig.mode", "GCE_METADATA"), with_(GKE, "nodeConfig", DROP)),
+    "gcp-projects-iamauditconfig-enable-data-access": (
+        "gcp:projects/iAMAuditConfig:IAMAuditConfig",
+        {"service": "cloudkms.googleapis.com", "auditLogConfigs": [{"logType": t} for t in ("DATA_READ", "DATA_WRITE", "ADMIN_READ")]},
+        {"service": "cloudkms.googleapis.com", "auditLogConfigs": [{"logType": "ADMIN_READ"}]},
+        {"service": "cloudkms.googleapis.com"},
+    ),
+    # Kubernetes
+    "kubernetes-apps-workload-enforce-image-digest": (
+        "kubernetes:apps/v1:Deployment",
+        {"spec": {"template": {"spec": {"containers": [{"name": "w", "image": f"r/w@{DIGEST}"}]}}}},
+        {"spec": {"template": {"spec": {"containers": [{"name": "w", "image": "r/w:1.0"}]}}}},
+        {"spec": {"template": {"spec": {}}}},
+    ),
+}
+
+RESOURCE_RULES = {p.name: p for p in POLICIES if isinstance(p, ZeroTrustResourcePolicy)}
+
+
+def violations(policy: ZeroTrustResourcePolicy, type_: str, props: dict[str, Any], config: dict | None = None, stack_tags: dict | None = None, name: str = "subject") -> list[str]:
+    found: list[str] = []
+    args = ResourceValidationArgs(
+        type_, unknown_checking_proxy(copy.deepcopy(props)), f"urn:pulumi:dev::ccp::{type_}::{name}", name, None, None, config, stack_tags
+    )
+    policy.validate(args, lambda message, urn=None: found.append(message))
+    return found
+
+
+def test_every_resource_rule_has_cases() -> None:
+    assert sorted(RESOURCE_RULES) == sorted(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_compliant(name: str) -> None:
+    type_, good, _, _ = CASES[name]
+    assert violations(RESOURCE_RULES[name], type_, good) == []
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_non_compliant(name: str) -> None:
+    type_, _, bad, _ = CASES[name]
+    found = violations(RESOURCE_RULES[name], type_, bad)
+    assert found and all(m.startswith("subject") for m in found), found
+    assert not any("is not set" in m for m in found), found
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_missing_property_fails_closed(name: str) -> None:
+    type_, _, _, missing = CASES[name]
+    found = violations(RESOURCE_RULES[name], type_, missing)
+    assert any("is not set" in m and "fail closed" in m for m in found), found
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_rule_ignores_other_types(name: str) -> None:
+    assert violations(RESOURCE_RULES[name], "random:index/randomId:RandomId", {}) == []
+
+
+def test_unknown_decisive_value_raises_for_the_analyzer() -> None:
+    policy = RESOURCE_RULES["aws-kms-key-enforce-attestation"]
+    with pytest.raises(UnknownValueError):
+        violations(policy, "aws:kms/key:Key", {"policy": UNKNOWN_STRING_VALUE})
+
+
+# --- details the table cannot show ---------------------------------------------------------------
+
+
+def test_kms_messages_name_the_statement() -> None:
+    found = violations(RESOURCE_RULES["aws-kms-key-enforce-attestation"], "aws:kms/key:Key", {"policy": kms_policy(extra=[ROOT_ALL])})
+    assert found == [
+        "subject: statement 'EnableRoot' allows a data-plane KMS action without a kms:RecipientAttestation "
+        "condition: anyone it names can decrypt outside an enclave"
+    ]
+
+
+def test_kms_owner_opt_in_is_not_an_attestation_violation() -> None:
+    assert violations(RESOURCE_RULES["aws-kms-key-enforce-attestation"], "aws:kms/key:Key", {"policy": kms_policy(extra=[OWNER])}) == []
+
+
+def test_kms_null_condition_alone_does_not_gate_an_allow() -> None:
+    sneaky = {"Sid": "S", "Effect": "Allow", "Principal": {"AWS": ROLE}, "Action": "kms:Decrypt", "Resource": "*", "Condition": {"Null": {"kms:RecipientAttestation:ImageSha384": "false"}}}
+    assert violations(RESOURCE_RULES["aws-kms-key-enforce-attestation"], "aws:kms/key:Key", {"policy": kms_policy(extra=[sneaky])})
+
+
+def test_kms_invalid_json_is_a_violation() -> None:
+    assert violations(RESOURCE_RULES["aws-kms-key-missing-unattested-deny"], "aws:kms/key:Key", {"policy": "{not json"}) == [
+        "subject: `policy` is not valid JSON (Expecting property name enclosed in double quotes)"
+    ]
+
+
+def test_generated_key_policy_passes_every_kms_rule() -> None:
+    from components.attestation.aws_key_policy import key_policy
+    from components.attestation.measurements import NitroMeasurements
+
+    doc = key_policy(NitroMeasurements(pcr0=PCR0, pcr8="cd" * 48, pin=["pcr0", "pcr8"]), account_id="111122223333", enclave_role_arn=ROLE, admin_principal_arn=ADMIN)
+    for name in ("aws-kms-key-enforce-attestation", "aws-kms-key-missing-unattested-deny", "aws-kms-key-disallow-debug-pcr", "aws-kms-key-disallow-owner-decrypt"):
+        assert violations(RESOURCE_RULES[name], "aws:kms/key:Key", {"policy": json.dumps(doc)}) == [], name
+
+
+def test_azure_type_only_policy_is_refused() -> None:
+    found = violations(RESOURCE_RULES["azure-keyvault-key-enforce-workload-claim"], "azure-native:keyvault:Key", azure_key(GOOD_CLAIMS[:2]))
+    assert found == ["subject: release branch 0 pins no workload claim (only ['x-ms-isolation-tee.x-ms-attestation-type', 'x-ms-isolation-tee.x-ms-compliance-status'])"]
+
+
+def test_azure_all_zero_measurement_is_refused() -> None:
+    claims = [dict(c) for c in GOOD_CLAIMS]
+    claims[2]["equals"] = ZERO
+    assert violations(RESOURCE_RULES["azure-keyvault-key-enforce-workload-claim"], "azure-native:keyvault:Key", azure_key(claims)) == [
+        "subject: release branch 0 pins an all-zero (debug) measurement"
+    ]
+
+
+def test_azure_non_exportable_key_without_policy_is_fine() -> None:
+    props = {"properties": {"kty": "RSA-HSM", "attributes": {"exportable": False}}, "tags": PROD}
+    for name in ("azure-keyvault-key-enforce-workload-claim", "azure-keyvault-key-disallow-debuggable-release", "azure-keyvault-key-enforce-hsm-release"):
+        assert violations(RESOURCE_RULES[name], "azure-native:keyvault:Key", props) == [], name
+
+
+def test_azure_exportable_key_without_policy_is_refused() -> None:
+    props = {"properties": {"kty": "RSA-HSM", "attributes": {"exportable": True}}, "tags": PROD}
+    assert violations(RESOURCE_RULES["azure-keyvault-key-enforce-workload-claim"], "azure-native:keyvault:Key", props) == [
+        "subject: key is exportable but has no release policy: anyone with release rights gets it"
+    ]
+
+
+def test_azure_vmguest_state_only_allowed_in_dev_not_prod() -> None:
+    vm = with_(AZ_VM, "storageProfile.osDisk.managedDisk.securityProfile.securityEncryptionType", "VMGuestStateOnly")
+    rule = RESOURCE_RULES["azure-compute-vm-enforce-confidential"]
+    assert violations(rule, "azure-native:compute:VirtualMachine", with_(vm, "tags", DEV)) == []
+    assert violations(rule, "azure-native:compute:VirtualMachine", vm) == [
+        "subject: securityEncryptionType 'VMGuestStateOnly' not in ['DiskWithVMGuestState']"
+    ]
+
+
+@pytest.mark.parametrize(
+    "mutation,problem",
+    [
+        (("assertion.dbgstat == 'disabled-since-boot' && ", ""), "admits a debug image (dbgstat 'enabled')"),
+        (("'STABLE' in assertion.submods.confidential_space.support_attributes && ", ""), "admits an image without STABLE support"),
+        (("assertion.swname == 'CONFIDENTIAL_SPACE' && ", ""), "admits software other than CONFIDENTIAL_SPACE"),
+        ((f"assertion.submods.container.image_digest in ['{DIGEST}']", f"!(assertion.submods.container.image_digest in ['{DIGEST}'])"), "rejects a production token of its own approved image: cannot verify it is strict"),
+        ((f"&& assertion.submods.container.image_digest in ['{DIGEST}'] ", f"|| assertion.submods.container.image_digest in ['{DIGEST}'] "), "admits a debug image (dbgstat 'enabled')"),
+    ],
+)
+def test_gcp_condition_is_evaluated_not_pattern_matched(mutation: tuple[str, str], problem: str) -> None:
+    condition = GOOD_CEL.replace(*mutation)
+    assert condition != GOOD_CEL
+    found = violations(RESOURCE_RULES["gcp-iam-workloadidentitypoolprovider-enforce-attestation-condition"], "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider", {"attributeCondition": condition})
+    assert f"subject: attribute condition {problem}" in found, found
+
+
+def test_gcp_generated_condition_passes() -> None:
+    """The component's generator and this rule agree (independently written: the rule evaluates CEL)."""
+    from components.attestation.gcp_condition import attribute_condition
+    from components.attestation.measurements import ApprovedMeasurements
+
+    measurements = ApprovedMeasurements.model_validate({"version": "1", "confidentialSpace": {"imageDigests": [DIGEST]}})
+    condition = attribute_condition(measurements, workload_service_account="ccp-workload@ccp-dev-project.iam.gserviceaccount.com")
+    rule = RESOURCE_RULES["gcp-iam-workloadidentitypoolprovider-enforce-attestation-condition"]
+    assert violations(rule, "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider", {"attributeCondition": condition}) == []
+
+
+def test_gcp_debug_image_allowed_in_dev() -> None:
+    vm = with_(with_(GCP_VM, "labels", DEV), "bootDisk.initializeParams.image", "projects/confidential-space-images/global/images/family/confidential-space-debug")
+    assert violations(RESOURCE_RULES["gcp-compute-instance-disallow-debug-image"], "gcp:compute/instance:Instance", vm) == []
+
+
+def test_stack_tag_sets_environment_when_resource_has_none() -> None:
+    key = {"versionTemplate": {"protectionLevel": "SOFTWARE"}}
+    rule = RESOURCE_RULES["gcp-kms-cryptokey-enforce-hsm"]
+    assert violations(rule, "gcp:kms/cryptoKey:CryptoKey", key, stack_tags={"environment": "dev"}) == []
+    assert violations(rule, "gcp:kms/cryptoKey:CryptoKey", key) != []  # no environment at all: prod
+
+
+def test_waiver_skips_resource_and_waiver_without_reason_is_reported() -> None:
+    rule = RESOURCE_RULES["aws-ec2-subnet-disallow-public-ip-on-launch"]
+    bad = {"mapPublicIpOnLaunch": True}
+    waived = {"excludeFor": [{"resource": "bastion-*", "reason": "jump host subnet, reviewed in #42"}]}
+    assert violations(rule, "aws:ec2/subnet:Subnet", bad, waived, name="bastion-a") == []
+    assert violations(rule, "aws:ec2/subnet:Subnet", bad, waived, name="private-a") == ["private-a: mapPublicIpOnLaunch is true"]
+    unreasoned = {"excludeFor": [{"resource": "bastion-*"}]}
+    assert violations(rule, "aws:ec2/subnet:Subnet", bad, unreasoned, name="bastion-a") == [
+        "excludeFor[0] waives 'bastion-*' without a reason: the waiver is ignored; every exception needs a reason reviewers can read",
+        "bastion-a: mapPublicIpOnLaunch is true",
+    ]
+
+
+def test_waiver_by_urn() -> None:
+    rule = RESOURCE_RULES["aws-ec2-subnet-disallow-public-ip-on-launch"]
+    urn = "urn:pulumi:dev::ccp::aws:ec2/subnet:Subnet::edge"
+    config = {"excludeFor": [{"resource": urn, "reason": "edge subnet"}]}
+    assert violations(rule, "aws:ec2/subnet:Subnet", {"mapPublicIpOnLaunch": True}, config, name="edge") == []
