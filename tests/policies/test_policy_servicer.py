@@ -1,0 +1,390 @@
+"""Layer 2: the pack through pulumi-policy's own analyzer servicer (as the CLI drives it), plus
+the stack rules and the pack's hooks (waivers, config from the stack, compliance mapping)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import json_format, struct_pb2
+from pulumi.runtime import proto
+from pulumi_policy import EnforcementLevel
+from pulumi_policy.policy import _PolicyAnalyzerServicer
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
+
+from policies.zero_trust import pack
+from test_policy_rules import DIGEST, PCR0, PRINCIPAL, azure_key, kms_policy
+
+REPO = Path(__file__).resolve().parents[2]
+MEASUREMENTS = "f00dfeedf00dfeed"
+
+
+def servicer(config: dict[str, Any] | None = None, stack_tags: dict[str, str] | None = None) -> _PolicyAnalyzerServicer:
+    """The servicer configured as the CLI would: INITIAL_CONFIG merged with `config`."""
+    s = _PolicyAnalyzerServicer(pack.NAME, pack.VERSION, pack.POLICIES, pack.ENFORCEMENT_LEVEL, pack.INITIAL_CONFIG)
+    request = proto.ConfigureAnalyzerRequest()
+    merged: dict[str, dict[str, Any]] = {p.name: {"enforcementLevel": pack.INITIAL_CONFIG[p.name].value} for p in pack.POLICIES}
+    for key, value in (config or {}).items():
+        for name in ([p.name for p in pack.POLICIES] if key == "all" else [key]):
+            merged[name].update(value)
+    levels = {"advisory": proto.ADVISORY, "mandatory": proto.MANDATORY, "disabled": proto.DISABLED}
+    for name, entry in merged.items():
+        pc = proto.PolicyConfig(enforcementLevel=levels[entry["enforcementLevel"]])
+        pc.properties.update({k: v for k, v in entry.items() if k != "enforcementLevel"})
+        request.policyConfig[name].CopyFrom(pc)
+    s.Configure(request, None)
+    if stack_tags:
+        s.ConfigureStack(proto.AnalyzerStackConfigureRequest(tags=stack_tags), None)
+    return s
+
+
+def _struct(props: dict[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    json_format.ParseDict(props, message)
+    return message
+
+
+def urn(type_: str, name: str) -> str:
+    return f"urn:pulumi:prod::ccp::{type_}::{name}"
+
+
+def analyze(s: _PolicyAnalyzerServicer, type_: str, name: str, props: dict[str, Any]) -> list[Any]:
+    request = proto.AnalyzeRequest(type=type_, properties=_struct(props), urn=urn(type_, name), name=name)
+    return list(s.Analyze(request, None).diagnostics)
+
+
+def by_policy(diagnostics: list[Any]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for d in diagnostics:
+        out.setdefault(d.policyName, []).append(d)
+    return out
+
+
+# --- enforcement levels, config overrides, waivers, unknowns -------------------------------------
+
+
+def test_critical_rule_is_mandatory_by_default() -> None:
+    found = by_policy(analyze(servicer(), "aws:kms/key:Key", "k", {"policy": kms_policy(deny=False)}))
+    (diag,) = found["aws-kms-key-missing-unattested-deny"]
+    assert diag.enforcementLevel == proto.MANDATORY
+    assert diag.severity == proto.POLICY_SEVERITY_CRITICAL
+    assert diag.message.startswith("KMS key policies deny data-plane actions to requests without an attestation document.\nk: no Deny-if-Null")
+
+
+def test_medium_rule_is_advisory_by_default() -> None:
+    found = by_policy(analyze(servicer(), "aws:kms/key:Key", "k", {"policy": kms_policy()}))
+    assert "aws-kms-key-disallow-owner-decrypt" not in found
+    assert found["aws-kms-key-enable-rotation"][0].enforcementLevel == proto.MANDATORY  # high: missing rotation
+    found = by_policy(analyze(servicer(), "aws:eks/cluster:Cluster", "c", {"enabledClusterLogTypes": []}))
+    assert {d.enforcementLevel for d in found["aws-eks-cluster-enable-audit-logging"]} == {proto.ADVISORY}
+
+
+def test_config_overrides_level_and_all_key() -> None:
+    props = {"policy": kms_policy(deny=False)}
+    found = by_policy(analyze(servicer({"aws-kms-key-missing-unattested-deny": {"enforcementLevel": "advisory"}}), "aws:kms/key:Key", "k", props))
+    assert found["aws-kms-key-missing-unattested-deny"][0].enforcementLevel == proto.ADVISORY
+    assert analyze(servicer({"all": {"enforcementLevel": "disabled"}}), "aws:kms/key:Key", "k", props) == []
+
+
+def test_waiver_config_through_the_servicer() -> None:
+    config = {"aws-ec2-subnet-disallow-public-ip-on-launch": {"excludeFor": [{"resource": "edge-*", "reason": "NAT subnet, reviewed"}]}}
+    s = servicer(config)
+    assert "aws-ec2-subnet-disallow-public-ip-on-launch" not in by_policy(analyze(s, "aws:ec2/subnet:Subnet", "edge-a", {"mapPublicIpOnLaunch": True, "tags": {}}))
+    assert "aws-ec2-subnet-disallow-public-ip-on-launch" in by_policy(analyze(s, "aws:ec2/subnet:Subnet", "core-a", {"mapPublicIpOnLaunch": True}))
+
+
+def test_unknown_decisive_value_is_advisory_cannot_run() -> None:
+    found = by_policy(analyze(servicer(), "aws:kms/key:Key", "k", {"policy": UNKNOWN_STRING_VALUE, "enableKeyRotation": True, "rotationPeriodInDays": 90}))
+    (diag,) = found["aws-kms-key-enforce-attestation"]
+    assert diag.enforcementLevel == proto.ADVISORY
+    assert diag.message == (
+        f"can't run policy 'aws-kms-key-enforce-attestation' from policy pack 'ccp-zero-trust@v{pack.VERSION}' "
+        "during preview: string value at .policy can't be known during preview"
+    )
+    assert "aws-kms-key-enable-rotation" not in found
+
+
+def test_stack_tag_environment_reaches_rules() -> None:
+    key = {"versionTemplate": {"protectionLevel": "SOFTWARE"}, "rotationPeriod": "7776000s"}
+    assert "gcp-kms-cryptokey-enforce-hsm" in by_policy(analyze(servicer(), "gcp:kms/cryptoKey:CryptoKey", "k", key))
+    dev = servicer(stack_tags={"environment": "dev"})
+    assert "gcp-kms-cryptokey-enforce-hsm" not in by_policy(analyze(dev, "gcp:kms/cryptoKey:CryptoKey", "k", key))
+
+
+def test_analyzer_info_carries_metadata() -> None:
+    info = servicer().GetAnalyzerInfo(None, None)
+    policy = next(p for p in info.policies if p.name == "gcp-compute-instance-enforce-confidential")
+    assert policy.framework.name == "CIS Google Cloud Platform Foundation Benchmark"
+    assert policy.framework.specification == "4.11"
+    assert list(policy.tags) == ["cis-gcp:4.11", "hipaa:164.312(a)(2)(iv)", "nist:SC-39", "gdpr:art32", "confidential-computing"]
+    assert policy.url.startswith("https://cloud.google.com/")
+    assert policy.remediation_steps
+    assert "excludeFor" in json_format.MessageToDict(policy.configSchema)["properties"]
+
+
+# --- stack rules ---------------------------------------------------------------------------------
+
+
+def party_tags(party: str, **extra: str) -> dict[str, str]:
+    return {"collaboration": "c", "environment": "prod", "managed-by": "ccp", "measurements": MEASUREMENTS, "party": party, "data-classification": "phi", **extra}
+
+
+SHARED = {"collaboration": "c", "environment": "prod", "managed-by": "ccp", "measurements": MEASUREMENTS}
+RELEASE_CLAIMS = [
+    {"claim": "x-ms-isolation-tee.x-ms-attestation-type", "equals": "sevsnpvm"},
+    {"claim": "x-ms-isolation-tee.x-ms-sevsnpvm-launchmeasurement", "equals": "cd" * 48},
+    {"claim": "x-ms-isolation-tee.x-ms-sevsnpvm-is-debuggable", "equals": False},
+]
+
+
+def good_stack() -> list[dict[str, Any]]:
+    """A minimal compliant three-cloud collaboration: (type, name, props, deps by property)."""
+    az_key = azure_key(RELEASE_CLAIMS)
+    az_key.update({"keyName": "clinic-azure-data", "vaultName": "ccp-vault-01", "tags": party_tags("clinic-azure")})
+    return [
+        ("aws:kms/key:Key", "aws-key", {"policy": kms_policy(), "region": "eu-central-1", "tags": party_tags("clinic-aws")}, {}),
+        ("aws:s3/bucket:Bucket", "aws-data", {"region": "eu-central-1", "tags": party_tags("clinic-aws")}, {}),
+        ("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "aws-data-sse",
+         {"bucket": "aws-data-id", "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": "arn-key"}}]},
+         {"bucket": ["aws:s3/bucket:Bucket::aws-data"], "rules": ["aws:kms/key:Key::aws-key"]}),
+        ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "aws-data-pab",
+         {"bucket": "aws-data-id", **{f: True for f in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")}},
+         {"bucket": ["aws:s3/bucket:Bucket::aws-data"]}),
+        ("aws:s3/bucketPolicy:BucketPolicy", "aws-data-tls",
+         {"bucket": "aws-data-id", "policy": json.dumps({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})},
+         {"bucket": ["aws:s3/bucket:Bucket::aws-data"]}),
+        ("aws:cloudtrail/trail:Trail", "trail", {"isMultiRegionTrail": True, "region": "eu-central-1", "tags": SHARED}, {}),
+        ("azure-native:keyvault:Vault", "vault", {"vaultName": "ccp-vault-01", "location": "germanywestcentral", "tags": party_tags("clinic-azure")}, {}),
+        ("azure-native:keyvault:Key", "az-key", az_key, {"vaultName": ["azure-native:keyvault:Vault::vault"]}),
+        ("azure-native:monitor:DiagnosticSetting", "vault-audit", {"resourceUri": "/vault", "logs": [{"categoryGroup": "audit", "enabled": True}]},
+         {"resourceUri": ["azure-native:keyvault:Vault::vault"]}),
+        ("azure-native:storage:StorageAccount", "azdata", {"location": "germanywestcentral", "tags": party_tags("clinic-azure"),
+          "encryption": {"keySource": "Microsoft.Keyvault", "keyVaultProperties": {"keyName": "clinic-azure-data"}}}, {}),
+        ("gcp:kms/keyRing:KeyRing", "ring", {"location": "europe-west3"}, {}),
+        ("gcp:kms/cryptoKey:CryptoKey", "gcp-key", {"keyRing": "ring-id", "labels": party_tags("lab-gcp")}, {"keyRing": ["gcp:kms/keyRing:KeyRing::ring"]}),
+        ("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember", "gcp-key-release",
+         {"cryptoKeyId": "gcp-key-id", "role": "roles/cloudkms.cryptoKeyDecrypter", "member": PRINCIPAL}, {"cryptoKeyId": ["gcp:kms/cryptoKey:CryptoKey::gcp-key"]}),
+        ("gcp:storage/bucket:Bucket", "gcp-data", {"location": "EUROPE-WEST3", "labels": party_tags("lab-gcp"), "encryption": {"defaultKmsKeyName": "gcp-key-id"}},
+         {"encryption": ["gcp:kms/cryptoKey:CryptoKey::gcp-key"]}),
+        ("gcp:projects/iAMAuditConfig:IAMAuditConfig", "kms-audit", {"service": "cloudkms.googleapis.com", "auditLogConfigs": [{"logType": "DATA_READ"}, {"logType": "DATA_WRITE"}]}, {}),
+    ]
+
+
+STACK_CONFIG = {
+    "stack-residency-enforce-allowed-regions": {"allowedRegions": {"clinic-aws": ["eu-central-1"], "clinic-azure": ["germanywestcentral"], "lab-gcp": ["europe-west3"]}},
+}
+
+
+def analyze_stack(resources: list[tuple], config: dict[str, Any] | None = None) -> dict[str, list[Any]]:
+    s = servicer({**STACK_CONFIG, **(config or {})})
+    request = proto.AnalyzeStackRequest(
+        resources=[
+            proto.AnalyzerResource(
+                urn=urn(t, n), type=t, name=n, properties=_struct(p),
+                dependencies=sorted({urn(*d.split("::")) for ds in deps.values() for d in ds}),
+                propertyDependencies={k: proto.AnalyzerPropertyDependencies(urns=[urn(*d.split("::")) for d in v]) for k, v in deps.items()},
+            )
+            for t, n, p, deps in resources
+        ]
+    )
+    return by_policy(list(s.AnalyzeStack(request, None).diagnostics))
+
+
+def replace(resources: list[tuple], name: str, **props: Any) -> list[tuple]:
+    out = []
+    for t, n, p, deps in resources:
+        if n == name:
+            p = copy.deepcopy(p)
+            for k, v in props.items():
+                if v is None:
+                    p.pop(k, None)
+                else:
+                    p[k] = v
+        out.append((t, n, p, deps))
+    return out
+
+
+def messages(found: dict[str, list[Any]], policy: str) -> list[str]:
+    return [d.message.split("\n", 1)[1] for d in found.get(policy, [])]
+
+
+def test_compliant_stack_has_no_stack_violations() -> None:
+    assert analyze_stack(good_stack()) == {}
+
+
+def test_party_store_with_other_partys_key() -> None:
+    resources = replace(good_stack(), "aws-key", tags=party_tags("lab-gcp"), region="eu-central-1")
+    assert messages(analyze_stack(resources), "stack-kms-partykey-enforce-own-key") == [
+        "data store aws-data of party clinic-aws is encrypted with key aws-key of party 'lab-gcp'"
+    ]
+
+
+def test_party_store_with_key_not_bound_to_attestation() -> None:
+    resources = replace(good_stack(), "gcp-key-release", member="serviceAccount:ops@p.iam.gserviceaccount.com")
+    assert messages(analyze_stack(resources), "stack-kms-partykey-enforce-own-key") == [
+        "data store gcp-data: key gcp-key of party lab-gcp is not bound to attestation"
+    ]
+
+
+def test_party_store_missing_party_tag_fails_closed() -> None:
+    resources = replace(good_stack(), "azdata", tags=SHARED)
+    found = analyze_stack(resources)
+    assert messages(found, "stack-kms-partykey-enforce-own-key") == [
+        "data store azdata has no `party` tag: whose data it holds is unknown"
+    ]
+    assert found["stack-kms-partykey-enforce-own-key"][0].urn == urn("azure-native:storage:StorageAccount", "azdata")
+
+
+def test_measurement_tags_must_agree() -> None:
+    resources = replace(good_stack(), "gcp-key", labels=party_tags("lab-gcp", measurements="0123456789abcdef"))
+    assert messages(analyze_stack(resources), "stack-kms-partykey-enforce-same-measurements") == [
+        "party keys are tagged with different measurement sets: ['0123456789abcdef', 'f00dfeedf00dfeed']"
+    ]
+
+
+def test_measurement_values_checked_against_approved_set() -> None:
+    approved = {"version": "1", "nitro": {"pcr0": PCR0, "pin": ["pcr0"]}, "sevSnp": {"launchMeasurement": "ee" * 48}, "confidentialSpace": {"imageDigests": [DIGEST]}}
+    found = analyze_stack(good_stack(), {"stack-kms-partykey-enforce-same-measurements": {"approvedMeasurements": approved}})
+    msgs = messages(found, "stack-kms-partykey-enforce-same-measurements")
+    from components.attestation.measurements import ApprovedMeasurements
+
+    fingerprint = ApprovedMeasurements.model_validate(approved).fingerprint()
+    assert f"key az-key pins values outside the approved set: ['{'cd' * 8}']" in msgs
+    assert f"key aws-key is tagged with measurement set {MEASUREMENTS}, not the approved {fingerprint}" in msgs
+
+
+def test_measurement_missing_tag_fails_closed() -> None:
+    tags = party_tags("clinic-aws")
+    del tags["measurements"]
+    resources = replace(good_stack(), "aws-key", tags=tags)
+    assert "key aws-key has no `measurements` tag" in messages(analyze_stack(resources), "stack-kms-partykey-enforce-same-measurements")
+
+
+def test_residency_outside_allowed_region() -> None:
+    resources = replace(good_stack(), "gcp-data", location="US")
+    assert messages(analyze_stack(resources), "stack-residency-enforce-allowed-regions") == [
+        "gcp-data of party lab-gcp is in us, outside its allowed regions ['europe-west3']"
+    ]
+
+
+def test_residency_derives_region_through_dependencies() -> None:
+    resources = replace(good_stack(), "ring", location="us-central1")
+    assert messages(analyze_stack(resources), "stack-residency-enforce-allowed-regions") == [
+        "gcp-key of party lab-gcp is in us-central1, outside its allowed regions ['europe-west3']"
+    ]
+
+
+def test_residency_fails_closed_without_config_or_region() -> None:
+    config = {"stack-residency-enforce-allowed-regions": {"allowedRegions": {"clinic-aws": ["eu-central-1"], "clinic-azure": ["germanywestcentral"]}}}
+    msgs = messages(analyze_stack(good_stack(), config), "stack-residency-enforce-allowed-regions")
+    assert "gcp-data: party lab-gcp has no allowedRegions in the policy config (fail closed)" in msgs
+    resources = replace(good_stack(), "aws-data", region=None)
+    assert messages(analyze_stack(resources), "stack-residency-enforce-allowed-regions") == [
+        "aws-data: its region cannot be determined (set region/location explicitly)"
+    ]
+
+
+def test_audit_logging_for_every_key() -> None:
+    resources = [r for r in good_stack() if r[1] not in ("trail", "vault-audit", "kms-audit")]
+    assert messages(analyze_stack(resources), "stack-audit-enforce-key-logging") == [
+        "key aws-key: no multi-region CloudTrail trail records its use",
+        "key az-key: vault vault has no diagnostic setting sending audit logs",
+        "key gcp-key: no IAMAuditConfig logs DATA_READ and DATA_WRITE for cloudkms.googleapis.com",
+    ]
+
+
+def test_required_tags() -> None:
+    resources = replace(good_stack(), "trail", tags={"collaboration": "c"})
+    resources = replace(resources, "gcp-data", labels=None)
+    assert messages(analyze_stack(resources), "stack-tags-missing-required") == [
+        "trail (tags) lacks environment, managed-by, measurements",
+        "gcp-data (labels) lacks collaboration, environment, managed-by, measurements, party, data-classification",
+    ]
+
+
+def test_s3_companion_rules() -> None:
+    resources = [r for r in good_stack() if r[1] not in ("aws-data-sse", "aws-data-tls")]
+    resources = replace(resources, "aws-data-pab", restrictPublicBuckets=False)
+    found = analyze_stack(resources)
+    assert messages(found, "aws-s3-bucket-missing-encryption") == ["bucket aws-data has no SSE-KMS encryption configuration"]
+    assert messages(found, "aws-s3-bucket-missing-public-access-block") == ["bucket aws-data: its public access block is not compliant"]
+    assert messages(found, "aws-s3-bucket-missing-tls-policy") == ["bucket aws-data has no TLS-only bucket policy"]
+
+
+def test_stack_waiver_drops_findings_on_waived_resource() -> None:
+    resources = replace(good_stack(), "trail", tags={})
+    config = {"stack-tags-missing-required": {"excludeFor": [{"resource": "trail", "reason": "org trail tagged by the org"}]}}
+    assert "stack-tags-missing-required" not in analyze_stack(resources, config)
+
+
+# --- hooks ---------------------------------------------------------------------------------------
+
+
+def test_applied_waivers_lists_each_waived_resource() -> None:
+    config = {
+        "aws-ec2-subnet-disallow-public-ip-on-launch": {"enforcementLevel": "mandatory", "excludeFor": [{"resource": "edge-*", "reason": "NAT subnet"}]},
+        "stack-tags-missing-required": {"excludeFor": [{"resource": "edge-a", "reason": "tagged by the org"}, {"resource": "x"}]},
+    }
+    resources = [
+        {"urn": urn("aws:ec2/subnet:Subnet", "edge-a"), "type": "aws:ec2/subnet:Subnet", "name": "edge-a"},
+        {"urn": urn("aws:ec2/instance:Instance", "edge-b"), "type": "aws:ec2/instance:Instance", "name": "edge-b"},
+    ]
+    assert pack.applied_waivers(config, resources) == [
+        {"policy": "aws-ec2-subnet-disallow-public-ip-on-launch", "urn": urn("aws:ec2/subnet:Subnet", "edge-a"), "name": "edge-a", "reason": "NAT subnet"},
+        {"policy": "stack-tags-missing-required", "urn": urn("aws:ec2/subnet:Subnet", "edge-a"), "name": "edge-a", "reason": "tagged by the org"},
+    ]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_config_files_are_valid_and_match_the_stack(stack: str) -> None:
+    from stacks import config
+
+    settings = config.parse(config.read_stack_file(REPO / f"Pulumi.{stack}.yaml"))
+    data = json.loads((REPO / "policies/zero_trust/config" / f"{stack}.json").read_text())
+    names = {p.name for p in pack.POLICIES} | {"all"}
+    assert set(data) <= names
+    for entry in data.values():
+        assert entry.get("enforcementLevel", "advisory") in {"advisory", "mandatory", "disabled", "remediate"}
+    hook = pack.config_for_stack(settings)
+    regions = hook["stack-residency-enforce-allowed-regions"]["allowedRegions"]
+    assert data["stack-residency-enforce-allowed-regions"]["allowedRegions"] == regions
+    approved = hook["stack-kms-partykey-enforce-same-measurements"]["approvedMeasurements"]
+    from components.attestation.measurements import ApprovedMeasurements
+
+    assert ApprovedMeasurements.model_validate(approved).fingerprint() == settings.collaboration.measurements.fingerprint()
+
+
+def test_initial_config_levels() -> None:
+    for policy in pack.POLICIES:
+        expected = EnforcementLevel.MANDATORY if policy.severity.value in ("critical", "high") else EnforcementLevel.ADVISORY
+        assert pack.INITIAL_CONFIG[policy.name] == expected
+
+
+def test_catalogue_size_and_metadata() -> None:
+    counts = pack.rule_counts()
+    assert len(pack.POLICIES) >= 45 and counts["confidential-computing"] >= 12
+    assert counts["aws"] > 10 and counts["azure"] > 10 and counts["gcp"] > 10 and counts["stack rules"] >= 5
+    for policy in pack.POLICIES:
+        assert policy.severity and policy.framework and policy.remediation_steps and policy.url.startswith("https://")
+
+
+def test_controls_mapping() -> None:
+    mapping = pack.controls()
+    assert set(mapping) == {"hipaa", "gdpr", "nist", "cis"}
+    assert "stack-residency-enforce-allowed-regions" in mapping["gdpr"]["Art. 44"]
+    assert "aws-kms-key-enforce-attestation" in mapping["hipaa"]["§164.312(a)(2)(iv)"]
+    assert mapping["cis"]["GCP 4.11"] == ["gcp-compute-instance-enforce-confidential", "gcp-container-cluster-enforce-confidential-nodes"]
+
+
+def test_compliance_markdown_pass_fail() -> None:
+    from types import SimpleNamespace
+
+    policies = [{"pack": pack.NAME, "name": p.name, "enforcement": pack.INITIAL_CONFIG[p.name].value} for p in pack.POLICIES]
+    violation = SimpleNamespace(pack=pack.NAME, policy="stack-residency-enforce-allowed-regions", enforcement="mandatory")
+    md = pack.compliance_markdown(policies, [violation])
+    assert "### GDPR (Art. 25, 30, 32, 44)" in md
+    assert "| Art. 44 | `stack-residency-enforce-allowed-regions` | **fail** |" in md
+    assert "| GCP 4.11 | `gcp-compute-instance-enforce-confidential`, `gcp-container-cluster-enforce-confidential-nodes` | pass |" in md
