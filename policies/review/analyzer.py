@@ -17,7 +17,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import proto
 from pulumi_policy import EnforcementLevel
-from pulumi_policy.policy import _PolicyAnalyzerServicer
+from pulumi_policy.policy import _normalize_config, _PolicyAnalyzerServicer
 
 from policies.review.mocks import RecordedResource
 
@@ -96,25 +96,21 @@ class Analysis:
         return [v for v in self.violations if v.enforcement in {"mandatory", "remediate"}]
 
 
-def effective_config(
-    pack: Pack, servicer: _PolicyAnalyzerServicer, overrides: dict[str, Any]
-) -> dict[str, dict[str, Any]]:
+def effective_config(pack: Pack, overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Merge the pack's initial config with the stack's config file, as the CLI does before Configure.
 
     Values are either an enforcement level string or an object with an optional `enforcementLevel`
     and properties; the key `all` sets the level of every policy.
     """
     names = [p.name for p in pack.module.POLICIES]
-    info = servicer.GetAnalyzerInfo(None, None)
-    merged: dict[str, dict[str, Any]] = {}
-    for name in names:
-        initial = info.initialConfig.get(name) if name in info.initialConfig else None
-        entry: dict[str, Any] = {}
-        if initial is not None:
-            entry.update(json_format.MessageToDict(initial.properties))
-            if initial.HasField("enforcementLevel") or initial.enforcementLevel:
-                entry["enforcementLevel"] = _LEVEL_NAMES[initial.enforcementLevel]
-        merged[name] = entry
+    merged: dict[str, dict[str, Any]] = {name: {} for name in names}
+    initial = _normalize_config(getattr(pack.module, "INITIAL_CONFIG", None) or {})
+    for name, value in initial.items():
+        if name not in merged:
+            raise ValueError(f"INITIAL_CONFIG of pack {pack.name!r} names unknown policy {name!r}")
+        merged[name].update(value.properties or {})
+        if value.enforcement_level is not None:
+            merged[name]["enforcementLevel"] = EnforcementLevel(value.enforcement_level).value
     for key, value in overrides.items():
         targets = names if key == "all" else [key]
         if key != "all" and key not in names:
@@ -196,7 +192,7 @@ def analyze(
                 overrides[key] = {**overrides[key], **value}
             else:
                 overrides[key] = value
-        config = effective_config(pack, servicer, overrides)
+        config = effective_config(pack, overrides)
         _configure(servicer, config)
         result.config.update(config)
         if stack_tags:
