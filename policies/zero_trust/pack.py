@@ -64,13 +64,22 @@ def applied_waivers(policy_config: Mapping[str, Mapping[str, Any]], resources: l
     return applied
 
 
+SHARED_PARTY: Final = "shared"
+
+
+def allowed_regions(collaboration: Any) -> dict[str, list[str]]:
+    """Each party's allowed regions; resources tagged `party: shared` (workload hosts' keys and
+    disks) may live only where the workload runs."""
+    regions = {p.name: list(p.regions) for p in collaboration.parties}
+    regions[SHARED_PARTY] = sorted({h.region for h in collaboration.workload.hosts})
+    return regions
+
+
 def config_for_stack(settings: Any) -> dict[str, dict[str, Any]]:
     """Policy properties derived from the typed ccp stack config (`stacks.config.StackConfig`)."""
     collaboration = settings.collaboration
     return {
-        "stack-residency-enforce-allowed-regions": {
-            "allowedRegions": {p.name: list(p.regions) for p in collaboration.parties}
-        },
+        "stack-residency-enforce-allowed-regions": {"allowedRegions": allowed_regions(collaboration)},
         "stack-kms-partykey-enforce-same-measurements": {
             "approvedMeasurements": collaboration.measurements.model_dump(
                 by_alias=True, exclude_none=True, mode="json"

@@ -181,7 +181,7 @@ CASES: dict[str, tuple[str, dict, dict, dict]] = {
     "aws-ec2-instance-enable-enclave": ("aws:ec2/instance:Instance", EC2, with_(EC2, "enclaveOptions.enabled", False), with_(EC2, "enclaveOptions", DROP)),
     "aws-ec2-instance-enforce-enclave-capable-type": ("aws:ec2/launchTemplate:LaunchTemplate", LT, with_(LT, "instanceType", "t3.large"), with_(LT, "instanceType", DROP)),
     "aws-ec2-instance-enforce-imdsv2": ("aws:ec2/instance:Instance", EC2, with_(EC2, "metadataOptions.httpTokens", "optional"), with_(EC2, "metadataOptions.httpPutResponseHopLimit", DROP)),
-    "aws-ec2-instance-disallow-public-ip": ("aws:ec2/launchTemplate:LaunchTemplate", LT, with_(LT, "networkInterfaces[0].associatePublicIpAddress", "true"), with_(LT, "networkInterfaces", DROP)),
+    "aws-ec2-instance-disallow-public-ip": ("aws:ec2/launchTemplate:LaunchTemplate", LT, with_(LT, "networkInterfaces[0].associatePublicIpAddress", "true"), with_(LT, "networkInterfaces[0].associatePublicIpAddress", DROP)),
     "aws-ec2-volume-enforce-cmk-encryption": ("aws:ec2/instance:Instance", EC2, with_(EC2, "rootBlockDevice.kmsKeyId", DROP), with_(EC2, "rootBlockDevice", DROP)),
     "aws-ec2-subnet-disallow-public-ip-on-launch": ("aws:ec2/subnet:Subnet", {"mapPublicIpOnLaunch": False}, {"mapPublicIpOnLaunch": True}, {}),
     "aws-ec2-securitygroup-disallow-open-ingress": ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", {"cidrIpv4": "10.0.0.0/16"}, {"cidrIpv4": "0.0.0.0/0"}, {"ipProtocol": "tcp"}),
@@ -491,3 +491,8 @@ def test_waiver_by_urn() -> None:
     urn = "urn:pulumi:dev::ccp::aws:ec2/subnet:Subnet::edge"
     config = {"excludeFor": [{"resource": urn, "reason": "edge subnet"}]}
     assert violations(rule, "aws:ec2/subnet:Subnet", {"mapPublicIpOnLaunch": True}, config, name="edge") == []
+
+
+def test_launch_template_without_interfaces_leaves_public_ip_to_instance_and_subnet() -> None:
+    lt = with_(LT, "networkInterfaces", DROP)
+    assert violations(RESOURCE_RULES["aws-ec2-instance-disallow-public-ip"], "aws:ec2/launchTemplate:LaunchTemplate", lt) == []

@@ -388,3 +388,22 @@ def test_compliance_markdown_pass_fail() -> None:
     assert "### GDPR (Art. 25, 30, 32, 44)" in md
     assert "| Art. 44 | `stack-residency-enforce-allowed-regions` | **fail** |" in md
     assert "| GCP 4.11 | `gcp-compute-instance-enforce-confidential`, `gcp-container-cluster-enforce-confidential-nodes` | pass |" in md
+
+
+def test_gcp_key_found_by_resource_name_without_dependencies() -> None:
+    """Components often compose the key's resource name from config: no Output, no dependency."""
+    resources = [
+        (t, n, ({**p, "name": "lab-gcp-data"} if n == "gcp-key" else p), ({} if n == "gcp-data" else d))
+        for t, n, p, d in good_stack()
+    ]
+    resources = replace(resources, "gcp-data", encryption={"defaultKmsKeyName": "projects/p/locations/europe-west3/keyRings/r/cryptoKeys/lab-gcp-data"})
+    assert "stack-kms-partykey-enforce-own-key" not in analyze_stack(resources)
+    resources = replace(resources, "gcp-data", encryption={"defaultKmsKeyName": "projects/p/locations/europe-west3/keyRings/r/cryptoKeys/other"})
+    assert messages(analyze_stack(resources), "stack-kms-partykey-enforce-own-key") == [
+        "data store gcp-data of party lab-gcp is not encrypted with a key of this stack"
+    ]
+
+
+def test_residency_skips_global_network_resources() -> None:
+    zone = ("gcp:dns/managedZone:ManagedZone", "zone", {"labels": party_tags("lab-gcp")}, {})
+    assert "stack-residency-enforce-allowed-regions" not in analyze_stack(good_stack() + [zone])

@@ -261,7 +261,12 @@ class Stack:
         for candidate in candidates:
             if candidate.urn == subject.urn:
                 continue
-            if candidate.urn in linked or any(ident in text for ident in identifiers(candidate)):
+            suffixes = name_suffixes(candidate)
+            if (
+                candidate.urn in linked
+                or any(ident in text for ident in identifiers(candidate))
+                or any(value.endswith(suffix) for value in text for suffix in suffixes)
+            ):
                 found.append(candidate)
         return found
 
@@ -281,6 +286,22 @@ def identifiers(subject: Subject) -> set[str]:
             if isinstance(value, str) and len(value) > 6:
                 ids.add(value)
     return ids
+
+
+# Resource-name path segments other resources build as plain strings (GCP: the key's resource name
+# `projects/p/locations/l/keyRings/r/cryptoKeys/<name>` is often composed from config, not an Output).
+NAME_SUFFIXES: Final[dict[str, str]] = {
+    "gcp:kms/cryptoKey:CryptoKey": "/cryptoKeys/{}",
+    "gcp:kms/keyRing:KeyRing": "/keyRings/{}",
+}
+
+
+def name_suffixes(subject: Subject) -> set[str]:
+    template = NAME_SUFFIXES.get(subject.type)
+    name = lookup(subject.props, "name")
+    if template is None or not name or not isinstance(name[0], str):
+        return set()
+    return {template.format(name[0])}
 
 
 def _flatten_strings(value: Any) -> set[str]:

@@ -399,10 +399,19 @@ def aws_ec2_instance_enforce_imdsv2(subject: Subject) -> Iterable[str]:
     url="https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-instance-addressing.html",
 )
 def aws_ec2_instance_disallow_public_ip(subject: Subject) -> Iterable[str]:
-    path = "associatePublicIpAddress" if subject.type == INSTANCE else "networkInterfaces[*].associatePublicIpAddress"
-    for value in subject.need_all(path):
+    """Instances must say false. A launch template without interfaces leaves the choice to the
+    instance/subnet (each checked by its own rule); every interface it does declare must say false."""
+    if subject.type == INSTANCE:
+        value = subject.need("associatePublicIpAddress")
         if not falsy(value):
-            yield f"{subject.name}: {path} is {value!r}, not false"
+            yield f"{subject.name}: associatePublicIpAddress is {value!r}, not false"
+        return
+    for i, nic in enumerate(subject.all("networkInterfaces[*]")):
+        value = nic.get("associatePublicIpAddress")
+        if value is None:
+            subject.need(f"networkInterfaces[{i}].associatePublicIpAddress")
+        if not falsy(value):
+            yield f"{subject.name}: networkInterfaces[{i}].associatePublicIpAddress is {value!r}, not false"
 
 
 @resource_rule(

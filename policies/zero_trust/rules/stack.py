@@ -226,6 +226,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# Global by construction (no region exists to choose); they name networks, never hold party data.
+GLOBAL_TYPES: Final = frozenset(
+    {
+        "gcp:dns/managedZone:ManagedZone",
+        "gcp:dns/recordSet:RecordSet",
+        "gcp:compute/network:Network",
+        "gcp:compute/firewall:Firewall",
+        "gcp:compute/route:Route",
+        "azure-native:privatedns:PrivateZone",
+        "azure-native:privatedns:PrivateRecordSet",
+        "azure-native:privatedns:VirtualNetworkLink",
+    }
+)
+
+
 def _normalise(region: str) -> str:
     return region.lower().replace(" ", "")
 
@@ -286,7 +301,7 @@ def stack_residency_enforce_allowed_regions(stack: Stack) -> Iterator[Finding]:
     allowed = stack.config.get("allowedRegions") or {}
     for subject in stack.subjects():
         party = subject.tags().get("party")
-        if not party:
+        if not party or subject.type in GLOBAL_TYPES:
             continue
         regions = allowed.get(party) if is_map(allowed) else None
         if not regions:
