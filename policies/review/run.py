@@ -29,7 +29,7 @@ class ReviewResult:
     paths: tuple[Path, ...] = ()
 
 
-def _ccp_settings(proj: project.Project) -> Any:
+def ccp_settings(proj: project.Project) -> Any:
     """The typed ccp config when the program is a ccp stack (has `ccp:collaboration`), else None."""
     values = proj.namespace("ccp")
     if "collaboration" not in values:
@@ -66,6 +66,24 @@ def _key_release_violations(rows: list[dict[str, Any]]) -> list[analyzer.Violati
     ]
 
 
+def evaluate(
+    recording: Recording,
+    settings: Any,
+    stack: str,
+    packs: list[analyzer.Pack],
+) -> tuple[analyzer.Analysis, list[dict[str, Any]], str]:
+    """Policy packs and key-release simulation over a recording (violations of both in one Analysis)."""
+    extra: dict[str, dict[str, Any]] = {}
+    for pack in packs:
+        hook = getattr(pack.module, "config_for_stack", None)
+        if hook is not None and settings is not None:
+            extra.update(hook(settings))
+    analysis = analyzer.analyze(recording.resources, packs, stack=stack, extra_config=extra)
+    rows, key_release_md = _simulate_key_release(recording, settings)
+    analysis.violations.extend(_key_release_violations(rows))
+    return analysis, rows, key_release_md
+
+
 def run_review(
     program_dir: Path = REPO_ROOT,
     stack: str = "dev",
@@ -77,7 +95,7 @@ def run_review(
     result = ReviewResult(exit_code=EXIT_INVALID, stack=stack)
     try:
         proj = project.load(Path(program_dir), stack)
-        settings = _ccp_settings(proj)
+        settings = ccp_settings(proj)
         recording = run_directory(
             proj.main, project=proj.name, stack=stack, config=proj.config, secret_keys=proj.secret_keys
         )
@@ -94,15 +112,7 @@ def run_review(
         return result
 
     packs = analyzer.discover_packs() if packs is None else packs
-    extra = {}
-    for pack in packs:
-        hook = getattr(pack.module, "config_for_stack", None)
-        if hook is not None and settings is not None:
-            extra.update(hook(settings))
-    analysis = analyzer.analyze(recording.resources, packs, stack=stack, extra_config=extra)
-    rows, key_release_md = _simulate_key_release(recording, settings)
-    analysis.violations.extend(_key_release_violations(rows))
-
+    analysis, rows, key_release_md = evaluate(recording, settings, stack, packs)
     sections = [key_release_md] if key_release_md else []
     for pack in packs:
         compliance = getattr(pack.module, "compliance_markdown", None)
