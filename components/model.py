@@ -74,29 +74,11 @@ def _region_problem(cloud: str, region: str) -> PydanticCustomError:
     )
 
 
-class Dataset(Model):
-    name: Name
-    classification: Classification
-    description: str = ""
+class Located(Model):
+    """Something that lives in one region of one cloud; the region must exist on that cloud."""
 
-
-class Party(Model):
-    """An organisation that contributes data; it owns its key and storage on its own cloud.
-
-    `account` is the party's AWS account id, Azure subscription id or GCP project id (the stack's
-    default provider account when absent). `ownerDecrypt` lets `ownerPrincipal` decrypt outside the
-    enclave: off by default, and shown in review.
-    """
-
-    name: Name
     cloud: Cloud
     region: str
-    allowed_regions: list[str] = Field(default_factory=list)
-    data_classification: Classification
-    datasets: list[Dataset] = Field(min_length=1)
-    account: str | None = None
-    owner_decrypt: bool = False
-    owner_principal: str | None = None
 
     @field_validator("region")
     @classmethod
@@ -105,6 +87,29 @@ class Party(Model):
         if cloud and not is_region(cloud, region):
             raise _region_problem(cloud, region)
         return region
+
+
+class Dataset(Model):
+    name: Name
+    classification: Classification
+    description: str = ""
+
+
+class Party(Located):
+    """An organisation that contributes data; it owns its key and storage on its own cloud.
+
+    `account` is the party's AWS account id, Azure subscription id or GCP project id (the stack's
+    default provider account when absent). `ownerDecrypt` lets `ownerPrincipal` decrypt outside the
+    enclave: off by default, and shown in review.
+    """
+
+    name: Name
+    allowed_regions: list[str] = Field(default_factory=list)
+    data_classification: Classification
+    datasets: list[Dataset] = Field(min_length=1)
+    account: str | None = None
+    owner_decrypt: bool = False
+    owner_principal: str | None = None
 
     @model_validator(mode="after")
     def _residency(self) -> "Party":
@@ -131,22 +136,12 @@ class Party(Model):
         return self.allowed_regions or [self.region]
 
 
-class WorkloadHost(Model):
+class WorkloadHost(Located):
     """One place the approved workload runs: a TEE on a cloud."""
 
-    cloud: Cloud
-    region: str
     tee: Tee
     instance_type: str | None = None
     kubernetes: bool = False
-
-    @field_validator("region")
-    @classmethod
-    def _known_region(cls, region: str, info: Any) -> str:
-        cloud = info.data.get("cloud")
-        if cloud and not is_region(cloud, region):
-            raise _region_problem(cloud, region)
-        return region
 
     @model_validator(mode="after")
     def _tee_on_cloud(self) -> "WorkloadHost":
