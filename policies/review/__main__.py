@@ -24,7 +24,8 @@ def _summary(result: ReviewResult, seconds: float) -> str:
         f"{len(result.record['key_release']) if result.record else 0} key-release cases ({seconds:.1f}s)",
     ]
     for v in mandatory[:20]:
-        lines.append(f"  MANDATORY [{v.severity}] {v.policy}: {v.urn.split('::')[-1] or '(stack)'}: {v.message}")
+        detail = v.message.splitlines()[-1]  # the analyzer prefixes the policy description
+        lines.append(f"  MANDATORY [{v.severity}] {v.policy}: {detail}")
     if len(mandatory) > 20:
         lines.append(f"  ... {len(mandatory) - 20} more in the report")
     lines += [f"  report: {p}" for p in result.paths]
