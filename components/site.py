@@ -9,9 +9,16 @@ workload identity on the same cloud) and the party's encrypted storage.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final, get_args
 
-from components.model import Collaboration, Environment, Party, WorkloadHost
+from components.model import Classification, Collaboration, Environment, Party, WorkloadHost
 from components.regions import Cloud
+
+# The explicit non-party marker: resources serving every party (network, hosts, disk/audit/cluster
+# keys, the audit trail) carry `party: shared`. Rules treat it as "not a party's data store"; any
+# store without a `party` tag at all fails closed. Shared resources may live only where the
+# workload runs (the residency rule's `shared` entry).
+SHARED_PARTY: Final = "shared"
 
 
 @dataclass(frozen=True)
@@ -45,3 +52,10 @@ class SiteArgs:
             tags["party"] = party.name
             tags["data-classification"] = party.data_classification
         return tags
+
+    def shared_tags(self) -> dict[str, str]:
+        """Tags of resources serving every party: `party: shared` and the most sensitive
+        classification of the collaboration (what they may touch)."""
+        order = list(get_args(Classification))
+        highest = max((p.data_classification for p in self.collaboration.parties), key=order.index, default=order[-1])
+        return {**self.tags(), "party": SHARED_PARTY, "data-classification": highest}

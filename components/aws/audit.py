@@ -26,6 +26,7 @@ import pulumi_aws as aws
 from components.aws.bucket import PrivateBucket, PrivateBucketArgs
 from components.aws.common import Account, child, short_name, to_json
 from components.aws.keys import ServiceKey, ServiceKeyArgs, admin_statement
+from components.key_purpose import AUDIT
 
 METRIC_NAMESPACE: Final = "ccp/KeyRelease"
 DENIED_DECRYPT_METRIC: Final = "DeniedDecrypt"
@@ -78,13 +79,15 @@ def audit_key_policy(account: Account, region: str, trail_arn: str) -> dict[str,
                 "Resource": "*",
             },
             {
+                # Trail log files are SSE-KMS objects: reading them is an S3 GetObject, for which
+                # S3 calls Decrypt on the reader's behalf; nothing else may decrypt them.
                 "Sid": "AccountReadsTrailLogs",
                 "Effect": "Allow",
                 "Principal": {"AWS": account.root_arn},
                 "Action": ["kms:Decrypt", "kms:ReEncryptFrom"],
                 "Resource": "*",
                 "Condition": {
-                    "StringEquals": {"kms:CallerAccount": acct},
+                    "StringEquals": {"kms:CallerAccount": acct, "kms:ViaService": f"s3.{region}.amazonaws.com"},
                     "StringLike": {
                         "kms:EncryptionContext:aws:cloudtrail:arn": f"arn:{partition}:cloudtrail:*:{acct}:trail/*"
                     },
@@ -165,7 +168,7 @@ class Audit(pulumi.ComponentResource):
             ServiceKeyArgs(
                 region=region,
                 description=f"ccp audit key of {args.collaboration}/{args.environment}: trail, logs, alarms",
-                purpose="audit",
+                purpose=AUDIT,
                 policy=audit_key_policy(account, region, self.trail_arn),
                 tags=args.tags,
             ),

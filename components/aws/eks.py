@@ -32,7 +32,14 @@ from components.aws.enclave_host import (
     mime_user_data,
 )
 from components.aws.instance_types import architecture
-from components.aws.keys import ServiceKey, ServiceKeyArgs, admin_statement
+from components.aws.keys import (
+    ServiceKey,
+    ServiceKeyArgs,
+    admin_statement,
+    via_service_grant_statement,
+    via_service_statement,
+)
+from components.key_purpose import CLUSTER_SECRETS
 
 KUBERNETES_VERSION: Final = "1.33"
 CONTROL_PLANE_LOGS: Final[tuple[str, ...]] = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -158,18 +165,17 @@ class EksCluster(pulumi.ComponentResource):
             ServiceKeyArgs(
                 region=region,
                 description=f"ccp EKS secrets envelope key of {args.cluster_name}",
-                purpose="eks-secrets",
+                purpose=CLUSTER_SECRETS,
                 policy={
                     "Version": "2012-10-17",
                     "Statement": [
                         admin_statement(account),
-                        {
-                            "Sid": "EksControlPlaneEnvelope",
-                            "Effect": "Allow",
-                            "Principal": {"AWS": role_arn},
-                            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant"],
-                            "Resource": "*",
-                        },
+                        # The control plane envelope-encrypts secrets through EKS only (kms:ViaService).
+                        via_service_statement(
+                            "EksControlPlaneEnvelope", [role_arn], "eks", region, account,
+                            actions=("kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"),
+                        ),
+                        via_service_grant_statement("EksControlPlaneGrants", [role_arn], "eks", region, account),
                     ],
                 },
                 tags=args.tags,

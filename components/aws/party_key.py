@@ -21,6 +21,7 @@ import pulumi_aws as aws
 from components.attestation.aws_key_policy import key_policy
 from components.attestation.measurements import NitroMeasurements
 from components.aws.common import Account, child, to_json
+from components.key_purpose import PARTY_DATA, purpose_tags
 
 DELETION_WINDOW_DAYS: Final = 30  # the maximum: a scheduled deletion can be noticed and cancelled
 ROTATION_PERIOD_DAYS: Final = 90
@@ -86,7 +87,7 @@ class PartyDataKey(pulumi.ComponentResource):
             bypass_policy_lockout_safety_check=False,
             custom_key_store_id=custom_key_store_id,
             policy=to_json(self.policy_document),
-            tags={**args.tags, "ccp-key-purpose": "party-data"},
+            tags={**args.tags, **purpose_tags(PARTY_DATA)},
             opts=child(self),
         )
         self.alias = aws.kms.Alias(

@@ -22,10 +22,17 @@ from components.aws.common import Account, child, short_name
 from components.aws.eks import EksCluster, EksClusterArgs
 from components.aws.enclave_host import EnclaveHost, EnclaveHostArgs, enclave_resources
 from components.aws.enclave_role import EnclaveRole, EnclaveRoleArgs
-from components.aws.keys import ServiceKey, ServiceKeyArgs, admin_statement, via_service_statement
+from components.aws.keys import (
+    ServiceKey,
+    ServiceKeyArgs,
+    admin_statement,
+    via_service_grant_statement,
+    via_service_statement,
+)
 from components.aws.network import EKS_INTERFACE_SERVICES, Network, NetworkArgs
 from components.aws.party_key import PartyDataKey, PartyDataKeyArgs
 from components.aws.storage import PartyStorage, PartyStorageArgs
+from components.key_purpose import DISK
 from components.model import WorkloadHost
 from components.site import SiteArgs
 
@@ -45,7 +52,8 @@ def ebs_key_policy(account: Account, region: str, kubernetes: bool) -> dict:
         "Version": "2012-10-17",
         "Statement": [
             admin_statement(account),
-            via_service_statement("UseThroughEc2", principals, "ec2", region, account, grants=True),
+            via_service_statement("UseThroughEc2", principals, "ec2", region, account),
+            via_service_grant_statement("GrantsThroughEc2", principals, "ec2", region, account),
         ],
     }
 
@@ -84,7 +92,8 @@ class Site(pulumi.ComponentResource):
                     f"{account.account_id}; deploy this party's slice with that account's credentials"
                 )
         collab, env = args.collaboration.name, args.environment
-        site_tags = args.tags()
+        # Site-wide resources (role, network, audit, EBS keys, hosts) serve every party: `party: shared`.
+        site_tags = args.shared_tags()
         kubernetes = any(h.kubernetes for h in hosts)
 
         role = EnclaveRole(
@@ -171,7 +180,7 @@ class Site(pulumi.ComponentResource):
                 ServiceKeyArgs(
                     region=region,
                     description=f"ccp EBS key of {collab}/{env} in {region}",
-                    purpose="ebs",
+                    purpose=DISK,
                     policy=ebs_key_policy(account, region, regional_k8s),
                     tags=site_tags,
                 ),
@@ -232,7 +241,7 @@ class Site(pulumi.ComponentResource):
                         ebs_kms_key_arn=ebs_key.key.arn,
                         log_kms_key_arn=self.audit.key.arn,
                         log_retention_days=args.log_retention_days,
-                        tags=args.tags(),
+                        tags=args.shared_tags(),
                     ),
                     opts=child(self, depends_on=[role_policy, *network.interface_endpoints.values()]),
                 )
@@ -248,7 +257,7 @@ class Site(pulumi.ComponentResource):
                     security_group_ids=[network.workload_security_group.id],
                     instance_profile_name=role.instance_profile.name,
                     ebs_kms_key_arn=ebs_key.key.arn,
-                    tags=args.tags(),
+                    tags=args.shared_tags(),
                     depends_on=[role_policy, *network.interface_endpoints.values()],
                 ),
                 opts=child(self),

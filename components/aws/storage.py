@@ -25,6 +25,7 @@ import pulumi_aws as aws
 from components.aws.bucket import PrivateBucket, PrivateBucketArgs
 from components.aws.common import Account, child, short_name
 from components.aws.keys import ServiceKey, ServiceKeyArgs, admin_statement, via_service_statement
+from components.key_purpose import PARTY_STORAGE
 
 DATA_ACTIONS: Final[tuple[str, ...]] = (
     "s3:*Object*",
@@ -86,7 +87,7 @@ class PartyStorage(pulumi.ComponentResource):
             ServiceKeyArgs(
                 region=args.region,
                 description=f"ccp storage (SSE-KMS) key of party {args.party}: usable through S3 only",
-                purpose="party-storage",
+                purpose=PARTY_STORAGE,
                 policy={
                     "Version": "2012-10-17",
                     "Statement": [

@@ -14,6 +14,7 @@ from pulumi_azure_native import authorization, keyvault
 from components.attestation.azure_release_policy import encode_release_policy
 from components.azure.common import KEY_VAULT_CRYPTO_SERVICE_RELEASE_USER, assign_role
 from components.azure.keyvault import KeyVault, hsm_key
+from components.key_purpose import PARTY_DATA
 
 # What the released key is for: wrapping the party's data-encryption keys inside the TEE.
 DATA_KEY_OPS: Final = ["wrapKey", "unwrapKey", "encrypt", "decrypt"]
@@ -48,6 +49,7 @@ class PartyDataKey(pulumi.ComponentResource):
             key_ops=DATA_KEY_OPS,
             tags=args.tags,
             parent=self,
+            purpose=PARTY_DATA,
             release_policy_data=pulumi.Output.from_input(args.release_policy).apply(encode_release_policy),
         )
         self.grants = [

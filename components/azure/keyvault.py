@@ -21,6 +21,7 @@ from pulumi_azure_native import keyvault
 
 from components.attestation.azure_release_policy import CONTENT_TYPE
 from components.azure.common import child
+from components.key_purpose import ATTESTED, purpose_tags
 from components.azure.network import PrivateDns, private_endpoint
 from pulumi_azure_native import network
 
@@ -157,15 +158,24 @@ def hsm_key(
     key_ops: list[str],
     tags: dict[str, str],
     parent: pulumi.Resource,
+    purpose: str,
     release_policy_data: pulumi.Input[str] | None = None,
 ) -> keyvault.Key:
-    """An RSA-HSM key with a rotation policy; exportable only when it has a release policy.
+    """An RSA-HSM key with a rotation policy, tagged with its `ccp-key-purpose`.
 
-    Exportable without a release policy would be refused by Key Vault; exportable with one is the
-    secure-key-release case. Every other key never leaves the HSM.
+    Attested purposes (`party-data`, `confidential-disk`) are exportable with a release policy: the
+    secure-key-release case. Service purposes (storage CMK, disks, cluster secrets) are never
+    exportable and have no release policy: Azure services wrap/unwrap inside Key Vault. A purpose
+    without the matching release policy is refused, so a key cannot drift into the other kind.
     """
     store = vault.require_vault(f"key {key_name!r}")
     exportable = release_policy_data is not None
+    if exportable != (purpose in ATTESTED):
+        raise ValueError(
+            f"key {key_name!r} of purpose {purpose!r}: "
+            + ("a service key is never exportable and has no release policy" if exportable
+               else "an attested key needs a release policy (it is released only on attestation)")
+        )
     return keyvault.Key(
         name,
         key_name=key_name,
@@ -181,6 +191,6 @@ def hsm_key(
             else None,
             rotation_policy=rotation_policy(),
         ),
-        tags=tags,
+        tags={**tags, **purpose_tags(purpose)},
         opts=child(parent),
     )

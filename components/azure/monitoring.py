@@ -1,7 +1,8 @@
-"""Audit for a party's key and data on Azure (HIPAA 164.312(b); NIST AU-2/AU-12): a Log Analytics
-workspace in the party's region, diagnostic settings on the vault (AuditEvent: every key release,
-granted or refused) and on blob storage, and log alerts on failed key releases and on refused
-(401/403) access to the vault or the storage.
+"""Audit for a vault's keys and, for a party, its data on Azure (HIPAA 164.312(b); NIST AU-2/AU-12):
+a Log Analytics workspace in the vault's region, diagnostic settings on the vault (AuditEvent:
+every key release, wrap and unwrap, granted or refused) and, for a party's storage, on blob
+storage; log alerts on failed key releases and on refused (401/403) access. The operator vaults
+(disk and cluster keys) get the same, without storage.
 
 Diagnostic settings are delivered over the Azure backbone, so the workspace refuses public
 ingestion; queries stay Entra-authenticated. Interactive retention is capped at 730 days by Log
@@ -26,6 +27,9 @@ KEY_RELEASE_FAILURES: Final = (
     'AzureDiagnostics\n| where ResourceProvider == "MICROSOFT.KEYVAULT"\n'
     '| where OperationName == "KeyRelease" and ResultType != "Success"'
 )
+VAULT_UNAUTHORIZED_ACCESS: Final = (
+    'AzureDiagnostics\n| where ResourceProvider == "MICROSOFT.KEYVAULT" and httpStatusCode_d in (401, 403)'
+)
 UNAUTHORIZED_ACCESS: Final = (
     "union isfuzzy=true\n"
     '(AzureDiagnostics | where ResourceProvider == "MICROSOFT.KEYVAULT" and httpStatusCode_d in (401, 403)),\n'
@@ -39,7 +43,7 @@ class MonitoringArgs:
     location: str
     retention_days: int
     vault_id: pulumi.Input[str]
-    storage_account_id: pulumi.Input[str]
+    storage_account_id: pulumi.Input[str] | None  # None: a vault without storage (operator vault)
     tags: dict[str, str]
 
 
@@ -64,16 +68,19 @@ class Monitoring(pulumi.ComponentResource):
             tags=args.tags,
             opts=child(self),
         )
-        self.settings = [
-            self._diagnostics(f"{name}-vault-audit", args.vault_id, VAULT_LOGS),
-            self._diagnostics(
-                f"{name}-blob-audit",
-                pulumi.Output.from_input(args.storage_account_id).apply(lambda i: f"{i}/blobServices/default"),
-                BLOB_LOGS,
-            ),
-        ]
+        self.settings = [self._diagnostics(f"{name}-vault-audit", args.vault_id, VAULT_LOGS)]
+        tables = ["AzureDiagnostics"]
+        if args.storage_account_id is not None:
+            self.settings.append(
+                self._diagnostics(
+                    f"{name}-blob-audit",
+                    pulumi.Output.from_input(args.storage_account_id).apply(lambda i: f"{i}/blobServices/default"),
+                    BLOB_LOGS,
+                )
+            )
+            tables.append("StorageBlobLogs")
         if args.retention_days > MAX_INTERACTIVE_DAYS:
-            for table in ("AzureDiagnostics", "StorageBlobLogs"):
+            for table in tables:
                 operationalinsights.Table(
                     f"{name}-{table.lower()}",
                     table_name=table,
@@ -86,13 +93,15 @@ class Monitoring(pulumi.ComponentResource):
         self.alerts = {
             "key-release-failures": self._alert(
                 f"{name}-key-release-failures", args,
-                "A key release from this party's vault was refused (attestation or policy mismatch)",
+                "A key release from this vault was refused (attestation or policy mismatch)",
                 KEY_RELEASE_FAILURES, severity=1,
             ),
             "unauthorized-access": self._alert(
                 f"{name}-unauthorized-access", args,
-                "A caller was refused access (401/403) to this party's vault or storage",
-                UNAUTHORIZED_ACCESS, severity=2,
+                "A caller was refused access (401/403) to this vault"
+                + (" or its party's storage" if args.storage_account_id is not None else ""),
+                UNAUTHORIZED_ACCESS if args.storage_account_id is not None else VAULT_UNAUTHORIZED_ACCESS,
+                severity=2,
             ),
         }
         self.register_outputs({"workspaceId": self.workspace.id})

@@ -6,10 +6,12 @@ Declares, for the parties and workload hosts on Azure:
 - the collaboration's attestation provider (its attest URI is every release policy's authority);
 - per workload host: a user-assigned identity and a confidential VM (sev-snp/tdx), an SGX VM, or a
   private AKS cluster with a confidential node pool (`host.kubernetes`); in prod the OS disks are
-  encrypted with customer keys held in an operator vault of the host's region;
-- per party: a hardened Key Vault Premium, the party data key (exportable RSA-HSM, released only
-  against the approved measurements and only to the workload identities), customer-key storage
-  and monitoring.
+  encrypted with customer keys held in an operator vault of the host's region, whose use is
+  audit-logged like the party vaults';
+- per party: a hardened Key Vault Premium with the party's two keys (components/README.md): the
+  data key (exportable RSA-HSM, released only against the approved measurements and only to the
+  workload identities) and the storage key (non-exportable, the storage account's CMK), the
+  storage account and monitoring.
 
 Everything that can be wrong in config (sizes, missing measurement sections, missing prod
 settings) is checked before the first resource is declared.
@@ -48,6 +50,7 @@ from components.azure.vm import (
     VmArgs,
     host_size,
 )
+from components.key_purpose import CLUSTER_SECRETS
 from components.model import Party, WorkloadHost
 from components.site import SiteArgs
 
@@ -127,6 +130,9 @@ class Site(pulumi.ComponentResource):
         self._options = options
         self._collab = args.collaboration
         self._site_tags = args.tags()
+        # Workload hosts and the operator vault (disk and cluster keys) serve every party and live
+        # only where the workload runs: `party: shared`.
+        self._host_tags = args.shared_tags()
         self._tenant_id = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self)).tenant_id
 
         regions = _ordered_regions(args)
@@ -187,6 +193,23 @@ class Site(pulumi.ComponentResource):
             if host.tee in AZURE_RELEASE_TEES:
                 releasers[label] = identity.principal_id
 
+        # Every key's use is audit-logged: the operator vaults (disk and cluster keys) too.
+        self.ops_monitoring = {
+            region: Monitoring(
+                f"{name}-ops-{region}-monitoring",
+                MonitoringArgs(
+                    resource_group_name=self._group_names[region],
+                    location=region,
+                    retention_days=args.log_retention_days,
+                    vault_id=vault.id,
+                    storage_account_id=None,
+                    tags=self._host_tags,
+                ),
+                opts=child(self),
+            )
+            for region, vault in self._ops_vaults.items()
+        }
+
         release_tees = sorted({h.tee for h in args.hosts if h.tee in AZURE_RELEASE_TEES})
         self.release_policy = self.attestation.authority.apply(
             lambda authority: combine_release_policies(
@@ -220,7 +243,7 @@ class Site(pulumi.ComponentResource):
                     tenant_id=self._tenant_id,
                     endpoint_subnet=self.networks[region].subnets["endpoints"],
                     dns=self.dns,
-                    tags=self._site_tags,
+                    tags=self._host_tags,
                 ),
                 opts=child(self),
             )
@@ -233,7 +256,7 @@ class Site(pulumi.ComponentResource):
             f"{name}-identity",
             resource_group_name=group,
             location=host.region,
-            tags=self._site_tags,
+            tags=self._host_tags,
             opts=child(self),
         )
         if host.kubernetes:
@@ -243,8 +266,9 @@ class Site(pulumi.ComponentResource):
                 vault=vault,
                 key_name=f"{label}-kms",
                 key_ops=["encrypt", "decrypt"],
-                tags=self._site_tags,
+                tags=self._host_tags,
                 parent=self,
+                purpose=CLUSTER_SECRETS,
             )
             aks = ConfidentialAks(
                 name,
@@ -257,7 +281,7 @@ class Site(pulumi.ComponentResource):
                     kms_key=kms_key,
                     tenant_id=self._tenant_id,
                     admin_ssh_public_key=self._options.admin_ssh_public_key,
-                    tags=self._site_tags,
+                    tags=self._host_tags,
                     prod=self._args.prod,
                 ),
                 opts=child(self),
@@ -274,7 +298,7 @@ class Site(pulumi.ComponentResource):
                     vault=self._ops_vault(host.region),
                     key_name=f"{label}-disk",
                     encryption_type=STANDARD_DES_TYPE if sgx else CONFIDENTIAL_DES_TYPE,
-                    tags=self._site_tags,
+                    tags=self._host_tags,
                     release_policy_data=None if sgx else self._host_policy_data(host),
                     orchestrator_object_id=None if sgx else self._options.cvm_orchestrator_object_id,
                 ),
@@ -286,7 +310,7 @@ class Site(pulumi.ComponentResource):
             subnet=self.networks[host.region].subnets["workload"],
             identity=identity,
             admin_ssh_public_key=self._options.admin_ssh_public_key,
-            tags=self._site_tags,
+            tags=self._host_tags,
             prod=self._args.prod,
             disk_encryption_set=des,
         )

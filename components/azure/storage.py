@@ -1,7 +1,13 @@
 """A party's storage on Azure: blob containers per dataset in an account encrypted with a
 customer-managed key from the party's own vault (plus infrastructure encryption), HTTPS and
 TLS 1.2 only, no public blobs, no shared keys (Entra ID only), reachable only on a private
-endpoint (CIS Azure 4.x; HIPAA 164.312(a)(2)(iv), (e)(1))."""
+endpoint (CIS Azure 4.x; HIPAA 164.312(a)(2)(iv), (e)(1)).
+
+The account's CMK is the party's *storage* key (`party-storage`): non-exportable, no release
+policy, usable only by the account's identity ("Key Vault Crypto Service Encryption User" on that
+key alone). Azure Storage wraps its account key without any attestation, so it can never use the
+party's attestation-bound data key; the blobs' content is envelope-encrypted under the data key
+instead (components/README.md, "Two keys per party")."""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from pulumi_azure_native import managedidentity, network, storage
 from components.azure.common import KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, assign_role, child
 from components.azure.keyvault import KeyVault, hsm_key
 from components.azure.network import PrivateDns, private_endpoint
+from components.key_purpose import PARTY_STORAGE
 from components.model import Party
 
 STORAGE_KEY_OPS: Final = ["wrapKey", "unwrapKey"]
@@ -48,6 +55,7 @@ class PartyStorage(pulumi.ComponentResource):
             key_ops=STORAGE_KEY_OPS,
             tags=args.tags,
             parent=self,
+            purpose=PARTY_STORAGE,
         )
         grant = assign_role(
             f"{name}-cmk-encryption",

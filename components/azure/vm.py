@@ -24,6 +24,7 @@ from components.azure.common import (
 )
 from components.azure.keyvault import KeyVault, hsm_key
 from components.azure.sizes import EXAMPLE_SIZE, validate_cvm_size
+from components.key_purpose import CONFIDENTIAL_DISK, DISK
 from components.model import WorkloadHost
 
 ADMIN_USERNAME: Final = "ccpadmin"
@@ -92,6 +93,9 @@ class DiskEncryption(pulumi.ComponentResource):
             key_ops=["wrapKey", "unwrapKey"],
             tags=args.tags,
             parent=self,
+            # Azure releases a confidential OS disk key into the attested CVM (exportable, release
+            # policy); a standard disk key never leaves the HSM.
+            purpose=CONFIDENTIAL_DISK if confidential else DISK,
             release_policy_data=args.release_policy_data if confidential else None,
         )
         grants = [

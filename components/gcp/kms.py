@@ -1,10 +1,12 @@
 """Cloud KMS keys: each party's data key, released only to attested workloads, and service CMEKs.
 
-A party key's `roles/cloudkms.cryptoKeyDecrypter` goes to one principal set per approved image digest
-(`principalSet://…/attribute.image_digest/<digest>`), and to the party's own principal only when it
-opted in with `ownerDecrypt`. No other principal decrypts: Cloud Storage's service agent gets
-encrypter/decrypter because CMEK on a bucket needs it, and is itself reached only through the
-bucket's IAM, which grants reads to the same principal sets.
+A party data key's `roles/cloudkms.cryptoKeyDecrypter` goes to one principal set per approved image
+digest (`principalSet://…/attribute.image_digest/<digest>`), and to the party's own principal only
+when it opted in with `ownerDecrypt`; the owner otherwise only wraps (`cryptoKeyEncrypter`). No
+service agent is ever bound to a data key: Cloud Storage, Compute Engine and GKE call Cloud KMS
+without an attestation token, so CMEK (buckets, disks, cluster secrets) uses separate service keys
+whose only encrypter/decrypters are the Google service agents (`ServiceKey`, see
+components/README.md "Two keys per party").
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import pulumi_gcp as gcp
 
 from components.attestation.gcp_condition import digest_principal_set
 from components.gcp.common import KEY_ROTATION_PERIOD, bounded, check_member
+from components.key_purpose import PARTY_DATA, SERVICE, purpose_tags
 
 DECRYPTER: Final = "roles/cloudkms.cryptoKeyDecrypter"
+ENCRYPTER: Final = "roles/cloudkms.cryptoKeyEncrypter"
 ENCRYPTER_DECRYPTER: Final = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 ProtectionLevel = Literal["HSM", "SOFTWARE"]
 
@@ -36,6 +40,7 @@ def crypto_key(
     project: str,
     location: str,
     labels: dict[str, str],
+    purpose: str,
     protection: ProtectionLevel,
     prod: bool,
     opts: pulumi.ResourceOptions,
@@ -43,7 +48,8 @@ def crypto_key(
     """A key ring in `location`, a symmetric key rotated every 90 days, and the key's resource id.
 
     The id is built as Cloud KMS builds it, so that every reference to the key (CMEK settings, IAM
-    members) is a plain string known at preview; `depends_on` keeps the creation order.
+    members) is a plain string known at preview; `depends_on` keeps the creation order. The key is
+    labelled with its `ccp-key-purpose` (components/key_purpose.py).
     """
     ring_name = bounded(name, 63)
     ring_id = key_ring_id(project, location, ring_name)
@@ -65,7 +71,7 @@ def crypto_key(
             protection_level=protection,
         ),
         destroy_scheduled_duration="2592000s" if prod else "86400s",
-        labels=labels,
+        labels={**labels, **purpose_tags(purpose)},
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=prod, depends_on=[ring])),
     )
     return ring, key, f"{ring_id}/cryptoKeys/{ring_name}"
@@ -86,10 +92,12 @@ class PartyDataKeyArgs:
     prod: bool
     allow_software_key: bool = False
     owner_principal: str | None = None  # set only when the party opted in with ownerDecrypt
+    encrypt_principal: str | None = None  # who wraps the party's content keys (encrypt only)
 
 
 class PartyDataKey(pulumi.ComponentResource):
-    """A party's key: decrypt only by the approved Confidential Space images (and its owner, if opted in)."""
+    """A party's key: decrypt only by the approved Confidential Space images (and its owner, if opted in);
+    the owner's principal may wrap (encrypt) the content keys it uploads."""
 
     key: gcp.kms.CryptoKey
     key_id: str
@@ -105,6 +113,7 @@ class PartyDataKey(pulumi.ComponentResource):
             project=args.project,
             location=args.location,
             labels=args.labels,
+            purpose=PARTY_DATA,
             protection=protection_level(args.prod, args.allow_software_key),
             prod=args.prod,
             opts=child,
@@ -127,17 +136,28 @@ class PartyDataKey(pulumi.ComponentResource):
             )
             for member, suffix in self.decrypters.items()
         ]
+        self.encrypter: gcp.kms.CryptoKeyIAMMember | None = None
+        if args.encrypt_principal is not None:
+            self.encrypter = gcp.kms.CryptoKeyIAMMember(
+                f"{name}-encrypt-owner",
+                crypto_key_id=self.key_id,
+                role=ENCRYPTER,
+                member=check_member(args.encrypt_principal),
+                opts=after_key,
+            )
         self.register_outputs({"key": self.key_id, "decrypters": list(self.decrypters)})
 
 
 @dataclass(frozen=True)
 class ServiceKeyArgs:
-    """A CMEK for a Google service (Compute Engine disks, GKE secrets) used through its service agents."""
+    """A CMEK for a Google service (Cloud Storage buckets, Compute Engine disks, GKE secrets) used
+    through its service agents; `purpose` is one of the service purposes of components/key_purpose.py."""
 
     project: str
     location: str
     service_agents: list[str]
     labels: dict[str, str]
+    purpose: str
     prod: bool
     allow_software_key: bool = False
 
@@ -149,6 +169,13 @@ class ServiceKey(pulumi.ComponentResource):
     key_id: str
 
     def __init__(self, name: str, args: ServiceKeyArgs, opts: pulumi.ResourceOptions | None = None):
+        if args.purpose not in SERVICE:
+            raise ValueError(
+                f"{name}: a service key's purpose is one of {sorted(SERVICE)}, not {args.purpose!r} "
+                "(party data keys are PartyDataKey: released only to attested workloads)"
+            )
+        if not args.service_agents:
+            raise ValueError(f"{name}: a service key needs the service agent that uses it")
         super().__init__("ccp:gcp:ServiceKey", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.ring, self.key, self.key_id = crypto_key(
@@ -156,6 +183,7 @@ class ServiceKey(pulumi.ComponentResource):
             project=args.project,
             location=args.location,
             labels=args.labels,
+            purpose=args.purpose,
             protection=protection_level(args.prod, args.allow_software_key),
             prod=args.prod,
             opts=child,

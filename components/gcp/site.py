@@ -2,14 +2,15 @@
 
 One `Site` per collaboration declares the network, the Confidential Space workload identity (pool,
 provider with the strict attestation condition), one workload per GCP host (Confidential Space VM,
-Confidential VM or private confidential GKE cluster), and for each GCP party its data key (released
-only to the approved image digests) and its CMEK bucket; plus data-access audit logs and alerts.
+Confidential VM or private confidential GKE cluster), and for each GCP party its two keys (the data
+key, released only to the approved image digests, and the storage key, the buckets' CMEK used only
+by the Cloud Storage service agent) and its buckets; plus data-access audit logs and alerts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, get_args
+from typing import Final
 
 import pulumi
 import pulumi_gcp as gcp
@@ -39,7 +40,8 @@ from components.gcp.kms import PartyDataKey, PartyDataKeyArgs, ServiceKey, Servi
 from components.gcp.machines import DEFAULT_MACHINE_TYPE, TYPE_BY_TEE, confidential_space_type
 from components.gcp.network import Network, NetworkArgs, plan_subnets
 from components.gcp.storage import PartyStorage, PartyStorageArgs
-from components.model import Classification, Party, WorkloadHost
+from components.key_purpose import CLUSTER_SECRETS, DISK, PARTY_STORAGE
+from components.model import Party, WorkloadHost
 from components.site import SiteArgs
 
 PROVIDER_ID: Final = "attestation-verifier"
@@ -57,13 +59,6 @@ class GcpSiteOptions:
     restart_policy: RestartPolicy = "Never"
     managed_group: bool = False  # Confidential Space as template + regional MIG
     notification_channels: tuple[str, ...] = ()
-
-
-def shared_labels(args: SiteArgs) -> dict[str, str]:
-    """Labels of resources serving every party (network, workload): the most sensitive classification."""
-    order = list(get_args(Classification))
-    highest = max((p.data_classification for p in args.collaboration.parties), key=order.index)
-    return {**args.tags(), "party": "shared", "data-classification": highest}
 
 
 class Site(pulumi.ComponentResource):
@@ -91,7 +86,7 @@ class Site(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOptions(parent=self)
         self.project = Project.lookup(opts=invoke)
-        self.labels = shared_labels(args)
+        self.labels = args.shared_tags()
         collab = args.collaboration.name
 
         hosts = args.hosts
@@ -117,7 +112,7 @@ class Site(pulumi.ComponentResource):
             opts=self._child,
         )
         self.disk_keys = {
-            region: self._service_key(f"{name}-disks-{region}", region, [COMPUTE_AGENT])
+            region: self._service_key(f"{name}-disks-{region}", region, [COMPUTE_AGENT], DISK)
             for region in sorted({h.region for h in hosts})
         }
 
@@ -190,6 +185,7 @@ class Site(pulumi.ComponentResource):
         # Parties: a key released only to the approved digests, and a CMEK bucket.
         self.keys: dict[str, gcp.kms.CryptoKey] = {}
         self.party_keys: dict[str, PartyDataKey] = {}
+        self.storage_keys: dict[str, ServiceKey] = {}
         self.storage: dict[str, PartyStorage] = {}
         party_projects: set[str] = set()
         for party in args.parties:
@@ -237,7 +233,7 @@ class Site(pulumi.ComponentResource):
             raise ValueError(f"no zone is UP in {region}")
         return sorted(zones)[0]
 
-    def _service_key(self, name: str, region: str, agents: list[str]) -> ServiceKey:
+    def _service_key(self, name: str, region: str, agents: list[str], purpose: str) -> ServiceKey:
         return ServiceKey(
             name,
             ServiceKeyArgs(
@@ -245,6 +241,7 @@ class Site(pulumi.ComponentResource):
                 location=region,
                 service_agents=[service_agent(self.project.number, a) for a in agents],
                 labels=self.labels,
+                purpose=purpose,
                 prod=self.args.prod,
                 allow_software_key=self.options.software_keys_in_dev,
             ),
@@ -283,7 +280,7 @@ class Site(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
-        secrets_key = self._service_key(f"{name}-gke-{i}-secrets", host.region, [GKE_AGENT])
+        secrets_key = self._service_key(f"{name}-gke-{i}-secrets", host.region, [GKE_AGENT], CLUSTER_SECRETS)
         plan = self.subnet_plans[host.region]
         return GkeCluster(
             f"{name}-gke-{i}",
@@ -307,6 +304,13 @@ class Site(pulumi.ComponentResource):
         )
 
     def _party(self, name: str, party: Party, project: Project, digests: list[str]) -> None:
+        """The party's two keys (components/README.md, "Two keys per party") and its buckets.
+
+        The data key is released only to the approved digests; the owner may only wrap content
+        keys under it. The storage key is the buckets' CMEK, used only by the party project's Cloud
+        Storage service agent, which calls Cloud KMS without attestation and so must never be
+        bound to the data key.
+        """
         assert self.pool_id is not None
         labels = self.args.tags(party)
         key = PartyDataKey(
@@ -321,6 +325,7 @@ class Site(pulumi.ComponentResource):
                 prod=self.args.prod,
                 allow_software_key=self.options.software_keys_in_dev,
                 owner_principal=party.owner_principal if party.owner_decrypt else None,
+                encrypt_principal=party.owner_principal,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.identity] if self.identity else []),
         )
@@ -329,15 +334,27 @@ class Site(pulumi.ComponentResource):
         agent = gcp.storage.get_project_service_account(
             project=project.id, opts=pulumi.InvokeOptions(parent=self)
         ).email_address
+        storage_key = ServiceKey(
+            f"{name}-{party.name}-storage-key",
+            ServiceKeyArgs(
+                project=project.id,
+                location=party.region,
+                service_agents=[f"serviceAccount:{agent}"],
+                labels=labels,
+                purpose=PARTY_STORAGE,
+                prod=self.args.prod,
+                allow_software_key=self.options.software_keys_in_dev,
+            ),
+            opts=self._child,
+        )
+        self.storage_keys[party.name] = storage_key
         self.storage[party.name] = PartyStorage(
             f"{name}-{party.name}-storage",
             PartyStorageArgs(
                 project=project.id,
                 location=party.region,
                 bucket_name=bounded(f"ccp-{self.args.collaboration.name}-{party.name}", 58),
-                kms_key=key.key,
-                kms_key_id=key.key_id,
-                storage_agent=agent,
+                storage_key=storage_key,
                 readers=[m for m, suffix in key.decrypters.items() if suffix != "owner"],
                 labels=labels,
                 log_retention_days=self.args.log_retention_days,

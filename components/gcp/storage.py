@@ -1,10 +1,14 @@
-"""A party's bucket: encrypted with the party key, never public, versioned, with access logs.
+"""A party's bucket: encrypted at rest with the party's storage key, never public, versioned, with access logs.
 
 CMEK on Cloud Storage works through the project's Cloud Storage service agent, which must hold
 `roles/cloudkms.cryptoKeyEncrypterDecrypter` on the key before the bucket refers to it
-(https://cloud.google.com/storage/docs/encryption/using-customer-managed-keys). Usage logs are
-written by `cloud-storage-analytics@google.com`, which needs `roles/storage.objectCreator` on the
-log bucket (https://cloud.google.com/storage/docs/access-logs).
+(https://cloud.google.com/storage/docs/encryption/using-customer-managed-keys). Cloud Storage calls
+Cloud KMS without an attestation token, so that key is the party's *storage* key (a `ServiceKey`
+of purpose `party-storage`, whose only user is that agent), never the party's attestation-bound
+data key: the objects' content is envelope-encrypted under the data key by the owner, and only the
+attested workload unwraps it (components/README.md, "Two keys per party"). Usage logs are written
+by `cloud-storage-analytics@google.com`, which needs `roles/storage.objectCreator` on the log
+bucket (https://cloud.google.com/storage/docs/access-logs).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from components.gcp.common import bounded, check_member
-from components.gcp.kms import ENCRYPTER_DECRYPTER
+from components.gcp.kms import ServiceKey
 
 ANALYTICS_WRITER: Final = "group:cloud-storage-analytics@google.com"
 READER: Final = "roles/storage.objectViewer"
@@ -28,9 +32,7 @@ class PartyStorageArgs:
     project: str
     location: str
     bucket_name: str
-    kms_key: gcp.kms.CryptoKey
-    kms_key_id: str  # the key's resource id (known at preview)
-    storage_agent: str  # the bucket project's Cloud Storage service agent email
+    storage_key: ServiceKey  # the party's `party-storage` key, bound to the Cloud Storage agent
     readers: list[str]  # the digest principal sets: who may read the party's objects
     labels: dict[str, str]
     log_retention_days: int
@@ -54,7 +56,7 @@ def _bucket(
         uniform_bucket_level_access=True,
         public_access_prevention="enforced",
         versioning=gcp.storage.BucketVersioningArgs(enabled=True),
-        encryption=gcp.storage.BucketEncryptionArgs(default_kms_key_name=args.kms_key_id),
+        encryption=gcp.storage.BucketEncryptionArgs(default_kms_key_name=args.storage_key.key_id),
         force_destroy=False,
         labels=args.labels,
         opts=opts,
@@ -63,7 +65,7 @@ def _bucket(
 
 
 class PartyStorage(pulumi.ComponentResource):
-    """The party's data bucket and its access-log bucket, both with the party's CMEK."""
+    """The party's data bucket and its access-log bucket, both with the party's storage key (CMEK)."""
 
     bucket: gcp.storage.Bucket
     log_bucket: gcp.storage.Bucket
@@ -71,14 +73,8 @@ class PartyStorage(pulumi.ComponentResource):
     def __init__(self, name: str, args: PartyStorageArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ccp:gcp:PartyStorage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.agent_binding = gcp.kms.CryptoKeyIAMMember(
-            f"{name}-gcs-agent",
-            crypto_key_id=args.kms_key_id,
-            role=ENCRYPTER_DECRYPTER,
-            member=check_member(f"serviceAccount:{args.storage_agent}"),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.kms_key]),
-        )
-        after_agent = pulumi.ResourceOptions(parent=self, depends_on=[self.agent_binding])
+        # The agent's encrypter/decrypter binding must exist before a bucket names the key.
+        after_agent = pulumi.ResourceOptions(parent=self, depends_on=list(args.storage_key.bindings))
         retention = args.log_retention_days * DAY
         self.log_bucket = _bucket(
             f"{name}-logs",

@@ -12,6 +12,7 @@ from typing import Any, Final, Mapping
 from pulumi_policy import EnforcementLevel
 from pulumi_policy.policy import Policy
 
+from components.site import SHARED_PARTY
 from policies.zero_trust.rules import aws, azure, gcp, kubernetes, stack
 from policies.zero_trust.rules._base import (
     CONFIDENTIAL,
@@ -62,9 +63,6 @@ def applied_waivers(policy_config: Mapping[str, Mapping[str, Any]], resources: l
                     )
                     break
     return applied
-
-
-SHARED_PARTY: Final = "shared"
 
 
 def allowed_regions(collaboration: Any) -> dict[str, list[str]]:

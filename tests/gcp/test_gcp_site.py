@@ -163,6 +163,15 @@ def test_labels_and_placement_everywhere(dev: tuple[Recording, Site]) -> None:
         "measurements": site_args(raw_stack()).collaboration.measurements.fingerprint(),
         "party": "lab-gcp",
         "data-classification": "pii",
+        "ccp-key-purpose": "party-data",
+    }
+    storage_key = props(recording.named("dev-demo-gcp-lab-gcp-storage-key-key"))
+    assert storage_key["labels"] == {**party_key["labels"], "ccp-key-purpose": "party-storage"}
+    purposes = {r.name: props(r)["labels"]["ccp-key-purpose"] for r in recording.of_type(KEY)}
+    assert purposes == {
+        "dev-demo-gcp-lab-gcp-key-key": "party-data",
+        "dev-demo-gcp-lab-gcp-storage-key-key": "party-storage",
+        "dev-demo-gcp-disks-europe-west4-key": "disk",
     }
 
 
@@ -200,17 +209,8 @@ def test_party_key_decrypters_are_exactly_the_digest_principal_sets(dev: tuple[R
         f"projects/{PROJECT}/locations/europe-west4/keyRings/dev-demo-gcp-lab-gcp-key/cryptoKeys/dev-demo-gcp-lab-gcp-key"
     )
     members = [props(r) for r in recording.of_type(KEY_MEMBER) if props(r)["cryptoKeyId"] == key_id]
-    decrypters = sorted(m["member"] for m in members if m["role"] == "roles/cloudkms.cryptoKeyDecrypter")
-    assert decrypters == [PRINCIPAL]
-    others = sorted(
-        (m["role"], m["member"]) for m in members if m["role"] != "roles/cloudkms.cryptoKeyDecrypter"
-    )
-    assert others == [
-        (
-            "roles/cloudkms.cryptoKeyEncrypterDecrypter",
-            f"serviceAccount:service-{PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com",
-        )
-    ]
+    # Only the digest principal set: no service agent is ever bound to the attested data key.
+    assert sorted((m["role"], m["member"]) for m in members) == [("roles/cloudkms.cryptoKeyDecrypter", PRINCIPAL)]
     key = props(recording.named("dev-demo-gcp-lab-gcp-key-key"))
     assert key["rotationPeriod"] == "7776000s"
     assert key["purpose"] == "ENCRYPT_DECRYPT"
@@ -220,9 +220,33 @@ def test_party_key_decrypters_are_exactly_the_digest_principal_sets(dev: tuple[R
     assert key["keyRing"] == f"projects/{PROJECT}/locations/europe-west4/keyRings/dev-demo-gcp-lab-gcp-key"
 
 
+def test_party_storage_key_is_service_bound_to_the_gcs_agent(dev: tuple[Recording, Site]) -> None:
+    recording, site = dev
+    key_id = site.storage_keys["lab-gcp"].key_id
+    assert key_id == (
+        f"projects/{PROJECT}/locations/europe-west4/keyRings/dev-demo-gcp-lab-gcp-storage-key/"
+        "cryptoKeys/dev-demo-gcp-lab-gcp-storage-key"
+    )
+    assert key_id != site.party_keys["lab-gcp"].key_id
+    members = [props(r) for r in recording.of_type(KEY_MEMBER) if props(r)["cryptoKeyId"] == key_id]
+    assert [(m["role"], m["member"]) for m in members] == [
+        (
+            "roles/cloudkms.cryptoKeyEncrypterDecrypter",
+            f"serviceAccount:service-{PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com",
+        )
+    ]
+    key = props(recording.named("dev-demo-gcp-lab-gcp-storage-key-key"))
+    assert key["rotationPeriod"] == "7776000s"
+    assert key["versionTemplate"] == {"algorithm": "GOOGLE_SYMMETRIC_ENCRYPTION", "protectionLevel": "HSM"}
+    # Both buckets wait for the agent's binding before naming the key.
+    binding = next(r for r in recording.of_type(KEY_MEMBER) if props(r)["cryptoKeyId"] == key_id)
+    for bucket in ("dev-demo-gcp-lab-gcp-storage-data", "dev-demo-gcp-lab-gcp-storage-logs"):
+        assert binding.urn in recording.named(bucket).dependencies
+
+
 def test_party_storage(dev: tuple[Recording, Site]) -> None:
     recording, site = dev
-    key_id = site.party_keys["lab-gcp"].key_id
+    key_id = site.storage_keys["lab-gcp"].key_id
     data = props(recording.named("dev-demo-gcp-lab-gcp-storage-data"))
     logs = props(recording.named("dev-demo-gcp-lab-gcp-storage-logs"))
     for bucket in (data, logs):
@@ -560,3 +584,28 @@ def test_recorded_condition_admits_only_the_deployed_workload(dev: tuple[Recordi
     debug["dbgstat"] = "enabled"
     del debug["submods"]["confidential_space"]
     assert evaluate_condition(condition, debug) is False
+
+
+def test_owner_without_decrypt_only_wraps_under_the_data_key() -> None:
+    """The owner envelope-encrypts its content under the data key: encrypter only, never decrypter."""
+    raw = raw_stack()
+    party = next(p for p in raw["collaboration"]["parties"] if p["cloud"] == "gcp")
+    party.update(ownerPrincipal="group:lab-data-owners@example.org")
+    recording, site = build(raw)
+    key_id = site.party_keys["lab-gcp"].key_id
+    members = sorted(
+        (p["role"], p["member"]) for p in map(props, recording.of_type(KEY_MEMBER)) if p["cryptoKeyId"] == key_id
+    )
+    assert members == [
+        ("roles/cloudkms.cryptoKeyDecrypter", PRINCIPAL),
+        ("roles/cloudkms.cryptoKeyEncrypter", "group:lab-data-owners@example.org"),
+    ]
+
+
+def test_service_key_refuses_a_party_data_purpose() -> None:
+    from components.gcp.kms import ServiceKey, ServiceKeyArgs
+
+    args = ServiceKeyArgs(project=PROJECT, location="europe-west4", service_agents=["serviceAccount:a@b.iam.gserviceaccount.com"],
+                          labels={}, purpose="party-data", prod=False)
+    with pytest.raises(ValueError, match="service key's purpose"):
+        ServiceKey("k", args)

@@ -60,6 +60,22 @@ def kms_policy(*, pcr: str = PCR0, deny: bool = True, extra: list[dict] | None =
     return json.dumps({"Version": "2012-10-17", "Statement": statements + (extra or [])})
 
 
+def purpose(value: str) -> dict[str, str]:
+    return {**PROD, "ccp-key-purpose": value}
+
+
+def service_policy(*statements: dict[str, Any]) -> str:
+    admin = {"Sid": "KeyAdministration", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": ["kms:PutKeyPolicy", "kms:DescribeKey"], "Resource": "*"}
+    return json.dumps({"Version": "2012-10-17", "Statement": [admin, *statements]})
+
+
+VIA_S3 = {
+    "Sid": "UseThroughS3", "Effect": "Allow", "Principal": {"AWS": ROLE},
+    "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"], "Resource": "*",
+    "Condition": {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com", "kms:CallerAccount": "111122223333"}},
+}
+DIRECT_USE = {"Sid": "DirectUse", "Effect": "Allow", "Principal": {"AWS": ROLE}, "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*"}
+SERVICE_KEY = {"tags": purpose("party-storage"), "policy": service_policy(VIA_S3)}
 ROOT_ALL = {"Sid": "EnableRoot", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"}
 OWNER = {"Sid": "AllowOwnerDecryptOutsideEnclave", "Effect": "Allow", "Principal": {"AWS": ADMIN}, "Action": ["kms:Decrypt"], "Resource": "*"}
 
@@ -175,6 +191,7 @@ DROP = object()
 CASES: dict[str, tuple[str, dict, dict, dict]] = {
     "aws-kms-key-enforce-attestation": ("aws:kms/key:Key", {"policy": kms_policy()}, {"policy": kms_policy(extra=[ROOT_ALL])}, {}),
     "aws-kms-key-missing-unattested-deny": ("aws:kms/keyPolicy:KeyPolicy", {"policy": kms_policy()}, {"policy": kms_policy(deny=False)}, {}),
+    "aws-kms-key-enforce-via-service": ("aws:kms/key:Key", SERVICE_KEY, {**SERVICE_KEY, "policy": service_policy(VIA_S3, DIRECT_USE)}, {"tags": purpose("disk")}),
     "aws-kms-key-disallow-debug-pcr": ("aws:kms/key:Key", {"policy": kms_policy()}, {"policy": kms_policy(pcr=ZERO)}, {}),
     "aws-kms-key-disallow-owner-decrypt": ("aws:kms/key:Key", {"policy": kms_policy()}, {"policy": kms_policy(extra=[OWNER])}, {}),
     "aws-kms-key-enable-rotation": ("aws:kms/key:Key", {"enableKeyRotation": True, "rotationPeriodInDays": 90}, {"enableKeyRotation": True, "rotationPeriodInDays": 365}, {"enableKeyRotation": True}),
@@ -218,6 +235,12 @@ CASES: dict[str, tuple[str, dict, dict, dict]] = {
     "azure-keyvault-key-enforce-workload-claim": ("azure-native:keyvault:Key", azure_key(), azure_key(GOOD_CLAIMS[:2] + GOOD_CLAIMS[3:]), {"properties": {"kty": "RSA-HSM"}}),
     "azure-keyvault-key-disallow-debuggable-release": ("azure-native:keyvault:Key", azure_key(), azure_key(GOOD_CLAIMS[:3]), {"properties": {"kty": "RSA-HSM"}}),
     "azure-keyvault-key-disallow-client-payload-claim": ("azure-native:keyvault:Key", azure_key(), azure_key(GOOD_CLAIMS + [{"claim": "x-ms-runtime.client-payload.nonce", "equals": "n"}]), {"properties": {"kty": "RSA-HSM"}}),
+    "azure-keyvault-key-disallow-service-release": (
+        "azure-native:keyvault:Key",
+        {"tags": purpose("party-storage"), "properties": {"kty": "RSA-HSM", "attributes": {"exportable": False}}},
+        {**azure_key(), "tags": purpose("party-storage")},
+        {"tags": purpose("disk"), "properties": {"kty": "RSA-HSM"}},
+    ),
     "azure-keyvault-key-enforce-hsm-release": ("azure-native:keyvault:Key", azure_key(), azure_key(kty="RSA"), {"properties": {"attributes": {"exportable": True}}}),
     "azure-keyvault-key-enable-rotation": (
         "azure-native:keyvault:Key",
@@ -276,12 +299,6 @@ CASES: dict[str, tuple[str, dict, dict, dict]] = {
         {"oidc": {"issuerUri": "https://confidentialcomputing.googleapis.com/", "allowedAudiences": ["https://sts.googleapis.com"]}},
         {"oidc": {"issuerUri": "https://accounts.google.com", "allowedAudiences": ["https://sts.googleapis.com"]}},
         {"oidc": {"allowedAudiences": ["https://sts.googleapis.com"]}},
-    ),
-    "gcp-kms-cryptokeyiammember-enforce-digest-principalset": (
-        "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember",
-        {"role": "roles/cloudkms.cryptoKeyDecrypter", "member": PRINCIPAL},
-        {"role": "roles/cloudkms.cryptoKeyDecrypter", "member": "serviceAccount:wl@p.iam.gserviceaccount.com"},
-        {"role": "roles/cloudkms.cryptoKeyDecrypter"},
     ),
     "gcp-iam-member-disallow-public-principal": ("gcp:storage/bucketIAMBinding:BucketIAMBinding", {"role": "roles/storage.objectViewer", "members": [PRINCIPAL]}, {"role": "roles/storage.objectViewer", "members": ["allUsers"]}, {"role": "roles/storage.objectViewer"}),
     "gcp-kms-cryptokey-enable-rotation": ("gcp:kms/cryptoKey:CryptoKey", {"rotationPeriod": "7776000s"}, {"rotationPeriod": "31536000s"}, {}),
@@ -496,3 +513,90 @@ def test_waiver_by_urn() -> None:
 def test_launch_template_without_interfaces_leaves_public_ip_to_instance_and_subnet() -> None:
     lt = with_(LT, "networkInterfaces", DROP)
     assert violations(RESOURCE_RULES["aws-ec2-instance-disallow-public-ip"], "aws:ec2/launchTemplate:LaunchTemplate", lt) == []
+
+
+# --- key purposes (components/key_purpose.py): which rules judge which key -----------------------
+
+ATTESTATION_RULES = ("aws-kms-key-enforce-attestation", "aws-kms-key-missing-unattested-deny")
+
+
+@pytest.mark.parametrize("name", ATTESTATION_RULES)
+def test_attestation_rules_leave_service_keys_to_the_via_service_rule(name: str) -> None:
+    assert violations(RESOURCE_RULES[name], "aws:kms/key:Key", SERVICE_KEY) == []
+
+
+@pytest.mark.parametrize("tags", [PROD, purpose("party-data"), purpose("party-storgae"), purpose("confidential-disk")])
+@pytest.mark.parametrize("name", ATTESTATION_RULES)
+def test_attestation_rules_judge_party_data_untagged_and_unknown_purposes(name: str, tags: dict[str, str]) -> None:
+    """No purpose, a misspelt one or an attested one: the key is judged as a party data key (fail closed)."""
+    assert violations(RESOURCE_RULES[name], "aws:kms/key:Key", {**SERVICE_KEY, "tags": tags})
+
+
+def test_key_policy_resource_has_no_tags_and_is_always_judged_for_attestation() -> None:
+    assert violations(RESOURCE_RULES["aws-kms-key-enforce-attestation"], "aws:kms/keyPolicy:KeyPolicy", {"policy": SERVICE_KEY["policy"]})
+
+
+def test_via_service_rule_ignores_party_data_keys() -> None:
+    rule = RESOURCE_RULES["aws-kms-key-enforce-via-service"]
+    assert violations(rule, "aws:kms/key:Key", {"tags": purpose("party-data"), "policy": kms_policy()}) == []
+    assert violations(rule, "aws:kms/key:Key", {"tags": PROD}) == []  # untagged: the attestation rules judge it
+
+
+@pytest.mark.parametrize(
+    "statement,why",
+    [
+        (DIRECT_USE, "has no kms:ViaService condition"),
+        ({**VIA_S3, "Condition": {"StringEqualsIfExists": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}}}, "has no kms:ViaService condition"),
+        ({**VIA_S3, "Condition": {"ForAllValues:StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}}}, "has no kms:ViaService condition"),
+        ({**VIA_S3, "Condition": {"StringLike": {"kms:ViaService": "*.amazonaws.com"}}}, "has kms:ViaService ['*.amazonaws.com'], not exact service endpoints (<service>.<region>.amazonaws.com)"),
+        ({**DIRECT_USE, "Principal": "*", "Action": "kms:*"}, "has no kms:ViaService condition"),
+        ({**DIRECT_USE, "Action": "kms:CreateGrant"}, "has no kms:ViaService condition"),
+        ({**DIRECT_USE, "Principal": {"Service": "cloudtrail.amazonaws.com", "AWS": ROLE}}, "has no kms:ViaService condition"),
+    ],
+)
+def test_via_service_refuses_direct_use(statement: dict[str, Any], why: str) -> None:
+    found = violations(RESOURCE_RULES["aws-kms-key-enforce-via-service"], "aws:kms/key:Key", {"tags": purpose("audit"), "policy": service_policy(statement)})
+    assert found == [f"subject: audit key statement {statement['Sid']!r} lets a principal use the key directly: it {why}"]
+
+
+def test_via_service_admits_aws_service_principals() -> None:
+    statements = [
+        {"Sid": "CloudTrail", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "kms:GenerateDataKey*", "Resource": "*"},
+        {"Sid": "Logs", "Effect": "Allow", "Principal": {"Service": ["logs.eu-west-1.amazonaws.com"]}, "Action": ["kms:Encrypt*", "kms:Decrypt*"], "Resource": "*"},
+    ]
+    assert violations(RESOURCE_RULES["aws-kms-key-enforce-via-service"], "aws:kms/key:Key", {"tags": purpose("audit"), "policy": service_policy(*statements)}) == []
+
+
+def test_generated_service_key_policies_pass_the_via_service_rule() -> None:
+    """The component's service key policies (EBS with grants, audit, storage) are service-bound."""
+    from components.aws.audit import audit_key_policy
+    from components.aws.common import Account
+    from components.aws.keys import admin_statement, via_service_statement
+    from components.aws.site import ebs_key_policy
+
+    account = Account("111122223333")
+    documents = {
+        "disk": ebs_key_policy(account, "eu-west-1", kubernetes=True),
+        "audit": audit_key_policy(account, "eu-west-1", "arn:aws:cloudtrail:eu-west-1:111122223333:trail/t"),
+        "party-storage": {"Statement": [admin_statement(account), via_service_statement("UseThroughS3", [ROLE], "s3", "eu-west-1", account)]},
+    }
+    rule = RESOURCE_RULES["aws-kms-key-enforce-via-service"]
+    for name, document in documents.items():
+        assert violations(rule, "aws:kms/key:Key", {"tags": purpose(name), "policy": json.dumps(document)}) == [], name
+
+
+def test_azure_release_rules_leave_service_keys_to_the_service_rule() -> None:
+    key = {**azure_key(GOOD_CLAIMS[:2]), "tags": purpose("disk")}
+    for name in ("azure-keyvault-key-enforce-workload-claim", "azure-keyvault-key-disallow-debuggable-release"):
+        assert violations(RESOURCE_RULES[name], "azure-native:keyvault:Key", key) == [], name
+    assert violations(RESOURCE_RULES["azure-keyvault-key-disallow-service-release"], "azure-native:keyvault:Key", key) == [
+        "subject: disk key is exportable: a service key never leaves the HSM",
+        "subject: disk key has a release policy: service keys are never released",
+    ]
+
+
+@pytest.mark.parametrize("tags", [PROD, purpose("party-data"), purpose("confidential-disk"), purpose("storage")])
+def test_azure_release_rules_judge_attested_untagged_and_unknown_purposes(tags: dict[str, str]) -> None:
+    key = {**azure_key(GOOD_CLAIMS[:2]), "tags": tags}
+    assert violations(RESOURCE_RULES["azure-keyvault-key-enforce-workload-claim"], "azure-native:keyvault:Key", key)
+    assert violations(RESOURCE_RULES["azure-keyvault-key-disallow-service-release"], "azure-native:keyvault:Key", key) == []

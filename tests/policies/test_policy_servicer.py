@@ -140,16 +140,31 @@ RELEASE_CLAIMS = [
 ]
 
 
+def key_tags(party: str, purpose: str) -> dict[str, str]:
+    return party_tags(party, **{"ccp-key-purpose": purpose})
+
+
+GCS_AGENT = "serviceAccount:service-123456789012@gs-project-accounts.iam.gserviceaccount.com"
+
+
 def good_stack() -> list[dict[str, Any]]:
-    """A minimal compliant three-cloud collaboration: (type, name, props, deps by property)."""
+    """A minimal compliant three-cloud collaboration with two keys per party (data key bound to
+    attestation, storage key bound to the storage service): (type, name, props, deps by property)."""
     az_key = azure_key(RELEASE_CLAIMS)
-    az_key.update({"keyName": "clinic-azure-data", "vaultName": "ccp-vault-01", "tags": party_tags("clinic-azure")})
+    az_key.update({"keyName": "clinic-azure-data", "vaultName": "ccp-vault-01", "tags": key_tags("clinic-azure", "party-data")})
+    az_storage_key = {"keyName": "clinic-azure-storage", "vaultName": "ccp-vault-01", "tags": key_tags("clinic-azure", "party-storage"),
+                      "properties": {"kty": "RSA-HSM", "attributes": {"exportable": False}}}
+    s3_use = {"Sid": "UseThroughS3", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:role/enclave"},
+              "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+              "Condition": {"StringEquals": {"kms:ViaService": "s3.eu-central-1.amazonaws.com"}}}
     return [
-        ("aws:kms/key:Key", "aws-key", {"policy": kms_policy(), "region": "eu-central-1", "tags": party_tags("clinic-aws")}, {}),
+        ("aws:kms/key:Key", "aws-key", {"policy": kms_policy(), "region": "eu-central-1", "tags": key_tags("clinic-aws", "party-data")}, {}),
+        ("aws:kms/key:Key", "aws-storage-key", {"policy": json.dumps({"Statement": [s3_use]}), "region": "eu-central-1",
+                                                "tags": key_tags("clinic-aws", "party-storage")}, {}),
         ("aws:s3/bucket:Bucket", "aws-data", {"region": "eu-central-1", "tags": party_tags("clinic-aws")}, {}),
         ("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "aws-data-sse",
          {"bucket": "aws-data-id", "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": "arn-key"}}]},
-         {"bucket": ["aws:s3/bucket:Bucket::aws-data"], "rules": ["aws:kms/key:Key::aws-key"]}),
+         {"bucket": ["aws:s3/bucket:Bucket::aws-data"], "rules": ["aws:kms/key:Key::aws-storage-key"]}),
         ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "aws-data-pab",
          {"bucket": "aws-data-id", **{f: True for f in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")}},
          {"bucket": ["aws:s3/bucket:Bucket::aws-data"]}),
@@ -159,16 +174,22 @@ def good_stack() -> list[dict[str, Any]]:
         ("aws:cloudtrail/trail:Trail", "trail", {"isMultiRegionTrail": True, "region": "eu-central-1", "tags": SHARED}, {}),
         ("azure-native:keyvault:Vault", "vault", {"vaultName": "ccp-vault-01", "location": "germanywestcentral", "tags": party_tags("clinic-azure")}, {}),
         ("azure-native:keyvault:Key", "az-key", az_key, {"vaultName": ["azure-native:keyvault:Vault::vault"]}),
+        ("azure-native:keyvault:Key", "az-storage-key", az_storage_key, {"vaultName": ["azure-native:keyvault:Vault::vault"]}),
         ("azure-native:monitor:DiagnosticSetting", "vault-audit", {"resourceUri": "/vault", "logs": [{"categoryGroup": "audit", "enabled": True}]},
          {"resourceUri": ["azure-native:keyvault:Vault::vault"]}),
         ("azure-native:storage:StorageAccount", "azdata", {"location": "germanywestcentral", "tags": party_tags("clinic-azure"),
-          "encryption": {"keySource": "Microsoft.Keyvault", "keyVaultProperties": {"keyName": "clinic-azure-data"}}}, {}),
+          "encryption": {"keySource": "Microsoft.Keyvault", "keyVaultProperties": {"keyName": "clinic-azure-storage"}}}, {}),
         ("gcp:kms/keyRing:KeyRing", "ring", {"location": "europe-west3"}, {}),
-        ("gcp:kms/cryptoKey:CryptoKey", "gcp-key", {"keyRing": "ring-id", "labels": party_tags("lab-gcp")}, {"keyRing": ["gcp:kms/keyRing:KeyRing::ring"]}),
+        ("gcp:kms/cryptoKey:CryptoKey", "gcp-key", {"keyRing": "ring-id", "labels": key_tags("lab-gcp", "party-data")}, {"keyRing": ["gcp:kms/keyRing:KeyRing::ring"]}),
         ("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember", "gcp-key-release",
          {"cryptoKeyId": "gcp-key-id", "role": "roles/cloudkms.cryptoKeyDecrypter", "member": PRINCIPAL}, {"cryptoKeyId": ["gcp:kms/cryptoKey:CryptoKey::gcp-key"]}),
-        ("gcp:storage/bucket:Bucket", "gcp-data", {"location": "EUROPE-WEST3", "labels": party_tags("lab-gcp"), "encryption": {"defaultKmsKeyName": "gcp-key-id"}},
-         {"encryption": ["gcp:kms/cryptoKey:CryptoKey::gcp-key"]}),
+        ("gcp:kms/cryptoKey:CryptoKey", "gcp-storage-key", {"keyRing": "ring-id", "labels": key_tags("lab-gcp", "party-storage")},
+         {"keyRing": ["gcp:kms/keyRing:KeyRing::ring"]}),
+        ("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember", "gcp-storage-agent",
+         {"cryptoKeyId": "gcp-storage-key-id", "role": "roles/cloudkms.cryptoKeyEncrypterDecrypter", "member": GCS_AGENT},
+         {"cryptoKeyId": ["gcp:kms/cryptoKey:CryptoKey::gcp-storage-key"]}),
+        ("gcp:storage/bucket:Bucket", "gcp-data", {"location": "EUROPE-WEST3", "labels": party_tags("lab-gcp"), "encryption": {"defaultKmsKeyName": "gcp-storage-key-id"}},
+         {"encryption": ["gcp:kms/cryptoKey:CryptoKey::gcp-storage-key"]}),
         ("gcp:projects/iAMAuditConfig:IAMAuditConfig", "kms-audit", {"service": "cloudkms.googleapis.com", "auditLogConfigs": [{"logType": "DATA_READ"}, {"logType": "DATA_WRITE"}]}, {}),
     ]
 
@@ -216,16 +237,38 @@ def test_compliant_stack_has_no_stack_violations() -> None:
 
 
 def test_party_store_with_other_partys_key() -> None:
-    resources = replace(good_stack(), "aws-key", tags=party_tags("lab-gcp"), region="eu-central-1")
+    resources = replace(good_stack(), "aws-storage-key", tags=key_tags("lab-gcp", "party-storage"))
     assert messages(analyze_stack(resources), "stack-kms-partykey-enforce-own-key") == [
-        "data store aws-data of party clinic-aws is encrypted with key aws-key of party 'lab-gcp'"
+        "data store aws-data of party clinic-aws is encrypted with key aws-storage-key of party 'lab-gcp'"
     ]
 
 
-def test_party_store_with_key_not_bound_to_attestation() -> None:
+def test_party_without_attestation_bound_data_key() -> None:
     resources = replace(good_stack(), "gcp-key-release", member="serviceAccount:ops@p.iam.gserviceaccount.com")
+    found = analyze_stack(resources)
+    assert messages(found, "stack-kms-partykey-enforce-own-key") == [
+        "data store gcp-data: party lab-gcp has no attestation-bound party-data key in this stack to envelope its content"
+    ]
+    assert messages(found, "gcp-kms-cryptokeyiammember-enforce-digest-principalset") == [
+        "gcp-key-release: roles/cloudkms.cryptoKeyDecrypter granted to 'serviceAccount:ops@p.iam.gserviceaccount.com', "
+        "not an image-digest principalSet"
+    ]
+    resources = [r for r in good_stack() if r[1] != "az-key"]
     assert messages(analyze_stack(resources), "stack-kms-partykey-enforce-own-key") == [
-        "data store gcp-data: key gcp-key of party lab-gcp is not bound to attestation"
+        "data store azdata: party clinic-azure has no attestation-bound party-data key in this stack to envelope its content"
+    ]
+
+
+@pytest.mark.parametrize("purpose", ["party-data", None, "disk"])
+def test_party_store_at_rest_key_must_be_the_partys_storage_key(purpose: str | None) -> None:
+    """The data key as at-rest CMK would hand it to the storage service (no attestation): refused,
+    and so is any key that is not the party's storage key (untagged, or another service purpose)."""
+    tags = key_tags("lab-gcp", purpose) if purpose else party_tags("lab-gcp")
+    resources = replace(good_stack(), "gcp-storage-key", labels=tags)
+    assert messages(analyze_stack(resources), "stack-kms-partykey-enforce-own-key") == [
+        f"data store gcp-data: its at-rest key gcp-storage-key has ccp-key-purpose {purpose!r}, not 'party-storage' "
+        "(the storage service calls the KMS without attestation: use the party's storage key and envelope the "
+        "content under its data key)"
     ]
 
 
@@ -236,6 +279,86 @@ def test_party_store_missing_party_tag_fails_closed() -> None:
         "data store azdata has no `party` tag: whose data it holds is unknown"
     ]
     assert found["stack-kms-partykey-enforce-own-key"][0].urn == urn("azure-native:storage:StorageAccount", "azdata")
+
+
+def test_shared_store_is_not_a_party_data_store() -> None:
+    """`party: shared` is the explicit marker of stores serving every party (audit trails)."""
+    trail_bucket = ("aws:s3/bucket:Bucket", "trail-bucket", {"region": "eu-central-1", "tags": {**SHARED, "party": "shared"}}, {})
+    assert "stack-kms-partykey-enforce-own-key" not in analyze_stack(good_stack() + [trail_bucket])
+
+
+def test_same_measurements_ignores_service_keys() -> None:
+    """Service keys pin nothing; only party data keys (or keys without a known purpose) are compared."""
+    found = analyze_stack(replace(good_stack(), "aws-storage-key", tags=party_tags("clinic-aws")))
+    assert messages(found, "stack-kms-partykey-enforce-same-measurements") == [
+        "key aws-storage-key: its release documents pin no measurement"
+    ]
+    assert "stack-kms-partykey-enforce-same-measurements" not in analyze_stack(good_stack())
+
+
+# --- GCP KMS IAM by the key's purpose (stack rules: the member names its key, the key its purpose) ---
+
+
+def test_gcp_digest_rule_compliant_noncompliant_missing() -> None:
+    digest = "gcp-kms-cryptokeyiammember-enforce-digest-principalset"
+    assert digest not in analyze_stack(good_stack())
+    bad = replace(good_stack(), "gcp-key-release", member=GCS_AGENT, role="roles/cloudkms.cryptoKeyEncrypterDecrypter")
+    assert messages(analyze_stack(bad), digest) == [
+        f"gcp-key-release: roles/cloudkms.cryptoKeyEncrypterDecrypter granted to '{GCS_AGENT}', not an image-digest principalSet"
+    ]
+    missing = replace(good_stack(), "gcp-key-release", member=None)
+    assert messages(analyze_stack(missing), digest) == [
+        "gcp-key-release: `member` is not set. Policies fail closed: provider defaults are not visible to the review, so set it explicitly."
+    ]
+    assert analyze_stack(missing)[digest][0].urn == urn("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember", "gcp-key-release")
+
+
+@pytest.mark.parametrize("labels", [party_tags("lab-gcp"), key_tags("lab-gcp", "party-storgae")])
+def test_gcp_agent_on_key_without_service_purpose_is_judged_as_data_key(labels: dict[str, str]) -> None:
+    """Untagged or misspelt purpose: the key counts as a party data key (fail closed)."""
+    found = analyze_stack(replace(good_stack(), "gcp-storage-key", labels=labels))
+    assert messages(found, "gcp-kms-cryptokeyiammember-enforce-digest-principalset") == [
+        f"gcp-storage-agent: roles/cloudkms.cryptoKeyEncrypterDecrypter granted to '{GCS_AGENT}', not an image-digest principalSet"
+    ]
+    assert "gcp-kms-cryptokeyiammember-enforce-service-agent" not in found
+
+
+def test_gcp_member_on_undeclared_key_is_judged_as_data_key() -> None:
+    orphan = ("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember", "orphan",
+              {"cryptoKeyId": "projects/p/locations/l/keyRings/r/cryptoKeys/elsewhere", "role": "roles/cloudkms.cryptoKeyDecrypter", "member": GCS_AGENT}, {})
+    assert messages(analyze_stack(good_stack() + [orphan]), "gcp-kms-cryptokeyiammember-enforce-digest-principalset") == [
+        f"orphan: roles/cloudkms.cryptoKeyDecrypter granted to '{GCS_AGENT}', not an image-digest principalSet"
+    ]
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        "serviceAccount:service-123456789012@compute-system.iam.gserviceaccount.com",
+        "serviceAccount:service-123456789012@container-engine-robot.iam.gserviceaccount.com",
+        "serviceAccount:service-123456789012@gcp-sa-artifactregistry.iam.gserviceaccount.com",
+    ],
+)
+def test_gcp_service_key_admits_google_service_agents(member: str) -> None:
+    found = analyze_stack(replace(good_stack(), "gcp-storage-agent", member=member))
+    assert "gcp-kms-cryptokeyiammember-enforce-service-agent" not in found
+    assert "gcp-kms-cryptokeyiammember-enforce-digest-principalset" not in found
+
+
+def test_gcp_service_agent_rule_compliant_noncompliant_missing() -> None:
+    rule = "gcp-kms-cryptokeyiammember-enforce-service-agent"
+    assert rule not in analyze_stack(good_stack())
+    for member in ("user:alice@example.org", "serviceAccount:ops@p.iam.gserviceaccount.com", PRINCIPAL,
+                   "serviceAccount:service-1@gs-project-accounts.iam.gserviceaccount.com.evil.example"):
+        found = analyze_stack(replace(good_stack(), "gcp-storage-agent", member=member))
+        assert messages(found, rule) == [
+            f"gcp-storage-agent: roles/cloudkms.cryptoKeyEncrypterDecrypter on a service key granted to {member!r}, "
+            "not a Google service agent"
+        ], member
+    missing = analyze_stack(replace(good_stack(), "gcp-storage-agent", role=None))
+    assert messages(missing, rule) == [
+        "gcp-storage-agent: `role` is not set. Policies fail closed: provider defaults are not visible to the review, so set it explicitly."
+    ]
 
 
 def test_measurement_tags_must_agree() -> None:
@@ -273,7 +396,8 @@ def test_residency_outside_allowed_region() -> None:
 def test_residency_derives_region_through_dependencies() -> None:
     resources = replace(good_stack(), "ring", location="us-central1")
     assert messages(analyze_stack(resources), "stack-residency-enforce-allowed-regions") == [
-        "gcp-key of party lab-gcp is in us-central1, outside its allowed regions ['europe-west3']"
+        "gcp-key of party lab-gcp is in us-central1, outside its allowed regions ['europe-west3']",
+        "gcp-storage-key of party lab-gcp is in us-central1, outside its allowed regions ['europe-west3']",
     ]
 
 
@@ -291,8 +415,11 @@ def test_audit_logging_for_every_key() -> None:
     resources = [r for r in good_stack() if r[1] not in ("trail", "vault-audit", "kms-audit")]
     assert messages(analyze_stack(resources), "stack-audit-enforce-key-logging") == [
         "key aws-key: no multi-region CloudTrail trail records its use",
+        "key aws-storage-key: no multi-region CloudTrail trail records its use",
         "key az-key: vault vault has no diagnostic setting sending audit logs",
+        "key az-storage-key: vault vault has no diagnostic setting sending audit logs",
         "key gcp-key: no IAMAuditConfig logs DATA_READ and DATA_WRITE for cloudkms.googleapis.com",
+        "key gcp-storage-key: no IAMAuditConfig logs DATA_READ and DATA_WRITE for cloudkms.googleapis.com",
     ]
 
 
@@ -393,10 +520,10 @@ def test_compliance_markdown_pass_fail() -> None:
 def test_gcp_key_found_by_resource_name_without_dependencies() -> None:
     """Components often compose the key's resource name from config: no Output, no dependency."""
     resources = [
-        (t, n, ({**p, "name": "lab-gcp-data"} if n == "gcp-key" else p), ({} if n == "gcp-data" else d))
+        (t, n, ({**p, "name": "lab-gcp-storage"} if n == "gcp-storage-key" else p), ({} if n == "gcp-data" else d))
         for t, n, p, d in good_stack()
     ]
-    resources = replace(resources, "gcp-data", encryption={"defaultKmsKeyName": "projects/p/locations/europe-west3/keyRings/r/cryptoKeys/lab-gcp-data"})
+    resources = replace(resources, "gcp-data", encryption={"defaultKmsKeyName": "projects/p/locations/europe-west3/keyRings/r/cryptoKeys/lab-gcp-storage"})
     assert "stack-kms-partykey-enforce-own-key" not in analyze_stack(resources)
     resources = replace(resources, "gcp-data", encryption={"defaultKmsKeyName": "projects/p/locations/europe-west3/keyRings/r/cryptoKeys/other"})
     assert messages(analyze_stack(resources), "stack-kms-partykey-enforce-own-key") == [
@@ -407,3 +534,23 @@ def test_gcp_key_found_by_resource_name_without_dependencies() -> None:
 def test_residency_skips_global_network_resources() -> None:
     zone = ("gcp:dns/managedZone:ManagedZone", "zone", {"labels": party_tags("lab-gcp")}, {})
     assert "stack-residency-enforce-allowed-regions" not in analyze_stack(good_stack() + [zone])
+
+
+@pytest.mark.parametrize("stack", sorted(p.name[len("Pulumi."):-len(".yaml")] for p in REPO.glob("Pulumi.*.yaml")))
+def test_every_stack_config_keeps_only_reasoned_waivers(stack: str) -> None:
+    """Each shipped stack has its config file; every waiver names a resource and a reason, and none
+    waives what the purpose-scoped rules already judge (service keys are not party data keys)."""
+    data = json.loads((REPO / "policies/zero_trust/config" / f"{stack}.json").read_text())
+    names = {p.name for p in pack.POLICIES} | {"all"}
+    assert set(data) <= names
+    waived = {name for name, entry in data.items() if entry.get("excludeFor")}
+    assert waived.isdisjoint({
+        "aws-kms-key-enforce-attestation", "aws-kms-key-missing-unattested-deny",
+        "gcp-kms-cryptokeyiammember-enforce-digest-principalset",
+    })
+    for entry in data.values():
+        for waiver in entry.get("excludeFor", []):
+            assert waiver["resource"].strip() and len(waiver["reason"]) > 40, waiver
+    assert data.get("azure-compute-vm-enforce-cmk-disk", {}).get("enforcementLevel", "mandatory") == (
+        "advisory" if stack == "dev" else "mandatory"
+    )

@@ -19,6 +19,7 @@ from typing import Any, Callable, Final, Iterable, Mapping
 
 from components.attestation.azure_release_policy import decode_release_policy
 from components.attestation.gcp_condition import HWMODEL_BY_CONFIDENTIAL_TYPE
+from components.key_purpose import PURPOSE_TAG, is_party_data
 from policies.review.key_release import aws, azure, claims, gcp
 from policies.review.key_release.aws import PolicyError
 from policies.review.mocks import Recording, RecordedResource, UNKNOWN, unwrap
@@ -53,26 +54,28 @@ def _type_chain(urn: str) -> list[str]:
 
 
 def is_party_key(resource: RecordedResource) -> bool:
-    """Tagged with a party, and declared by a party data key component or marked as one the way each
-    cloud site marks it (service keys such as disk or log keys carry no party and are not judged)."""
+    """A key tagged with a party that is a party data key: declared by a party data key component,
+    or judged one by its `ccp-key-purpose` (tagged `party-data`, untagged or an unknown value: fail
+    closed). Service keys (storage at rest, disks, audit, cluster secrets) and the Azure confidential
+    OS disk key release nothing to a party's workload and are not judged here."""
     if key_party(resource) is None:
         return False
     if any(t.endswith(f":{PARTY_KEY_COMPONENT}") for t in _type_chain(resource.urn)):
         return True
-    props = _props(resource)
-    cloud = KEY_TYPES.get(resource.type)
-    if cloud == "aws":
-        return _get(props, "tags.ccp-key-purpose") == "party-data"
-    if cloud == "azure":
-        return _get(props, "properties.attributes.exportable") is True or bool(
-            _get(props, "properties.releasePolicy")
-        )
-    return False
+    return is_party_data(key_purpose(resource))
+
+
+def _tags(resource: RecordedResource) -> Any:
+    return _get(_props(resource), "labels" if resource.type.startswith("gcp:") else "tags")
 
 
 def key_party(resource: RecordedResource) -> str | None:
-    props = _props(resource)
-    return _get(props, "labels.party") if resource.type.startswith("gcp:") else _get(props, "tags.party")
+    return _get(_tags(resource), "party")
+
+
+def key_purpose(resource: RecordedResource) -> str | None:
+    """The key's `ccp-key-purpose` tag (AWS, Azure) or label (GCP)."""
+    return _get(_tags(resource), PURPOSE_TAG)
 
 
 def _verdict(case: str, results: Iterable[bool]) -> str:

@@ -31,6 +31,8 @@ from pulumi_policy import (
 )
 from pulumi_policy.policy import Policy, PolicyResource
 
+from components import key_purpose
+
 CONFIDENTIAL: Final = "confidential-computing"
 _MISSING: Final = object()
 
@@ -197,6 +199,21 @@ class Subject:
         if not found or not is_map(found[0]):
             return {}
         return {str(k): str(found[0][k]) for k in found[0].keys()}
+
+    @property
+    def purpose(self) -> str | None:
+        """The key's `ccp-key-purpose` tag/label (components/key_purpose.py), None when absent."""
+        return self.tags().get(key_purpose.PURPOSE_TAG)
+
+    @property
+    def service_key(self) -> bool:
+        """Explicitly tagged with a service purpose (storage at rest, disks, audit, cluster secrets)."""
+        return key_purpose.is_service(self.purpose)
+
+    @property
+    def party_data_key(self) -> bool:
+        """Judged as a party data key: tagged so, untagged or with an unknown purpose (fail closed)."""
+        return key_purpose.is_party_data(self.purpose)
 
     @property
     def environment(self) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from typing import Any, Final, Iterable, Iterator
+import re
+from typing import Any, Callable, Final, Iterable, Iterator
 
 from pulumi_policy import Severity
 
@@ -57,6 +58,13 @@ DATA_PLANE: Final = (
     "kms:derivesharedsecret",
     "kms:reencryptfrom",
 )
+# Service keys: every use of the key, including wrapping and grants (a grant hands out use rights).
+SERVICE_USE: Final = DATA_PLANE + ("kms:encrypt", "kms:reencryptto", "kms:creategrant")
+# Operators that require kms:ViaService to be present and equal. `...IfExists` would admit a direct
+# call (the key is absent then), and set operators (`ForAllValues:`) are true when it is absent.
+VIA_SERVICE_OPERATORS: Final = frozenset({"StringEquals", "StringEqualsIgnoreCase", "StringLike"})
+SERVICE_ENDPOINT: Final = re.compile(r"^[a-z0-9-]+\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
+SERVICE_PRINCIPAL: Final = re.compile(r"^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$")
 # What the Deny-if-Null statement must cover: every action whose response can carry plaintext.
 BYPASS_ACTIONS: Final = (
     "kms:decrypt",
@@ -198,6 +206,66 @@ def _document_rule(check):
     return run
 
 
+def _keys_where(applies: Callable[[Subject], bool]):
+    """Adapter: run the check only on keys of the purposes it governs (decided before any parsing)."""
+
+    def wrap(check):
+        def run(subject: Subject) -> Iterator[str]:
+            if applies(subject):
+                yield from check(subject)
+
+        return run
+
+    return wrap
+
+
+# The attestation rules: a key explicitly tagged with a service purpose is judged by
+# `aws-kms-key-enforce-via-service` instead. Untagged keys, unknown purposes and `KeyPolicy`
+# resources (which carry no tags) stay under the attestation rules: fail closed.
+_attested_keys_only = _keys_where(lambda subject: not subject.service_key)
+_service_keys_only = _keys_where(lambda subject: subject.service_key)
+
+
+def service_principal_only(statement: dict[str, Any]) -> bool:
+    """The statement names only AWS service principals (cloudtrail.amazonaws.com, logs.<region>...)."""
+    if "NotPrincipal" in statement:
+        return False
+    principal = statement.get("Principal")
+    if not is_map(principal) or set(principal.keys()) != {"Service"}:
+        return False
+    services = _as_list(principal["Service"])
+    return bool(services) and all(isinstance(s, str) and SERVICE_PRINCIPAL.match(s.lower()) for s in services)
+
+
+def via_service_values(statement: dict[str, Any]) -> list[str]:
+    """The `kms:ViaService` values a statement requires (only operators that require presence)."""
+    values: list[str] = []
+    for operator, clauses in (statement.get("Condition") or {}).items():
+        if operator not in VIA_SERVICE_OPERATORS or not isinstance(clauses, dict):
+            continue
+        for key, value in clauses.items():
+            if key.lower() == "kms:viaservice":
+                values.extend(str(v) for v in _as_list(value))
+    return values
+
+
+def unscoped_service_allows(statements: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(Sid, why) of Allow statements letting a non-service principal use the key directly."""
+    bad: list[tuple[str, str]] = []
+    for i, statement in enumerate(statements):
+        if statement.get("Effect") != "Allow" or not any(covers(statement, a) for a in SERVICE_USE):
+            continue
+        if service_principal_only(statement):
+            continue
+        sid = str(statement.get("Sid") or f"Statement[{i}]")
+        values = via_service_values(statement)
+        if not values:
+            bad.append((sid, "has no kms:ViaService condition"))
+        elif any(not SERVICE_ENDPOINT.match(v.lower()) for v in values):
+            bad.append((sid, f"has kms:ViaService {values}, not exact service endpoints (<service>.<region>.amazonaws.com)"))
+    return bad
+
+
 # --- KMS -----------------------------------------------------------------------------------------
 
 KMS_CONTROLS: Final = (
@@ -210,11 +278,14 @@ KMS_CONTROLS: Final = (
 )
 
 
+_ATTESTED_READS: Final = {KEY: ("policy", "tags"), KEY_POLICY: ("policy",)}
+
+
 @resource_rule(
     name="aws-kms-key-enforce-attestation",
     description="KMS key policies allow data-plane actions only to attested Nitro Enclaves.",
     types=(KEY, KEY_POLICY),
-    reads=("policy",),
+    reads=_ATTESTED_READS,
     severity=Severity.CRITICAL,
     controls=KMS_CONTROLS,
     remediation=(
@@ -225,6 +296,7 @@ KMS_CONTROLS: Final = (
     url=KMS_DOCS,
     confidential=True,
 )
+@_attested_keys_only
 @_document_rule
 def aws_kms_key_enforce_attestation(subject: Subject, statements: list[dict[str, Any]]) -> Iterable[str]:
     for sid in ungated_allows(statements):
@@ -238,7 +310,7 @@ def aws_kms_key_enforce_attestation(subject: Subject, statements: list[dict[str,
     name="aws-kms-key-missing-unattested-deny",
     description="KMS key policies deny data-plane actions to requests without an attestation document.",
     types=(KEY, KEY_POLICY),
-    reads=("policy",),
+    reads=_ATTESTED_READS,
     severity=Severity.CRITICAL,
     controls=KMS_CONTROLS,
     remediation=(
@@ -250,12 +322,40 @@ def aws_kms_key_enforce_attestation(subject: Subject, statements: list[dict[str,
     url=KMS_DOCS,
     confidential=True,
 )
+@_attested_keys_only
 @_document_rule
 def aws_kms_key_missing_unattested_deny(subject: Subject, statements: list[dict[str, Any]]) -> Iterable[str]:
     if not has_null_deny(statements):
         yield (
             f"{subject.name}: no Deny-if-Null statement closes the unattested path (Principal '*', "
             f"actions {', '.join(BYPASS_ACTIONS)}, Null kms:RecipientAttestation:ImageSha384 = true)"
+        )
+
+
+@resource_rule(
+    name="aws-kms-key-enforce-via-service",
+    description="Service keys (storage at rest, disks, audit, cluster secrets) are usable only through an AWS service.",
+    types=(KEY,),
+    reads=("policy", "tags"),
+    severity=Severity.HIGH,
+    controls=("nist:AC-6", "nist:SC-12", "hipaa:164.312(a)(1)", "gdpr:art32"),
+    remediation=(
+        "Give every Allow of kms:Decrypt/Encrypt/GenerateDataKey*/ReEncrypt*/CreateGrant to an account, role or "
+        "user a StringEquals kms:ViaService condition naming the service endpoint (e.g. s3.eu-west-1.amazonaws.com); "
+        "AWS service principals (cloudtrail.amazonaws.com, logs.<region>.amazonaws.com) are scoped by "
+        "aws:SourceArn/encryption context instead. A key holding party content is a party-data key instead "
+        "(attestation-bound)."
+    ),
+    url="https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service",
+    confidential=True,
+)
+@_service_keys_only
+@_document_rule
+def aws_kms_key_enforce_via_service(subject: Subject, statements: list[dict[str, Any]]) -> Iterable[str]:
+    for sid, why in unscoped_service_allows(statements):
+        yield (
+            f"{subject.name}: {subject.purpose} key statement {sid!r} lets a principal use the key directly: "
+            f"it {why}"
         )
 
 
@@ -738,6 +838,7 @@ def aws_cloudwatch_loggroup_enforce_cmk_retention(subject: Subject) -> Iterable[
 RESOURCE_POLICIES = [
     aws_kms_key_enforce_attestation,
     aws_kms_key_missing_unattested_deny,
+    aws_kms_key_enforce_via_service,
     aws_kms_key_disallow_debug_pcr,
     aws_kms_key_disallow_owner_decrypt,
     aws_kms_key_enable_rotation,

@@ -129,7 +129,13 @@ def release_branches(subject: Subject) -> list[list[Claim]] | None:
 
 
 def _release_rule(check):
+    """Adapter for the release-policy rules. Keys explicitly tagged with a service purpose are judged
+    by `azure-keyvault-key-disallow-service-release` instead; untagged keys, unknown purposes,
+    party data keys and confidential OS disk keys (exportable by Azure's design) stay here."""
+
     def run(subject: Subject) -> Iterable[str]:
+        if subject.service_key:
+            return
         try:
             found = release_branches(subject)
         except BadReleasePolicy as error:
@@ -173,7 +179,7 @@ def _caller_chosen(found: list[list[Claim]]) -> list[str]:
     name="azure-keyvault-key-enforce-workload-claim",
     description="Secure key release policies pin the workload (launch measurement, host data, MRENCLAVE/MRSIGNER, MRTD), not the TEE type alone.",
     types=(KEY,),
-    reads=(RELEASE_DATA, "properties.attributes.exportable"),
+    reads=(RELEASE_DATA, "properties.attributes.exportable", "tags"),
     severity=Severity.CRITICAL,
     controls=KEY_CONTROLS,
     remediation=(
@@ -199,7 +205,7 @@ def azure_keyvault_key_enforce_workload_claim(subject: Subject, found: list[list
     name="azure-keyvault-key-disallow-debuggable-release",
     description="Secure key release requires the TEE to be non-debuggable.",
     types=(KEY,),
-    reads=(RELEASE_DATA, "properties.attributes.exportable"),
+    reads=(RELEASE_DATA, "properties.attributes.exportable", "tags"),
     severity=Severity.CRITICAL,
     controls=("nist:SI-7", "hipaa:164.312(c)(1)", "gdpr:art32", "nist:SC-12"),
     remediation="Add {claim: '<tee>.x-ms-sevsnpvm-is-debuggable' (or x-ms-sgx-is-debuggable / tdx_td_attributes_debug), equals: false} to every branch.",
@@ -217,7 +223,7 @@ def azure_keyvault_key_disallow_debuggable_release(subject: Subject, found: list
     name="azure-keyvault-key-disallow-client-payload-claim",
     description="Release policies never rely on x-ms-runtime claims (the attested caller chooses them).",
     types=(KEY,),
-    reads=(RELEASE_DATA, "properties.attributes.exportable"),
+    reads=(RELEASE_DATA, "properties.attributes.exportable", "tags"),
     severity=Severity.CRITICAL,
     controls=("nist:AC-3", "hipaa:164.312(a)(1)", "gdpr:art32"),
     remediation="Remove every x-ms-runtime.* claim (client-payload, keys) from the release policy.",
@@ -228,6 +234,31 @@ def azure_keyvault_key_disallow_debuggable_release(subject: Subject, found: list
 def azure_keyvault_key_disallow_client_payload_claim(subject: Subject, found: list[list[Claim]]) -> Iterable[str]:
     for claim in _caller_chosen(found):
         yield f"{subject.name}: release policy uses caller-chosen claim {claim!r}"
+
+
+@resource_rule(
+    name="azure-keyvault-key-disallow-service-release",
+    description="Service keys (storage CMK, disk encryption, cluster secrets) are never exportable and have no release policy.",
+    types=(KEY,),
+    reads=("tags", "properties.attributes.exportable", RELEASE_DATA),
+    severity=Severity.HIGH,
+    controls=("nist:SC-12", "nist:AC-6", "hipaa:164.312(a)(2)(iv)", "gdpr:art32"),
+    remediation=(
+        "Declare service keys with attributes.exportable=False and no release_policy: Azure Storage, disk "
+        "encryption sets and AKS KMS wrap and unwrap inside Key Vault through their identity's 'Key Vault Crypto "
+        "Service Encryption User' role. A key that must be released belongs to an attested workload: tag it "
+        "party-data (or confidential-disk for a confidential OS disk) and give it a strict release policy."
+    ),
+    url="https://learn.microsoft.com/azure/storage/common/customer-managed-keys-overview",
+    confidential=True,
+)
+def azure_keyvault_key_disallow_service_release(subject: Subject) -> Iterable[str]:
+    if not subject.service_key:
+        return
+    if not falsy(subject.need("properties.attributes.exportable")):
+        yield f"{subject.name}: {subject.purpose} key is exportable: a service key never leaves the HSM"
+    if subject.has("properties.releasePolicy"):
+        yield f"{subject.name}: {subject.purpose} key has a release policy: service keys are never released"
 
 
 @resource_rule(
@@ -691,6 +722,7 @@ RESOURCE_POLICIES = [
     azure_keyvault_key_enforce_workload_claim,
     azure_keyvault_key_disallow_debuggable_release,
     azure_keyvault_key_disallow_client_payload_claim,
+    azure_keyvault_key_disallow_service_release,
     azure_keyvault_key_enforce_hsm_release,
     azure_keyvault_key_enable_rotation,
     azure_keyvault_vault_enable_purge_protection,

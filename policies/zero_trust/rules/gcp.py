@@ -10,16 +10,20 @@ Confidential Space token and a token of an unapproved image.
 from __future__ import annotations
 
 import re
-from typing import Any, Final, Iterable
+from typing import Any, Final, Iterable, Iterator
 
 import celpy
 from pulumi_policy import Severity
 
 from policies.zero_trust.rules._base import (
     OPEN_CIDRS,
+    Finding,
+    Stack,
     Subject,
     is_all_zero,
     resource_rule,
+    run_check,
+    stack_rule,
     truthy,
 )
 
@@ -177,21 +181,36 @@ def principal_digest(member: str) -> str | None:
     return match.group(1) if match else None
 
 
-@resource_rule(
-    name="gcp-kms-cryptokeyiammember-enforce-digest-principalset",
-    description="Decrypt roles on KMS keys are granted only to workload identity principalSets by image digest.",
-    types=(KMS_MEMBER, KMS_BINDING),
-    reads={KMS_MEMBER: ("role", "member"), KMS_BINDING: ("role", "members")},
-    severity=Severity.CRITICAL,
-    controls=KEY_CONTROLS,
-    remediation=(
-        "Grant roles/cloudkms.cryptoKeyDecrypter to principalSet://iam.googleapis.com/projects/<number>/"
-        "locations/global/workloadIdentityPools/<pool>/attribute.image_digest/sha256:<approved digest>."
-    ),
-    url=CS_DOCS,
-    confidential=True,
+# --- KMS IAM: who may use each key, by the key's purpose -------------------------------------------
+
+KEY_USE_ROLES: Final = DECRYPT_ROLES | frozenset(
+    {"roles/cloudkms.cryptoKeyEncrypter", "roles/cloudkms.cryptoKeyEncrypterViaDelegation"}
 )
-def gcp_kms_cryptokeyiammember_enforce_digest_principalset(subject: Subject) -> Iterable[str]:
+# Google-managed service agents (https://cloud.google.com/iam/docs/service-agents): the identities
+# Cloud Storage, Compute Engine, GKE and other services use to call Cloud KMS for CMEK.
+SERVICE_AGENT: Final = re.compile(
+    r"^serviceAccount:(service-\d+@(gs-project-accounts|compute-system|container-engine-robot|gcp-sa-[a-z0-9-]+)"
+    r"|bq-\d+@bigquery-encryption)\.iam\.gserviceaccount\.com$"
+)
+KMS_IAM_READS: Final = {
+    KMS_MEMBER: ("cryptoKeyId", "role", "member"),
+    KMS_BINDING: ("cryptoKeyId", "role", "members"),
+    CRYPTO_KEY: ("name", "labels"),
+}
+
+
+def member_keys(stack: Stack, binding: Subject) -> list[Subject]:
+    """The crypto keys of this stack an IAM member/binding grants on (by dependency, id or name)."""
+    return stack.references(binding, stack.of_type(CRYPTO_KEY))
+
+
+def on_service_key(stack: Stack, binding: Subject) -> bool:
+    """Only when every key it names is explicitly a service key; an unresolved key is a data key."""
+    keys = member_keys(stack, binding)
+    return bool(keys) and all(key.service_key for key in keys)
+
+
+def _digest_principalset(subject: Subject) -> Iterable[str]:
     if subject.need("role") not in DECRYPT_ROLES:
         return
     for member in _members(subject):
@@ -200,6 +219,63 @@ def gcp_kms_cryptokeyiammember_enforce_digest_principalset(subject: Subject) -> 
             yield f"{subject.name}: {subject.get('role')} granted to {member!r}, not an image-digest principalSet"
         elif is_all_zero(digest):
             yield f"{subject.name}: {member!r} binds an all-zero image digest"
+
+
+@stack_rule(
+    name="gcp-kms-cryptokeyiammember-enforce-digest-principalset",
+    description="Decrypt roles on party data keys are granted only to workload identity principalSets by image digest.",
+    reads=KMS_IAM_READS,
+    severity=Severity.CRITICAL,
+    controls=KEY_CONTROLS,
+    remediation=(
+        "Grant roles/cloudkms.cryptoKeyDecrypter to principalSet://iam.googleapis.com/projects/<number>/"
+        "locations/global/workloadIdentityPools/<pool>/attribute.image_digest/sha256:<approved digest>. A Google "
+        "service (Cloud Storage, Compute Engine, GKE) gets its own service key (ccp-key-purpose party-storage, "
+        "disk or cluster-secrets), never the data key."
+    ),
+    url=CS_DOCS,
+    confidential=True,
+)
+def gcp_kms_cryptokeyiammember_enforce_digest_principalset(stack: Stack) -> Iterator[Finding]:
+    """Judges every member/binding except those on keys explicitly labelled with a service purpose:
+    a key without a purpose label, with an unknown one, or not declared in this stack is a data key."""
+    for binding in stack.of_type(KMS_MEMBER, KMS_BINDING):
+        if on_service_key(stack, binding):
+            continue
+        for message in run_check(_digest_principalset, binding):
+            yield Finding(message, binding.resource)
+
+
+def _service_agents_only(subject: Subject) -> Iterable[str]:
+    role = subject.need("role")
+    if role not in KEY_USE_ROLES:
+        return
+    for member in _members(subject):
+        if not SERVICE_AGENT.match(member):
+            yield f"{subject.name}: {role} on a service key granted to {member!r}, not a Google service agent"
+
+
+@stack_rule(
+    name="gcp-kms-cryptokeyiammember-enforce-service-agent",
+    description="Encrypt/decrypt roles on service keys (bucket, disk, cluster CMEK) go only to Google service agents.",
+    reads=KMS_IAM_READS,
+    severity=Severity.HIGH,
+    controls=("nist:AC-6", "nist:SC-12", "hipaa:164.312(a)(1)", "gdpr:art32"),
+    remediation=(
+        "Grant roles/cloudkms.cryptoKeyEncrypterDecrypter on a service key only to the service agent that uses it "
+        "(service-<number>@gs-project-accounts / compute-system / container-engine-robot / gcp-sa-<service>"
+        ".iam.gserviceaccount.com). People and workloads never use a CMEK directly; a workload's data key is a "
+        "party-data key bound to digest principalSets."
+    ),
+    url="https://cloud.google.com/iam/docs/service-agents",
+    confidential=True,
+)
+def gcp_kms_cryptokeyiammember_enforce_service_agent(stack: Stack) -> Iterator[Finding]:
+    for binding in stack.of_type(KMS_MEMBER, KMS_BINDING):
+        if not on_service_key(stack, binding):
+            continue
+        for message in run_check(_service_agents_only, binding):
+            yield Finding(message, binding.resource)
 
 
 @resource_rule(
@@ -565,7 +641,6 @@ def gcp_projects_iamauditconfig_enable_data_access(subject: Subject) -> Iterable
 RESOURCE_POLICIES = [
     gcp_iam_workloadidentitypoolprovider_enforce_attestation_condition,
     gcp_iam_workloadidentitypoolprovider_configure_attestation_issuer,
-    gcp_kms_cryptokeyiammember_enforce_digest_principalset,
     gcp_iam_member_disallow_public_principal,
     gcp_kms_cryptokey_enable_rotation,
     gcp_kms_cryptokey_enforce_hsm,
@@ -585,4 +660,8 @@ RESOURCE_POLICIES = [
     gcp_container_cluster_enforce_workload_identity,
     gcp_projects_iamauditconfig_enable_data_access,
 ]
-POLICIES = RESOURCE_POLICIES
+STACK_POLICIES = [
+    gcp_kms_cryptokeyiammember_enforce_digest_principalset,
+    gcp_kms_cryptokeyiammember_enforce_service_agent,
+]
+POLICIES = RESOURCE_POLICIES + STACK_POLICIES

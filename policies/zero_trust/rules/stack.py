@@ -1,6 +1,7 @@
 """Stack rules: properties of the collaboration as a whole, across resources and clouds.
 
-- every party's data store is encrypted with that party's own attestation-bound key;
+- every party's data store is encrypted at rest with that party's own storage key, and the party
+  has an attestation-bound data key (components/README.md, "Two keys per party");
 - all party keys pin the same approved measurement set (tag and the values in the documents);
 - data residency: every party resource lives in one of the party's allowed regions;
 - every key's use is audit-logged;
@@ -14,6 +15,8 @@ from typing import Any, Final, Iterable, Iterator
 from pulumi_policy import Severity
 
 from components.attestation.measurements import ApprovedMeasurements
+from components.key_purpose import PARTY_STORAGE
+from components.site import SHARED_PARTY
 from policies.zero_trust.rules import aws, azure, gcp
 from policies.zero_trust.rules._base import (
     Finding,
@@ -56,6 +59,11 @@ def _tag_reads(types: Iterable[str]) -> dict[str, tuple[str, ...]]:
 
 
 # --- key helpers ---------------------------------------------------------------------------------
+
+
+def party_data_keys(stack: Stack) -> list[Subject]:
+    """Keys judged as party data keys: tagged `party-data`, untagged or unknown purpose (fail closed)."""
+    return [k for k in stack.of_type(*KEY_TYPES) if k.party_data_key]
 
 
 def _gcp_decrypt_bindings(stack: Stack, key: Subject) -> list[Subject]:
@@ -127,21 +135,34 @@ PARTY_KEY_READS: Final = {
 
 @stack_rule(
     name="stack-kms-partykey-enforce-own-key",
-    description="Every party's data store is encrypted with that party's own attestation-bound key.",
+    description=(
+        "Every party's data store is encrypted at rest with that party's own storage key, and the party has an "
+        "attestation-bound data key in the stack."
+    ),
     reads=PARTY_KEY_READS,
     severity=Severity.CRITICAL,
     controls=("hipaa:164.312(a)(2)(iv)", "gdpr:art25", "gdpr:art32", "nist:SC-12", "nist:SC-28(1)", "nist:AC-3"),
     remediation=(
-        "Encrypt each party's bucket/storage account with the key declared for that party (same `party` "
-        "tag), whose release is gated on attestation (AWS key policy, Azure release policy, GCP digest principalSet)."
+        "Encrypt each party's bucket/storage account with a key of that party (same `party` tag) whose "
+        "ccp-key-purpose is party-storage, and declare the party's party-data key, released only on attestation "
+        "(AWS key policy, Azure release policy, GCP digest principalSet), under which its content is enveloped. "
+        "Stores serving every party (audit trails) carry `party: shared`."
     ),
-    url="https://cloud.google.com/confidential-computing/confidential-space/docs/confidential-space-overview",
+    url="https://docs.aws.amazon.com/kms/latest/developerguide/services-s3.html",
     confidential=True,
 )
 def stack_kms_partykey_enforce_own_key(stack: Stack) -> Iterator[Finding]:
+    """Two keys per party. S3, Cloud Storage and Azure Storage call the KMS without attestation, so the
+    at-rest key is a service-bound storage key of the same party; the content itself is enveloped
+    under the party's attestation-bound data key, which must exist. A store without a `party` tag
+    fails closed; `party: shared` is the explicit marker of a store that holds no party's data."""
     keys = stack.of_type(*KEY_TYPES)
+    data_keys = party_data_keys(stack)
+    bound: dict[str, bool] = {}
     for store in stack.of_type(*STORE_TYPES):
         party = store.tags().get("party")
+        if party == SHARED_PARTY:
+            continue
         if not party:
             yield Finding(f"data store {store.name} has no `party` tag: whose data it holds is unknown", store.resource)
             continue
@@ -155,11 +176,23 @@ def stack_kms_partykey_enforce_own_key(stack: Stack) -> Iterator[Finding]:
                     f"data store {store.name} of party {party} is encrypted with key {key.name} of party {owner!r}",
                     store.resource,
                 )
-            elif not attestation_bound(stack, key):
+            elif key.purpose != PARTY_STORAGE:
                 yield Finding(
-                    f"data store {store.name}: key {key.name} of party {party} is not bound to attestation",
+                    f"data store {store.name}: its at-rest key {key.name} has ccp-key-purpose {key.purpose!r}, "
+                    f"not {PARTY_STORAGE!r} (the storage service calls the KMS without attestation: use the "
+                    "party's storage key and envelope the content under its data key)",
                     store.resource,
                 )
+        if party not in bound:
+            bound[party] = any(
+                k.tags().get("party") == party and attestation_bound(stack, k) for k in data_keys
+            )
+        if not bound[party]:
+            yield Finding(
+                f"data store {store.name}: party {party} has no attestation-bound party-data key in this stack "
+                "to envelope its content",
+                store.resource,
+            )
 
 
 @stack_rule(
@@ -185,7 +218,9 @@ def stack_kms_partykey_enforce_own_key(stack: Stack) -> Iterator[Finding]:
     },
 )
 def stack_kms_partykey_enforce_same_measurements(stack: Stack) -> Iterator[Finding]:
-    keys = [k for k in stack.of_type(*KEY_TYPES) if k.tags().get("party")]
+    """Party data keys only (tagged `party-data`, or without a known purpose: fail closed); service
+    keys release nothing and pin nothing."""
+    keys = party_data_keys(stack)
     approved_raw = stack.config.get("approvedMeasurements")
     approved_values: set[str] | None = None
     expected: str | None = None
@@ -226,9 +261,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-# Global by construction (no region exists to choose); they name networks, never hold party data.
+# Global by construction (no region exists to choose); they name networks or identities, never
+# hold party data.
 GLOBAL_TYPES: Final = frozenset(
     {
+        "aws:iam/role:Role",
+        "aws:iam/instanceProfile:InstanceProfile",
+        "aws:iam/policy:Policy",
         "gcp:dns/managedZone:ManagedZone",
         "gcp:dns/recordSet:RecordSet",
         "gcp:compute/network:Network",
