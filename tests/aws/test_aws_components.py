@@ -325,3 +325,68 @@ def test_every_taggable_resource_has_the_required_tags(dev: Recording) -> None:
         tags = props(resource).get("tags")
         if resource.custom and tags is not None:
             assert required <= set(tags), resource.type
+
+
+# --- Key purposes (components/key_purpose.py) -------------------------------------------------------
+
+
+def _key_tags(recording: Recording) -> dict[str, dict[str, str]]:
+    return {r.name: props(r)["tags"] for r in recording.of_type("aws:kms/key:Key")}
+
+
+def test_every_key_carries_its_purpose_and_owner(dev: Recording) -> None:
+    tags = _key_tags(dev)
+    assert {name: (t["ccp-key-purpose"], t["party"]) for name, t in tags.items()} == {
+        "dev-demo-aws-clinic-aws-key": ("party-data", "clinic-aws"),
+        "dev-demo-aws-clinic-aws-storage-key": ("party-storage", "clinic-aws"),
+        "dev-demo-aws-audit-key": ("audit", "shared"),
+        "dev-demo-aws-ebs-eu-west-1": ("disk", "shared"),
+    }
+    # Shared keys carry the most sensitive classification of the collaboration.
+    assert tags["dev-demo-aws-ebs-eu-west-1"]["data-classification"] == "phi"
+
+
+def _statements(resource: RecordedResource) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in json.loads(props(resource)["policy"])["Statement"]}
+
+
+def _key(recording: Recording, name: str) -> RecordedResource:
+    return next(r for r in recording.of_type("aws:kms/key:Key") if r.name == name)
+
+
+def test_ebs_key_grants_are_a_separate_statement(dev: Recording) -> None:
+    """kms:GrantIsForAWSResource exists only in grant requests: in the use statement it would refuse
+    every Decrypt/GenerateDataKey EC2 makes for the volume."""
+    statements = _statements(_key(dev, "dev-demo-aws-ebs-eu-west-1"))
+    via = {"kms:ViaService": "ec2.eu-west-1.amazonaws.com", "kms:CallerAccount": ACCOUNT}
+    use, grants = statements["UseThroughEc2"], statements["GrantsThroughEc2"]
+    assert use["Condition"] == {"StringEquals": via}
+    assert "kms:CreateGrant" not in use["Action"]
+    assert grants["Action"] == ["kms:CreateGrant"]
+    assert grants["Condition"] == {"StringEquals": via, "Bool": {"kms:GrantIsForAWSResource": "true"}}
+
+
+def test_trail_logs_are_read_only_through_s3(dev: Recording) -> None:
+    read = _statements(_key(dev, "dev-demo-aws-audit-key"))["AccountReadsTrailLogs"]
+    assert read["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+    assert read["Condition"]["StringEquals"] == {"kms:CallerAccount": ACCOUNT, "kms:ViaService": "s3.eu-west-1.amazonaws.com"}
+
+
+def test_eks_secrets_key_is_usable_through_eks_only() -> None:
+    raw = raw_config()
+    raw["collaboration"]["workload"]["hosts"][0]["kubernetes"] = True
+    recording = build(raw)
+    key = next(r for r in recording.of_type("aws:kms/key:Key") if props(r)["tags"]["ccp-key-purpose"] == "cluster-secrets")
+    statements = _statements(key)
+    via = {"kms:ViaService": "eks.eu-west-1.amazonaws.com", "kms:CallerAccount": ACCOUNT}
+    assert statements["EksControlPlaneEnvelope"]["Action"] == ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"]
+    assert statements["EksControlPlaneEnvelope"]["Condition"] == {"StringEquals": via}
+    assert statements["EksControlPlaneGrants"]["Condition"]["StringEquals"] == via
+
+
+def test_service_key_refuses_a_party_data_purpose() -> None:
+    from components.aws.keys import ServiceKey, ServiceKeyArgs
+
+    args = ServiceKeyArgs(region="eu-west-1", description="d", purpose="party-data", policy={}, tags={})
+    with pytest.raises(ValueError, match="service key's purpose"):
+        ServiceKey("k", args)

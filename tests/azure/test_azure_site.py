@@ -373,3 +373,70 @@ def test_missing_measurements_for_azure_tee_is_refused() -> None:
     # config validation already refuses a host without its measurement section
     with pytest.raises(config.ConfigError, match="measurements.tdx"):
         site_args(raw)
+
+
+# --- Key purposes (components/key_purpose.py) and the operator vault's audit ------------------------
+
+
+def _purposes(rec: Recording) -> dict[str, tuple[str, str, bool]]:
+    """key resource name -> (purpose, party, exportable)."""
+    return {
+        r.name: (props(r)["tags"]["ccp-key-purpose"], props(r)["tags"]["party"], props(r)["properties"]["attributes"]["exportable"])
+        for r in rec.of_type("azure-native:keyvault:Key")
+    }
+
+
+def test_party_has_two_keys_data_and_storage(dev: Recording) -> None:
+    assert _purposes(dev) == {
+        f"{SITE}-clinic-azure-data-key-key": ("party-data", "clinic-azure", True),
+        f"{SITE}-clinic-azure-storage-cmk": ("party-storage", "clinic-azure", False),
+    }
+    storage_key = props(custom(dev, f"{SITE}-clinic-azure-storage-cmk"))
+    assert "releasePolicy" not in storage_key["properties"]
+    account = props(dev.one("azure-native:storage:StorageAccount"))
+    assert account["encryption"]["keyVaultProperties"]["keyName"] == storage_key["keyName"] == "clinic-azure-storage"
+
+
+def test_prod_disk_key_is_a_shared_confidential_disk_key_and_its_vault_is_audited() -> None:
+    rec = build(raw_config("prod"), AzureOptions(cvm_orchestrator_object_id=ORCHESTRATOR))
+    purposes = _purposes(rec)
+    assert purposes[f"{SITE}-sev-snp-germanywestcentral-0-disk-key"] == ("confidential-disk", "shared", True)
+    ops_vault = next(r for r in rec.of_type("azure-native:keyvault:Vault") if "-ops-" in r.name)
+    assert props(ops_vault)["tags"]["party"] == "shared"
+    settings = [props(r) for r in rec.of_type("azure-native:monitor:DiagnosticSetting")
+                if props(r)["resourceUri"] == resource_id(ops_vault)]
+    assert [(s["name"], s["logs"]) for s in settings] == [
+        (f"{SITE}-ops-germanywestcentral-monitoring-vault-audit", [{"category": "AuditEvent", "enabled": True}])
+    ]
+    assert settings[0]["workspaceId"] == resource_id(custom(rec, f"{SITE}-ops-germanywestcentral-monitoring-logs"))
+    queries = {props(r)["displayName"]: props(r)["criteria"]["allOf"][0]["query"]
+               for r in rec.of_type("azure-native:monitor:ScheduledQueryRule")}
+    assert "StorageBlobLogs" not in queries[f"{SITE}-ops-germanywestcentral-monitoring-unauthorized-access"]
+    assert 'OperationName == "KeyRelease"' in queries[f"{SITE}-ops-germanywestcentral-monitoring-key-release-failures"]
+
+
+def test_aks_kms_key_is_a_shared_cluster_secrets_key() -> None:
+    raw = with_hosts(
+        raw_config("dev"),
+        [{"cloud": "azure", "region": "westeurope", "tee": "sev-snp", "instanceType": "Standard_DC8as_v5", "kubernetes": True}],
+    )
+    rec = build(raw)
+    assert _purposes(rec)[f"{SITE}-sev-snp-westeurope-0-kms"] == ("cluster-secrets", "shared", False)
+    assert any(props(r)["name"] == f"{SITE}-ops-westeurope-monitoring-vault-audit"
+               for r in rec.of_type("azure-native:monitor:DiagnosticSetting"))
+
+
+@pytest.mark.parametrize(("purpose", "policy", "problem"), [
+    ("party-storage", "e30", "a service key is never exportable and has no release policy"),
+    ("party-data", None, "an attested key needs a release policy"),
+    ("confidential-disk", None, "an attested key needs a release policy"),
+])
+def test_hsm_key_refuses_a_purpose_without_its_release_shape(purpose: str, policy: str | None, problem: str) -> None:
+    from types import SimpleNamespace
+
+    from components.azure.keyvault import hsm_key
+
+    vault = SimpleNamespace(require_vault=lambda _: SimpleNamespace(name="v"), resource_group_name="rg")
+    with pytest.raises(ValueError, match=problem):
+        hsm_key("k", vault=vault, key_name="k", key_ops=["wrapKey"], tags={}, parent=None,  # type: ignore[arg-type]
+                purpose=purpose, release_policy_data=policy)

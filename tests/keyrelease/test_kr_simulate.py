@@ -148,3 +148,29 @@ def test_markdown_table_lists_every_row() -> None:
     assert table.count("\n") == len(rows) + 2
     assert "| bank-north | aws | approved-production | release | release |" in table
     assert markdown_table([]).startswith("_No party keys")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_only_party_data_keys_are_judged(stack: str) -> None:
+    """Service keys (storage at rest, disks, audit, cluster secrets) release nothing to a workload."""
+    recording, settings = recorded(stack)
+    judged = {row["key_urn"] for row in simulate(recording, settings)}
+    party_data = {
+        r.urn
+        for t in ("aws:kms/key:Key", "azure-native:keyvault:Key", "gcp:kms/cryptoKey:CryptoKey")
+        for r in recording.of_type(t)
+        if (r.properties.get("labels" if t.startswith("gcp:") else "tags") or {}).get("ccp-key-purpose") == "party-data"
+    }
+    assert judged == party_data
+    assert len(party_data) == len(settings.collaboration.parties)
+
+
+def test_a_party_key_without_a_purpose_is_judged_fail_closed() -> None:
+    """Strip the purpose label from the GCP storage key: it is then judged as a party data key, and
+    its service-agent binding releases nothing to the approved workload (a mismatch, never silence)."""
+    recording, settings = recorded("dev")
+    storage_key = next(r for r in recording.of_type("gcp:kms/cryptoKey:CryptoKey") if "storage-key" in r.name)
+    del storage_key.properties["labels"]["ccp-key-purpose"]
+    rows = [row for row in simulate(recording, settings) if row["key_urn"] == storage_key.urn]
+    assert {row["case"] for row in rows} == set(claims.CASES)
+    assert {(row["case"], row["decision"]) for row in mismatches(rows)} == {("approved-production", "deny")}
