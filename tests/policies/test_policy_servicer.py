@@ -432,6 +432,17 @@ def test_required_tags() -> None:
     ]
 
 
+def test_keys_need_a_known_purpose() -> None:
+    resources = replace(good_stack(), "gcp-key", labels=party_tags("lab-gcp"))
+    resources = replace(resources, "aws-storage-key", tags=key_tags("clinic-aws", "storage"))
+    assert messages(analyze_stack(resources), "stack-tags-missing-required") == [
+        "aws-storage-key (tags) has ccp-key-purpose 'storage', not one of ['audit', 'cluster-secrets', "
+        "'confidential-disk', 'disk', 'party-data', 'party-storage']: it is judged as a party-data key",
+        "gcp-key (labels) has ccp-key-purpose None, not one of ['audit', 'cluster-secrets', 'confidential-disk', "
+        "'disk', 'party-data', 'party-storage']: it is judged as a party-data key",
+    ]
+
+
 def test_s3_companion_rules() -> None:
     resources = [r for r in good_stack() if r[1] not in ("aws-data-sse", "aws-data-tls")]
     resources = replace(resources, "aws-data-pab", restrictPublicBuckets=False)

@@ -15,7 +15,7 @@ from typing import Any, Final, Iterable, Iterator
 from pulumi_policy import Severity
 
 from components.attestation.measurements import ApprovedMeasurements
-from components.key_purpose import PARTY_STORAGE
+from components.key_purpose import PARTY_STORAGE, PURPOSE_TAG, PURPOSES
 from components.site import SHARED_PARTY
 from policies.zero_trust.rules import aws, azure, gcp
 from policies.zero_trust.rules._base import (
@@ -410,11 +410,17 @@ def stack_audit_enforce_key_logging(stack: Stack) -> Iterator[Finding]:
 
 @stack_rule(
     name="stack-tags-missing-required",
-    description="Every taggable resource carries the collaboration tags; keys and data stores also party and classification.",
+    description=(
+        "Every taggable resource carries the collaboration tags; keys and data stores also party and "
+        "classification, keys also a known ccp-key-purpose."
+    ),
     reads=_tag_reads(TAGGABLE),
     severity=Severity.MEDIUM,
     controls=("gdpr:art30", "nist:CM-8"),
-    remediation="Pass SiteArgs.tags(party) as tags (AWS/Azure) or labels (GCP) on every resource.",
+    remediation=(
+        "Pass SiteArgs.tags(party) (or shared_tags()) as tags (AWS/Azure) or labels (GCP) on every resource, "
+        "and components.key_purpose.purpose_tags(<purpose>) on every key."
+    ),
     url="https://docs.aws.amazon.com/tag-editor/latest/userguide/best-practices-and-strats.html",
     config={
         "required": {"type": "array", "items": {"type": "string"}},
@@ -432,6 +438,13 @@ def stack_tags_missing_required(stack: Stack) -> Iterator[Finding]:
         missing = [t for t in needed if not tags.get(t)]
         if missing:
             yield Finding(f"{subject.name} ({subject.tag_property}) lacks {', '.join(missing)}", subject.resource)
+        # A key without a known purpose is judged as a party data key (fail closed); say so.
+        if subject.type in KEY_TYPES and subject.purpose not in PURPOSES:
+            yield Finding(
+                f"{subject.name} ({subject.tag_property}) has {PURPOSE_TAG} {subject.purpose!r}, not one of "
+                f"{sorted(PURPOSES)}: it is judged as a party-data key",
+                subject.resource,
+            )
 
 
 POLICIES = [
