@@ -95,9 +95,11 @@ def to_markdown(
     if not analysis.waivers:
         lines += ["None.", ""]
     else:
-        lines += ["| policy | resource | reason |", "|---|---|---|"]
+        lines += ["| policy | resource | type | reason |", "|---|---|---|---|"]
         for w in analysis.waivers:
-            lines.append(f"| `{w['policy']}` | `{w.get('name') or w['urn']}` | {_escape(str(w['reason']))} |")
+            lines.append(
+                f"| `{w['policy']}` | `{w['name']}` | `{w.get('type', '')}` | {_escape(str(w['reason']))} |"
+            )
         lines.append("")
     for section in sections:
         lines += [section.rstrip(), ""]

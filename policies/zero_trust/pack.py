@@ -42,7 +42,7 @@ _BY_NAME: Final = {p.name: p for p in POLICIES}
 def applied_waivers(policy_config: Mapping[str, Mapping[str, Any]], resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every (policy, resource) an `excludeFor` waiver with a reason exempts, for the review report.
 
-    A resource rule's waiver applies only to resources of the rule's types; a stack rule's to any.
+    A waiver applies only to resources of the types the rule reads.
     Waivers without a reason are not applied (the rule reports them as violations instead).
     """
     applied = []
@@ -59,7 +59,13 @@ def applied_waivers(policy_config: Mapping[str, Mapping[str, Any]], resources: l
             for waiver in waivers:
                 if waiver.matches(resource["name"], resource["urn"]):
                     applied.append(
-                        {"policy": name, "urn": resource["urn"], "name": resource["name"], "reason": waiver.reason}
+                        {
+                            "policy": name,
+                            "urn": resource["urn"],
+                            "name": resource["name"],
+                            "type": resource["type"],
+                            "reason": waiver.reason,
+                        }
                     )
                     break
     return applied

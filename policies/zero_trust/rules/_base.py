@@ -515,7 +515,8 @@ class ZeroTrustStackPolicy(StackValidationPolicy):
         )
 
     def applies_to(self, resource_type: str) -> bool:
-        return True
+        """The types the rule reads: only those can carry one of its findings (and its waivers)."""
+        return resource_type in self.types
 
     def _validate(self, args: StackValidationArgs, report: ReportViolation) -> None:
         config = args.get_config() or {}
