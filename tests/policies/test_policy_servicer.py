@@ -471,8 +471,8 @@ def test_applied_waivers_lists_each_waived_resource() -> None:
         {"urn": urn("aws:ec2/instance:Instance", "edge-b"), "type": "aws:ec2/instance:Instance", "name": "edge-b"},
     ]
     assert pack.applied_waivers(config, resources) == [
-        {"policy": "aws-ec2-subnet-disallow-public-ip-on-launch", "urn": urn("aws:ec2/subnet:Subnet", "edge-a"), "name": "edge-a", "reason": "NAT subnet"},
-        {"policy": "stack-tags-missing-required", "urn": urn("aws:ec2/subnet:Subnet", "edge-a"), "name": "edge-a", "reason": "tagged by the org"},
+        {"policy": "aws-ec2-subnet-disallow-public-ip-on-launch", "urn": urn("aws:ec2/subnet:Subnet", "edge-a"), "name": "edge-a", "type": "aws:ec2/subnet:Subnet", "reason": "NAT subnet"},
+        {"policy": "stack-tags-missing-required", "urn": urn("aws:ec2/subnet:Subnet", "edge-a"), "name": "edge-a", "type": "aws:ec2/subnet:Subnet", "reason": "tagged by the org"},
     ]
 
 
