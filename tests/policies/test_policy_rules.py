@@ -202,12 +202,6 @@ CASES: dict[str, tuple[str, dict, dict, dict]] = {
     "aws-ec2-volume-enforce-cmk-encryption": ("aws:ec2/instance:Instance", EC2, with_(EC2, "rootBlockDevice.kmsKeyId", DROP), with_(EC2, "rootBlockDevice", DROP)),
     "aws-ec2-subnet-disallow-public-ip-on-launch": ("aws:ec2/subnet:Subnet", {"mapPublicIpOnLaunch": False}, {"mapPublicIpOnLaunch": True}, {}),
     "aws-ec2-securitygroup-disallow-open-ingress": ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", {"cidrIpv4": "10.0.0.0/16"}, {"cidrIpv4": "0.0.0.0/0"}, {"ipProtocol": "tcp"}),
-    "aws-s3-bucket-enforce-cmk-encryption": (
-        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-        {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": "arn:key"}}]},
-        {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}]},
-        {"rules": []},
-    ),
     "aws-s3-bucketpublicaccessblock-enable-all": (
         "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
         {"blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True, "restrictPublicBuckets": True},

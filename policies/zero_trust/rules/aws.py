@@ -19,6 +19,7 @@ from policies.zero_trust.rules._base import (
     Stack,
     Subject,
     falsy,
+    identifiers,
     is_all_zero,
     is_list,
     is_map,
@@ -37,6 +38,7 @@ SECURITY_GROUP: Final = "aws:ec2/securityGroup:SecurityGroup"
 INGRESS_RULE: Final = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 BUCKET: Final = "aws:s3/bucket:Bucket"
 BUCKET_SSE: Final = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+BUCKET_LOGGING: Final = "aws:s3/bucketLogging:BucketLogging"
 BUCKET_PAB: Final = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 BUCKET_POLICY: Final = "aws:s3/bucketPolicy:BucketPolicy"
 TRAIL: Final = "aws:cloudtrail/trail:Trail"
@@ -585,25 +587,75 @@ def aws_ec2_securitygroup_disallow_open_ingress(subject: Subject) -> Iterable[st
 # --- S3 ------------------------------------------------------------------------------------------
 
 
-@resource_rule(
+SSE_S3: Final = "AES256"
+
+
+def access_log_targets(stack: Stack) -> set[str]:
+    """URNs of the buckets S3 server access logging delivers to.
+
+    AWS supports only SSE-S3 default encryption on a log target bucket
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html), and such
+    a bucket holds request logs, not party data. It is recognised by structure (the `targetBucket`
+    of a `BucketLogging`), never by name, so no naming convention can exempt a data bucket.
+    """
+    buckets = stack.of_type(BUCKET)
+    urns: set[str] = set()
+    for logging in stack.of_type(BUCKET_LOGGING):
+        res = logging.resource
+        if res is not None:
+            urns.update(d.urn for d in res.property_dependencies.get("targetBucket", []))
+        target = logging.get("targetBucket")
+        urns.update(b.urn for b in buckets if target and target in identifiers(b))
+    return urns
+
+
+def sse_problems(subject: Subject, log_target: bool) -> list[str]:
+    """What is wrong with a bucket's default encryption: SSE-KMS with a CMK, or SSE-S3 on a log target."""
+    problems = []
+    rules = subject.all("rules[*].applyServerSideEncryptionByDefault")
+    if not rules:
+        return [f"{subject.name}: no default encryption rule"]
+    for i, rule in enumerate(rules):
+        algorithm = rule.get("sseAlgorithm")
+        if log_target:
+            if algorithm != SSE_S3:
+                problems.append(
+                    f"{subject.name}: rule {i} uses {algorithm!r} on an access-log target bucket, where AWS "
+                    f"supports only {SSE_S3!r} (SSE-S3)"
+                )
+        elif algorithm not in ("aws:kms", "aws:kms:dsse"):
+            problems.append(f"{subject.name}: rule {i} uses {algorithm!r}, not aws:kms")
+        elif not rule.get("kmsMasterKeyId"):
+            problems.append(f"{subject.name}: rule {i} has no kmsMasterKeyId (the AWS-managed aws/s3 key)")
+    return problems
+
+
+@stack_rule(
     name="aws-s3-bucket-enforce-cmk-encryption",
-    description="S3 default encryption is SSE-KMS with a customer-managed key.",
-    types=(BUCKET_SSE,),
-    reads=(
-        "rules[*].applyServerSideEncryptionByDefault.sseAlgorithm",
-        "rules[*].applyServerSideEncryptionByDefault.kmsMasterKeyId",
+    description=(
+        "S3 default encryption is SSE-KMS with a customer-managed key (SSE-S3 only on server access log "
+        "targets, the one setting AWS supports there)."
     ),
+    reads={
+        BUCKET_SSE: (
+            "bucket",
+            "rules[*].applyServerSideEncryptionByDefault.sseAlgorithm",
+            "rules[*].applyServerSideEncryptionByDefault.kmsMasterKeyId",
+        ),
+        BUCKET_LOGGING: ("targetBucket",),
+    },
     severity=Severity.HIGH,
     controls=("hipaa:164.312(a)(2)(iv)", "gdpr:art32", "nist:SC-28(1)"),
-    remediation="Use sse_algorithm='aws:kms' with kms_master_key_id set to the party's data key.",
+    remediation="Use sse_algorithm='aws:kms' with kms_master_key_id set to the party's storage key.",
     url="https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html",
 )
-def aws_s3_bucket_enforce_cmk_encryption(subject: Subject) -> Iterable[str]:
-    for i, rule in enumerate(subject.need_all("rules[*].applyServerSideEncryptionByDefault")):
-        if rule.get("sseAlgorithm") not in ("aws:kms", "aws:kms:dsse"):
-            yield f"{subject.name}: rule {i} uses {rule.get('sseAlgorithm')!r}, not aws:kms"
-        if not rule.get("kmsMasterKeyId"):
-            yield f"{subject.name}: rule {i} has no kmsMasterKeyId (the AWS-managed aws/s3 key)"
+def aws_s3_bucket_enforce_cmk_encryption(stack: Stack) -> Iterator[Finding]:
+    targets = access_log_targets(stack)
+    buckets = stack.of_type(BUCKET)
+    for config in stack.of_type(BUCKET_SSE):
+        log_target = any(b.urn in targets for b in stack.references(config, buckets))
+        for problem in sse_problems(config, log_target):
+            yield Finding(problem, config.resource)
 
 
 _PAB_FLAGS: Final = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
@@ -657,29 +709,29 @@ def _bucket_companions(stack: Stack, companion_type: str) -> Iterator[tuple[Subj
         yield bucket, paired
 
 
-def _companion_rule(companion_type: str, label: str, good) -> Any:
+def _companion_rule(companion_type: str, label: str, good: Callable[[Subject, bool], bool]) -> Any:
+    """Every bucket has a compliant companion; `good(companion, bucket_is_access_log_target)`."""
+
     def check(stack: Stack) -> Iterator[Finding]:
+        targets = access_log_targets(stack)
         for bucket, paired in _bucket_companions(stack, companion_type):
             if not paired:
                 yield Finding(f"bucket {bucket.name} has no {label}", bucket.resource)
-            elif not any(good(c) for c in paired):
+            elif not any(good(c, bucket.urn in targets) for c in paired):
                 yield Finding(f"bucket {bucket.name}: its {label} is not compliant", bucket.resource)
 
     return check
 
 
-def _sse_ok(subject: Subject) -> bool:
-    rules = subject.all("rules[*].applyServerSideEncryptionByDefault")
-    return bool(rules) and all(
-        r.get("sseAlgorithm") in ("aws:kms", "aws:kms:dsse") and r.get("kmsMasterKeyId") for r in rules
-    )
+def _sse_ok(subject: Subject, log_target: bool) -> bool:
+    return not sse_problems(subject, log_target)
 
 
-def _pab_ok(subject: Subject) -> bool:
+def _pab_ok(subject: Subject, _log_target: bool) -> bool:
     return all(truthy(subject.get(flag)) for flag in _PAB_FLAGS)
 
 
-def _tls_ok(subject: Subject) -> bool:
+def _tls_ok(subject: Subject, _log_target: bool) -> bool:
     try:
         return denies_insecure_transport(policy_statements(subject))
     except Exception:  # noqa: BLE001 - missing/invalid policy: not compliant
@@ -689,12 +741,12 @@ def _tls_ok(subject: Subject) -> bool:
 aws_s3_bucket_missing_encryption = stack_rule(
     name="aws-s3-bucket-missing-encryption",
     description="Every S3 bucket has a server-side encryption configuration with a CMK (pulumi-aws v7 splits it out).",
-    reads={BUCKET: ("bucket",), BUCKET_SSE: ("bucket",)},
+    reads={BUCKET: ("bucket",), BUCKET_SSE: ("bucket",), BUCKET_LOGGING: ("targetBucket",)},
     severity=Severity.HIGH,
     controls=("hipaa:164.312(a)(2)(iv)", "gdpr:art32", "nist:SC-28(1)"),
     remediation="Declare aws.s3.BucketServerSideEncryptionConfiguration(bucket=bucket.id, rules=[SSE-KMS with the party key]).",
     url="https://www.pulumi.com/registry/packages/aws/api-docs/s3/bucketserversideencryptionconfiguration/",
-)(_companion_rule(BUCKET_SSE, "SSE-KMS encryption configuration", _sse_ok))
+)(_companion_rule(BUCKET_SSE, "default encryption configuration", _sse_ok))
 
 aws_s3_bucket_missing_public_access_block = stack_rule(
     name="aws-s3-bucket-missing-public-access-block",

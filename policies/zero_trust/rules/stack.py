@@ -121,6 +121,7 @@ def store_keys(stack: Stack, store: Subject, keys: list[Subject]) -> list[Subjec
 
 PARTY_KEY_READS: Final = {
     aws.BUCKET: ("tags",),
+    aws.BUCKET_LOGGING: ("targetBucket",),
     aws.BUCKET_SSE: ("bucket", "rules[*].applyServerSideEncryptionByDefault.kmsMasterKeyId"),
     aws.KEY: ("tags", "policy"),
     aws.KEY_POLICY: ("keyId", "policy"),
@@ -158,11 +159,12 @@ def stack_kms_partykey_enforce_own_key(stack: Stack) -> Iterator[Finding]:
     fails closed; `party: shared` is the explicit marker of a store that holds no party's data."""
     keys = stack.of_type(*KEY_TYPES)
     data_keys = party_data_keys(stack)
+    log_targets = aws.access_log_targets(stack)
     bound: dict[str, bool] = {}
     for store in stack.of_type(*STORE_TYPES):
         party = store.tags().get("party")
-        if party == SHARED_PARTY:
-            continue
+        if party == SHARED_PARTY or store.urn in log_targets:
+            continue  # no party data: a shared store, or S3 access logs (SSE-S3 only, judged by the S3 rules)
         if not party:
             yield Finding(f"data store {store.name} has no `party` tag: whose data it holds is unknown", store.resource)
             continue
