@@ -42,8 +42,10 @@ def collaboration_config(parties: int = 30, name: str = "bench-collab") -> dict[
         for i in range(parties)
     ]
     return {
-        "ccp:environment": "dev",
-        "ccp:logRetentionDays": 30,
+        # Production settings: the strictest policy levels, HSM keys and confidential OS-disk keys.
+        "ccp:environment": "prod",
+        "ccp:logRetentionDays": 2557,
+        "ccp-azure:cvmOrchestratorObjectId": "5f1c3a2e-8d4b-4e6f-9a7c-2b1d0e3f4a5b",
         "ccp:collaboration": {
             "name": name,
             "parties": members,
