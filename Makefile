@@ -14,7 +14,7 @@ venv: $(STAMP)
 
 $(STAMP): requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@$(PY) -m pip install -qq --disable-pip-version-check -r requirements.lock
 	@touch $@
 
 review: $(STAMP)
