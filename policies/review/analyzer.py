@@ -125,7 +125,9 @@ def effective_config(pack: Pack, overrides: dict[str, Any]) -> dict[str, dict[st
     return merged
 
 
-def _configure(servicer: _PolicyAnalyzerServicer, config: dict[str, dict[str, Any]]) -> None:
+def _configure(
+    servicer: _PolicyAnalyzerServicer, config: dict[str, dict[str, Any]], defaults: dict[str, int]
+) -> None:
     request = proto.ConfigureAnalyzerRequest()
     for name, entry in config.items():
         props = {k: v for k, v in entry.items() if k != "enforcementLevel"}
@@ -135,15 +137,10 @@ def _configure(servicer: _PolicyAnalyzerServicer, config: dict[str, dict[str, An
             policy_config.enforcementLevel = _LEVEL_PROTO[level]
         else:
             # An entry without a level must not silently disable the policy (proto default 0 is advisory).
-            policy_config.enforcementLevel = _level_of(servicer, name)
+            policy_config.enforcementLevel = defaults[name]
         policy_config.properties.update(props)
         request.policyConfig[name].CopyFrom(policy_config)
     servicer.Configure(request, None)
-
-
-def _level_of(servicer: _PolicyAnalyzerServicer, name: str) -> int:
-    info = servicer.GetAnalyzerInfo(None, None)
-    return next(p.enforcementLevel for p in info.policies if p.name == name)
 
 
 def _struct(props: dict[str, Any]) -> struct_pb2.Struct:
@@ -152,12 +149,12 @@ def _struct(props: dict[str, Any]) -> struct_pb2.Struct:
     return message
 
 
-def _analyzer_resource(resource: RecordedResource) -> Any:
+def _analyzer_resource(resource: RecordedResource, properties: struct_pb2.Struct) -> Any:
     return proto.AnalyzerResource(
         urn=resource.urn,
         type=resource.type,
         name=resource.name,
-        properties=_struct(resource.properties),
+        properties=properties,
         parent=resource.parent or "",
         dependencies=resource.dependencies,
         propertyDependencies={
@@ -173,7 +170,6 @@ def analyze(
     *,
     stack: str,
     extra_config: dict[str, dict[str, Any]] | None = None,
-    stack_tags: dict[str, str] | None = None,
 ) -> Analysis:
     """Analyze every resource (`Analyze`) and the whole stack (`AnalyzeStack`) with each pack.
 
@@ -181,8 +177,10 @@ def analyze(
     stack config) under the stack's config file, which keeps the final word.
     """
     result = Analysis()
+    structs = [_struct(r.properties) for r in resources]  # the wire form, built once for every pack
     for pack in packs:
         servicer = pack.servicer()
+        info = servicer.GetAnalyzerInfo(None, None)
         overrides: dict[str, Any] = {}
         for name, props in (extra_config or {}).items():
             if name in {p.name for p in pack.module.POLICIES}:
@@ -193,12 +191,9 @@ def analyze(
             else:
                 overrides[key] = value
         config = effective_config(pack, overrides)
-        _configure(servicer, config)
+        _configure(servicer, config, {p.name: p.enforcementLevel for p in info.policies})
         result.config.update(config)
-        if stack_tags:
-            servicer.ConfigureStack(proto.AnalyzerStackConfigureRequest(tags=stack_tags), None)
 
-        info = servicer.GetAnalyzerInfo(None, None)
         for policy in info.policies:
             result.policies.append(
                 {
@@ -215,16 +210,13 @@ def analyze(
 
         severities = {p["name"]: p["severity"] for p in result.policies if p["pack"] == pack.name}
         responses = []
-        for resource in resources:
+        for resource, properties in zip(resources, structs):
             request = proto.AnalyzeRequest(
-                type=resource.type,
-                properties=_struct(resource.properties),
-                urn=resource.urn,
-                name=resource.name,
+                type=resource.type, properties=properties, urn=resource.urn, name=resource.name
             )
             responses.append((resource.urn, servicer.Analyze(request, None)))
         stack_request = proto.AnalyzeStackRequest(
-            resources=[_analyzer_resource(r) for r in resources]
+            resources=[_analyzer_resource(r, s) for r, s in zip(resources, structs)]
         )
         responses.append(("", servicer.AnalyzeStack(stack_request, None)))
 
