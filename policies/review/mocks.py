@@ -129,7 +129,10 @@ class Recording:
         return found[0]
 
     def named(self, name: str) -> RecordedResource:
-        return next(r for r in self.resources if r.name == name)
+        for resource in self.resources:
+            if resource.name == name:
+                return resource
+        raise AssertionError(f"no resource named {name!r} was declared")
 
 
 def run(
@@ -149,8 +152,7 @@ def run(
 
     set_all_config(dict(config or {}), secret_keys or [])
     monitor = RecordingMonitor()
-    settings.SETTINGS.root_resource = None  # type: ignore[attr-defined]
-    settings.set_root_resource(None)  # type: ignore[arg-type]
+    settings.set_root_resource(None)  # type: ignore[arg-type]  # set_mocks then makes a fresh Stack
     pulumi_mocks.set_mocks(CcpMocks(), project=project, stack=stack, preview=False, monitor=monitor)
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
