@@ -393,20 +393,58 @@ def _framework(controls: tuple[str, ...]) -> PolicyComplianceFramework:
     )
 
 
-def _schema(extra: Mapping[str, dict[str, Any]] | None) -> PolicyConfigSchema:
-    return PolicyConfigSchema(properties={"excludeFor": WAIVER_SCHEMA, **dict(extra or {})})
+@dataclass(frozen=True)
+class RuleMetadata:
+    """What every rule declares, resource or stack alike, validated once when the rule is built.
+
+    Why one record: both policy classes hand CrossGuard the same framework, tags, remediation and
+    config schema; building them here keeps a resource rule and a stack rule from drifting apart.
+    """
+
+    name: str
+    description: str
+    severity: Severity
+    controls: tuple[str, ...]
+    remediation: str
+    url: str
+    confidential: bool = False
+    config: Mapping[str, dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        if not re.match(r"^(aws|azure|gcp|kubernetes|stack)-[a-z0-9]+(-[a-z0-9]+){2,}$", self.name):
+            raise ValueError(
+                f"policy name {self.name!r} is not <provider>-<service>-<resource>-<verb>-<object>"
+            )
+        if not self.controls:
+            raise ValueError(f"policy {self.name!r} maps to no control")
+        for tag in self.controls:
+            if tag.partition(":")[0] not in FRAMEWORKS:
+                raise ValueError(f"policy {self.name!r}: unknown framework in control tag {tag!r}")
+        if not self.url.startswith("https://"):
+            raise ValueError(f"policy {self.name!r}: url must be https")
+
+    def policy_args(self) -> dict[str, Any]:
+        """The keyword arguments `ResourceValidationPolicy`/`StackValidationPolicy` share."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "severity": self.severity,
+            "framework": _framework(self.controls),
+            "tags": list(self.controls) + ([CONFIDENTIAL] if self.confidential else []),
+            "remediation_steps": self.remediation,
+            "url": self.url,
+            "config_schema": PolicyConfigSchema(
+                properties={"excludeFor": WAIVER_SCHEMA, **dict(self.config or {})}
+            ),
+        }
 
 
-def _validate_metadata(name: str, controls: tuple[str, ...], url: str) -> None:
-    if not re.match(r"^(aws|azure|gcp|kubernetes|stack)-[a-z0-9]+(-[a-z0-9]+){2,}$", name):
-        raise ValueError(f"policy name {name!r} is not <provider>-<service>-<resource>-<verb>-<object>")
-    if not controls:
-        raise ValueError(f"policy {name!r} maps to no control")
-    for tag in controls:
-        if tag.partition(":")[0] not in FRAMEWORKS:
-            raise ValueError(f"policy {name!r}: unknown framework in control tag {tag!r}")
-    if not url.startswith("https://"):
-        raise ValueError(f"policy {name!r}: url must be https")
+def reported_waivers(config: Mapping[str, Any], report: ReportViolation) -> list[Waiver]:
+    """The honoured waivers; each entry that cannot be honoured is itself reported (fail closed)."""
+    waivers, problems = read_waivers(config)
+    for problem in problems:
+        report(problem, None)
+    return waivers
 
 
 class ZeroTrustResourcePolicy(ResourceValidationPolicy):
@@ -414,35 +452,17 @@ class ZeroTrustResourcePolicy(ResourceValidationPolicy):
 
     def __init__(
         self,
+        meta: RuleMetadata,
         *,
-        name: str,
-        description: str,
         types: tuple[str, ...],
         reads: tuple[tuple[str, str], ...],
         check: Check,
-        severity: Severity,
-        controls: tuple[str, ...],
-        remediation: str,
-        url: str,
-        confidential: bool,
-        config: Mapping[str, dict[str, Any]] | None,
     ):
-        _validate_metadata(name, controls, url)
         self.types = types
         self.reads = reads
         self.check = check
-        self.confidential = confidential
-        super().__init__(
-            name=name,
-            description=description,
-            validate=self._validate,
-            severity=severity,
-            framework=_framework(controls),
-            tags=list(controls) + ([CONFIDENTIAL] if confidential else []),
-            remediation_steps=remediation,
-            url=url,
-            config_schema=_schema(config),
-        )
+        self.confidential = meta.confidential
+        super().__init__(validate=self._validate, **meta.policy_args())
 
     def applies_to(self, resource_type: str) -> bool:
         return resource_type in self.types
@@ -451,9 +471,7 @@ class ZeroTrustResourcePolicy(ResourceValidationPolicy):
         if not self.applies_to(args.resource_type):
             return
         config = args.get_config() or {}
-        waivers, problems = read_waivers(config)
-        for problem in problems:
-            report(problem, None)
+        waivers = reported_waivers(config, report)
         if any(w.matches(args.name, args.urn) for w in waivers):
             return
         subject = Subject(
@@ -485,34 +503,16 @@ class ZeroTrustStackPolicy(StackValidationPolicy):
 
     def __init__(
         self,
+        meta: RuleMetadata,
         *,
-        name: str,
-        description: str,
         reads: tuple[tuple[str, str], ...],
         check: StackCheck,
-        severity: Severity,
-        controls: tuple[str, ...],
-        remediation: str,
-        url: str,
-        confidential: bool,
-        config: Mapping[str, dict[str, Any]] | None,
     ):
-        _validate_metadata(name, controls, url)
         self.types = tuple(sorted({t for t, _ in reads}))
         self.reads = reads
         self.check = check
-        self.confidential = confidential
-        super().__init__(
-            name=name,
-            description=description,
-            validate=self._validate,
-            severity=severity,
-            framework=_framework(controls),
-            tags=list(controls) + ([CONFIDENTIAL] if confidential else []),
-            remediation_steps=remediation,
-            url=url,
-            config_schema=_schema(config),
-        )
+        self.confidential = meta.confidential
+        super().__init__(validate=self._validate, **meta.policy_args())
 
     def applies_to(self, resource_type: str) -> bool:
         """The types the rule reads: only those can carry one of its findings (and its waivers)."""
@@ -520,9 +520,7 @@ class ZeroTrustStackPolicy(StackValidationPolicy):
 
     def _validate(self, args: StackValidationArgs, report: ReportViolation) -> None:
         config = args.get_config() or {}
-        waivers, problems = read_waivers(config)
-        for problem in problems:
-            report(problem, None)
+        waivers = reported_waivers(config, report)
         stack = Stack(list(args.resources), config, args.stack_tags)
         for finding in self.check(stack):
             res = finding.resource
@@ -533,70 +531,39 @@ class ZeroTrustStackPolicy(StackValidationPolicy):
 
 def resource_rule(
     *,
-    name: str,
-    description: str,
     types: tuple[str, ...],
     reads: tuple[str, ...] | dict[str, tuple[str, ...]],
-    severity: Severity,
-    controls: tuple[str, ...],
-    remediation: str,
-    url: str,
-    confidential: bool = False,
-    config: Mapping[str, dict[str, Any]] | None = None,
+    **metadata: Any,
 ) -> Callable[[Check], ZeroTrustResourcePolicy]:
     """Decorator: turn `check(subject) -> messages` into a policy with the full metadata.
 
     `reads` lists the camelCase property paths the check reads (the same paths for every type, or
     per type); the property-name test builds each real resource with each path under mocks.
+    `metadata` are the `RuleMetadata` fields (name, description, severity, controls, remediation,
+    url, confidential, config), validated when the module is imported.
     """
+    meta = RuleMetadata(**metadata)
     pairs = _pairs(types, reads)
 
     def build(check: Check) -> ZeroTrustResourcePolicy:
-        return ZeroTrustResourcePolicy(
-            name=name,
-            description=description,
-            types=types,
-            reads=pairs,
-            check=check,
-            severity=severity,
-            controls=controls,
-            remediation=remediation,
-            url=url,
-            confidential=confidential,
-            config=config,
-        )
+        return ZeroTrustResourcePolicy(meta, types=types, reads=pairs, check=check)
 
     return build
 
 
 def stack_rule(
-    *,
-    name: str,
-    description: str,
-    reads: dict[str, tuple[str, ...]],
-    severity: Severity,
-    controls: tuple[str, ...],
-    remediation: str,
-    url: str,
-    confidential: bool = False,
-    config: Mapping[str, dict[str, Any]] | None = None,
+    *, reads: dict[str, tuple[str, ...]], **metadata: Any
 ) -> Callable[[StackCheck], ZeroTrustStackPolicy]:
-    """Decorator: turn `check(stack) -> findings` into a stack policy with the full metadata."""
+    """Decorator: turn `check(stack) -> findings` into a stack policy with the full metadata.
+
+    `reads` maps each type the rule reads to its property paths (those types also carry its
+    findings and waivers); `metadata` are the `RuleMetadata` fields, as for `resource_rule`.
+    """
+    meta = RuleMetadata(**metadata)
     pairs = _pairs(tuple(reads), reads)
 
     def build(check: StackCheck) -> ZeroTrustStackPolicy:
-        return ZeroTrustStackPolicy(
-            name=name,
-            description=description,
-            reads=pairs,
-            check=check,
-            severity=severity,
-            controls=controls,
-            remediation=remediation,
-            url=url,
-            confidential=confidential,
-            config=config,
-        )
+        return ZeroTrustStackPolicy(meta, reads=pairs, check=check)
 
     return build
 
