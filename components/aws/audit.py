@@ -189,24 +189,8 @@ class Audit(pulumi.ComponentResource):
             ),
             opts=child(self),
         )
-        trail_logs = aws.cloudwatch.LogGroup(
-            f"{name}-trail",
-            name=f"/ccp/{args.collaboration}/{args.environment}/cloudtrail",
-            region=region,
-            kms_key_id=self.key.arn,
-            retention_in_days=args.log_retention_days,
-            tags=args.tags,
-            opts=child(self),
-        )
-        self.runtime_log_group = aws.cloudwatch.LogGroup(
-            f"{name}-runtime",
-            name=f"/ccp/{args.collaboration}/{args.environment}/runtime",
-            region=region,
-            kms_key_id=self.key.arn,
-            retention_in_days=args.log_retention_days,
-            tags=args.tags,
-            opts=child(self),
-        )
+        trail_logs = self._log_group(f"{name}-trail", "cloudtrail", args)
+        self.runtime_log_group = self._log_group(f"{name}-runtime", "runtime", args)
         delivery_role = aws.iam.Role(
             f"{name}-trail-delivery",
             assume_role_policy=to_json(
@@ -287,6 +271,19 @@ class Audit(pulumi.ComponentResource):
                 "runtimeLogGroup": self.runtime_log_group.name,
                 "alarmTopicArn": self.alarm_topic.arn,
             }
+        )
+
+    def _log_group(self, resource_name: str, stream: str, args: AuditArgs) -> aws.cloudwatch.LogGroup:
+        """A log group under the audit key with the stack's retention: CloudTrail and the runtime
+        logs get the same protection, so neither can be the weaker copy of the evidence."""
+        return aws.cloudwatch.LogGroup(
+            resource_name,
+            name=f"/ccp/{args.collaboration}/{args.environment}/{stream}",
+            region=args.region,
+            kms_key_id=self.key.arn,
+            retention_in_days=args.log_retention_days,
+            tags=args.tags,
+            opts=child(self),
         )
 
     @staticmethod

@@ -146,17 +146,29 @@ class VmArgs:
     disk_encryption_set: compute.DiskEncryptionSet | None = None
 
 
+def disk_encryption_set_ref(args: VmArgs) -> compute.DiskEncryptionSetParametersArgs | None:
+    """The OS disk's customer-key DiskEncryptionSet, if the stack gave one (prod always does)."""
+    if args.disk_encryption_set is None:
+        return None
+    return compute.DiskEncryptionSetParametersArgs(id=args.disk_encryption_set.id)
+
+
 def _linux_vm(
     component: pulumi.ComponentResource,
     name: str,
     args: VmArgs,
     *,
     size: str,
-    security_profile: compute.SecurityProfileArgs,
+    security_type: str,
     image: dict[str, str],
-    managed_disk: compute.ManagedDiskParametersArgs,
+    disk_security: compute.VMDiskSecurityProfileArgs | None = None,
 ) -> compute.VirtualMachine:
-    """The NIC and VM every Azure workload host shares (one definition of the common hardening)."""
+    """The NIC and VM every Azure workload host shares (one definition of the common hardening).
+
+    Every host boots with secure boot and a vTPM. The OS disk's customer key (`args.disk_encryption_set`)
+    goes where Azure reads it: inside `disk_security` for confidential OS disk encryption, which
+    the caller builds with `disk_encryption_set_ref(args)`, otherwise on the managed disk itself.
+    """
     common: dict[str, Any] = {
         "resource_group_name": args.resource_group_name,
         "location": args.host.region,
@@ -180,14 +192,21 @@ def _linux_vm(
         f"{name}-vm",
         hardware_profile=compute.HardwareProfileArgs(vm_size=size),
         identity=compute.VirtualMachineIdentityArgs(type="UserAssigned", user_assigned_identities=[args.identity.id]),
-        security_profile=security_profile,
+        security_profile=compute.SecurityProfileArgs(
+            security_type=security_type,
+            uefi_settings=compute.UefiSettingsArgs(secure_boot_enabled=True, v_tpm_enabled=True),
+        ),
         storage_profile=compute.StorageProfileArgs(
             image_reference=compute.ImageReferenceArgs(**image),
             os_disk=compute.OSDiskArgs(
                 create_option="FromImage",
                 caching="ReadWrite",
                 delete_option="Delete",
-                managed_disk=managed_disk,
+                managed_disk=compute.ManagedDiskParametersArgs(
+                    storage_account_type="Premium_LRS",
+                    security_profile=disk_security,
+                    disk_encryption_set=None if disk_security is not None else disk_encryption_set_ref(args),
+                ),
             ),
         ),
         os_profile=compute.OSProfileArgs(
@@ -230,26 +249,15 @@ class ConfidentialVm(pulumi.ComponentResource):
                 f"prod confidential VM {name!r} needs a customer-key DiskEncryptionSet "
                 f"({CONFIDENTIAL_DES_TYPE}) for its OS disk and guest state"
             )
-        des = (
-            compute.DiskEncryptionSetParametersArgs(id=args.disk_encryption_set.id)
-            if args.disk_encryption_set is not None
-            else None
-        )
         self.vm = _linux_vm(
             self,
             name,
             args,
             size=size,
-            security_profile=compute.SecurityProfileArgs(
-                security_type="ConfidentialVM",
-                uefi_settings=compute.UefiSettingsArgs(secure_boot_enabled=True, v_tpm_enabled=True),
-            ),
+            security_type="ConfidentialVM",
             image=CVM_IMAGE,
-            managed_disk=compute.ManagedDiskParametersArgs(
-                storage_account_type="Premium_LRS",
-                security_profile=compute.VMDiskSecurityProfileArgs(
-                    security_encryption_type="DiskWithVMGuestState", disk_encryption_set=des
-                ),
+            disk_security=compute.VMDiskSecurityProfileArgs(
+                security_encryption_type="DiskWithVMGuestState", disk_encryption_set=disk_encryption_set_ref(args)
             ),
         )
         self.register_outputs({"vmId": self.vm.id})
@@ -272,16 +280,7 @@ class SgxVm(pulumi.ComponentResource):
             name,
             args,
             size=size,
-            security_profile=compute.SecurityProfileArgs(
-                security_type="TrustedLaunch",
-                uefi_settings=compute.UefiSettingsArgs(secure_boot_enabled=True, v_tpm_enabled=True),
-            ),
+            security_type="TrustedLaunch",
             image=SGX_IMAGE,
-            managed_disk=compute.ManagedDiskParametersArgs(
-                storage_account_type="Premium_LRS",
-                disk_encryption_set=compute.DiskEncryptionSetParametersArgs(id=args.disk_encryption_set.id)
-                if args.disk_encryption_set is not None
-                else None,
-            ),
         )
         self.register_outputs({"vmId": self.vm.id})
