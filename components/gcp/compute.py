@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Final, Literal, Sequence
+from typing import Any, Final, Literal, Sequence
 
 import pulumi
 import pulumi_gcp as gcp
@@ -35,6 +35,19 @@ DEFAULT_CVM_IMAGE: Final = "projects/ubuntu-os-cloud/global/images/family/ubuntu
 WORKLOAD_USER: Final = "roles/confidentialcomputing.workloadUser"
 LOG_WRITER: Final = "roles/logging.logWriter"
 METRIC_WRITER: Final = "roles/monitoring.metricWriter"
+# The same on a single VM and on a group's template, so neither can be the weaker host: confidential
+# VMs cannot live-migrate (they stop for maintenance), and every boot is measured and verified.
+CONFIDENTIAL_SCHEDULING: Final[dict[str, Any]] = {
+    "on_host_maintenance": "TERMINATE",
+    "automatic_restart": True,
+    "preemptible": False,
+}
+SHIELDED_BOOT: Final[dict[str, bool]] = {
+    "enable_secure_boot": True,
+    "enable_vtpm": True,
+    "enable_integrity_monitoring": True,
+}
+
 RestartPolicy = Literal["Never", "OnFailure", "Always"]
 _PINNED_IMAGE = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._/-]+@(sha256:[0-9a-f]{64})$")
 
@@ -143,12 +156,8 @@ def _instance(
         confidential_instance_config=gcp.compute.InstanceConfidentialInstanceConfigArgs(
             confidential_instance_type=shape.confidential_type,
         ),
-        scheduling=gcp.compute.InstanceSchedulingArgs(
-            on_host_maintenance="TERMINATE", automatic_restart=True, preemptible=False
-        ),
-        shielded_instance_config=gcp.compute.InstanceShieldedInstanceConfigArgs(
-            enable_secure_boot=True, enable_vtpm=True, enable_integrity_monitoring=True
-        ),
+        scheduling=gcp.compute.InstanceSchedulingArgs(**CONFIDENTIAL_SCHEDULING),
+        shielded_instance_config=gcp.compute.InstanceShieldedInstanceConfigArgs(**SHIELDED_BOOT),
         boot_disk=gcp.compute.InstanceBootDiskArgs(
             auto_delete=True,
             kms_key_self_link=shape.disk_key,
@@ -182,12 +191,8 @@ def _template(
         confidential_instance_config=gcp.compute.InstanceTemplateConfidentialInstanceConfigArgs(
             confidential_instance_type=shape.confidential_type,
         ),
-        scheduling=gcp.compute.InstanceTemplateSchedulingArgs(
-            on_host_maintenance="TERMINATE", automatic_restart=True, preemptible=False
-        ),
-        shielded_instance_config=gcp.compute.InstanceTemplateShieldedInstanceConfigArgs(
-            enable_secure_boot=True, enable_vtpm=True, enable_integrity_monitoring=True
-        ),
+        scheduling=gcp.compute.InstanceTemplateSchedulingArgs(**CONFIDENTIAL_SCHEDULING),
+        shielded_instance_config=gcp.compute.InstanceTemplateShieldedInstanceConfigArgs(**SHIELDED_BOOT),
         disks=[
             gcp.compute.InstanceTemplateDiskArgs(
                 boot=True,

@@ -10,7 +10,7 @@ when asked, SSH from Identity-Aware Proxy's range (35.235.240.0/20).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import pulumi
 import pulumi_gcp as gcp
@@ -118,39 +118,64 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
         self.zones = [self._private_zone(name, args, domain, child) for domain in PRIVATE_DNS_DOMAINS]
-        self.deny_ingress = gcp.compute.Firewall(
-            f"{name}-deny-all-ingress",
-            name=bounded(f"{vpc_name}-deny-all-ingress", 63),
-            project=args.project,
-            network=self.network.self_link,
-            direction="INGRESS",
+        self.deny_ingress = self._ingress_firewall(
+            name,
+            vpc_name,
+            args,
+            "deny-all-ingress",
             priority=65534,
-            source_ranges=["0.0.0.0/0"],
-            denies=[gcp.compute.FirewallDenyArgs(protocol="all")],
-            log_config=gcp.compute.FirewallLogConfigArgs(metadata="INCLUDE_ALL_METADATA"),
+            source_range="0.0.0.0/0",
             description="deny every ingress not allowed explicitly",
             opts=child,
+            denies=[gcp.compute.FirewallDenyArgs(protocol="all")],
         )
         self.allow_iap: gcp.compute.Firewall | None = None
         if args.allow_iap_ssh:
-            self.allow_iap = gcp.compute.Firewall(
-                f"{name}-allow-iap-ssh",
-                name=bounded(f"{vpc_name}-allow-iap-ssh", 63),
-                project=args.project,
-                network=self.network.self_link,
-                direction="INGRESS",
+            self.allow_iap = self._ingress_firewall(
+                name,
+                vpc_name,
+                args,
+                "allow-iap-ssh",
                 priority=1000,
-                source_ranges=[IAP_TCP_FORWARDING_RANGE],
-                allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=["22"])],
-                log_config=gcp.compute.FirewallLogConfigArgs(metadata="INCLUDE_ALL_METADATA"),
+                source_range=IAP_TCP_FORWARDING_RANGE,
                 description="SSH through Identity-Aware Proxy TCP forwarding only",
                 opts=child,
+                allows=[gcp.compute.FirewallAllowArgs(protocol="tcp", ports=["22"])],
             )
         self.register_outputs(
             {
                 "network": self.network.self_link,
                 "subnets": {region: s.self_link for region, s in self.subnets.items()},
             }
+        )
+
+    def _ingress_firewall(
+        self,
+        name: str,
+        vpc_name: str,
+        args: NetworkArgs,
+        suffix: str,
+        *,
+        priority: int,
+        source_range: str,
+        description: str,
+        opts: pulumi.ResourceOptions,
+        **rule: Any,
+    ) -> gcp.compute.Firewall:
+        """An ingress rule on this VPC (`rule` is its `denies` or `allows`), logged with all
+        metadata: every allowed or denied connection is audit evidence."""
+        return gcp.compute.Firewall(
+            f"{name}-{suffix}",
+            name=bounded(f"{vpc_name}-{suffix}", 63),
+            project=args.project,
+            network=self.network.self_link,
+            direction="INGRESS",
+            priority=priority,
+            source_ranges=[source_range],
+            log_config=gcp.compute.FirewallLogConfigArgs(metadata="INCLUDE_ALL_METADATA"),
+            description=description,
+            opts=opts,
+            **rule,
         )
 
     def _private_zone(
