@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -17,25 +16,15 @@ from components.aws.party_key import HsmBacking, PartyDataKey, PartyDataKeyArgs
 from components.aws.site import Site
 from components.site import SiteArgs
 from policies.review.mocks import Recording, RecordedResource, run, unwrap
-from stacks import config
 
-ROOT = Path(__file__).resolve().parents[2]
+from conftest import read_stack, stack_site_args
+
 ACCOUNT = "111122223333"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/ccp-dev-demo-dev-enclave"
 
 
-def raw_config() -> dict[str, Any]:
-    return config.read_stack_file(ROOT / "Pulumi.dev.yaml")
-
-
 def site_args(raw: dict[str, Any]) -> SiteArgs:
-    settings = config.parse(raw)
-    return SiteArgs(
-        environment=settings.environment,
-        collaboration=settings.collaboration,
-        cloud="aws",
-        log_retention_days=settings.log_retention_days,
-    )
+    return stack_site_args(raw, "aws")
 
 
 def build(raw: dict[str, Any]) -> Recording:
@@ -48,7 +37,7 @@ def props(resource: RecordedResource) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def dev() -> Recording:
-    return build(raw_config())
+    return build(read_stack())
 
 
 def data_key(recording: Recording) -> RecordedResource:
@@ -66,7 +55,7 @@ def test_data_key_policy_binds_the_configured_pcrs(dev: Recording) -> None:
     assert key["region"] == "eu-west-1"
     document = json.loads(key["policy"])
     statements = {s["Sid"]: s for s in document["Statement"]}
-    nitro = raw_config()["collaboration"]["measurements"]["nitro"]
+    nitro = read_stack()["collaboration"]["measurements"]["nitro"]
     assert statements["AllowDecryptByAttestedEnclave"]["Principal"] == {"AWS": ROLE}
     assert statements["AllowDecryptByAttestedEnclave"]["Condition"]["StringEqualsIgnoreCase"] == {
         IMAGE_SHA384: nitro["pcr0"],
@@ -89,7 +78,7 @@ def test_data_key_alias_and_tags(dev: Recording) -> None:
 
 
 def test_owner_opt_in_appears_in_the_key_policy() -> None:
-    raw = raw_config()
+    raw = read_stack()
     party = raw["collaboration"]["parties"][0]
     party.update(ownerDecrypt=True, ownerPrincipal=f"arn:aws:iam::{ACCOUNT}:role/clinic-owner")
     document = json.loads(props(data_key(build(raw)))["policy"])
@@ -373,7 +362,7 @@ def test_trail_logs_are_read_only_through_s3(dev: Recording) -> None:
 
 
 def test_eks_secrets_key_is_usable_through_eks_only() -> None:
-    raw = raw_config()
+    raw = read_stack()
     raw["collaboration"]["workload"]["hosts"][0]["kubernetes"] = True
     recording = build(raw)
     key = next(r for r in recording.of_type("aws:kms/key:Key") if props(r)["tags"]["ccp-key-purpose"] == "cluster-secrets")

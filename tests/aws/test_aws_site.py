@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,23 +12,17 @@ from components.aws.eks import DEVICE_PLUGIN_IMAGE, ENCLAVE_RESOURCE
 from components.aws.site import Site
 from components.site import SiteArgs
 from policies.review.mocks import run, unwrap
-from stacks import config
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def raw_config() -> dict[str, Any]:
-    return config.read_stack_file(ROOT / "Pulumi.dev.yaml")
+from conftest import read_stack, stack_site_args
 
 
 def site_args(raw: dict[str, Any]) -> SiteArgs:
-    settings = config.parse(raw)
-    return SiteArgs(settings.environment, settings.collaboration, "aws", settings.log_retention_days)
+    return stack_site_args(raw, "aws")
 
 
 def test_dev_site_declares_the_aws_slice() -> None:
     sites: list[Site] = []
-    recording = run(lambda: sites.append(Site("dev-demo-aws", site_args(raw_config()))))
+    recording = run(lambda: sites.append(Site("dev-demo-aws", site_args(read_stack()))))
     counts = Counter(r.type for r in recording.resources)
     assert counts["ccp:aws:Site"] == 1
     assert counts["ccp:aws:Network"] == 1
@@ -49,7 +42,7 @@ def test_dev_site_declares_the_aws_slice() -> None:
 
 
 def test_kubernetes_host_builds_an_eks_cluster_instead() -> None:
-    raw = raw_config()
+    raw = read_stack()
     raw["collaboration"]["workload"]["hosts"][0]["kubernetes"] = True
     recording = run(lambda: Site("dev-demo-aws", site_args(raw)))
     assert not recording.of_type("aws:ec2/instance:Instance")
@@ -84,14 +77,14 @@ def test_kubernetes_host_builds_an_eks_cluster_instead() -> None:
 
 
 def test_unsupported_instance_type_is_a_clear_error() -> None:
-    raw = raw_config()
+    raw = read_stack()
     raw["collaboration"]["workload"]["hosts"][0]["instanceType"] = "t3.large"
     with pytest.raises(ValueError, match="'t3.large' cannot host a Nitro enclave"):
         run(lambda: Site("dev-demo-aws", site_args(raw)))
 
 
 def test_party_key_region_without_a_host_is_refused() -> None:
-    raw = raw_config()
+    raw = read_stack()
     raw["collaboration"]["parties"][0]["region"] = "eu-central-1"
     with pytest.raises(ValueError, match="party clinic-aws: its key is in eu-central-1 but no AWS Nitro host"):
         run(lambda: Site("dev-demo-aws", site_args(raw)))

@@ -4,7 +4,6 @@ as CrossGuard sees them)."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +16,8 @@ from policies.review.fakes.azure import SUBSCRIPTION, principal_id
 from policies.review.mocks import Recording, RecordedResource, run, unwrap
 from stacks import config
 
-ROOT = Path(__file__).resolve().parents[2]
+from conftest import read_stack, stack_site_args
+
 RELEASE_USER = "08bbd89e-9f13-488c-ac41-acfcb10c90ab"
 ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
 ORCHESTRATOR = "0b0b0b0b-0000-4000-8000-00000000000e"
@@ -34,18 +34,8 @@ NO_TAGS = NO_LOCATION - {"azure-native:keyvault:Key", "azure-native:containerser
 REQUIRED_TAGS = {"collaboration", "environment", "managed-by", "measurements"}
 
 
-def raw_config(stack: str = "dev") -> dict[str, Any]:
-    return config.read_stack_file(ROOT / f"Pulumi.{stack}.yaml")
-
-
 def site_args(raw: dict[str, Any]) -> SiteArgs:
-    parsed = config.parse(raw)
-    return SiteArgs(
-        environment=parsed.environment,
-        collaboration=parsed.collaboration,
-        cloud="azure",
-        log_retention_days=parsed.log_retention_days,
-    )
+    return stack_site_args(raw, "azure")
 
 
 def build(raw: dict[str, Any], options: AzureOptions | None = None) -> Recording:
@@ -78,12 +68,12 @@ def with_hosts(raw: dict[str, Any], hosts: list[dict[str, Any]], **measurements:
 
 @pytest.fixture(scope="module")
 def dev() -> Recording:
-    return build(raw_config("dev"))
+    return build(read_stack("dev"))
 
 
 @pytest.fixture(scope="module")
 def dev_measurements() -> dict[str, Any]:
-    return raw_config("dev")["collaboration"]["measurements"]
+    return read_stack("dev")["collaboration"]["measurements"]
 
 
 def data_key(rec: Recording, party: str = "clinic-azure") -> RecordedResource:
@@ -276,7 +266,7 @@ def test_monitoring_audits_vault_and_storage(dev: Recording) -> None:
 
 
 def test_prod_encrypts_confidential_disks_with_customer_key() -> None:
-    rec = build(raw_config("prod"), AzureOptions(cvm_orchestrator_object_id=ORCHESTRATOR))
+    rec = build(read_stack("prod"), AzureOptions(cvm_orchestrator_object_id=ORCHESTRATOR))
     des = props(rec.one("azure-native:compute:DiskEncryptionSet"))
     assert des["encryptionType"] == "ConfidentialVmEncryptedWithCustomerKey"
     assert des["location"] == "germanywestcentral"
@@ -289,7 +279,7 @@ def test_prod_encrypts_confidential_disks_with_customer_key() -> None:
     disk_key = props(custom(rec, f"{SITE}-sev-snp-germanywestcentral-0-disk-key"))["properties"]
     assert disk_key["attributes"]["exportable"] is True
     assert decode_release_policy(disk_key["releasePolicy"]["data"])["anyOf"][0]["allOf"][2]["equals"] == (
-        raw_config("prod")["collaboration"]["measurements"]["sevSnp"]["launchMeasurement"]
+        read_stack("prod")["collaboration"]["measurements"]["sevSnp"]["launchMeasurement"]
     )
     orchestrator = props(custom(rec, f"{SITE}-sev-snp-germanywestcentral-0-disk-orchestrator-release"))
     assert orchestrator["principalId"] == ORCHESTRATOR and orchestrator["roleDefinitionId"].endswith(RELEASE_USER)
@@ -306,7 +296,7 @@ def test_prod_encrypts_confidential_disks_with_customer_key() -> None:
 
 def test_prod_without_orchestrator_is_refused_before_declaring() -> None:
     with pytest.raises(ValueError, match="ccp-azure:cvmOrchestratorObjectId"):
-        Site(SITE, site_args(raw_config("prod")), options=AzureOptions())
+        Site(SITE, site_args(read_stack("prod")), options=AzureOptions())
 
 
 @pytest.mark.parametrize(
@@ -314,7 +304,7 @@ def test_prod_without_orchestrator_is_refused_before_declaring() -> None:
 )
 def test_wrong_vm_size_is_a_clear_error(size: str, tee: str) -> None:
     raw = with_hosts(
-        raw_config("dev"),
+        read_stack("dev"),
         [{"cloud": "azure", "region": "westeurope", "tee": tee, "instanceType": size}],
         tdx={"mrtd": "d8" * 48},
         sgx={"mrenclave": "e9" * 32},
@@ -326,7 +316,7 @@ def test_wrong_vm_size_is_a_clear_error(size: str, tee: str) -> None:
 
 def test_sgx_vm_and_confidential_aks() -> None:
     raw = with_hosts(
-        raw_config("dev"),
+        read_stack("dev"),
         [
             {"cloud": "azure", "region": "westeurope", "tee": "sgx", "instanceType": "Standard_DC4s_v3"},
             {"cloud": "azure", "region": "northeurope", "tee": "sev-snp", "instanceType": "Standard_DC8as_v5",
@@ -368,7 +358,7 @@ def test_sgx_vm_and_confidential_aks() -> None:
 
 
 def test_missing_measurements_for_azure_tee_is_refused() -> None:
-    raw = with_hosts(raw_config("dev"), [{"cloud": "azure", "region": "westeurope", "tee": "tdx",
+    raw = with_hosts(read_stack("dev"), [{"cloud": "azure", "region": "westeurope", "tee": "tdx",
                                           "instanceType": "Standard_DC4es_v5"}])
     # config validation already refuses a host without its measurement section
     with pytest.raises(config.ConfigError, match="measurements.tdx"):
@@ -398,7 +388,7 @@ def test_party_has_two_keys_data_and_storage(dev: Recording) -> None:
 
 
 def test_prod_disk_key_is_a_shared_confidential_disk_key_and_its_vault_is_audited() -> None:
-    rec = build(raw_config("prod"), AzureOptions(cvm_orchestrator_object_id=ORCHESTRATOR))
+    rec = build(read_stack("prod"), AzureOptions(cvm_orchestrator_object_id=ORCHESTRATOR))
     purposes = _purposes(rec)
     assert purposes[f"{SITE}-sev-snp-germanywestcentral-0-disk-key"] == ("confidential-disk", "shared", True)
     ops_vault = next(r for r in rec.of_type("azure-native:keyvault:Vault") if "-ops-" in r.name)
@@ -417,7 +407,7 @@ def test_prod_disk_key_is_a_shared_confidential_disk_key_and_its_vault_is_audite
 
 def test_aks_kms_key_is_a_shared_cluster_secrets_key() -> None:
     raw = with_hosts(
-        raw_config("dev"),
+        read_stack("dev"),
         [{"cloud": "azure", "region": "westeurope", "tee": "sev-snp", "instanceType": "Standard_DC8as_v5", "kubernetes": True}],
     )
     rec = build(raw)

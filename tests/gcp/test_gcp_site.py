@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,9 +12,9 @@ from components.gcp.site import GcpSiteOptions, Site
 from components.site import SiteArgs
 from policies.review.fakes.gcp import PROJECT, PROJECT_NUMBER
 from policies.review.mocks import Recording, RecordedResource, run, unwrap
-from stacks import config
 
-ROOT = Path(__file__).resolve().parents[2]
+from conftest import read_stack, stack_site_args
+
 DEV_DIGEST = "sha256:a0e2148f2794b7790dc9c775028636b025312d42873cff16847ef9ec0e42af08"
 SA = f"ccp-cs-dev-demo@{PROJECT}.iam.gserviceaccount.com"
 PRINCIPAL = digest_principal_set(PROJECT_NUMBER, "ccp-dev-demo", DEV_DIGEST)
@@ -54,22 +53,12 @@ REQUIRED_LABELS = {
 }
 
 
-def raw_stack(stack: str = "dev") -> dict[str, Any]:
-    return copy.deepcopy(config.read_stack_file(ROOT / f"Pulumi.{stack}.yaml"))
-
-
 def site_args(raw: dict[str, Any]) -> SiteArgs:
-    settings = config.parse(raw)
-    return SiteArgs(
-        environment=settings.environment,
-        collaboration=settings.collaboration,
-        cloud="gcp",
-        log_retention_days=settings.log_retention_days,
-    )
+    return stack_site_args(raw, "gcp")
 
 
 def build(raw: dict[str, Any] | None = None, options: GcpSiteOptions | None = None) -> tuple[Recording, Site]:
-    args = site_args(raw if raw is not None else raw_stack())
+    args = site_args(raw if raw is not None else read_stack())
     built: dict[str, Site] = {}
 
     def program() -> None:
@@ -160,7 +149,7 @@ def test_labels_and_placement_everywhere(dev: tuple[Recording, Site]) -> None:
         "collaboration": "dev-demo",
         "environment": "dev",
         "managed-by": "ccp",
-        "measurements": site_args(raw_stack()).collaboration.measurements.fingerprint(),
+        "measurements": site_args(read_stack()).collaboration.measurements.fingerprint(),
         "party": "lab-gcp",
         "data-classification": "pii",
         "ccp-key-purpose": "party-data",
@@ -178,7 +167,7 @@ def test_labels_and_placement_everywhere(dev: tuple[Recording, Site]) -> None:
 def test_workload_identity_provider(dev: tuple[Recording, Site]) -> None:
     recording, _ = dev
     provider = props(recording.one(PROVIDER))
-    measurements = site_args(raw_stack()).collaboration.measurements
+    measurements = site_args(read_stack()).collaboration.measurements
     assert provider["oidc"] == {
         "issuerUri": "https://confidentialcomputing.googleapis.com/",
         "allowedAudiences": ["https://sts.googleapis.com"],
@@ -395,7 +384,7 @@ def test_audit_and_alerts(dev: tuple[Recording, Site]) -> None:
 
 
 def test_prod_stack() -> None:
-    recording, site = build(raw_stack("prod"))
+    recording, site = build(read_stack("prod"))
     instance = props(recording.one(INSTANCE))
     assert instance["metadata"]["tee-container-log-redirect"] == "false"
     assert instance["deletionProtection"] is True
@@ -425,7 +414,7 @@ def test_prod_stack() -> None:
 )
 def test_dev_only_options_are_refused_in_prod(options: GcpSiteOptions) -> None:
     with pytest.raises(ValueError, match="dev-only"):
-        build(raw_stack("prod"), options)
+        build(read_stack("prod"), options)
 
 
 def test_dev_options() -> None:
@@ -443,7 +432,7 @@ def test_dev_options() -> None:
 
 
 def test_owner_decrypt_adds_exactly_the_owner() -> None:
-    raw = raw_stack()
+    raw = read_stack()
     party = next(p for p in raw["collaboration"]["parties"] if p["cloud"] == "gcp")
     party.update(ownerDecrypt=True, ownerPrincipal="group:lab-data-owners@example.org")
     recording, _ = build(raw)
@@ -479,7 +468,7 @@ def test_managed_group() -> None:
 
 
 def test_sev_snp_confidential_vm() -> None:
-    recording, _ = build(gcp_host(raw_stack(), tee="sev-snp", instanceType="n2d-standard-4"))
+    recording, _ = build(gcp_host(read_stack(), tee="sev-snp", instanceType="n2d-standard-4"))
     cvm = named(recording, INSTANCE, "dev-demo-gcp-cvm-0")
     assert cvm["zone"] == "europe-west1-a"
     assert cvm["confidentialInstanceConfig"] == {"confidentialInstanceType": "SEV_SNP"}
@@ -502,11 +491,11 @@ def test_sev_snp_confidential_vm() -> None:
 
 def test_confidential_vm_machine_type_is_validated() -> None:
     with pytest.raises(ValueError, match=r"'c3-standard-4' \(family c3\) cannot run SEV_SNP"):
-        build(gcp_host(raw_stack(), tee="sev-snp", instanceType="c3-standard-4"))
+        build(gcp_host(read_stack(), tee="sev-snp", instanceType="c3-standard-4"))
 
 
 def test_tdx_gke_cluster() -> None:
-    raw = gcp_host(raw_stack(), tee="tdx", instanceType="c3-standard-4", kubernetes=True)
+    raw = gcp_host(read_stack(), tee="tdx", instanceType="c3-standard-4", kubernetes=True)
     raw["collaboration"]["measurements"]["tdx"] = {"mrtd": "ab" * 48}
     recording, _ = build(raw)
     cluster = props(recording.one("gcp:container/cluster:Cluster"))
@@ -544,7 +533,7 @@ def test_tdx_gke_cluster() -> None:
 
 def test_confidential_space_is_not_gke() -> None:
     with pytest.raises(ValueError, match="Confidential Space runs on Compute Engine VMs, not GKE"):
-        build(gcp_host(raw_stack(), tee="confidential-space", instanceType="n2d-standard-4", kubernetes=True))
+        build(gcp_host(read_stack(), tee="confidential-space", instanceType="n2d-standard-4", kubernetes=True))
 
 
 @pytest.mark.parametrize(
@@ -555,7 +544,7 @@ def test_confidential_space_is_not_gke() -> None:
     ],
 )
 def test_workload_image_must_be_pinned_and_approved(image: str, message: str) -> None:
-    raw = raw_stack()
+    raw = read_stack()
     raw["collaboration"]["workload"]["image"] = image
     with pytest.raises(ValueError, match=message):
         build(raw)
@@ -588,7 +577,7 @@ def test_recorded_condition_admits_only_the_deployed_workload(dev: tuple[Recordi
 
 def test_owner_without_decrypt_only_wraps_under_the_data_key() -> None:
     """The owner envelope-encrypts its content under the data key: encrypter only, never decrypter."""
-    raw = raw_stack()
+    raw = read_stack()
     party = next(p for p in raw["collaboration"]["parties"] if p["cloud"] == "gcp")
     party.update(ownerPrincipal="group:lab-data-owners@example.org")
     recording, site = build(raw)
