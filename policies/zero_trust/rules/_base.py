@@ -583,6 +583,31 @@ def default_level(policy: Policy) -> EnforcementLevel:
     return EnforcementLevel.ADVISORY
 
 
+# Shared checks of single properties: the same requirement reads and reports the same way in
+# every cloud's rules, and a missing property still fails closed through `Subject.need`.
+
+
+def require_true(subject: Subject, *paths: str) -> Iterator[str]:
+    """`<path> is not true` for each hardening switch that is not explicitly on."""
+    for path in paths:
+        if not truthy(subject.need(path)):
+            yield f"{subject.name}: {path} is not true"
+
+
+def require_false(subject: Subject, *paths: str) -> Iterator[str]:
+    """`<path> is not false` for each exposure switch that is not explicitly off."""
+    for path in paths:
+        if not falsy(subject.need(path)):
+            yield f"{subject.name}: {path} is not false"
+
+
+def require_set(subject: Subject, *paths: str) -> Iterator[str]:
+    """`<path> is empty` for each reference (a key, a pool, a disk set) that is not filled in."""
+    for path in paths:
+        if not subject.need(path):
+            yield f"{subject.name}: {path} is empty"
+
+
 # Shared value checks (used by several clouds' rules).
 
 OPEN_CIDRS: Final = frozenset({"0.0.0.0/0", "::/0", "*", "internet", "any", "0.0.0.0"})

@@ -23,6 +23,8 @@ from policies.zero_trust.rules._base import (
     is_all_zero,
     is_list,
     is_map,
+    require_set,
+    require_true,
     resource_rule,
     stack_rule,
     truthy,
@@ -418,8 +420,7 @@ def aws_kms_key_disallow_owner_decrypt(subject: Subject, statements: list[dict[s
     url="https://docs.aws.amazon.com/kms/latest/developerguide/rotate-keys.html",
 )
 def aws_kms_key_enable_rotation(subject: Subject) -> Iterable[str]:
-    if not truthy(subject.need("enableKeyRotation")):
-        yield f"{subject.name}: enableKeyRotation is not true"
+    yield from require_true(subject, "enableKeyRotation")
     period = subject.need("rotationPeriodInDays")
     if not isinstance(period, (int, float)) or period > 90:
         yield f"{subject.name}: rotationPeriodInDays is {period}, more than 90"
@@ -672,9 +673,7 @@ _PAB_FLAGS: Final = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
     url="https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-block-public-access.html",
 )
 def aws_s3_bucketpublicaccessblock_enable_all(subject: Subject) -> Iterable[str]:
-    for flag in _PAB_FLAGS:
-        if not truthy(subject.need(flag)):
-            yield f"{subject.name}: {flag} is not true"
+    yield from require_true(subject, *_PAB_FLAGS)
 
 
 def denies_insecure_transport(statements: list[dict[str, Any]]) -> bool:
@@ -783,11 +782,8 @@ aws_s3_bucket_missing_tls_policy = stack_rule(
     url="https://docs.aws.amazon.com/awscloudtrail/latest/userguide/best-practices-security.html",
 )
 def aws_cloudtrail_trail_enforce_integrity(subject: Subject) -> Iterable[str]:
-    for flag in ("isMultiRegionTrail", "enableLogFileValidation"):
-        if not truthy(subject.need(flag)):
-            yield f"{subject.name}: {flag} is not true"
-    if not subject.need("kmsKeyId"):
-        yield f"{subject.name}: kmsKeyId is empty"
+    yield from require_true(subject, "isMultiRegionTrail", "enableLogFileValidation")
+    yield from require_set(subject, "kmsKeyId")
 
 
 @resource_rule(
@@ -843,8 +839,7 @@ def aws_eks_cluster_disallow_public_endpoint(subject: Subject) -> Iterable[str]:
 def aws_eks_cluster_enable_secrets_encryption(subject: Subject) -> Iterable[str]:
     if "secrets" not in list(subject.need("encryptionConfig.resources")):
         yield f"{subject.name}: encryptionConfig.resources does not include 'secrets'"
-    if not subject.need("encryptionConfig.provider.keyArn"):
-        yield f"{subject.name}: encryptionConfig.provider.keyArn is empty"
+    yield from require_set(subject, "encryptionConfig.provider.keyArn")
 
 
 @resource_rule(
@@ -879,8 +874,7 @@ _RETENTION_VALUES: Final = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400,
     config={"minRetentionDays": {"type": "integer", "enum": list(_RETENTION_VALUES)}},
 )
 def aws_cloudwatch_loggroup_enforce_cmk_retention(subject: Subject) -> Iterable[str]:
-    if not subject.need("kmsKeyId"):
-        yield f"{subject.name}: kmsKeyId is empty"
+    yield from require_set(subject, "kmsKeyId")
     days = subject.need("retentionInDays")
     minimum = subject.config.get("minRetentionDays", 2192)
     if subject.prod and isinstance(days, (int, float)) and 0 < days < minimum:

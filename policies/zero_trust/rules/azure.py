@@ -22,6 +22,9 @@ from policies.zero_trust.rules._base import (
     falsy,
     is_all_zero,
     iso_duration_days,
+    require_false,
+    require_set,
+    require_true,
     resource_rule,
     truthy,
 )
@@ -321,9 +324,7 @@ VAULT_CONTROLS: Final = ("cis-azure:8.3", "hipaa:164.308(a)(7)", "nist:SC-12")
     url="https://learn.microsoft.com/azure/key-vault/general/soft-delete-overview",
 )
 def azure_keyvault_vault_enable_purge_protection(subject: Subject) -> Iterable[str]:
-    for flag in ("properties.enablePurgeProtection", "properties.enableSoftDelete"):
-        if not truthy(subject.need(flag)):
-            yield f"{subject.name}: {flag} is not true"
+    yield from require_true(subject, "properties.enablePurgeProtection", "properties.enableSoftDelete")
 
 
 @resource_rule(
@@ -467,10 +468,8 @@ _DES_TYPES: Final = {
 def azure_compute_diskencryptionset_configure_cmk(subject: Subject) -> Iterable[str]:
     if subject.need("encryptionType") not in _DES_TYPES:
         yield f"{subject.name}: encryptionType {subject.get('encryptionType')!r} is not customer-managed"
-    if not subject.need("activeKey.keyUrl"):
-        yield f"{subject.name}: activeKey.keyUrl is empty"
-    if not truthy(subject.need("rotationToLatestKeyVersionEnabled")):
-        yield f"{subject.name}: rotationToLatestKeyVersionEnabled is not true"
+    yield from require_set(subject, "activeKey.keyUrl")
+    yield from require_true(subject, "rotationToLatestKeyVersionEnabled")
 
 
 # --- network -------------------------------------------------------------------------------------
@@ -547,8 +546,7 @@ def azure_network_networksecuritygroup_disallow_open_ingress(subject: Subject) -
 def azure_storage_storageaccount_enforce_cmk(subject: Subject) -> Iterable[str]:
     if subject.need("encryption.keySource") != "Microsoft.Keyvault":
         yield f"{subject.name}: encryption.keySource is {subject.get('encryption.keySource')!r}, not Microsoft.Keyvault"
-    if not subject.need("encryption.keyVaultProperties.keyName"):
-        yield f"{subject.name}: encryption.keyVaultProperties.keyName is empty"
+    yield from require_set(subject, "encryption.keyVaultProperties.keyName")
     if not truthy(subject.need("encryption.requireInfrastructureEncryption")):
         yield f"{subject.name}: requireInfrastructureEncryption is not true"
 
@@ -564,8 +562,7 @@ def azure_storage_storageaccount_enforce_cmk(subject: Subject) -> Iterable[str]:
     url="https://learn.microsoft.com/azure/storage/blobs/anonymous-read-access-prevent",
 )
 def azure_storage_storageaccount_disallow_public_access(subject: Subject) -> Iterable[str]:
-    if not falsy(subject.need("allowBlobPublicAccess")):
-        yield f"{subject.name}: allowBlobPublicAccess is not false"
+    yield from require_false(subject, "allowBlobPublicAccess")
     if subject.need("networkRuleSet.defaultAction") != "Deny":
         yield f"{subject.name}: networkRuleSet.defaultAction is not Deny"
 
@@ -581,8 +578,7 @@ def azure_storage_storageaccount_disallow_public_access(subject: Subject) -> Ite
     url="https://learn.microsoft.com/azure/storage/common/transport-layer-security-configure-minimum-version",
 )
 def azure_storage_storageaccount_enforce_tls(subject: Subject) -> Iterable[str]:
-    if not truthy(subject.need("enableHttpsTrafficOnly")):
-        yield f"{subject.name}: enableHttpsTrafficOnly is not true"
+    yield from require_true(subject, "enableHttpsTrafficOnly")
     if subject.need("minimumTlsVersion") not in ("TLS1_2", "TLS1_3"):
         yield f"{subject.name}: minimumTlsVersion is {subject.get('minimumTlsVersion')!r}"
 
@@ -598,8 +594,7 @@ def azure_storage_storageaccount_enforce_tls(subject: Subject) -> Iterable[str]:
     url="https://learn.microsoft.com/azure/storage/common/shared-key-authorization-prevent",
 )
 def azure_storage_storageaccount_disallow_shared_key(subject: Subject) -> Iterable[str]:
-    if not falsy(subject.need("allowSharedKeyAccess")):
-        yield f"{subject.name}: allowSharedKeyAccess is not false"
+    yield from require_false(subject, "allowSharedKeyAccess")
 
 
 # --- AKS -----------------------------------------------------------------------------------------
@@ -661,8 +656,7 @@ def azure_containerservice_managedcluster_enable_kms_secrets(subject: Subject) -
         yield f"{subject.name}: Key Vault KMS secrets encryption is disabled"
     if not subject.need("securityProfile.azureKeyVaultKms.keyId"):
         yield f"{subject.name}: azureKeyVaultKms.keyId is empty"
-    if not subject.need("diskEncryptionSetID"):
-        yield f"{subject.name}: diskEncryptionSetID is empty"
+    yield from require_set(subject, "diskEncryptionSetID")
 
 
 # --- identity and audit --------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from policies.zero_trust.rules._base import (
     Stack,
     Subject,
     is_all_zero,
+    require_set,
+    require_true,
     resource_rule,
     run_check,
     stack_rule,
@@ -384,9 +386,7 @@ def gcp_compute_instance_enforce_confidential(subject: Subject) -> Iterable[str]
     confidential=True,
 )
 def gcp_compute_instance_enable_shielded_vm(subject: Subject) -> Iterable[str]:
-    for flag in ("enableSecureBoot", "enableVtpm", "enableIntegrityMonitoring"):
-        if not truthy(subject.need(f"shieldedInstanceConfig.{flag}")):
-            yield f"{subject.name}: shieldedInstanceConfig.{flag} is not true"
+    yield from require_true(subject, "shieldedInstanceConfig.enableSecureBoot", "shieldedInstanceConfig.enableVtpm", "shieldedInstanceConfig.enableIntegrityMonitoring")
 
 
 def _images(subject: Subject) -> list[str]:
@@ -465,8 +465,7 @@ def gcp_compute_instance_disallow_public_ip(subject: Subject) -> Iterable[str]:
 )
 def gcp_compute_instance_enforce_cmk_disk(subject: Subject) -> Iterable[str]:
     if subject.type == INSTANCE:
-        if not subject.need("bootDisk.kmsKeySelfLink"):
-            yield f"{subject.name}: bootDisk.kmsKeySelfLink is empty"
+        yield from require_set(subject, "bootDisk.kmsKeySelfLink")
         return
     for i, disk in enumerate(subject.need_all("disks[*]")):
         if not (disk.get("diskEncryptionKey") or {}).get("kmsKeySelfLink"):
@@ -524,8 +523,7 @@ def gcp_compute_firewall_disallow_open_ingress(subject: Subject) -> Iterable[str
     url="https://cloud.google.com/storage/docs/encryption/customer-managed-keys",
 )
 def gcp_storage_bucket_enforce_cmk(subject: Subject) -> Iterable[str]:
-    if not subject.need("encryption.defaultKmsKeyName"):
-        yield f"{subject.name}: encryption.defaultKmsKeyName is empty"
+    yield from require_set(subject, "encryption.defaultKmsKeyName")
 
 
 @resource_rule(
@@ -541,8 +539,7 @@ def gcp_storage_bucket_enforce_cmk(subject: Subject) -> Iterable[str]:
 def gcp_storage_bucket_disallow_public_access(subject: Subject) -> Iterable[str]:
     if subject.need("publicAccessPrevention") != "enforced":
         yield f"{subject.name}: publicAccessPrevention is not 'enforced'"
-    if not truthy(subject.need("uniformBucketLevelAccess")):
-        yield f"{subject.name}: uniformBucketLevelAccess is not true"
+    yield from require_true(subject, "uniformBucketLevelAccess")
 
 
 GKE_DOCS: Final = "https://cloud.google.com/kubernetes-engine/docs/"
@@ -559,9 +556,7 @@ GKE_DOCS: Final = "https://cloud.google.com/kubernetes-engine/docs/"
     url=GKE_DOCS + "concepts/private-cluster-concept",
 )
 def gcp_container_cluster_enforce_private_cluster(subject: Subject) -> Iterable[str]:
-    for flag in ("enablePrivateNodes", "enablePrivateEndpoint"):
-        if not truthy(subject.need(f"privateClusterConfig.{flag}")):
-            yield f"{subject.name}: privateClusterConfig.{flag} is not true"
+    yield from require_true(subject, "privateClusterConfig.enablePrivateNodes", "privateClusterConfig.enablePrivateEndpoint")
 
 
 @resource_rule(
@@ -577,8 +572,7 @@ def gcp_container_cluster_enforce_private_cluster(subject: Subject) -> Iterable[
 def gcp_container_cluster_enable_secrets_encryption(subject: Subject) -> Iterable[str]:
     if subject.need("databaseEncryption.state") != "ENCRYPTED":
         yield f"{subject.name}: databaseEncryption.state is not ENCRYPTED"
-    if not subject.need("databaseEncryption.keyName"):
-        yield f"{subject.name}: databaseEncryption.keyName is empty"
+    yield from require_set(subject, "databaseEncryption.keyName")
 
 
 @resource_rule(
@@ -593,8 +587,7 @@ def gcp_container_cluster_enable_secrets_encryption(subject: Subject) -> Iterabl
     confidential=True,
 )
 def gcp_container_cluster_enforce_confidential_nodes(subject: Subject) -> Iterable[str]:
-    if not truthy(subject.need("confidentialNodes.enabled")):
-        yield f"{subject.name}: confidentialNodes.enabled is not true"
+    yield from require_true(subject, "confidentialNodes.enabled")
 
 
 @resource_rule(
@@ -608,8 +601,7 @@ def gcp_container_cluster_enforce_confidential_nodes(subject: Subject) -> Iterab
     url=GKE_DOCS + "how-to/workload-identity",
 )
 def gcp_container_cluster_enforce_workload_identity(subject: Subject) -> Iterable[str]:
-    if not subject.need("workloadIdentityConfig.workloadPool"):
-        yield f"{subject.name}: workloadIdentityConfig.workloadPool is empty"
+    yield from require_set(subject, "workloadIdentityConfig.workloadPool")
     if subject.need("nodeConfig.workloadMetadataConfig.mode") != "GKE_METADATA":
         yield f"{subject.name}: node metadata is exposed (mode is not GKE_METADATA)"
 
