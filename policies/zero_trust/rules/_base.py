@@ -583,6 +583,15 @@ def default_level(policy: Policy) -> EnforcementLevel:
     return EnforcementLevel.ADVISORY
 
 
+def plain(value: Any) -> Any:
+    """Python dicts/lists from the analyzer's proxies, for parsers (json, pydantic) that need them."""
+    if is_map(value):
+        return {k: plain(value[k]) for k in value.keys()}
+    if is_list(value):
+        return [plain(value[i]) for i in range(len(value))]
+    return value
+
+
 # Shared checks of single properties: the same requirement reads and reports the same way in
 # every cloud's rules, and a missing property still fails closed through `Subject.need`.
 

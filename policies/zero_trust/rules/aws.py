@@ -21,8 +21,8 @@ from policies.zero_trust.rules._base import (
     falsy,
     identifiers,
     is_all_zero,
-    is_list,
     is_map,
+    plain,
     require_set,
     require_true,
     resource_rule,
@@ -90,7 +90,7 @@ def policy_statements(subject: Subject, path: str = "policy") -> list[dict[str, 
     """The statements of a JSON policy property (string or object); missing is `MissingProperty`."""
     raw = subject.need(path)
     try:
-        doc = json.loads(raw) if isinstance(raw, str) else _plain(raw)
+        doc = json.loads(raw) if isinstance(raw, str) else plain(raw)
     except json.JSONDecodeError as error:
         raise BadDocument(f"`{path}` is not valid JSON ({error.msg})") from None
     statements = doc.get("Statement") if isinstance(doc, dict) else None
@@ -99,14 +99,6 @@ def policy_statements(subject: Subject, path: str = "policy") -> list[dict[str, 
     if not isinstance(statements, list) or not statements:
         raise BadDocument(f"`{path}` has no Statement")
     return [s for s in statements if isinstance(s, dict)]
-
-
-def _plain(value: Any) -> Any:
-    if is_map(value):
-        return {k: _plain(value[k]) for k in value.keys()}
-    if is_list(value):
-        return [_plain(value[i]) for i in range(len(value))]
-    return value
 
 
 def _as_list(value: Any) -> list[Any]:

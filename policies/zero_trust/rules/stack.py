@@ -22,8 +22,8 @@ from policies.zero_trust.rules._base import (
     Finding,
     Stack,
     Subject,
-    is_list,
     is_map,
+    plain,
     stack_rule,
     truthy,
 )
@@ -227,7 +227,7 @@ def stack_kms_partykey_enforce_same_measurements(stack: Stack) -> Iterator[Findi
     approved_values: set[str] | None = None
     expected: str | None = None
     if approved_raw:
-        approved = ApprovedMeasurements.model_validate(_plain(approved_raw), context={"environment": "dev"})
+        approved = ApprovedMeasurements.model_validate(plain(approved_raw), context={"environment": "dev"})
         approved_values = {v.lower() for _, v in approved.values()}
         expected = approved.fingerprint()
     tags = {k.tags().get("measurements") for k in keys}
@@ -253,14 +253,6 @@ def stack_kms_partykey_enforce_same_measurements(stack: Stack) -> Iterator[Findi
     for name, per_key in by_cloud.items():
         if len({frozenset(v) for v in per_key.values()}) > 1:
             yield Finding(f"{name} party keys pin different measurements: {sorted(per_key)}")
-
-
-def _plain(value: Any) -> Any:
-    if is_map(value):
-        return {k: _plain(value[k]) for k in value.keys()}
-    if is_list(value):
-        return [_plain(value[i]) for i in range(len(value))]
-    return value
 
 
 # Global by construction (no region exists to choose); they name networks or identities, never
