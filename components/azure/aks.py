@@ -11,12 +11,18 @@ party keys are released to) through a federated credential, never a stored secre
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import pulumi
 from pulumi_azure_native import containerservice, keyvault, managedidentity, network
 
-from components.azure.common import KEY_VAULT_CONTRIBUTOR, KEY_VAULT_CRYPTO_USER, assign_role, child
+from components.azure.common import (
+    KEY_VAULT_CONTRIBUTOR,
+    KEY_VAULT_CRYPTO_USER,
+    assign_role,
+    child,
+    placement,
+)
 from components.azure.keyvault import KeyVault
 from components.azure.vm import ADMIN_USERNAME, host_size
 from components.model import WorkloadHost
@@ -49,11 +55,7 @@ class ConfidentialAks(pulumi.ComponentResource):
     def __init__(self, name: str, args: AksArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ccp:azure:ConfidentialAks", name, None, opts)
         size = host_size(args.host)
-        common: dict[str, Any] = {
-            "resource_group_name": args.resource_group_name,
-            "location": args.host.region,
-            "tags": args.tags,
-        }
+        common = placement(args.resource_group_name, args.host.region, args.tags)
         control_plane = managedidentity.UserAssignedIdentity(f"{name}-control-plane", **common, opts=child(self))
         grants = [
             assign_role(

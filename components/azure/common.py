@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Final
+from typing import Any, Final
 
 import pulumi
 from pulumi_azure_native import authorization
@@ -62,6 +62,12 @@ def assign_role(
         description=description,
         opts=pulumi.ResourceOptions(parent=parent),
     )
+
+
+def placement(resource_group_name: pulumi.Input[str], location: str, tags: dict[str, str]) -> dict[str, Any]:
+    """The resource group, region and tags a component's regional ARM resources all carry, as
+    keyword arguments: one place, so none of them lands untagged or in another group or region."""
+    return {"resource_group_name": resource_group_name, "location": location, "tags": tags}
 
 
 def child(parent: pulumi.Resource, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:

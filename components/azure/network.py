@@ -16,7 +16,7 @@ from typing import Final
 import pulumi
 from pulumi_azure_native import network, privatedns
 
-from components.azure.common import child
+from components.azure.common import child, placement
 
 # Private Link group id -> private DNS zone (https://learn.microsoft.com/azure/private-link/private-endpoint-dns).
 PRIVATE_DNS_ZONES: Final[dict[str, str]] = {
@@ -72,7 +72,7 @@ class Network(pulumi.ComponentResource):
         super().__init__("ccp:azure:Network", name, None, opts)
         self.location = args.location
         self.address_space = args.address_space
-        common = {"resource_group_name": args.resource_group_name, "location": args.location, "tags": args.tags}
+        common = placement(args.resource_group_name, args.location, args.tags)
 
         egress_ip = network.PublicIPAddress(
             f"{name}-egress-ip",

@@ -17,7 +17,7 @@ from typing import Final
 import pulumi
 from pulumi_azure_native import managedidentity, network, storage
 
-from components.azure.common import KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, assign_role, child
+from components.azure.common import KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, assign_role, child, placement
 from components.azure.keyvault import KeyVault, hsm_key
 from components.azure.network import PrivateDns, private_endpoint
 from components.key_purpose import PARTY_STORAGE
@@ -45,7 +45,7 @@ class PartyStorage(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PartyStorageArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ccp:azure:PartyStorage", name, None, opts)
-        common = {"resource_group_name": args.resource_group_name, "location": args.location, "tags": args.tags}
+        common = placement(args.resource_group_name, args.location, args.tags)
         self.identity = managedidentity.UserAssignedIdentity(f"{name}-identity", **common, opts=child(self))
         cmk_name = f"{args.party.name}-storage"
         self.cmk = hsm_key(

@@ -11,7 +11,7 @@ Confidential VMs also encrypt the OS disk together with the VM guest state
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import pulumi
 from pulumi_azure_native import compute, managedidentity, network
@@ -21,6 +21,7 @@ from components.azure.common import (
     KEY_VAULT_CRYPTO_SERVICE_RELEASE_USER,
     assign_role,
     child,
+    placement,
 )
 from components.azure.keyvault import KeyVault, hsm_key
 from components.azure.sizes import EXAMPLE_SIZE, validate_cvm_size
@@ -80,11 +81,7 @@ class DiskEncryption(pulumi.ComponentResource):
                 "with a release policy and the Confidential VM Orchestrator's object id "
                 "(ccp-azure:cvmOrchestratorObjectId)"
             )
-        common: dict[str, Any] = {
-            "resource_group_name": args.resource_group_name,
-            "location": args.location,
-            "tags": args.tags,
-        }
+        common = placement(args.resource_group_name, args.location, args.tags)
         identity = managedidentity.UserAssignedIdentity(f"{name}-identity", **common, opts=child(self))
         key = hsm_key(
             f"{name}-key",
@@ -169,11 +166,7 @@ def _linux_vm(
     goes where Azure reads it: inside `disk_security` for confidential OS disk encryption, which
     the caller builds with `disk_encryption_set_ref(args)`, otherwise on the managed disk itself.
     """
-    common: dict[str, Any] = {
-        "resource_group_name": args.resource_group_name,
-        "location": args.host.region,
-        "tags": args.tags,
-    }
+    common = placement(args.resource_group_name, args.host.region, args.tags)
     nic = network.NetworkInterface(
         f"{name}-nic",
         ip_configurations=[
