@@ -59,6 +59,18 @@ def tiny_pack(directory: Path) -> analyzer.Pack:
     return analyzer.Pack(directory, module)
 
 
+def public_acl_program(tmp_path: Path) -> Path:
+    """A copy of `plain_aws` whose stack turns public ACLs on: one known violation of the tiny pack."""
+    program = tmp_path / "prog"
+    program.mkdir()
+    for name in ("Pulumi.yaml", "__main__.py"):
+        (program / name).write_text((PROGRAMS / "plain_aws" / name).read_text())
+    (program / "Pulumi.dev.yaml").write_text(
+        (PROGRAMS / "plain_aws" / "Pulumi.dev.yaml").read_text().replace('"false"', '"true"')
+    )
+    return program
+
+
 def test_clean_program_exits_0_and_writes_reports(tmp_path: Path) -> None:
     result = run_review(PROGRAMS / "plain_aws", "dev", tmp_path, packs=[tiny_pack(tmp_path)])
     assert result.exit_code == 0
@@ -78,13 +90,7 @@ def test_clean_program_exits_0_and_writes_reports(tmp_path: Path) -> None:
 
 
 def test_known_violation_exits_1_and_is_in_json(tmp_path: Path) -> None:
-    program = tmp_path / "prog"
-    program.mkdir()
-    for name in ("Pulumi.yaml", "__main__.py"):
-        (program / name).write_text((PROGRAMS / "plain_aws" / name).read_text())
-    (program / "Pulumi.dev.yaml").write_text(
-        (PROGRAMS / "plain_aws" / "Pulumi.dev.yaml").read_text().replace('"false"', '"true"')
-    )
+    program = public_acl_program(tmp_path)
     result = run_review(program, "dev", tmp_path / "out", packs=[tiny_pack(tmp_path)])
     assert result.exit_code == 1
     record = json.loads((tmp_path / "out" / "review-dev.json").read_text())
@@ -98,13 +104,7 @@ def test_known_violation_exits_1_and_is_in_json(tmp_path: Path) -> None:
 def test_stack_config_file_overrides_enforcement(tmp_path: Path) -> None:
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "dev.json").write_text(json.dumps({"all": "advisory"}))
-    program = tmp_path / "prog"
-    program.mkdir()
-    for name in ("Pulumi.yaml", "__main__.py"):
-        (program / name).write_text((PROGRAMS / "plain_aws" / name).read_text())
-    (program / "Pulumi.dev.yaml").write_text(
-        (PROGRAMS / "plain_aws" / "Pulumi.dev.yaml").read_text().replace('"false"', '"true"')
-    )
+    program = public_acl_program(tmp_path)
     result = run_review(program, "dev", None, packs=[tiny_pack(tmp_path)])
     assert result.exit_code == 0
     assert [v.enforcement for v in result.analysis.violations] == ["advisory"]
