@@ -447,7 +447,27 @@ def reported_waivers(config: Mapping[str, Any], report: ReportViolation) -> list
     return waivers
 
 
-class ZeroTrustResourcePolicy(ResourceValidationPolicy):
+class _Rule:
+    """What resource and stack rules keep alike: the types they read (only those carry their
+    findings and waivers), the property paths (the property-name test builds each one) and
+    whether they guard confidential computing (the review's key-release section)."""
+
+    types: tuple[str, ...]
+    reads: tuple[tuple[str, str], ...]
+    confidential: bool
+
+    def _declare(
+        self, meta: RuleMetadata, types: tuple[str, ...], reads: tuple[tuple[str, str], ...]
+    ) -> dict[str, Any]:
+        """Keep the rule's own fields; return the policy arguments CrossGuard reads."""
+        self.types, self.reads, self.confidential = types, reads, meta.confidential
+        return meta.policy_args()
+
+    def applies_to(self, resource_type: str) -> bool:
+        return resource_type in self.types
+
+
+class ZeroTrustResourcePolicy(_Rule, ResourceValidationPolicy):
     """A resource rule: `check` runs for each resource of `types` that no waiver excludes."""
 
     def __init__(
@@ -458,14 +478,8 @@ class ZeroTrustResourcePolicy(ResourceValidationPolicy):
         reads: tuple[tuple[str, str], ...],
         check: Check,
     ):
-        self.types = types
-        self.reads = reads
         self.check = check
-        self.confidential = meta.confidential
-        super().__init__(validate=self._validate, **meta.policy_args())
-
-    def applies_to(self, resource_type: str) -> bool:
-        return resource_type in self.types
+        super().__init__(validate=self._validate, **self._declare(meta, types, reads))
 
     def _validate(self, args: ResourceValidationArgs, report: ReportViolation) -> None:
         if not self.applies_to(args.resource_type):
@@ -498,7 +512,7 @@ def run_check(check: Check, subject: Subject) -> Iterator[str]:
 StackCheck = Callable[[Stack], Iterable[Finding]]
 
 
-class ZeroTrustStackPolicy(StackValidationPolicy):
+class ZeroTrustStackPolicy(_Rule, StackValidationPolicy):
     """A stack rule: findings on waived resources are dropped; the rest become violations."""
 
     def __init__(
@@ -508,15 +522,9 @@ class ZeroTrustStackPolicy(StackValidationPolicy):
         reads: tuple[tuple[str, str], ...],
         check: StackCheck,
     ):
-        self.types = tuple(sorted({t for t, _ in reads}))
-        self.reads = reads
         self.check = check
-        self.confidential = meta.confidential
-        super().__init__(validate=self._validate, **meta.policy_args())
-
-    def applies_to(self, resource_type: str) -> bool:
-        """The types the rule reads: only those can carry one of its findings (and its waivers)."""
-        return resource_type in self.types
+        types = tuple(sorted({t for t, _ in reads}))
+        super().__init__(validate=self._validate, **self._declare(meta, types, reads))
 
     def _validate(self, args: StackValidationArgs, report: ReportViolation) -> None:
         config = args.get_config() or {}
