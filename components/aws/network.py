@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import pulumi
 import pulumi_aws as aws
@@ -31,6 +31,8 @@ BASE_INTERFACE_SERVICES: Final[tuple[str, ...]] = (
 # (https://docs.aws.amazon.com/eks/latest/userguide/private-clusters.html).
 EKS_INTERFACE_SERVICES: Final[tuple[str, ...]] = ("ec2", "ecr.api", "ecr.dkr", "eks", "eks-auth")
 HTTPS: Final = 443
+# The only traffic any security group here admits: TCP 443 (to or from the endpoints and S3).
+HTTPS_ONLY: Final[dict[str, Any]] = {"protocol": "tcp", "from_port": HTTPS, "to_port": HTTPS}
 
 
 @dataclass(frozen=True)
@@ -67,34 +69,25 @@ class Network(pulumi.ComponentResource):
         )
         aws.ec2.DefaultSecurityGroup(
             f"{name}-default-sg",
-            vpc_id=self.vpc.id,
-            region=region,
             ingress=[],
             egress=[],
-            tags={**args.tags, "Name": f"{name}-default-closed"},
-            opts=child(self),
+            **self._in_vpc(args, f"{name}-default-closed"),
         )
         # Local route only: the table has no route to an internet or NAT gateway.
         route_table = aws.ec2.RouteTable(
             f"{name}-private",
-            vpc_id=self.vpc.id,
-            region=region,
             routes=[],
-            tags={**args.tags, "Name": f"{name}-private"},
-            opts=child(self),
+            **self._in_vpc(args, f"{name}-private"),
         )
         subnet_cidrs = list(cidr.subnets(new_prefix=min(cidr.prefixlen + 4, 28)))
         self.private_subnets = []
         for index, zone in enumerate(zones):
             subnet = aws.ec2.Subnet(
                 f"{name}-private-{zone}",
-                vpc_id=self.vpc.id,
-                region=region,
                 availability_zone=zone,
                 cidr_block=str(subnet_cidrs[index]),
                 map_public_ip_on_launch=False,
-                tags={**args.tags, "Name": f"{name}-private-{zone}", "tier": "private"},
-                opts=child(self),
+                **self._in_vpc(args, f"{name}-private-{zone}", tier="private"),
             )
             aws.ec2.RouteTableAssociation(
                 f"{name}-private-{zone}",
@@ -108,71 +101,53 @@ class Network(pulumi.ComponentResource):
         self.endpoint_security_group = aws.ec2.SecurityGroup(
             f"{name}-endpoints",
             description="HTTPS from inside the VPC to the AWS service endpoints",
-            vpc_id=self.vpc.id,
-            region=region,
             ingress=[
                 aws.ec2.SecurityGroupIngressArgs(
                     description="HTTPS from the VPC",
-                    protocol="tcp",
-                    from_port=HTTPS,
-                    to_port=HTTPS,
+                    **HTTPS_ONLY,
                     cidr_blocks=[args.cidr_block],
                 )
             ],
             egress=[],
-            tags={**args.tags, "Name": f"{name}-endpoints"},
-            opts=child(self),
+            **self._in_vpc(args, f"{name}-endpoints"),
         )
         s3_endpoint = aws.ec2.VpcEndpoint(
             f"{name}-s3",
-            vpc_id=self.vpc.id,
-            region=region,
             service_name=f"com.amazonaws.{region}.s3",
             vpc_endpoint_type="Gateway",
             route_table_ids=[route_table.id],
-            tags={**args.tags, "Name": f"{name}-s3"},
-            opts=child(self),
+            **self._in_vpc(args, f"{name}-s3"),
         )
         self.interface_endpoints: dict[str, aws.ec2.VpcEndpoint] = {}
         for service in (*BASE_INTERFACE_SERVICES, *args.extra_interface_services):
             self.interface_endpoints[service] = aws.ec2.VpcEndpoint(
                 f"{name}-{service.replace('.', '-')}",
-                vpc_id=self.vpc.id,
-                region=region,
                 service_name=f"com.amazonaws.{region}.{service}",
                 vpc_endpoint_type="Interface",
                 private_dns_enabled=True,
                 subnet_ids=[s.id for s in self.private_subnets],
                 security_group_ids=[self.endpoint_security_group.id],
-                tags={**args.tags, "Name": f"{name}-{service}"},
-                opts=child(self),
+                **self._in_vpc(args, f"{name}-{service}"),
             )
         # Hosts accept no inbound connection at all (SSM sessions are outbound); they may only
         # reach the endpoints and S3.
         self.workload_security_group = aws.ec2.SecurityGroup(
             f"{name}-workload",
             description="Enclave hosts: no ingress; HTTPS egress to VPC endpoints and S3 only",
-            vpc_id=self.vpc.id,
-            region=region,
             ingress=[],
             egress=[
                 aws.ec2.SecurityGroupEgressArgs(
                     description="HTTPS to the interface endpoints",
-                    protocol="tcp",
-                    from_port=HTTPS,
-                    to_port=HTTPS,
+                    **HTTPS_ONLY,
                     cidr_blocks=[args.cidr_block],
                 ),
                 aws.ec2.SecurityGroupEgressArgs(
                     description="HTTPS to S3 through the gateway endpoint",
-                    protocol="tcp",
-                    from_port=HTTPS,
-                    to_port=HTTPS,
+                    **HTTPS_ONLY,
                     prefix_list_ids=[s3_endpoint.prefix_list_id],
                 ),
             ],
-            tags={**args.tags, "Name": f"{name}-workload"},
-            opts=child(self),
+            **self._in_vpc(args, f"{name}-workload"),
         )
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in self.private_subnets])
         self.register_outputs(
@@ -182,3 +157,13 @@ class Network(pulumi.ComponentResource):
                 "workloadSecurityGroupId": self.workload_security_group.id,
             }
         )
+
+    def _in_vpc(self, args: NetworkArgs, label: str, **extra_tags: str) -> dict[str, Any]:
+        """What every resource inside this VPC carries: the VPC, its region, a `Name` tag on top of
+        the required tags, and this component as parent (one place, so none lands elsewhere)."""
+        return {
+            "vpc_id": self.vpc.id,
+            "region": args.region,
+            "tags": {**args.tags, "Name": label, **extra_tags},
+            "opts": child(self),
+        }
