@@ -20,7 +20,7 @@ import pulumi
 from pulumi_azure_native import keyvault
 
 from components.attestation.azure_release_policy import CONTENT_TYPE
-from components.azure.common import child
+from components.azure.common import child, placement
 from components.key_purpose import ATTESTED, purpose_tags
 from components.azure.network import PrivateDns, private_endpoint
 from pulumi_azure_native import network
@@ -58,6 +58,7 @@ class KeyVault(pulumi.ComponentResource):
         super().__init__("ccp:azure:KeyVault", name, None, opts)
         self.location = args.location
         self.resource_group_name = args.resource_group_name
+        common = placement(args.resource_group_name, args.location, args.tags)
         if args.managed_hsm:
             if not args.hsm_admin_object_ids:
                 raise ValueError(
@@ -68,8 +69,6 @@ class KeyVault(pulumi.ComponentResource):
             self.hsm = keyvault.ManagedHsm(
                 name,
                 name=args.vault_name,
-                resource_group_name=args.resource_group_name,
-                location=args.location,
                 sku=keyvault.ManagedHsmSkuArgs(family="B", name="Standard_B1"),
                 properties=keyvault.ManagedHsmPropertiesArgs(
                     tenant_id=args.tenant_id,
@@ -80,7 +79,7 @@ class KeyVault(pulumi.ComponentResource):
                     public_network_access="Disabled",
                     network_acls=keyvault.MHSMNetworkRuleSetArgs(default_action="Deny", bypass="AzureServices"),
                 ),
-                tags=args.tags,
+                **common,
                 opts=child(self),
             )
             self.id = self.hsm.id
@@ -91,8 +90,6 @@ class KeyVault(pulumi.ComponentResource):
             self.vault = keyvault.Vault(
                 name,
                 vault_name=args.vault_name,
-                resource_group_name=args.resource_group_name,
-                location=args.location,
                 properties=keyvault.VaultPropertiesArgs(
                     tenant_id=args.tenant_id,
                     sku=keyvault.SkuArgs(family="A", name="premium"),
@@ -106,7 +103,7 @@ class KeyVault(pulumi.ComponentResource):
                     public_network_access="Disabled",
                     network_acls=keyvault.NetworkRuleSetArgs(default_action="Deny", bypass="AzureServices"),
                 ),
-                tags=args.tags,
+                **common,
                 opts=child(self),
             )
             self.id = self.vault.id
@@ -115,13 +112,11 @@ class KeyVault(pulumi.ComponentResource):
         self.endpoint = private_endpoint(
             f"{name}-pe",
             parent=self,
-            resource_group_name=args.resource_group_name,
-            location=args.location,
             subnet=args.endpoint_subnet,
             target_id=self.id,
             group_id=group_id,
-            zone=args.dns.zones[group_id],
-            tags=args.tags,
+            dns=args.dns,
+            **common,
         )
         self.register_outputs({"id": self.id, "uri": self.uri})
 

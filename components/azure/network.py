@@ -200,10 +200,12 @@ def private_endpoint(
     subnet: network.Subnet,
     target_id: pulumi.Input[str],
     group_id: str,
-    zone: privatedns.PrivateZone,
+    dns: PrivateDns,
     tags: dict[str, str],
 ) -> network.PrivateEndpoint:
-    """A private endpoint for `target_id` with its DNS record in the matching private zone."""
+    """A private endpoint for `target_id` with its DNS record in the private zone of `group_id`
+    (so the service's public name resolves to the endpoint inside every linked VNet)."""
+    zone = dns.zones[group_id]
     endpoint = network.PrivateEndpoint(
         name,
         resource_group_name=resource_group_name,

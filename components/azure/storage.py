@@ -99,13 +99,11 @@ class PartyStorage(pulumi.ComponentResource):
         self.endpoint = private_endpoint(
             f"{name}-pe",
             parent=self,
-            resource_group_name=args.resource_group_name,
-            location=args.location,
             subnet=args.endpoint_subnet,
             target_id=self.account.id,
             group_id="blob",
-            zone=args.dns.zones["blob"],
-            tags=args.tags,
+            dns=args.dns,
+            **common,
         )
         self.containers = [
             storage.BlobContainer(
