@@ -594,3 +594,17 @@ def test_azure_release_rules_judge_attested_untagged_and_unknown_purposes(tags: 
     key = {**azure_key(GOOD_CLAIMS[:2]), "tags": tags}
     assert violations(RESOURCE_RULES["azure-keyvault-key-enforce-workload-claim"], "azure-native:keyvault:Key", key)
     assert violations(RESOURCE_RULES["azure-keyvault-key-disallow-service-release"], "azure-native:keyvault:Key", key) == []
+
+
+def test_storage_diagnostics_need_every_access_category() -> None:
+    policy = RESOURCE_RULES["azure-monitor-diagnosticsetting-enable-audit-logs"]
+    type_ = "azure-native:monitor:DiagnosticSetting"
+
+    def setting(*categories: str) -> dict[str, Any]:
+        return {"logs": [{"category": c, "enabled": True} for c in categories], "workspaceId": "/ws"}
+
+    assert violations(policy, type_, setting("StorageRead", "StorageWrite", "StorageDelete")) == []
+    assert violations(policy, type_, setting("StorageWrite", "StorageDelete")) == [
+        "subject: no enabled audit log category (AuditEvent, category group audit or allLogs, or all of "
+        "StorageRead/StorageWrite/StorageDelete)"
+    ]

@@ -699,16 +699,27 @@ def azure_authorization_roleassignment_disallow_broad_role(subject: Subject) -> 
 )
 def azure_monitor_diagnosticsetting_enable_audit_logs(subject: Subject) -> Iterable[str]:
     if not audit_enabled(subject):
-        yield f"{subject.name}: no enabled audit log category (AuditEvent, audit or allLogs)"
+        yield (
+            f"{subject.name}: no enabled audit log category (AuditEvent, category group audit or allLogs, "
+            "or all of StorageRead/StorageWrite/StorageDelete)"
+        )
     if not subject.get("workspaceId") and not subject.get("storageAccountId"):
         subject.need("workspaceId")
 
 
+# Storage services have no AuditEvent category: their resource logs are these three, and only all of
+# them together record every data access (https://learn.microsoft.com/azure/storage/blobs/monitor-blob-storage-reference).
+STORAGE_AUDIT_CATEGORIES: Final = frozenset({"StorageRead", "StorageWrite", "StorageDelete"})
+
+
 def audit_enabled(subject: Subject) -> bool:
-    return any(
-        truthy(log.get("enabled"))
-        and (log.get("category") == "AuditEvent" or str(log.get("categoryGroup", "")).lower() in ("audit", "alllogs"))
-        for log in subject.need_all("logs[*]")
+    """An audit category group, Key Vault's AuditEvent, or every storage access category is on."""
+    enabled = [log for log in subject.need_all("logs[*]") if truthy(log.get("enabled"))]
+    categories = {log.get("category") for log in enabled}
+    return (
+        "AuditEvent" in categories
+        or STORAGE_AUDIT_CATEGORIES <= categories
+        or any(str(log.get("categoryGroup", "")).lower() in ("audit", "alllogs") for log in enabled)
     )
 
 
