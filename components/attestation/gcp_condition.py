@@ -28,6 +28,7 @@ instance id (`gcpcs::<digest>::<number>::<id>`: at most 7+71+2+20+2+20 = 122 byt
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Final, Mapping, Sequence
 
@@ -186,17 +187,73 @@ def digest_principal_set(project_number: str, pool_id: str, digest: str) -> str:
     )
 
 
-def evaluate_cel(expression: str, assertion: Mapping[str, Any]) -> Any:
-    """Evaluate a provider CEL expression over a decoded token's claims (raises on any CEL error)."""
+@functools.lru_cache(maxsize=64)
+def compile_cel(expression: str) -> Any:
+    """The compiled CEL program (raises on a parse error); cached: reviews judge one condition many times."""
     import celpy
-    from celpy.adapter import json_to_cel
 
     environment = celpy.Environment()
-    program = environment.program(environment.compile(expression))
-    result = program.evaluate({"assertion": json_to_cel(dict(assertion))})
+    return environment.program(environment.compile(expression))
+
+
+def evaluate_cel(expression: str, assertion: Mapping[str, Any]) -> Any:
+    """Evaluate a provider CEL expression over a decoded token's claims (raises on any CEL error)."""
+    from celpy.adapter import json_to_cel
+
+    result = compile_cel(expression).evaluate({"assertion": json_to_cel(dict(assertion))})
     if isinstance(result, Exception):  # celpy may return, rather than raise, an evaluation error
         raise result
     return result
+
+
+def confidential_space_claims(
+    image_digest: str,
+    service_accounts: Sequence[str],
+    hwmodel: str,
+    *,
+    debug: bool = False,
+    project: str = "workload-project",
+    project_number: str = "1",
+    zone: str = "europe-west4-a",
+) -> dict[str, Any]:
+    """The claims of a Confidential Space attestation token for STS, in the documented shape.
+
+    Production images report `dbgstat: disabled-since-boot` and `support_attributes`; debug images
+    report `dbgstat: enabled` and none. Used to judge generated conditions (review, policy pack);
+    instance values are stand-ins.
+    """
+    instance = "ccp-workload"
+    submods: dict[str, Any] = {
+        "container": {
+            "image_reference": f"registry.example/workload@{image_digest}",
+            "image_digest": image_digest,
+            "restart_policy": "Never",
+            "env": {},
+            "args": [],
+        },
+        "gce": {
+            "zone": zone,
+            "project_id": project,
+            "project_number": project_number,
+            "instance_name": instance,
+            "instance_id": "4242424242424242424",
+        },
+    }
+    if not debug:
+        submods["confidential_space"] = {"support_attributes": ["LATEST", "STABLE", "USABLE"]}
+    return {
+        "iss": ISSUER.rstrip("/"),
+        "aud": AUDIENCE,
+        "sub": f"https://www.googleapis.com/compute/v1/projects/{project}/zones/{zone}/instances/{instance}",
+        "secboot": True,
+        "oemid": 11129,
+        "hwmodel": hwmodel,
+        "swname": "CONFIDENTIAL_SPACE",
+        "swversion": ["250301"],
+        "dbgstat": "enabled" if debug else "disabled-since-boot",
+        "submods": submods,
+        "google_service_accounts": list(service_accounts),
+    }
 
 
 def evaluate_condition(condition: str, assertion: Mapping[str, Any]) -> bool:

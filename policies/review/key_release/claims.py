@@ -23,6 +23,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Final
 
+from components.attestation.gcp_condition import confidential_space_claims
 from components.attestation.measurements import ApprovedMeasurements
 
 CASES: Final[tuple[str, ...]] = (
@@ -37,8 +38,6 @@ EXPECTED: Final[dict[str, str]] = {case: "deny" for case in CASES} | {"approved-
 OTHER_AWS_ACCOUNT: Final = "444455556666"
 OTHER_GCP_PROJECT: Final = "other-collab-project"
 OTHER_GCP_PROJECT_NUMBER: Final = "987654321098"
-CONFIDENTIAL_SPACE_ISSUER: Final = "https://confidentialcomputing.googleapis.com"
-STS_AUDIENCE: Final = "https://sts.googleapis.com"
 
 
 def stand_in(label: str, hex_chars: int) -> str:
@@ -154,41 +153,16 @@ class GcpWorkload:
 def confidential_space_token(
     workload: GcpWorkload, image_digest: str, *, debug: bool = False
 ) -> dict[str, Any]:
-    """The claims of a Confidential Space token for STS (default audience)."""
-    instance = "ccp-workload"
-    confidential_space = {} if debug else {"support_attributes": ["LATEST", "STABLE", "USABLE"]}
-    submods: dict[str, Any] = {
-        "container": {
-            "image_reference": f"registry.example/workload@{image_digest}",
-            "image_digest": image_digest,
-            "restart_policy": "Never",
-            "image_id": f"sha256:{stand_in(image_digest, 64)}",
-            "env": {},
-            "args": [],
-        },
-        "gce": {
-            "zone": workload.zone,
-            "project_id": workload.project,
-            "project_number": workload.project_number,
-            "instance_name": instance,
-            "instance_id": "4242424242424242424",
-        },
-    }
-    if confidential_space:
-        submods["confidential_space"] = confidential_space
-    return {
-        "iss": CONFIDENTIAL_SPACE_ISSUER,
-        "aud": STS_AUDIENCE,
-        "sub": f"https://www.googleapis.com/compute/v1/projects/{workload.project}/zones/{workload.zone}/instances/{instance}",
-        "secboot": True,
-        "oemid": 11129,
-        "hwmodel": workload.hwmodel,
-        "swname": "CONFIDENTIAL_SPACE",
-        "swversion": ["250301"],
-        "dbgstat": "enabled" if debug else "disabled-since-boot",
-        "submods": submods,
-        "google_service_accounts": [workload.service_account],
-    }
+    """The claims of a Confidential Space token for STS (default audience) from `workload`."""
+    return confidential_space_claims(
+        image_digest,
+        [workload.service_account],
+        workload.hwmodel,
+        debug=debug,
+        project=workload.project,
+        project_number=workload.project_number,
+        zone=workload.zone,
+    )
 
 
 def other_image_digest(label: str) -> str:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from typing import Any, Final, Iterable, Iterator
 
-import celpy
 from pulumi_policy import Severity
 
+from components.attestation.gcp_condition import compile_cel, confidential_space_claims, evaluate_condition
 from policies.zero_trust.rules._base import (
     OPEN_CIDRS,
     Finding,
@@ -68,35 +68,6 @@ KEY_CONTROLS: Final = (
 
 # --- Confidential Space attribute condition ------------------------------------------------------
 
-_CEL = celpy.Environment()
-
-
-def _token(digest: str, emails: list[str], hwmodel: str) -> dict[str, Any]:
-    """A production Confidential Space attestation token's claims (the shape STS evaluates)."""
-    return {
-        "swname": "CONFIDENTIAL_SPACE",
-        "swversion": ["240900"],
-        "dbgstat": "disabled-since-boot",
-        "hwmodel": hwmodel,
-        "secboot": True,
-        "iss": "https://confidentialcomputing.googleapis.com",
-        "aud": "https://sts.googleapis.com",
-        "google_service_accounts": emails,
-        "submods": {
-            "confidential_space": {"support_attributes": ["LATEST", "STABLE", "USABLE"]},
-            "container": {"image_digest": digest, "image_reference": f"registry.example/workload@{digest}"},
-        },
-    }
-
-
-def _accepts(program: Any, token: dict[str, Any]) -> bool:
-    try:
-        result = program.evaluate({"assertion": celpy.json_to_cel(token)})
-    except Exception:  # noqa: BLE001 - an evaluation error denies, as STS does
-        return False
-    return isinstance(result, celpy.celtypes.BoolType) and bool(result)
-
-
 def condition_problems(condition: str) -> list[str]:
     """What an attribute condition fails to exclude; empty when it is strict."""
     digests = sorted(set(DIGEST.findall(condition)))
@@ -104,19 +75,18 @@ def condition_problems(condition: str) -> list[str]:
         return ["pins no image digest (assertion.submods.container.image_digest in ['sha256:...'])"]
     problems = [f"pins an all-zero image digest {d}" for d in digests if is_all_zero(d)]
     try:
-        program = _CEL.program(_CEL.compile(condition))
+        compile_cel(condition)
     except Exception as error:  # noqa: BLE001 - an unparsable condition admits nobody, but is a bug
         return problems + [f"is not valid CEL ({str(error).splitlines()[0]})"]
     emails = re.findall(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+\.iam\.gserviceaccount\.com", condition)
     hwmodel = next(iter(re.findall(r"GCP_[A-Z_]+", condition)), "GCP_AMD_SEV")
-    good = _token(digests[0], emails, hwmodel)
-    if not _accepts(program, good):
+    if not evaluate_condition(condition, confidential_space_claims(digests[0], emails, hwmodel)):
         return problems + ["rejects a production token of its own approved image: cannot verify it is strict"]
     unapproved = "sha256:" + "f" * 64 if "sha256:" + "f" * 64 not in digests else "sha256:" + "e" * 64
 
     def variant(path: tuple[str, ...], value: Any) -> dict[str, Any]:
-        token = _token(digests[0], emails, hwmodel)
-        node = token
+        token = confidential_space_claims(digests[0], emails, hwmodel)
+        node: Any = token
         for key in path[:-1]:
             node = node[key]
         node[path[-1]] = value
@@ -128,7 +98,7 @@ def condition_problems(condition: str) -> list[str]:
         "software other than CONFIDENTIAL_SPACE": variant(("swname",), "GCE"),
         "an unapproved image digest": variant(("submods", "container", "image_digest"), unapproved),
     }
-    problems += [f"admits {what}" for what, token in cases.items() if _accepts(program, token)]
+    problems += [f"admits {what}" for what, token in cases.items() if evaluate_condition(condition, token)]
     return problems
 
 
