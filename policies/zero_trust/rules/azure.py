@@ -7,14 +7,13 @@ and checked against the real SDK under mocks.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import itertools
-import json
 import re
 from typing import Any, Final, Iterable
 
 from pulumi_policy import Severity
+
+from components.attestation.azure_release_policy import decode_release_policy
 
 from policies.zero_trust.rules._base import (
     OPEN_CIDRS,
@@ -72,16 +71,15 @@ class BadReleasePolicy(Exception):
     pass
 
 
-def decode_release_policy(data: str) -> dict[str, Any]:
-    """The JSON of a Key Vault release policy (`data` is base64url, padding optional)."""
+def release_policy_of(data: str) -> dict[str, Any]:
+    """The JSON of a Key Vault release policy, or `BadReleasePolicy` saying why it cannot release."""
     if not isinstance(data, str) or not data:
         raise BadReleasePolicy("releasePolicy.data is empty")
     try:
-        raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-        policy = json.loads(raw)
-    except (binascii.Error, ValueError) as error:
+        policy = decode_release_policy(data)
+    except ValueError as error:
         raise BadReleasePolicy(f"releasePolicy.data is not base64url JSON ({error})") from None
-    if not isinstance(policy, dict) or not policy.get("anyOf"):
+    if not policy.get("anyOf"):
         raise BadReleasePolicy("release policy has no anyOf")
     return policy
 
@@ -125,7 +123,7 @@ def release_branches(subject: Subject) -> list[list[Claim]] | None:
     Raises MissingProperty when neither a policy nor `exportable=false` says how the key is released.
     """
     if subject.has(RELEASE_DATA):
-        return branches(decode_release_policy(subject.need(RELEASE_DATA)))
+        return branches(release_policy_of(subject.need(RELEASE_DATA)))
     if falsy(subject.need("properties.attributes.exportable")):
         return None
     raise BadReleasePolicy("key is exportable but has no release policy: anyone with release rights gets it")
