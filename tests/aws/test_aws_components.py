@@ -17,7 +17,7 @@ from components.aws.site import Site
 from components.site import SiteArgs
 from policies.review.mocks import Recording, RecordedResource, run, unwrap
 
-from conftest import read_stack, stack_site_args
+from tests.support import read_stack, stack_site_args
 
 ACCOUNT = "111122223333"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/ccp-dev-demo-dev-enclave"

@@ -13,7 +13,7 @@ from components.aws.site import Site
 from components.site import SiteArgs
 from policies.review.mocks import run, unwrap
 
-from conftest import read_stack, stack_site_args
+from tests.support import read_stack, stack_site_args
 
 
 def site_args(raw: dict[str, Any]) -> SiteArgs:

@@ -16,7 +16,7 @@ from policies.review.fakes.azure import SUBSCRIPTION, principal_id
 from policies.review.mocks import Recording, RecordedResource, run, unwrap
 from stacks import config
 
-from conftest import read_stack, stack_site_args
+from tests.support import read_stack, stack_site_args
 
 RELEASE_USER = "08bbd89e-9f13-488c-ac41-acfcb10c90ab"
 ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"

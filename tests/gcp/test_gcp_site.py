@@ -13,7 +13,7 @@ from components.site import SiteArgs
 from policies.review.fakes.gcp import PROJECT, PROJECT_NUMBER
 from policies.review.mocks import Recording, RecordedResource, run, unwrap
 
-from conftest import read_stack, stack_site_args
+from tests.support import read_stack, stack_site_args
 
 DEV_DIGEST = "sha256:a0e2148f2794b7790dc9c775028636b025312d42873cff16847ef9ec0e42af08"
 SA = f"ccp-cs-dev-demo@{PROJECT}.iam.gserviceaccount.com"

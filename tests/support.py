@@ -2,7 +2,7 @@
 
 Why here: the AWS, Azure and GCP site tests all build their `Site` from `Pulumi.<stack>.yaml` the
 way the program does (`stacks.config.parse`), so one definition keeps them reading the same stack
-the same way. Test modules import these with `from conftest import ...`.
+the same way. Test modules import these with `from tests.support import ...` (a plain module: conftest files are for fixtures and are not meant to be imported).
 """
 
 from __future__ import annotations
