@@ -110,6 +110,16 @@ def test_stack_config_file_overrides_enforcement(tmp_path: Path) -> None:
     assert [v.enforcement for v in result.analysis.violations] == ["advisory"]
 
 
+def test_config_with_properties_only_keeps_the_policy_mandatory(tmp_path: Path) -> None:
+    """A config entry without enforcementLevel (e.g. allowed regions) must not downgrade the policy:
+    the proto default of PolicyConfig.enforcementLevel is advisory."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "dev.json").write_text(json.dumps({"s3-no-public-acls": {"note": "properties only"}}))
+    result = run_review(public_acl_program(tmp_path), "dev", None, packs=[tiny_pack(tmp_path)])
+    assert [(v.policy, v.enforcement) for v in result.analysis.violations] == [("s3-no-public-acls", "mandatory")]
+    assert result.exit_code == 1
+
+
 def test_unknown_policy_in_config_is_refused(tmp_path: Path) -> None:
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "dev.json").write_text(json.dumps({"s3-typo": "advisory"}))
