@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from policies.review import analyzer, project, report
+from policies.review import analyzer, key_release, project, report
 from policies.review.mocks import Recording, run_directory
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -40,10 +39,9 @@ def ccp_settings(proj: project.Project) -> Any:
 
 
 def _simulate_key_release(recording: Recording, settings: Any) -> tuple[list[dict[str, Any]], str]:
-    if settings is None or importlib.util.find_spec("policies.review.key_release") is None:
+    """Only ccp stacks have approved measurements to build the attested claim sets from."""
+    if settings is None:
         return [], ""
-    from policies.review import key_release
-
     rows = key_release.simulate(recording, settings)
     return rows, "## Key-release simulation\n\n" + key_release.markdown_table(rows)
 
@@ -61,8 +59,7 @@ def _key_release_violations(rows: list[dict[str, Any]]) -> list[analyzer.Violati
                 f"{row['expected']} but the generated policy gives {row['decision']}"
             ),
         )
-        for row in rows
-        if row["decision"] != row["expected"]
+        for row in key_release.mismatches(rows)
     ]
 
 
