@@ -184,3 +184,20 @@ def test_invalid_ccp_config_exits_2_before_running(tmp_path: Path) -> None:
     result = run_review(program, "dev", None, packs=[])
     assert result.exit_code == 2
     assert "ccp:environment: 'staging' is not allowed: 'dev' or 'prod'" in result.problems
+
+
+def test_unanswered_invoke_fails_the_review_naming_the_token(tmp_path: Path) -> None:
+    """An invoke the fakes cannot answer must not silently change what the program declares."""
+    program = tmp_path / "prog"
+    program.mkdir()
+    (program / "Pulumi.yaml").write_text("name: p\nruntime: python\n")
+    (program / "Pulumi.dev.yaml").write_text("config:\n  aws:region: eu-west-1\n")
+    (program / "__main__.py").write_text(
+        "import pulumi_aws as aws\n"
+        "ami = aws.ec2.get_ami(most_recent=True, owners=['amazon'])\n"
+        "aws.ec2.Instance('vm', ami=ami.id, instance_type='m6i.xlarge')\n"
+    )
+    result = run_review(program, "dev", None, packs=[])
+    assert result.exit_code == 2
+    assert "no answer for invoke 'aws:ec2/getAmi:getAmi'" in result.problems[0]
+    assert "policies/review/fakes/aws.py" in result.problems[0]
