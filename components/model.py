@@ -12,7 +12,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from components.attestation.measurements import ApprovedMeasurements, Model
+from enclave_runtime.measurements import ApprovedMeasurements, Model
 from components.regions import CLOUD_LABELS, Cloud, is_region
 
 Environment = Literal["dev", "prod"]

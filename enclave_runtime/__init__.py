@@ -1,4 +1,6 @@
-"""In-TEE runtime (evidence, attestation-bound key release, approved workloads, audit log).
+"""The runtime baked into the workload images: evidence, verification, policy, (next) key release.
 
-Not built yet: no open issue covers it. The infrastructure in `components/` does not depend on it.
+Small on purpose: it imports no Pulumi and no cloud SDK, and `requirements.txt` beside this file is its
+whole dependency list. The IaC imports `enclave_runtime.measurements` from here, so the key policies
+and the runtime's validation read one typed set of approved measurements.
 """

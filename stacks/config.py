@@ -12,7 +12,7 @@ from typing import Any, Final, Mapping
 
 from pydantic import Field, ValidationError
 
-from components.attestation.measurements import Model
+from enclave_runtime.measurements import Model
 from components.model import Collaboration, Environment
 
 NAMESPACE: Final = "ccp"

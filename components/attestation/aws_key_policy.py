@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from components.attestation.measurements import NitroMeasurements, is_all_zero
+from enclave_runtime.measurements import NitroMeasurements, is_all_zero
 
 ATTESTATION_KEY_PREFIX: Final = "kms:RecipientAttestation:"
 IMAGE_SHA384: Final = "kms:RecipientAttestation:ImageSha384"

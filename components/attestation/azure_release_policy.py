@@ -33,7 +33,7 @@ import base64
 import json
 from typing import Any, Callable, Final
 
-from components.attestation.measurements import ApprovedMeasurements
+from enclave_runtime.measurements import ApprovedMeasurements
 
 POLICY_VERSION: Final = "1.0.0"
 # What Key Vault expects in KeyReleasePolicy.contentType for a JSON policy.

@@ -32,7 +32,7 @@ import functools
 import re
 from typing import Any, Final, Mapping, Sequence
 
-from components.attestation.measurements import ApprovedMeasurements
+from enclave_runtime.measurements import ApprovedMeasurements
 
 # Hardware models a Confidential Space token can report that are confidential computing.
 CONFIDENTIAL_SPACE_HWMODELS: Final[frozenset[str]] = frozenset(

@@ -19,7 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.attestation.aws_key_policy import key_policy
-from components.attestation.measurements import NitroMeasurements
+from enclave_runtime.measurements import NitroMeasurements
 from components.aws.common import Account, child, to_json
 from components.key_purpose import PARTY_DATA, purpose_tags
 

@@ -10,7 +10,7 @@ import pulumi
 import pytest
 
 from components.attestation.aws_key_policy import IMAGE_SHA384
-from components.attestation.measurements import NitroMeasurements
+from enclave_runtime.measurements import NitroMeasurements
 from components.aws.common import Account
 from components.aws.party_key import HsmBacking, PartyDataKey, PartyDataKeyArgs
 from components.aws.site import Site

@@ -12,7 +12,7 @@ from components.attestation.aws_key_policy import (
     IMAGE_SHA384,
     key_policy,
 )
-from components.attestation.measurements import NitroMeasurements
+from enclave_runtime.measurements import NitroMeasurements
 
 PCR0 = "eecef00a5261e0bff06cafee3b679a74b1fd018983c924a5ee535aba84408d02d2b3d5d161d0c16afaccffc90a5c14a0"
 PCR8 = "9520d2eb58ca9ccfefeed1a3d4ead0af897f14114c18f47bf99fdad448b1c2472f970ad64028c43d010ab2aaf9b67df0"

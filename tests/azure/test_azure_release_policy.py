@@ -11,7 +11,7 @@ from components.attestation.azure_release_policy import (
     encode_release_policy,
     release_policy,
 )
-from components.attestation.measurements import ApprovedMeasurements
+from enclave_runtime.measurements import ApprovedMeasurements
 from components.azure.sizes import validate_cvm_size
 
 AUTHORITY = "https://ccpdemo.weu.attest.azure.net"

@@ -16,7 +16,7 @@ from components.attestation.gcp_condition import (
     evaluate_cel,
     evaluate_condition,
 )
-from components.attestation.measurements import ApprovedMeasurements
+from enclave_runtime.measurements import ApprovedMeasurements
 
 DIGEST = "sha256:" + "a0e2148f2794b7790dc9c775028636b025312d42873cff16847ef9ec0e42af08"
 OTHER_DIGEST = "sha256:" + "60904cc3323bc0ae4cffe810b03710481e4fc7a07312ff12382dcd261a4505da"

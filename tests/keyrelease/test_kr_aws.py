@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.attestation.aws_key_policy import key_policy
-from components.attestation.measurements import NitroMeasurements
+from enclave_runtime.measurements import NitroMeasurements
 from policies.review.key_release import aws
 from policies.review.key_release.aws import PolicyError, Request, conditions_hold, evaluate
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.attestation.azure_release_policy import release_policy
-from components.attestation.measurements import ApprovedMeasurements
+from enclave_runtime.measurements import ApprovedMeasurements
 from policies.review.key_release import claims
 from policies.review.key_release.aws import PolicyError
 from policies.review.key_release.azure import evaluate

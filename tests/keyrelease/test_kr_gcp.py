@@ -8,7 +8,7 @@ from components.attestation.gcp_condition import (
     attribute_mapping,
     digest_principal_set,
 )
-from components.attestation.measurements import ApprovedMeasurements
+from enclave_runtime.measurements import ApprovedMeasurements
 from policies.review.key_release import claims, gcp
 
 DIGEST = "sha256:" + "a1" * 32

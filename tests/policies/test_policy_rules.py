@@ -402,7 +402,7 @@ def test_kms_invalid_json_is_a_violation() -> None:
 
 def test_generated_key_policy_passes_every_kms_rule() -> None:
     from components.attestation.aws_key_policy import key_policy
-    from components.attestation.measurements import NitroMeasurements
+    from enclave_runtime.measurements import NitroMeasurements
 
     doc = key_policy(NitroMeasurements(pcr0=PCR0, pcr8="cd" * 48, pin=["pcr0", "pcr8"]), account_id="111122223333", enclave_role_arn=ROLE, admin_principal_arn=ADMIN)
     for name in ("aws-kms-key-enforce-attestation", "aws-kms-key-missing-unattested-deny", "aws-kms-key-disallow-debug-pcr", "aws-kms-key-disallow-owner-decrypt"):
@@ -464,7 +464,7 @@ def test_gcp_condition_is_evaluated_not_pattern_matched(mutation: tuple[str, str
 def test_gcp_generated_condition_passes() -> None:
     """The component's generator and this rule agree (independently written: the rule evaluates CEL)."""
     from components.attestation.gcp_condition import attribute_condition
-    from components.attestation.measurements import ApprovedMeasurements
+    from enclave_runtime.measurements import ApprovedMeasurements
 
     measurements = ApprovedMeasurements.model_validate({"version": "1", "confidentialSpace": {"imageDigests": [DIGEST]}})
     condition = attribute_condition(measurements, workload_service_account="ccp-workload@ccp-dev-project.iam.gserviceaccount.com")

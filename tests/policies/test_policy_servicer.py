@@ -372,7 +372,7 @@ def test_measurement_values_checked_against_approved_set() -> None:
     approved = {"version": "1", "nitro": {"pcr0": PCR0, "pin": ["pcr0"]}, "sevSnp": {"launchMeasurement": "ee" * 48}, "confidentialSpace": {"imageDigests": [DIGEST]}}
     found = analyze_stack(good_stack(), {"stack-kms-partykey-enforce-same-measurements": {"approvedMeasurements": approved}})
     msgs = messages(found, "stack-kms-partykey-enforce-same-measurements")
-    from components.attestation.measurements import ApprovedMeasurements
+    from enclave_runtime.measurements import ApprovedMeasurements
 
     fingerprint = ApprovedMeasurements.model_validate(approved).fingerprint()
     assert f"key az-key pins values outside the approved set: ['{'cd' * 8}']" in msgs
@@ -531,7 +531,7 @@ def test_config_files_are_valid_and_match_the_stack(stack: str) -> None:
     regions = hook["stack-residency-enforce-allowed-regions"]["allowedRegions"]
     assert data["stack-residency-enforce-allowed-regions"]["allowedRegions"] == regions
     approved = hook["stack-kms-partykey-enforce-same-measurements"]["approvedMeasurements"]
-    from components.attestation.measurements import ApprovedMeasurements
+    from enclave_runtime.measurements import ApprovedMeasurements
 
     assert ApprovedMeasurements.model_validate(approved).fingerprint() == settings.collaboration.measurements.fingerprint()
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from components.attestation.gcp_condition import confidential_space_claims
-from components.attestation.measurements import ApprovedMeasurements
+from enclave_runtime.measurements import ApprovedMeasurements
 
 CASES: Final[tuple[str, ...]] = (
     "approved-production",

@@ -14,7 +14,7 @@ from typing import Any, Final, Iterable, Iterator
 
 from pulumi_policy import Severity
 
-from components.attestation.measurements import ApprovedMeasurements
+from enclave_runtime.measurements import ApprovedMeasurements
 from components.key_purpose import PARTY_STORAGE, PURPOSE_TAG, PURPOSES
 from components.site import SHARED_PARTY
 from policies.zero_trust.rules import aws, azure, gcp
