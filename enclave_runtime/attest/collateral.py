@@ -52,6 +52,9 @@ class Collateral:
     certificates: list[x509.Certificate] = field(default_factory=list)
     crls: list[x509.CertificateRevocationList] = field(default_factory=list)
     documents: list[dict[str, Any]] = field(default_factory=list)  # JSON: TCB info, QE identity, JWKS, ...
+    # The exact bytes of each document, same order: signed collateral (Intel's tcbInfo, enclaveIdentity)
+    # is verified over the bytes as served, which re-serialising the parsed JSON would not reproduce.
+    document_bytes: list[bytes] = field(default_factory=list)
 
     @classmethod
     def from_files(cls, paths: Iterable[Path | str]) -> "Collateral":
@@ -70,6 +73,7 @@ class Collateral:
         if text[:1] == b"{":
             try:
                 self.documents.append(json.loads(text))
+                self.document_bytes.append(bytes(text))
             except ValueError as exc:
                 raise VerificationError("input", f"{name}: not valid JSON ({exc})") from None
             return
@@ -100,10 +104,17 @@ class Collateral:
         self.certificates.extend(other.certificates)
         self.crls.extend(other.crls)
         self.documents.extend(other.documents)
+        self.document_bytes.extend(other.document_bytes)
 
     def document(self, key: str) -> dict[str, Any] | None:
         """The first JSON document with top-level `key` (e.g. `tcbInfo`, `enclaveIdentity`, `keys`)."""
         return next((d for d in self.documents if isinstance(d, dict) and key in d), None)
+
+    def document_source(self, key: str) -> bytes | None:
+        """The exact bytes of the document `document(key)` returns."""
+        return next(
+            (raw for d, raw in zip(self.documents, self.document_bytes) if isinstance(d, dict) and key in d), None
+        )
 
     @staticmethod
     def _pem_certs(text: bytes, name: str) -> list[x509.Certificate]:
