@@ -8,7 +8,7 @@ PROGRAM ?= .
 NAME ?=
 FROM ?= banks
 
-.PHONY: venv review test bench lint collaboration clean
+.PHONY: venv tools review test test-full bench lint collaboration clean
 
 venv: $(STAMP)
 
@@ -17,14 +17,28 @@ $(STAMP): requirements.lock
 	@$(PY) -m pip install -qq --disable-pip-version-check -r requirements.lock
 	@touch $@
 
+# The software TPM the vTPM tests quote with (Debian packages; installed when missing and we are root).
+TPM_TOOLS := swtpm swtpm-tools tpm2-tools
+tools:
+	@command -v swtpm >/dev/null && command -v tpm2_quote >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TPM_TOOLS)) >/dev/null 2>&1 \
+	      || echo "note: could not install $(TPM_TOOLS); the software-TPM tests will be skipped"; \
+	  else echo "note: install $(TPM_TOOLS) (apt-get) to run the software-TPM tests"; fi; }
+
 review: $(STAMP)
 	@$(PY) -m policies.review --stack $(STACK) --program $(PROGRAM)
 
-test: $(STAMP)
+test: $(STAMP) tools
 	@$(PY) -m pytest -n 2 tests
+
+# The property tests at full strength (10,000 mutations of each genuine sample; minutes, not seconds).
+test-full: $(STAMP) tools
+	@CCP_HYPOTHESIS_PROFILE=full $(PY) -m pytest -n 2 tests/runtime/test_mutations.py
 
 bench: $(STAMP)
 	@$(PY) -m benchmarks.bench_review
+	@$(PY) -m benchmarks.bench_verify
 
 lint: $(STAMP)
 	@$(PY) -m ruff check .

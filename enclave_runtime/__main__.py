@@ -1,0 +1,5 @@
+"""`python -m enclave_runtime verify ...` (see `enclave_runtime.cli`)."""
+
+from enclave_runtime.cli import main
+
+raise SystemExit(main())
