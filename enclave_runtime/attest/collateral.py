@@ -92,7 +92,7 @@ class Collateral:
         for loader in (x509.load_der_x509_certificate, x509.load_der_x509_crl):
             try:
                 loaded = loader(der)
-            except ValueError:
+            except (ValueError, x509.InvalidVersion):  # InvalidVersion is not a ValueError
                 continue
             (self.certificates if isinstance(loaded, x509.Certificate) else self.crls).append(loaded)  # type: ignore[arg-type]
             return

@@ -74,6 +74,20 @@ def load_der_cached(der: bytes) -> x509.Certificate:
     return cert
 
 
+def _readable(cert: x509.Certificate) -> bool:
+    """`cryptography` decodes names, dates and extensions lazily: a damaged certificate parses, then
+    raises on first use. Checking once here keeps every later use plain (an unreadable candidate is
+    simply not a candidate)."""
+    try:
+        cert.subject.rfc4514_string()
+        cert.issuer.rfc4514_string()
+        cert.extensions  # noqa: B018 - decoding is the check
+        cert.not_valid_before_utc, cert.not_valid_after_utc  # noqa: B018
+    except ValueError:
+        return False
+    return True
+
+
 def describe(cert: x509.Certificate) -> str:
     return f"{cert.subject.rfc4514_string()} (sha256 {fingerprint(cert)[:16]}…)"
 
@@ -156,7 +170,9 @@ class ChainVerifier:
 
         `candidates` (certificates that came with the evidence) are searched before the store's pool.
         """
-        pool = list(candidates) + store.pool
+        if not _readable(leaf):
+            raise VerificationError("chain", "the leaf certificate's names, dates or extensions cannot be decoded")
+        pool = [c for c in list(candidates) + store.pool if _readable(c)]
         chain = [leaf]
         current = leaf
         for _ in range(self.MAX_DEPTH):

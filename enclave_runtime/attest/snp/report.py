@@ -65,13 +65,15 @@ class SnpReport:
     def parse(cls, data: bytes) -> "SnpReport":
         if len(data) != REPORT_SIZE:
             raise VerificationError(
-                "structure", f"SNP report is {len(data)} bytes; an ATTESTATION_REPORT is exactly {REPORT_SIZE}"
+                "structure",
+                f"SNP report is {len(data)} bytes; an ATTESTATION_REPORT is exactly {REPORT_SIZE}",
             )
         r = Reader(data, "SNP report")
         version = r.u32le("version")
         if version not in SUPPORTED_VERSIONS:
             raise VerificationError(
-                "structure", f"SNP report version is {version}; this verifier reads versions {SUPPORTED_VERSIONS}"
+                "structure",
+                f"SNP report version is {version}; this verifier reads versions {SUPPORTED_VERSIONS}",
             )
         guest_svn = r.u32le("guest_svn")
         policy = r.u64le("policy")
@@ -116,7 +118,8 @@ class SnpReport:
         signature_s = cls._signature_component(r, "signature s")
         if any(r.rest()):
             raise VerificationError(
-                "structure", "SNP report bytes after the signature's r and s (0x330..0x49F) are not zero; they must be"
+                "structure",
+                "SNP report bytes after the signature's r and s (0x330..0x49F) are not zero; they must be",
             )
         return cls(
             version=version,
@@ -164,6 +167,7 @@ class SnpReport:
         raw = r.take(SIGNATURE_COMPONENT_SIZE, field)
         if any(raw[P384_SIZE:]):
             raise VerificationError(
-                "structure", f"SNP report {field} has non-zero bytes above the 48 a P-384 value uses: {raw[P384_SIZE:].hex()}"
+                "structure",
+                f"SNP report {field} has non-zero bytes above the 48 a P-384 value uses: {raw[P384_SIZE:].hex()}",
             )
         return int.from_bytes(raw[:P384_SIZE], "little")

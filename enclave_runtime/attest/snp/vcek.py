@@ -51,12 +51,18 @@ class AmdExtensions:
             extensions = {ext.oid: ext.value for ext in cert.extensions}
         except ValueError as exc:
             raise VerificationError("chain", f"{describe(cert)} has unreadable extensions: {exc}") from None
-        raw = {oid: value.value for oid, value in extensions.items() if isinstance(value, x509.UnrecognizedExtension)}
+        raw = {
+            oid: value.value
+            for oid, value in extensions.items()
+            if isinstance(value, x509.UnrecognizedExtension)
+        }
         product_name = raw.get(PRODUCT_NAME)
         hwid = raw.get(HWID)
         spl = {name: raw[oid] for name, oid in SPL_OIDS.items() if oid in raw}
         return cls(
-            product_name=None if product_name is None else _der(cert, "productName", core.IA5String, product_name),
+            product_name=None
+            if product_name is None
+            else _der(cert, "productName", core.IA5String, product_name),
             hwid=None if hwid is None else _hwid(cert, hwid),
             spl={name: _spl(cert, name, value) for name, value in spl.items()},
         )
@@ -74,7 +80,9 @@ def _der(cert: x509.Certificate, field: str, spec: type[core.Asn1Value], value: 
 def _spl(cert: x509.Certificate, name: str, value: bytes) -> int:
     level = _der(cert, name, core.Integer, value)
     if not 0 <= level <= 0xFF:
-        raise VerificationError("chain", f"{describe(cert)} extension {name} is {level}; an SPL is one byte (0..255)")
+        raise VerificationError(
+            "chain", f"{describe(cert)} extension {name} is {level}; an SPL is one byte (0..255)"
+        )
     return int(level)
 
 
@@ -82,6 +90,7 @@ def _hwid(cert: x509.Certificate, value: bytes) -> bytes:
     chip_id = value if len(value) == CHIP_ID_SIZE else _der(cert, "hwID", core.OctetString, value)
     if len(chip_id) != CHIP_ID_SIZE:
         raise VerificationError(
-            "chain", f"{describe(cert)} extension hwID holds {len(chip_id)} bytes; a chip id is {CHIP_ID_SIZE}"
+            "chain",
+            f"{describe(cert)} extension hwID holds {len(chip_id)} bytes; a chip id is {CHIP_ID_SIZE}",
         )
     return bytes(chip_id)

@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 from ..claims import Claims
 from ..collateral import Collateral
 from ..errors import VerificationError
-from ..trust import CHAINS, TrustStore, check_revocation, describe
+from ..trust import CHAINS, TrustStore, check_revocation, describe, fingerprint
 from .report import POLICY_DEBUG, SnpReport
 from .tcb import PRODUCTS, TcbVersion
 from .vcek import AmdExtensions
@@ -63,7 +63,9 @@ class SnpClaims(Claims):
         return bool(self.policy & POLICY_DEBUG)
 
 
-def verify(evidence: bytes, collateral: Collateral, store: TrustStore, at: dt.datetime, *, kind: str) -> SnpClaims:
+def verify(
+    evidence: bytes, collateral: Collateral, store: TrustStore, at: dt.datetime, *, kind: str
+) -> SnpClaims:
     return verify_report(evidence, collateral, store, at)
 
 
@@ -77,6 +79,8 @@ def verify_report(
     """Verify a 1184-byte report; `extra_certificates` are endorsements carried inside other evidence."""
     parsed = SnpReport.parse(report)
     candidates = [*extra_certificates, *collateral.certificates]
+    for cert in candidates:
+        _check_readable(cert)
     key_cert, extensions = _endorsement(parsed, candidates)
     anchor, chain = CHAINS.verify(key_cert, candidates, store, "amd", at)
     product = _product(chain[-1], extensions, parsed)
@@ -108,6 +112,18 @@ def verify_report(
     )
 
 
+def _check_readable(cert: x509.Certificate) -> None:
+    """`cryptography` decodes names and extensions on first access; a damaged certificate must fail
+    here, as `chain`, not with a ValueError from deep inside chain building."""
+    try:
+        cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(), cert.extensions
+        cert.not_valid_before_utc, cert.not_valid_after_utc
+    except ValueError as exc:
+        raise VerificationError(
+            "chain", f"supplied certificate sha256 {fingerprint(cert)[:16]}… is malformed: {exc}"
+        ) from None
+
+
 def _p384_leaves(candidates: Sequence[x509.Certificate]) -> list[x509.Certificate]:
     """Certificates with an EC P-384 key: VCEKs and VLEKs (AMD's CAs hold RSA keys)."""
     leaves = []
@@ -126,7 +142,9 @@ def _common_name(name: x509.Name) -> str:
     return str(values[0].value) if values else ""
 
 
-def _endorsement(report: SnpReport, candidates: Sequence[x509.Certificate]) -> tuple[x509.Certificate, AmdExtensions]:
+def _endorsement(
+    report: SnpReport, candidates: Sequence[x509.Certificate]
+) -> tuple[x509.Certificate, AmdExtensions]:
     leaves = _p384_leaves(candidates)
     if report.signing_key == "vlek":
         vleks = [c for c in leaves if _common_name(c.issuer).startswith(VLEK_ISSUER_PREFIX)]
@@ -163,11 +181,13 @@ def _product(ark: x509.Certificate, extensions: AmdExtensions, report: SnpReport
     product = name[len(ARK_PREFIX) :].lower() if name.startswith(ARK_PREFIX) else ""
     if product not in PRODUCTS:
         raise VerificationError(
-            "root", f"chain ends at {describe(ark)}, which names no known AMD product (expected ARK-Milan/Genoa/Turin)"
+            "root",
+            f"chain ends at {describe(ark)}, which names no known AMD product (expected ARK-Milan/Genoa/Turin)",
         )
     if extensions.product is not None and extensions.product != product:
         raise VerificationError(
-            "binding", f"endorsement key productName is {extensions.product_name!r} but its chain ends at {name}"
+            "binding",
+            f"endorsement key productName is {extensions.product_name!r} but its chain ends at {name}",
         )
     if report.cpuid is not None and report.cpuid[0] != CPUID_FAMILY[product]:
         raise VerificationError(
@@ -183,7 +203,11 @@ def _signature_valid(report: SnpReport, cert: x509.Certificate) -> bool:
     if not isinstance(key, ec.EllipticCurvePublicKey):
         return False
     try:
-        key.verify(encode_dss_signature(report.signature_r, report.signature_s), report.signed, ec.ECDSA(hashes.SHA384()))
+        key.verify(
+            encode_dss_signature(report.signature_r, report.signature_s),
+            report.signed,
+            ec.ECDSA(hashes.SHA384()),
+        )
     except InvalidSignature:
         return False
     return True
@@ -198,13 +222,16 @@ def _check_signature(report: SnpReport, cert: x509.Certificate) -> None:
         )
 
 
-def _check_tcb(reported: TcbVersion, extensions: AmdExtensions, cert: x509.Certificate, signing_key: str) -> None:
+def _check_tcb(
+    reported: TcbVersion, extensions: AmdExtensions, cert: x509.Certificate, signing_key: str
+) -> None:
     """The key is derived from the TCB it was issued for; a report claiming another TCB is not its own."""
     names = reported.components.keys()
     missing = sorted(set(names) - set(extensions.spl))
     if missing:
         raise VerificationError(
-            "chain", f"{describe(cert)} lacks the {reported.product} TCB extensions {missing} a {signing_key.upper()} carries"
+            "chain",
+            f"{describe(cert)} lacks the {reported.product} TCB extensions {missing} a {signing_key.upper()} carries",
         )
     endorsed = TcbVersion.encode(reported.product, {name: extensions.spl[name] for name in names})
     if endorsed.raw != reported.raw:
