@@ -23,12 +23,14 @@ _PCESVN = _TCB + ".17"
 _CPUSVN = _TCB + ".18"
 
 
-class _Entry(core.Sequence):
+class Entry(core.Sequence):
+    """One {OID, value} entry of the SGX extension (the simulator encodes with the same classes)."""
+
     _fields = [("id", core.ObjectIdentifier), ("value", core.Any)]
 
 
-class _Entries(core.SequenceOf):
-    _child_spec = _Entry
+class Entries(core.SequenceOf):
+    _child_spec = Entry
 
 
 @dataclass(frozen=True)
@@ -62,12 +64,14 @@ def parse(leaf: x509.Certificate) -> PckTcb:
     except (ValueError, TypeError) as exc:
         raise VerificationError("chain", f"PCK SGX extension is malformed: {exc}") from None
     if not all(0 <= svn <= 0xFF for svn in components) or not 0 <= result.pcesvn <= 0xFFFF:
-        raise VerificationError("chain", f"PCK SGX extension has SVNs out of range: {components}, {result.pcesvn}")
+        raise VerificationError(
+            "chain", f"PCK SGX extension has SVNs out of range: {components}, {result.pcesvn}"
+        )
     return result
 
 
 def _entries(der: bytes) -> dict[str, core.Any]:
-    entries = _Entries.load(der)
+    entries = Entries.load(der)
     return {entry["id"].dotted: entry["value"] for entry in entries}
 
 

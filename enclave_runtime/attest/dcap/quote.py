@@ -6,7 +6,8 @@ same structures in both, and the QE report is itself an SGX report body. Each la
 simulator packs exactly what the parser reads (`pack`), never a second description of the bytes.
 
 Lengths come from the quote's own length fields, never from the buffer size: genuine quotes are often
-followed by padding (Intel's quote buffer is fixed-size), which is not part of the quote.
+followed by padding (Intel's quote buffer is fixed-size; one genuine sample carries a text note), which
+is not part of the quote and is ignored: `size` says where the quote ended.
 Sources: Intel "SGX ECDSA Quote Library API" (quote v3) and "TDX DCAP Quote Generation Library" (v4/v5).
 """
 
@@ -175,7 +176,9 @@ class TdReport:
         return self.tee_tcb_svn2 is not None
 
     def pack(self) -> bytes:
-        return _pack(self) + (_pack(_Tdx15(self.tee_tcb_svn2 or b"", self.mrservicetd or b"")) if self.tdx15 else b"")
+        return _pack(self) + (
+            _pack(_Tdx15(self.tee_tcb_svn2 or b"", self.mrservicetd or b"")) if self.tdx15 else b""
+        )
 
 
 @dataclass(frozen=True)
@@ -251,7 +254,9 @@ class Quote:
         header = Header.parse(reader)
         body = _parse_body(header, reader)
         signed = reader.data[: reader.offset]
-        sig_data = Reader(reader.take(reader.u32le("signature data length"), "signature data"), "quote signature data")
+        sig_data = Reader(
+            reader.take(reader.u32le("signature data length"), "signature data"), "quote signature data"
+        )
         signature = sig_data.take(64, "quote signature")
         key = sig_data.take(64, "attestation key")
         if header.version == 3:
@@ -311,9 +316,10 @@ def signed_region(header: Header, body: Body) -> bytes:
     return header.pack() + body_type.to_bytes(2, "little") + len(packed).to_bytes(4, "little") + packed
 
 
-def signature_data(version: int, signature: bytes, attestation_key: bytes, certification: QeCertification) -> bytes:
+def signature_data(
+    version: int, signature: bytes, attestation_key: bytes, certification: QeCertification
+) -> bytes:
     """The u32-length-prefixed signature data that follows the signed region."""
     qe = certification.pack()
     data = signature + attestation_key + (qe if version == 3 else _certification_pack(CERT_QE_REPORT, qe))
     return len(data).to_bytes(4, "little") + data
-

@@ -54,7 +54,8 @@ def signed_document(
     signer_anchor, _ = CHAINS.verify(signer, collateral.certificates, store, "intel", at)
     if signer_anchor.name != anchor.name:
         raise VerificationError(
-            "root", f"{key} is signed under {signer_anchor.name}, but the quote's PCK chain ends at {anchor.name}"
+            "root",
+            f"{key} is signed under {signer_anchor.name}, but the quote's PCK chain ends at {anchor.name}",
         )
     signature = _hex(_field(document, "signature", str, key), f"{key} signature", 64)
     public_key = signer.public_key()
@@ -64,13 +65,16 @@ def signed_document(
     try:
         public_key.verify(der, raw_member(source, key), ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
-        raise VerificationError("signature", f"{key} signature does not verify with {describe(signer)}") from None
+        raise VerificationError(
+            "signature", f"{key} signature does not verify with {describe(signer)}"
+        ) from None
     body = _field(document, key, dict, key)
     issued = _date(body, "issueDate", key)
     next_update = _date(body, "nextUpdate", key)
     if not issued <= at <= next_update:
         raise VerificationError(
-            "validity", f"{key} is valid {issued.isoformat()} .. {next_update.isoformat()}, not at {at.isoformat()}"
+            "validity",
+            f"{key} is valid {issued.isoformat()} .. {next_update.isoformat()}, not at {at.isoformat()}",
         )
     return body
 
@@ -124,7 +128,9 @@ def platform_status(info: dict[str, Any], kind_id: str, pck: PckTcb, tee_tcb_svn
         )
     pceid = _hex(_field(info, "pceId", str, "tcbInfo"), "tcbInfo pceId", 2)
     if pceid != pck.pceid:
-        raise VerificationError("binding", f"tcbInfo pceId is {pceid.hex()}, but the PCK's PCEID is {pck.pceid.hex()}")
+        raise VerificationError(
+            "binding", f"tcbInfo pceId is {pceid.hex()}, but the PCK's PCEID is {pck.pceid.hex()}"
+        )
     for level in _field(info, "tcbLevels", list, "tcbInfo"):
         tcb = _field(_dict(level, "tcbInfo tcbLevels[]"), "tcb", dict, "tcbInfo tcbLevel")
         if not _at_least(pck.components, _sgx_components(tcb)):
@@ -135,7 +141,8 @@ def platform_status(info: dict[str, Any], kind_id: str, pck: PckTcb, tee_tcb_svn
             continue
         return _status(level, "TCB", pck.fmspc.hex())
     raise VerificationError(
-        "tcb", f"platform TCB (FMSPC {pck.fmspc.hex()}, CPUSVN {pck.cpusvn.hex()}, PCESVN {pck.pcesvn}) matches no tcbInfo level"
+        "tcb",
+        f"platform TCB (FMSPC {pck.fmspc.hex()}, CPUSVN {pck.cpusvn.hex()}, PCESVN {pck.pcesvn}) matches no tcbInfo level",
     )
 
 
@@ -147,21 +154,29 @@ def qe_status(identity: dict[str, Any], kind_id: str, qe: EnclaveReport) -> str:
     where = "enclaveIdentity"
     mrsigner = _hex(_field(identity, "mrsigner", str, where), "enclaveIdentity mrsigner", 32)
     if qe.mrsigner != mrsigner:
-        raise VerificationError("binding", f"QE report mrsigner is {qe.mrsigner.hex()}, expected {mrsigner.hex()}")
+        raise VerificationError(
+            "binding", f"QE report mrsigner is {qe.mrsigner.hex()}, expected {mrsigner.hex()}"
+        )
     if qe.isvprodid != _field(identity, "isvprodid", int, where):
-        raise VerificationError("binding", f"QE report isvprodid is {qe.isvprodid}, expected {identity['isvprodid']}")
+        raise VerificationError(
+            "binding", f"QE report isvprodid is {qe.isvprodid}, expected {identity['isvprodid']}"
+        )
     misc = int.from_bytes(_hex(_field(identity, "miscselect", str, where), "miscselect", 4), "big")
-    misc_mask = int.from_bytes(_hex(_field(identity, "miscselectMask", str, where), "miscselectMask", 4), "big")
+    misc_mask = int.from_bytes(
+        _hex(_field(identity, "miscselectMask", str, where), "miscselectMask", 4), "big"
+    )
     if qe.miscselect & misc_mask != misc & misc_mask:
         raise VerificationError(
-            "binding", f"QE report miscselect {qe.miscselect:#010x} masked with {misc_mask:#010x} is not {misc:#010x}"
+            "binding",
+            f"QE report miscselect {qe.miscselect:#010x} masked with {misc_mask:#010x} is not {misc:#010x}",
         )
     attributes = _hex(_field(identity, "attributes", str, where), "attributes", 16)
     mask = _hex(_field(identity, "attributesMask", str, where), "attributesMask", 16)
     masked = bytes(a & m for a, m in zip(qe.attributes, mask))
     if masked != bytes(a & m for a, m in zip(attributes, mask)):
         raise VerificationError(
-            "binding", f"QE report attributes {qe.attributes.hex()} masked with {mask.hex()} is not {attributes.hex()}"
+            "binding",
+            f"QE report attributes {qe.attributes.hex()} masked with {mask.hex()} is not {attributes.hex()}",
         )
     for level in _field(identity, "tcbLevels", list, where):
         tcb = _field(_dict(level, "enclaveIdentity tcbLevels[]"), "tcb", dict, "enclaveIdentity tcbLevel")
@@ -173,7 +188,9 @@ def qe_status(identity: dict[str, Any], kind_id: str, qe: EnclaveReport) -> str:
 def _status(level: dict[str, Any], what: str, which: str) -> str:
     status = _field(level, "tcbStatus", str, f"{what} level")
     if status == REVOKED:
-        raise VerificationError("tcb", f"{what} level of {which} is {REVOKED} (tcbDate {level.get('tcbDate')})")
+        raise VerificationError(
+            "tcb", f"{what} level of {which} is {REVOKED} (tcbDate {level.get('tcbDate')})"
+        )
     return status
 
 
@@ -230,5 +247,8 @@ def _date(obj: dict[str, Any], key: str, where: str) -> dt.datetime:
 
 
 def _common_name(cert: Any) -> str | None:
-    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    try:
+        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    except ValueError:  # a malformed subject names nobody
+        return None
     return str(names[0].value) if names else None
