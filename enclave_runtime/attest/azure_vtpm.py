@@ -69,15 +69,15 @@ def verify(evidence: bytes, collateral: Collateral, store: TrustStore, at: dt.da
         raise VerificationError("input", f"evidence quote is a {type(quote).__name__}, expected an object")
     hcl = HclReport.parse(_bytes(document.get("report"), "report"))
     snp = verify_report(hcl.snp_report, collateral, store, at, extra_certificates=_vcek(document))
-    hcl.check_binding(snp.report_data)
-    ak = _attestation_key(hcl.runtime)
+    runtime = hcl.bound_runtime(snp.report_data)
+    ak = _attestation_key(runtime)
     pcrs = quote.get("pcrs")
     if not isinstance(pcrs, list):
         raise VerificationError("input", f"evidence quote.pcrs is a {type(pcrs).__name__}, expected a list of 24 PCR values")
     values = {index: _bytes(value, f"quote.pcrs[{index}]") for index, value in enumerate(pcrs)}
     info = verify_quote(_bytes(quote.get("message"), "quote.message"), _bytes(quote.get("signature"), "quote.signature"), values, ak)
-    configuration = hcl.runtime.get("vm-configuration", {})
-    user_data = hcl.runtime.get("user-data", "")
+    configuration = runtime.get("vm-configuration", {})
+    user_data = runtime.get("user-data", "")
     if not isinstance(configuration, dict) or not isinstance(user_data, str):
         raise VerificationError("structure", "HCL runtime data vm-configuration must be an object and user-data a string")
     return AzureVtpmClaims(

@@ -45,7 +45,6 @@ class HclReport:
     snp_report: bytes
     hash_type: int
     runtime_data: bytes
-    runtime: dict[str, Any]
 
     @classmethod
     def parse(cls, blob: bytes) -> HclReport:
@@ -71,10 +70,10 @@ class HclReport:
         _expect(report_size, r.offset, "report_size (header through runtime data)")
         if r.rest().strip(b"\0"):
             raise VerificationError("structure", f"HCL report padding after byte {report_size} is not all zero")
-        return cls(snp_report, hash_type, runtime_data, _runtime_json(runtime_data))
+        return cls(snp_report, hash_type, runtime_data)
 
-    def check_binding(self, report_data: bytes) -> None:
-        """The runtime data (and so the AK in it) is the one the SNP report vouches for."""
+    def bound_runtime(self, report_data: bytes) -> dict[str, Any]:
+        """The runtime-data JSON, once its hash is found in the SNP `report_data` (read nothing unbound)."""
         digest = HASH_TYPES[self.hash_type](self.runtime_data)
         if digest != report_data[: len(digest)]:
             raise VerificationError(
@@ -82,6 +81,7 @@ class HclReport:
                 f"hash (type {self.hash_type}) of the HCL runtime data is {digest.hex()}, but the SNP report_data[0:{len(digest)}] "
                 f"is {report_data[: len(digest)].hex()}: the runtime data is not the one the hardware report vouches for",
             )
+        return _runtime_json(self.runtime_data)
 
 
 def _expect(value: int, expected: int, field: str) -> None:

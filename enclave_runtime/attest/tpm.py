@@ -145,22 +145,11 @@ class TpmtSignature:
 
 
     def _check_fits(self, ak: AttestationKey) -> None:
-        """A signature of another algorithm or RSA size cannot be the AK's: the quote came from another key.
-
-        That is a `binding` failure (the quote is not tied to the endorsed AK), told apart from a same-shape
-        signature that merely fails to verify (`signature`).
-        """
-        if isinstance(ak, rsa.RSAPublicKey):
-            size = (ak.key_size + 7) // 8
-            if self.sig_alg != TPM_ALG_RSASSA or len(self.signature) != size:
-                raise VerificationError(
-                    "binding",
-                    f"quote signature (algorithm {self.sig_alg:#06x}, {len(self.signature)} bytes) was not made by the "
-                    f"{ak.key_size}-bit RSA attestation key, which makes {size}-byte RSASSA signatures",
-                )
-        elif self.sig_alg != TPM_ALG_ECDSA:
+        expected = TPM_ALG_RSASSA if isinstance(ak, rsa.RSAPublicKey) else TPM_ALG_ECDSA
+        if self.sig_alg != expected:
             raise VerificationError(
-                "binding", f"quote signature algorithm {self.sig_alg:#06x} was not made by the ECDSA attestation key"
+                "signature",
+                f"quote signature algorithm is {self.sig_alg:#06x}, but the {type(ak).__name__} AK signs with {expected:#06x}",
             )
 
 
