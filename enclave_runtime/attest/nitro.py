@@ -17,10 +17,11 @@ from typing import Any, ClassVar
 
 import cbor2
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pycose.algorithms import Es384
-from pycose.keys import EC2Key
-from pycose.keys.curves import P384
 from pycose.messages import Sign1Message
 
 from .claims import Claims, internal
@@ -33,10 +34,15 @@ COSE_SIGN1_TAG = 18
 ES384_HEADER = cbor2.dumps({1: Es384.identifier})  # the protected header AWS emits: a1 01 38 22
 ES384_SIGNATURE_SIZE = 96  # raw r || s, 48 bytes each
 SHA384_SIZE = 48
+P384_SIZE = 48  # bytes of a P-384 coordinate (and of r and s)
 PCR_INDICES = range(32)
 DEBUG_PCRS = (0, 1, 2)  # a debug-mode enclave reports these (with every other PCR) as zero
 # (min, max) byte lengths of the optional fields, from the AWS syntactical validation rules.
-OPTIONAL_SIZES: dict[str, tuple[int, int]] = {"public_key": (1, 1024), "user_data": (0, 512), "nonce": (0, 512)}
+OPTIONAL_SIZES: dict[str, tuple[int, int]] = {
+    "public_key": (1, 1024),
+    "user_data": (0, 512),
+    "nonce": (0, 512),
+}
 CERT_SIZE = (1, 1024)
 REQUIRED = ("module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
@@ -82,12 +88,14 @@ class _Document:
     nonce: bytes | None
 
 
-def verify(evidence: bytes, collateral: Collateral, store: TrustStore, at: dt.datetime, *, kind: str) -> NitroClaims:
+def verify(
+    evidence: bytes, collateral: Collateral, store: TrustStore, at: dt.datetime, *, kind: str
+) -> NitroClaims:
     """Verify a Nitro attestation document (untagged or tag-18 COSE_Sign1) as of `at`."""
     message = _envelope(evidence)
     document = _document(message.payload)
     leaf = _signer(document.certificate)
-    bundle = [load_der_cached(der) for der in document.cabundle]
+    bundle = [_certificate(der, f"cabundle[{index}]") for index, der in enumerate(document.cabundle)]
     anchor, chain = CHAINS.verify(leaf, bundle, store.with_certificates(collateral.certificates), VENDOR, at)
     _check_bundle_order(chain, bundle)
     check_revocation(chain, collateral.crls, at)
@@ -97,8 +105,8 @@ def verify(evidence: bytes, collateral: Collateral, store: TrustStore, at: dt.da
         raise VerificationError(
             "binding",
             f"document timestamp {timestamp.isoformat()} is outside the validity "
-            f"{leaf.not_valid_before_utc.isoformat()} .. {leaf.not_valid_after_utc.isoformat()} of its signing "
-            f"certificate {describe(leaf)}",
+            f"{leaf.not_valid_before_utc.isoformat()} .. {leaf.not_valid_after_utc.isoformat()} "
+            f"of its signing certificate {describe(leaf)}",
         )
     return NitroClaims(
         anchor=anchor.name,
@@ -122,7 +130,8 @@ def _cbor(data: bytes, what: str) -> Any:
         raise VerificationError("structure", f"{what} is not valid CBOR: {exc}") from None
     if stream.tell() != len(data):
         raise VerificationError(
-            "structure", f"{what} has {len(data) - stream.tell()} bytes after its CBOR item ({len(data)} bytes in all)"
+            "structure",
+            f"{what} has {len(data) - stream.tell()} bytes after its CBOR item ({len(data)} bytes in all)",
         )
     return item
 
@@ -132,31 +141,45 @@ def _envelope(evidence: bytes) -> Sign1Message:
     cose = _cbor(evidence, "Nitro attestation document")
     if isinstance(cose, cbor2.CBORTag):
         if cose.tag != COSE_SIGN1_TAG:
-            raise VerificationError("structure", f"document has CBOR tag {cose.tag}, expected {COSE_SIGN1_TAG} (COSE_Sign1) or none")
+            raise VerificationError(
+                "structure",
+                f"document has CBOR tag {cose.tag}, expected {COSE_SIGN1_TAG} (COSE_Sign1) or none",
+            )
         cose = cose.value
-    if not (type(cose) is list and len(cose) == 4):
-        raise VerificationError("structure", f"document is a CBOR {type(cose).__name__}, expected the 4-element COSE_Sign1 array")
+    # Inside a tag cbor2 decodes arrays as tuples and maps as frozendicts (so they can be hashed).
+    if not (isinstance(cose, (list, tuple)) and len(cose) == 4):
+        raise VerificationError(
+            "structure", f"document is a CBOR {type(cose).__name__}, expected the 4-element COSE_Sign1 array"
+        )
     protected, unprotected, payload, signature = cose
     for field, value, expected in (
         ("protected header", protected, bytes),
-        ("unprotected header", unprotected, dict),
         ("payload", payload, bytes),
         ("signature", signature, bytes),
     ):
         if type(value) is not expected:
-            raise VerificationError("structure", f"COSE_Sign1 {field} is a CBOR {type(value).__name__}, expected {expected.__name__}")
+            raise VerificationError(
+                "structure",
+                f"COSE_Sign1 {field} is a CBOR {type(value).__name__}, expected {expected.__name__}",
+            )
     if protected != ES384_HEADER:
         raise VerificationError(
             "structure",
-            f"COSE protected header is {_cbor(protected, 'COSE protected header')!r}, expected {{1: -35}} (alg ES384)",
+            f"COSE protected header is {protected.hex() or 'empty'}, "
+            f"expected {ES384_HEADER.hex()} = {{1: -35}} (alg ES384)",
         )
-    if unprotected:
-        raise VerificationError("structure", f"COSE unprotected header is {unprotected!r:.80}, expected an empty map")
+    if not isinstance(unprotected, Mapping) or unprotected:
+        raise VerificationError(
+            "structure", f"COSE unprotected header is {unprotected!r:.80}, expected an empty map"
+        )
     if len(signature) != ES384_SIGNATURE_SIZE:
         raise VerificationError(
-            "structure", f"COSE signature is {len(signature)} bytes, expected {ES384_SIGNATURE_SIZE} (ES384 r || s)"
+            "structure",
+            f"COSE signature is {len(signature)} bytes, expected {ES384_SIGNATURE_SIZE} (ES384 r || s)",
         )
-    message: Sign1Message = Sign1Message.from_cose_obj(list(cose), allow_unknown_attributes=False)
+    message: Sign1Message = Sign1Message.from_cose_obj(
+        [protected, {}, payload, signature], allow_unknown_attributes=False
+    )
     return message
 
 
@@ -166,10 +189,13 @@ def _document(payload: bytes) -> _Document:
         raise VerificationError("structure", f"payload is a CBOR {type(fields).__name__}, expected a map")
     unknown = sorted(map(repr, set(fields) - set(REQUIRED) - set(OPTIONAL_SIZES)))
     if unknown:
-        raise VerificationError("structure", f"payload has unknown fields {', '.join(unknown)}; allowed: {REQUIRED + tuple(OPTIONAL_SIZES)}")
+        raise VerificationError(
+            "structure",
+            f"payload has unknown fields {', '.join(unknown)}; allowed: {REQUIRED + tuple(OPTIONAL_SIZES)}",
+        )
     missing = [name for name in REQUIRED if fields.get(name) is None]
     if missing:
-        raise VerificationError("structure", f"payload lacks mandatory fields {missing}")
+        raise VerificationError("structure", f"payload lacks (or has null) mandatory fields {missing}")
     module_id, digest, timestamp = fields["module_id"], fields["digest"], fields["timestamp"]
     if type(module_id) is not str or not module_id:
         raise VerificationError("structure", f"module_id is {module_id!r}, expected non-empty text")
@@ -177,7 +203,9 @@ def _document(payload: bytes) -> _Document:
         raise VerificationError("structure", f"digest is {digest!r}, expected the text 'SHA384'")
     if type(timestamp) is not int or not 0 < timestamp <= MAX_TIMESTAMP_MS:
         raise VerificationError(
-            "structure", f"timestamp is {timestamp!r}, expected milliseconds since the epoch (a uint, 0 < t <= {MAX_TIMESTAMP_MS})"
+            "structure",
+            f"timestamp is {timestamp!r}, expected milliseconds since the epoch "
+            f"(a uint, 0 < t <= {MAX_TIMESTAMP_MS})",
         )
     return _Document(
         module_id=module_id,
@@ -194,7 +222,9 @@ def _document(payload: bytes) -> _Document:
 
 def _bytes(value: Any, field: str, low: int, high: int) -> bytes:
     if type(value) is not bytes:
-        raise VerificationError("structure", f"{field} is a CBOR {type(value).__name__}, expected a byte string")
+        raise VerificationError(
+            "structure", f"{field} is a CBOR {type(value).__name__}, expected a byte string"
+        )
     if not low <= len(value) <= high:
         raise VerificationError("structure", f"{field} is {len(value)} bytes, expected {low}..{high}")
     return value
@@ -213,21 +243,44 @@ def _pcrs(pcrs: Any) -> dict[int, bytes]:
             raise VerificationError("structure", f"pcrs has key {index!r}, expected a PCR index 0..31")
     for index in DEBUG_PCRS:
         if index not in pcrs:
-            raise VerificationError("structure", f"pcrs lacks PCR{index}; the enclave image PCRs 0, 1 and 2 are always reported")
-    return {index: _bytes(value, f"PCR{index}", SHA384_SIZE, SHA384_SIZE) for index, value in sorted(pcrs.items())}
+            raise VerificationError(
+                "structure", f"pcrs lacks PCR{index}; the enclave image PCRs 0, 1 and 2 are always reported"
+            )
+    return {
+        index: _bytes(value, f"PCR{index}", SHA384_SIZE, SHA384_SIZE) for index, value in sorted(pcrs.items())
+    }
 
 
 def _cabundle(cabundle: Any) -> list[bytes]:
     if type(cabundle) is not list or not cabundle:
-        raise VerificationError("structure", f"cabundle is {cabundle!r:.60}, expected a non-empty array of DER certificates")
+        raise VerificationError(
+            "structure", f"cabundle is {cabundle!r:.60}, expected a non-empty array of DER certificates"
+        )
     return [_bytes(der, f"cabundle[{i}]", *CERT_SIZE) for i, der in enumerate(cabundle)]
 
 
+def _certificate(der: bytes, field: str) -> x509.Certificate:
+    """Parse `der` and every field chain building reads, so a malformed one is a named `chain` failure.
+
+    cryptography decodes names, extensions and keys lazily, and reports a bad version field with an
+    exception outside ValueError: without this, a corrupt issuer name or version would escape as a bare
+    exception from the middle of chain building.
+    """
+    try:
+        return load_der_cached(der)
+    except VerificationError as exc:
+        raise VerificationError("chain", f"{field}: {exc.message}") from None
+
+
 def _signer(der: bytes) -> x509.Certificate:
-    leaf = load_der_cached(der)
+    leaf = _certificate(der, "certificate")
     key = leaf.public_key()
     if not (isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP384R1)):
-        raise VerificationError("chain", f"signing certificate {describe(leaf)} has a {type(key).__name__}, expected an EC P-384 key for ES384")
+        raise VerificationError(
+            "chain",
+            f"signing certificate {describe(leaf)} has a {type(key).__name__}, "
+            "expected an EC P-384 key for ES384",
+        )
     return leaf
 
 
@@ -239,7 +292,9 @@ def _check_bundle_order(chain: list[x509.Certificate], bundle: list[x509.Certifi
     """
     if fingerprint(bundle[0]) != fingerprint(chain[-1]):
         raise VerificationError(
-            "root", f"cabundle[0] is {describe(bundle[0])}, but the chain ends at {describe(chain[-1])}: the bundle must start with the root"
+            "root",
+            f"cabundle[0] is {describe(bundle[0])}, but the chain ends at {describe(chain[-1])}: "
+            "the bundle must start with the root",
         )
     found = [fingerprint(cert) for cert in reversed(chain[1:])]
     given = [fingerprint(cert) for cert in bundle]
@@ -247,12 +302,23 @@ def _check_bundle_order(chain: list[x509.Certificate], bundle: list[x509.Certifi
         raise VerificationError(
             "chain",
             f"cabundle holds {len(given)} certificates that are not the chain [root, intermediates...] found "
-            f"({len(found)} certificates from {describe(chain[-1])} to the issuer of the signing certificate)",
+            f"({len(found)} certificates from {describe(chain[-1])} to the signing certificate's issuer)",
         )
 
 
 def _check_signature(message: Sign1Message, leaf: x509.Certificate) -> None:
-    numbers = leaf.public_key().public_numbers()  # type: ignore[union-attr]  # P-384 per _signer
-    message.key = EC2Key(crv=P384, x=numbers.x.to_bytes(48, "big"), y=numbers.y.to_bytes(48, "big"))
-    if not message.verify_signature():
-        raise VerificationError("signature", f"ES384 signature does not verify with the key of {describe(leaf)}")
+    """ES384 over the COSE Sig_structure (RFC 9052 §4.4), verified by OpenSSL.
+
+    pycose decodes the envelope, but its own verify runs the pure-Python `ecdsa` package, about 30x
+    slower than `cryptography`; the structure signed is the one RFC 9052 defines, built from pycose's
+    decoded protected header bytes and payload.
+    """
+    to_be_signed = cbor2.dumps(["Signature1", message.phdr_encoded, b"", message.payload])
+    r, s = message.signature[:P384_SIZE], message.signature[P384_SIZE:]
+    signature = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+    try:
+        leaf.public_key().verify(signature, to_be_signed, ec.ECDSA(hashes.SHA384()))  # type: ignore[call-arg]
+    except InvalidSignature:
+        raise VerificationError(
+            "signature", f"ES384 signature does not verify with the key of {describe(leaf)}"
+        ) from None
