@@ -77,7 +77,12 @@ class ConfigfsTsm:
                 "process writes to this report instance; stop it, or raise attempts"
             )
         finally:
-            self._rmdir(report)
+            try:
+                self._rmdir(report)
+            except OSError as exc:
+                raise EvidenceError(
+                    f"cannot remove report instance {report}: {exc.strerror}; rmdir it by hand"
+                ) from None
 
     def _attempt(self, report: Path, kind: Kind, inblob: bytes) -> Evidence | None:
         """One write-then-read; None if another writer raced us (generation moved too far)."""
@@ -89,12 +94,12 @@ class ConfigfsTsm:
         _write(report / "inblob", inblob)
         writes += 1
         outblob = _read(report / "outblob")
-        certificates = certificate_table(_read(report / "auxblob")) if kind == "amd-sev-snp" else []
+        auxblob = _read(report / "auxblob") if kind == "amd-sev-snp" else b""  # TDX has no auxblob
         if _generation(report) != before + writes:
             return None
         if not outblob:
             raise EvidenceError(f"{report}/outblob is empty: the {kind} driver produced no report")
-        return Evidence(kind, outblob, certificates)
+        return Evidence(kind, outblob, certificate_table(auxblob))
 
 
 def certificate_table(auxblob: bytes) -> list[tuple[str, bytes]]:
