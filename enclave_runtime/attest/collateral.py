@@ -18,8 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from .errors import VerificationError
+
+# What cryptography raises for a certificate it cannot read (only some of it derives from ValueError).
+MALFORMED_CERTIFICATE = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
+
 
 _HEX = re.compile(rb"^[0-9a-fA-F\s]+$")
 _B64 = re.compile(rb"^[A-Za-z0-9+/=_\-\s]+$")
@@ -92,7 +104,7 @@ class Collateral:
         for loader in (x509.load_der_x509_certificate, x509.load_der_x509_crl):
             try:
                 loaded = loader(der)
-            except (ValueError, x509.InvalidVersion):  # InvalidVersion is not a ValueError
+            except MALFORMED_CERTIFICATE:
                 continue
             (self.certificates if isinstance(loaded, x509.Certificate) else self.crls).append(loaded)  # type: ignore[arg-type]
             return
@@ -122,7 +134,7 @@ class Collateral:
             return x509.load_pem_x509_certificates(
                 b"".join(re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\s*", text, re.S))
             )
-        except ValueError as exc:
+        except MALFORMED_CERTIFICATE as exc:
             raise VerificationError("input", f"{name}: unreadable PEM certificate ({exc})") from None
 
     @staticmethod

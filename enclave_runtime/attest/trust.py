@@ -15,6 +15,7 @@ on every call.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from .collateral import Collateral
+from .collateral import MALFORMED_CERTIFICATE, Collateral
 from .errors import VerificationError
 
 
@@ -49,16 +50,20 @@ PINNED_ROOTS: dict[str, PinnedRoot] = {
 SIMULATION = "simulation"
 
 
+@functools.lru_cache(maxsize=4096)
 def fingerprint(cert: x509.Certificate) -> str:
-    """SHA-256 of the DER encoding, lowercase hex."""
+    """SHA-256 of the DER encoding, lowercase hex (cached: evidence repeats the same intermediates)."""
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 def _load_der(der: bytes) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+        cert = x509.load_der_x509_certificate(der)
+    except MALFORMED_CERTIFICATE as exc:
         raise VerificationError("chain", f"certificate is not valid DER X.509: {exc}") from None
+    if not readable(cert):
+        raise VerificationError("chain", f"certificate sha256 {fingerprint(cert)[:16]}… has fields that cannot be decoded")
+    return cert
 
 
 _CERT_CACHE: dict[bytes, x509.Certificate] = {}
@@ -74,18 +79,24 @@ def load_der_cached(der: bytes) -> x509.Certificate:
     return cert
 
 
-def _readable(cert: x509.Certificate) -> bool:
-    """`cryptography` decodes names, dates and extensions lazily: a damaged certificate parses, then
-    raises on first use. Checking once here keeps every later use plain (an unreadable candidate is
-    simply not a candidate)."""
+@functools.lru_cache(maxsize=4096)
+def readable(cert: x509.Certificate) -> bool:
+    """`cryptography` decodes names, dates, extensions and keys lazily: a damaged certificate parses,
+    then raises on first use. Checking once (per certificate, cached) keeps every later use plain."""
     try:
         cert.subject.rfc4514_string()
         cert.issuer.rfc4514_string()
         cert.extensions  # noqa: B018 - decoding is the check
         cert.not_valid_before_utc, cert.not_valid_after_utc  # noqa: B018
-    except ValueError:
+        cert.signature_hash_algorithm  # noqa: B018
+        cert.public_key()
+    except MALFORMED_CERTIFICATE:
         return False
-    return True
+    # The signature BIT STRING ends the DER: its unused-bits octet comes right before the signature
+    # bytes and is 0 in every CA's output. cryptography ignores it, so a flipped one would otherwise be
+    # an unsigned byte that changes nothing.
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return der[-len(cert.signature) - 1] == 0
 
 
 def describe(cert: x509.Certificate) -> str:
@@ -170,9 +181,9 @@ class ChainVerifier:
 
         `candidates` (certificates that came with the evidence) are searched before the store's pool.
         """
-        if not _readable(leaf):
+        if not readable(leaf):
             raise VerificationError("chain", "the leaf certificate's names, dates or extensions cannot be decoded")
-        pool = [c for c in list(candidates) + store.pool if _readable(c)]
+        pool = [c for c in list(candidates) + store.pool if readable(c)]
         chain = [leaf]
         current = leaf
         for _ in range(self.MAX_DEPTH):

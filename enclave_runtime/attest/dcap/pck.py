@@ -8,6 +8,8 @@ and PCESVN are what the TCB levels are compared with. Layout: Intel "PCK Certifi
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 from asn1crypto import core
@@ -42,6 +44,7 @@ class PckTcb:
     components: tuple[int, ...]  # the 16 SGX TCB component SVNs, in order
 
 
+@functools.lru_cache(maxsize=1024)
 def parse(leaf: x509.Certificate) -> PckTcb:
     """Read the SGX extension of the (already chain-verified) PCK leaf; a missing or malformed one is `chain`."""
     try:

@@ -10,18 +10,19 @@ it is Intel's word. TCB Info / QE Identity are evaluated only when supplied, and
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from ..collateral import Collateral
 from ..errors import VerificationError
-from ..trust import CHAINS, Anchor, TrustStore, check_revocation, describe
+from ..trust import CHAINS, Anchor, TrustStore, check_revocation, describe, fingerprint, readable
 from . import pck, tcb
 from .quote import Quote, TdReport
 
@@ -47,9 +48,17 @@ def verify_quote(quote: Quote, collateral: Collateral, store: TrustStore, at: dt
         "quote signature (attestation key over header and body)",
     )
 
-    chain_certs = _pem_chain(certification.pck_chain_pem)
+    chain_certs = list(_pem_chain(certification.pck_chain_pem))
     leaf = chain_certs[0]
     anchor, chain = CHAINS.verify(leaf, [*chain_certs[1:], *collateral.certificates], store, "intel", at)
+    if [fingerprint(c) for c in chain[: len(chain_certs)]] != [fingerprint(c) for c in chain_certs]:
+        # The chain may be completed from --with or the trust directory, but every certificate the quote
+        # carries must be on it, in order: a quote is not a bag of certificates to pick from.
+        raise VerificationError(
+            "chain",
+            f"the quote's PCK chain ({len(chain_certs)} certificates) is not the verified chain leaf → "
+            f"{anchor.name} in order",
+        )
     leaf_key = leaf.public_key()
     if not isinstance(leaf_key, ec.EllipticCurvePublicKey) or not isinstance(leaf_key.curve, ec.SECP256R1):
         raise VerificationError("chain", f"PCK leaf {describe(leaf)} has no P-256 key")
@@ -108,7 +117,9 @@ def _verify(key: ec.EllipticCurvePublicKey, raw_signature: bytes, data: bytes, w
         raise VerificationError("signature", f"{what} does not verify") from None
 
 
-def _pem_chain(pem: bytes) -> list[x509.Certificate]:
+@functools.lru_cache(maxsize=256)
+def _pem_chain(pem: bytes) -> tuple[x509.Certificate, ...]:
+    """The quote's PCK chain, checked once per distinct chain (a platform sends the same one every time)."""
     try:
         certs = x509.load_pem_x509_certificates(pem)
     except (ValueError, x509.InvalidVersion) as exc:
@@ -118,15 +129,8 @@ def _pem_chain(pem: bytes) -> list[x509.Certificate]:
     if not certs:
         raise VerificationError("structure", "quote's PCK certificate chain holds no certificate")
     for index, cert in enumerate(certs):
-        # cryptography parses names, validity and extensions lazily; a corrupt field would surface as a
-        # ValueError deep inside chain building, so every field the chain needs is read once here.
-        try:
-            cert.subject, cert.issuer, cert.not_valid_before_utc, cert.not_valid_after_utc  # noqa: B018
-            cert.extensions, cert.public_key()  # noqa: B018
-        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-            raise VerificationError(
-                "structure", f"PCK chain certificate {index} is malformed: {exc}"
-            ) from None
+        if not readable(cert):
+            raise VerificationError("structure", f"PCK chain certificate {index} is malformed")
     # PEM tolerates stray text and whitespace; Intel's chain is canonical PEM (optionally NUL-terminated).
     # Insisting on that keeps the certification data byte-exact: no unsigned bytes that change nothing.
     canonical = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in certs)
@@ -135,4 +139,4 @@ def _pem_chain(pem: bytes) -> list[x509.Certificate]:
             "structure",
             "quote's PCK certificate chain is not canonical PEM (64-column base64, LF, optional NUL)",
         )
-    return certs
+    return tuple(certs)

@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 from ..claims import Claims
 from ..collateral import Collateral
 from ..errors import VerificationError
-from ..trust import CHAINS, TrustStore, check_revocation, describe, fingerprint
+from ..trust import CHAINS, TrustStore, check_revocation, describe, fingerprint, readable
 from .report import POLICY_DEBUG, SnpReport
 from .tcb import PRODUCTS, TcbVersion
 from .vcek import AmdExtensions
@@ -80,7 +80,8 @@ def verify_report(
     parsed = SnpReport.parse(report)
     candidates = [*extra_certificates, *collateral.certificates]
     for cert in candidates:
-        _check_readable(cert)
+        if not readable(cert):
+            raise VerificationError("chain", f"supplied certificate sha256 {fingerprint(cert)[:16]}… is malformed")
     key_cert, extensions = _endorsement(parsed, candidates)
     anchor, chain = CHAINS.verify(key_cert, candidates, store, "amd", at)
     product = _product(chain[-1], extensions, parsed)
@@ -110,18 +111,6 @@ def verify_report(
         committed_tcb=parsed.committed_tcb,
         launch_tcb=parsed.launch_tcb,
     )
-
-
-def _check_readable(cert: x509.Certificate) -> None:
-    """`cryptography` decodes names and extensions on first access; a damaged certificate must fail
-    here, as `chain`, not with a ValueError from deep inside chain building."""
-    try:
-        cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(), cert.extensions
-        cert.not_valid_before_utc, cert.not_valid_after_utc
-    except ValueError as exc:
-        raise VerificationError(
-            "chain", f"supplied certificate sha256 {fingerprint(cert)[:16]}… is malformed: {exc}"
-        ) from None
 
 
 def _p384_leaves(candidates: Sequence[x509.Certificate]) -> list[x509.Certificate]:
