@@ -144,7 +144,7 @@ def _median(action: Op, runs: int, before: Op | None = None) -> float:
 
 
 def _clear_caches() -> None:
-    trust.CHAINS._links.clear()
+    trust.CHAINS.clear()
     trust._CERT_CACHE.clear()
 
 

@@ -72,7 +72,8 @@ class Binding(Model):
 
 
 class TokenPins(Model):
-    """What a token must be issued for: the audience always, the issuer when the kind has no fixed one."""
+    """Who a token must come from and be for: Confidential Space tokens need `audience` (their issuer is
+    fixed), MAA tokens need `issuer` (the attestation provider; they carry no audience)."""
 
     audience: str | None = None
     issuer: str | None = None
@@ -247,13 +248,16 @@ def _nitro(claims: Mapping[str, Any], policy: Policy, decision: Decision) -> Non
         _bound(decision, name, claims.get(name), getattr(policy.binding, name))
 
 
-def _snp_measurements(snp: Mapping[str, Any], policy: Policy, decision: Decision) -> None:
+def _snp_measurements(
+    snp: Mapping[str, Any], policy: Policy, decision: Decision, measurement: str = "measurement"
+) -> None:
+    """SEV-SNP identity from report claims, or from MAA claims (`measurement` names the claim)."""
     approved = policy.measurements.sev_snp
     if approved is None:
         _missing(decision, "sevSnp", "SEV-SNP")
         return
     if approved.launch_measurement is not None:
-        _equal(decision, "measurement", "measurement", snp.get("measurement"), approved.launch_measurement)
+        _equal(decision, "measurement", measurement, snp.get(measurement), approved.launch_measurement)
     if approved.host_data is not None:
         _equal(decision, "measurement", "host_data", snp.get("host_data"), approved.host_data)
 
@@ -325,53 +329,46 @@ def _sgx(claims: Mapping[str, Any], policy: Policy, decision: Decision) -> None:
     _bound(decision, "report_data", claims.get("report_data"), policy.binding.report_data, 64)
 
 
-def _token_pins(claims: Mapping[str, Any], policy: Policy, decision: Decision) -> None:
-    audience = policy.token.audience
-    actual = claims.get("audience")
-    audiences = actual if isinstance(actual, list) else [actual]
-    if audience is None:
-        decision.fail("audience", "the policy pins no audience (token.audience): a token for any audience would pass")
-    elif audience not in audiences:
-        decision.fail("audience", f"token audience is {actual!r}, the policy expects {audience!r}")
-    if policy.token.issuer is not None and claims.get("issuer") != policy.token.issuer:
-        decision.fail("issuer", f"token issuer is {claims.get('issuer')!r}, the policy expects {policy.token.issuer!r}")
+def _token_pins(claims: Mapping[str, Any], policy: Policy, decision: Decision, *, required: str) -> None:
+    """Who the token is from and for. `required` is the pin without which any token would pass: the
+    audience of a Confidential Space token (Google is its only issuer), the issuer of an MAA token
+    (MAA tokens carry no audience; Key Vault likewise trusts an attestation authority)."""
+    pins = {"audience": policy.token.audience, "issuer": policy.token.issuer}
+    if pins[required] is None:
+        decision.fail(required, f"the policy pins no {required} (token.{required}): a token from any {required} would pass")
+    audience = claims.get("audience")
+    if pins["audience"] is not None and pins["audience"] not in (audience if isinstance(audience, list) else [audience]):
+        decision.fail("audience", f"token audience is {audience!r}, the policy expects {pins['audience']!r}")
+    if pins["issuer"] is not None and claims.get("issuer") != pins["issuer"]:
+        decision.fail("issuer", f"token issuer is {claims.get('issuer')!r}, the policy expects {pins['issuer']!r}")
     nonce = policy.binding.nonce
     if nonce is not None:
         given = claims.get("nonce", claims.get("eat_nonce"))
-        given_list = given if isinstance(given, list) else [given]
-        if nonce not in given_list:
+        if nonce not in (given if isinstance(given, list) else [given]):
             decision.fail("binding", f"token nonce is {given!r}, the caller expects {nonce!r}")
 
 
-_MAA_SGX_NAMES = {
-    "mrenclave": "x-ms-sgx-mrenclave",
-    "mrsigner": "x-ms-sgx-mrsigner",
-    "isvprodid": "x-ms-sgx-product-id",
-    "isvsvn": "x-ms-sgx-svn",
-}
+# MAA's SGX claims as the token verifier flattens them (x-ms-sgx-mrenclave, -mrsigner, -product-id, -svn).
+_MAA_SGX_NAMES = {"mrenclave": "mrenclave", "mrsigner": "mrsigner", "isvprodid": "product_id", "isvsvn": "svn"}
 
 
 def _maa(claims: Mapping[str, Any], policy: Policy, decision: Decision) -> None:
-    _token_pins(claims, policy, decision)
-    kind = claims.get("attestation_type")
-    if kind in ("sevsnpvm", "azurevm"):
-        approved = policy.measurements.sev_snp
-        if approved is None:
-            _missing(decision, "sevSnp", "SEV-SNP")
-            return
-        if approved.launch_measurement is not None:
-            _equal(decision, "measurement", "launch_measurement", claims.get("launch_measurement"), approved.launch_measurement)
-        if approved.host_data is not None:
-            _equal(decision, "measurement", "host_data", claims.get("host_data"), approved.host_data)
-    elif kind == "sgx":
-        payload = claims.get("claims")
-        _sgx_identity(payload if isinstance(payload, Mapping) else {}, policy, decision, _MAA_SGX_NAMES)
+    _token_pins(claims, policy, decision, required="issuer")
+    tee = claims.get("tee_type")  # the TEE whose claims the token carries (an azurevm token nests sevsnpvm)
+    if tee == "sevsnpvm":
+        _snp_measurements(claims, policy, decision, measurement="launch_measurement")
+    elif tee == "sgx":
+        _sgx_identity(claims, policy, decision, _MAA_SGX_NAMES)
+    elif tee == "tdxvm" and policy.measurements.tdx is not None:
+        _equal(decision, "measurement", "mrtd", claims.get("mrtd"), policy.measurements.tdx.mrtd)
+    elif tee == "tdxvm":
+        _missing(decision, "tdx", "TDX")
     else:
-        decision.fail("measurement", f"MAA attestation type {kind!r} has no validation rules (sevsnpvm, azurevm, sgx)")
+        decision.fail("measurement", f"MAA TEE type {tee!r} has no validation rules (sevsnpvm, sgx, tdxvm)")
 
 
 def _confidential_space(claims: Mapping[str, Any], policy: Policy, decision: Decision) -> None:
-    _token_pins(claims, policy, decision)
+    _token_pins(claims, policy, decision, required="audience")
     approved = policy.measurements.confidential_space
     if approved is None:
         _missing(decision, "confidentialSpace", "Confidential Space")

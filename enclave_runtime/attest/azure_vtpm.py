@@ -27,7 +27,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from jwt.exceptions import PyJWTError
 
 from .claims import Claims, internal
-from .collateral import Collateral
+from .collateral import Collateral, canonical_pem_certificates
 from .errors import VerificationError
 from .hcl import HclReport
 from .snp.verify import SnpClaims, verify_report
@@ -106,9 +106,10 @@ def _vcek(document: dict[str, Any]) -> list[x509.Certificate]:
     vcek = document.get("vcek")
     if vcek is None:
         return []
-    blob = vcek.encode() if isinstance(vcek, str) and "-----BEGIN" in vcek else _bytes(vcek, "vcek")
+    if isinstance(vcek, str) and "-----BEGIN" in vcek:
+        return canonical_pem_certificates(vcek.encode(), "evidence vcek")
     certificates = Collateral()
-    certificates.add(blob, "evidence vcek")
+    certificates.add(_bytes(vcek, "vcek"), "evidence vcek")
     return certificates.certificates
 
 
@@ -132,8 +133,12 @@ def _attestation_key(runtime: dict[str, Any]) -> AttestationKey:
 def _bytes(value: Any, field: str) -> bytes:
     """A byte field as trustee writes it (JSON array of 0..255), or as hex, or as base64."""
     if isinstance(value, list):
-        if all(type(b) is int and 0 <= b <= 255 for b in value):
-            return bytes(value)
+        # Only JSON integers (not true/false, which Python counts as ints); bytes() checks the range.
+        if set(map(type, value)) <= {int}:
+            try:
+                return bytes(value)
+            except ValueError:
+                pass
         raise VerificationError("input", f"evidence {field} is a list but not of byte values 0..255")
     if isinstance(value, str):
         if _HEX.match(value):

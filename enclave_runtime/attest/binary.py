@@ -58,6 +58,13 @@ class Reader:
         self.offset = len(self.data)
         return chunk
 
+    def done(self) -> None:
+        """Refuse leftover bytes: inside a length-delimited structure they would be unsigned and unread."""
+        if self.remaining:
+            raise VerificationError(
+                "structure", f"{self.what} has {self.remaining} unexpected bytes after offset {self.offset}"
+            )
+
     @property
     def remaining(self) -> int:
         return len(self.data) - self.offset

@@ -19,6 +19,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 from .errors import VerificationError
 
@@ -55,6 +56,23 @@ def decode_evidence(blob: bytes) -> bytes:
         except (binascii.Error, ValueError):
             pass
     return bytes(blob)
+
+
+def canonical_pem_certificates(pem: bytes, what: str) -> list[x509.Certificate]:
+    """Certificates carried *inside* evidence (a DCAP quote's PCK chain, an Azure vTPM document's VCEK).
+
+    PEM tolerates stray text and whitespace, which would make those bytes free to change with nothing
+    noticing; vendors emit canonical PEM (64-column base64, LF; Intel adds a NUL), so anything else is
+    refused as `structure`. Files given with `--with` are read leniently by `Collateral.add` instead.
+    """
+    try:
+        certs = x509.load_pem_x509_certificates(pem)
+    except MALFORMED_CERTIFICATE as exc:
+        raise VerificationError("structure", f"{what} is not readable PEM: {exc}") from None
+    canonical = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in certs)
+    if pem not in (canonical, canonical + b"\0"):
+        raise VerificationError("structure", f"{what} is not canonical PEM (64-column base64, LF, optional NUL)")
+    return certs
 
 
 @dataclass

@@ -166,8 +166,18 @@ class ChainVerifier:
 
     MAX_DEPTH = 6
 
+    MAX_CHAINS = 1024
+
     def __init__(self) -> None:
         self._links: set[tuple[str, str]] = set()
+        # (leaf, candidates + pool) fingerprints -> the chain built from them: what a long-running
+        # verifier sees again and again. Validity and the anchor are still checked on every call.
+        self._chains: dict[tuple[str, ...], list[x509.Certificate]] = {}
+
+    def clear(self) -> None:
+        """Forget every verified link and chain (a cold start, for benchmarks and tests)."""
+        self._links.clear()
+        self._chains.clear()
 
     def verify(
         self,
@@ -184,6 +194,21 @@ class ChainVerifier:
         if not readable(leaf):
             raise VerificationError("chain", "the leaf certificate's names, dates or extensions cannot be decoded")
         pool = [c for c in list(candidates) + store.pool if readable(c)]
+        key = (fingerprint(leaf), *(fingerprint(c) for c in pool))
+        known = self._chains.get(key)
+        if known is not None:
+            for cert in known:
+                self._check_time(cert, at)
+            return store.anchor(known[-1], vendor), list(known)
+        anchor, chain = self._build(leaf, pool, store, vendor, at)
+        if len(self._chains) >= self.MAX_CHAINS:
+            self._chains.clear()
+        self._chains[key] = chain
+        return anchor, list(chain)
+
+    def _build(
+        self, leaf: x509.Certificate, pool: Sequence[x509.Certificate], store: TrustStore, vendor: str, at: dt.datetime
+    ) -> tuple[Anchor, list[x509.Certificate]]:
         chain = [leaf]
         current = leaf
         for _ in range(self.MAX_DEPTH):

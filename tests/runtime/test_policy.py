@@ -55,11 +55,10 @@ SGX = base(mrenclave=MRENCLAVE, mrsigner=MRSIGNER, isvprodid=3, isvsvn=2, report
 CS = base(audience="https://kms.example", issuer="https://confidentialcomputing.googleapis.com",
           image_digest=DIGEST, swname="CONFIDENTIAL_SPACE", support_attributes=["LATEST", "STABLE", "USABLE"],
           eat_nonce=["n1"])
-MAA_SNP = base(audience="https://kv.example", issuer="https://p.weu.attest.azure.net", attestation_type="sevsnpvm",
+MAA_SNP = base(audience="https://kv.example", issuer="https://p.weu.attest.azure.net", tee_type="sevsnpvm",
                launch_measurement=LAUNCH, host_data=HOST, nonce="n2")
-MAA_SGX = base(audience="https://kv.example", issuer="https://p.weu.attest.azure.net", attestation_type="sgx",
-               claims={"x-ms-sgx-mrenclave": MRENCLAVE, "x-ms-sgx-mrsigner": MRSIGNER,
-                       "x-ms-sgx-product-id": 3, "x-ms-sgx-svn": 5})
+MAA_SGX = base(audience="https://kv.example", issuer="https://p.weu.attest.azure.net", tee_type="sgx",
+               mrenclave=MRENCLAVE, mrsigner=MRSIGNER, product_id=3, svn=5)
 VTPM = base(snp=SNP, nonce="0218")
 TOKEN_PINS = {"token": {"audience": None}}
 
@@ -79,8 +78,8 @@ def checks(kind: str, claims: dict[str, object], pol: Policy | None = None) -> l
         ("intel-tdx", TDX, {}),
         ("intel-sgx", SGX, {}),
         ("cs-token", CS, {"token": {"audience": "https://kms.example"}}),
-        ("maa-token", MAA_SNP, {"token": {"audience": "https://kv.example"}}),
-        ("maa-token", MAA_SGX, {"token": {"audience": "https://kv.example"}}),
+        ("maa-token", MAA_SNP, {"token": {"issuer": "https://p.weu.attest.azure.net"}}),
+        ("maa-token", MAA_SGX, {"token": {"issuer": "https://p.weu.attest.azure.net"}}),
     ],
 )
 def test_the_approved_workload_is_allowed_and_each_deviation_is_named(kind, claims, pins) -> None:
@@ -156,7 +155,7 @@ def test_sgx_product_id_is_exact_and_svn_is_a_floor() -> None:
     assert checks("intel-sgx", {**SGX, "mrsigner": "00" * 32}) == ["measurement"]
 
 
-def test_tokens_need_a_pinned_audience_and_the_approved_workload() -> None:
+def test_tokens_need_their_pins_and_the_approved_workload() -> None:
     assert checks("cs-token", CS) == ["audience"]
     pinned = policy(token={"audience": "https://kms.example"})
     assert checks("cs-token", {**CS, "audience": "https://other"}, pinned) == ["audience"]
@@ -168,13 +167,15 @@ def test_tokens_need_a_pinned_audience_and_the_approved_workload() -> None:
     nonce = policy(token={"audience": "https://kms.example"}, binding={"nonce": "n1"})
     assert checks("cs-token", CS, nonce) == []
     assert checks("cs-token", {**CS, "eat_nonce": ["n9"]}, nonce) == ["binding"]
+    assert checks("maa-token", MAA_SNP, policy(token={"audience": "https://kv.example"})) == ["issuer"]
     maa = policy(token={"audience": "https://kv.example", "issuer": "https://p.weu.attest.azure.net"})
     assert checks("maa-token", MAA_SNP, maa) == []
+    assert checks("maa-token", {**MAA_SNP, "audience": None}, maa) == ["audience"]
     assert checks("maa-token", {**MAA_SNP, "issuer": "https://evil.attest.azure.net"}, maa) == ["issuer"]
     assert checks("maa-token", {**MAA_SNP, "launch_measurement": "00" * 48}, maa) == ["measurement"]
-    assert checks("maa-token", {**MAA_SNP, "attestation_type": "tpm"}, maa) == ["measurement"]
-    sgx = {**MAA_SGX, "claims": {**MAA_SGX["claims"], "x-ms-sgx-product-id": 4}}
-    assert checks("maa-token", sgx, maa) == ["measurement"]
+    assert checks("maa-token", {**MAA_SNP, "tee_type": "tpm"}, maa) == ["measurement"]
+    assert checks("maa-token", {**MAA_SGX, "product_id": 4}, maa) == ["measurement"]
+    assert checks("maa-token", {**MAA_SGX, "svn": 1}, maa) == ["measurement"]
 
 
 def test_policy_from_a_stack_file_reads_the_same_measurements_as_the_program(tmp_path: Path) -> None:

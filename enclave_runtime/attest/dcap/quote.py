@@ -262,8 +262,10 @@ class Quote:
         if header.version == 3:
             certification = QeCertification.parse(sig_data)
         else:
-            inner = _certification(sig_data, CERT_QE_REPORT, "QE report certification data")
-            certification = QeCertification.parse(Reader(inner, "QE report certification data"))
+            inner = Reader(_certification(sig_data, CERT_QE_REPORT, "QE report certification data"), "QE report certification data")
+            certification = QeCertification.parse(inner)
+            inner.done()
+        sig_data.done()
         return cls(header, body, signed, signature, key, certification, reader.offset)
 
 

@@ -8,12 +8,10 @@ from typing import ClassVar
 
 from ..claims import Claims
 from ..collateral import Collateral
-from ..errors import VerificationError
 from ..trust import TrustStore
-from .quote import TEE_SGX, EnclaveReport, Quote
-from .verify import verify_quote
+from .quote import EnclaveReport
+from .verify import SGX, verify_evidence
 
-VERSION = 3
 _DEBUG = 0x02  # SGX ATTRIBUTES.FLAGS bit 1
 
 
@@ -42,21 +40,12 @@ class SgxClaims(Claims):
 def verify(
     evidence: bytes, collateral: Collateral, store: TrustStore, at: dt.datetime, *, kind: str
 ) -> SgxClaims:
-    quote = Quote.parse(evidence)
-    if quote.header.tee_type != TEE_SGX or not isinstance(quote.body, EnclaveReport):
-        raise VerificationError(
-            "structure",
-            f"quote has tee_type {quote.header.tee_type:#x} (TDX), expected {TEE_SGX:#x} (SGX): verify it as intel-tdx",
-        )
-    if quote.header.version != VERSION:
-        raise VerificationError(
-            "structure", f"SGX quote version is {quote.header.version}, expected {VERSION}"
-        )
-    verified = verify_quote(quote, collateral, store, at)
-    body = quote.body
+    verified = verify_evidence(evidence, collateral, store, at, SGX)
+    body = verified.quote.body
+    assert isinstance(body, EnclaveReport)  # verify_evidence checked the body type
     return SgxClaims(
         anchor=verified.anchor.name,
-        version=quote.header.version,
+        version=verified.quote.header.version,
         mrenclave=body.mrenclave,
         mrsigner=body.mrsigner,
         isvprodid=body.isvprodid,

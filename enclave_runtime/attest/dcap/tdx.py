@@ -8,12 +8,10 @@ from typing import ClassVar
 
 from ..claims import Claims
 from ..collateral import Collateral
-from ..errors import VerificationError
 from ..trust import TrustStore
-from .quote import TEE_TDX, Quote, TdReport
-from .verify import verify_quote
+from .quote import TdReport
+from .verify import TDX, verify_evidence
 
-VERSIONS = (4, 5)
 
 
 @dataclass(frozen=True)
@@ -48,21 +46,12 @@ class TdxClaims(Claims):
 def verify(
     evidence: bytes, collateral: Collateral, store: TrustStore, at: dt.datetime, *, kind: str
 ) -> TdxClaims:
-    quote = Quote.parse(evidence)
-    if quote.header.tee_type != TEE_TDX or not isinstance(quote.body, TdReport):
-        raise VerificationError(
-            "structure",
-            f"quote has tee_type {quote.header.tee_type:#x} (SGX), expected {TEE_TDX:#x} (TDX): verify it as intel-sgx",
-        )
-    if quote.header.version not in VERSIONS:
-        raise VerificationError(
-            "structure", f"TDX quote version is {quote.header.version}, expected one of {VERSIONS}"
-        )
-    verified = verify_quote(quote, collateral, store, at)
-    body = quote.body
+    verified = verify_evidence(evidence, collateral, store, at, TDX)
+    body = verified.quote.body
+    assert isinstance(body, TdReport)  # verify_evidence checked the body type
     return TdxClaims(
         anchor=verified.anchor.name,
-        version=quote.header.version,
+        version=verified.quote.header.version,
         mrtd=body.mrtd,
         rtmr0=body.rtmr0,
         rtmr1=body.rtmr1,

@@ -16,15 +16,15 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from ..collateral import Collateral
+from ..collateral import Collateral, canonical_pem_certificates
 from ..errors import VerificationError
 from ..trust import CHAINS, Anchor, TrustStore, check_revocation, describe, fingerprint, readable
 from . import pck, tcb
-from .quote import Quote, TdReport
+from .quote import TEE_SGX, TEE_TDX, EnclaveReport, Quote, TdReport
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,39 @@ class Verified:
     pck: pck.PckTcb
     tcb_status: str | None
     qe_tcb_status: str | None
+
+
+@dataclass(frozen=True)
+class QuoteKind:
+    """What makes a quote an SGX or a TDX one: the header's TEE type, the versions, the body type."""
+
+    name: str
+    tee_type: int
+    versions: tuple[int, ...]
+    body: type[EnclaveReport] | type[TdReport]
+    other: str  # the kind to use for a quote of the other TEE
+
+
+SGX = QuoteKind("intel-sgx", TEE_SGX, (3,), EnclaveReport, "intel-tdx")
+TDX = QuoteKind("intel-tdx", TEE_TDX, (4, 5), TdReport, "intel-sgx")
+
+
+def verify_evidence(
+    evidence: bytes, collateral: Collateral, store: TrustStore, at: dt.datetime, kind: QuoteKind
+) -> Verified:
+    """Parse `evidence` as a quote of `kind`, refuse the other TEE's quotes by name, and verify it."""
+    quote = Quote.parse(evidence)
+    if quote.header.tee_type != kind.tee_type or not isinstance(quote.body, kind.body):
+        raise VerificationError(
+            "structure",
+            f"quote has tee_type {quote.header.tee_type:#x}, expected {kind.tee_type:#x} for {kind.name}: "
+            f"verify it as {kind.other}",
+        )
+    if quote.header.version not in kind.versions:
+        raise VerificationError(
+            "structure", f"{kind.name} quote version is {quote.header.version}, expected one of {kind.versions}"
+        )
+    return verify_quote(quote, collateral, store, at)
 
 
 def verify_quote(quote: Quote, collateral: Collateral, store: TrustStore, at: dt.datetime) -> Verified:
@@ -120,23 +153,10 @@ def _verify(key: ec.EllipticCurvePublicKey, raw_signature: bytes, data: bytes, w
 @functools.lru_cache(maxsize=256)
 def _pem_chain(pem: bytes) -> tuple[x509.Certificate, ...]:
     """The quote's PCK chain, checked once per distinct chain (a platform sends the same one every time)."""
-    try:
-        certs = x509.load_pem_x509_certificates(pem)
-    except (ValueError, x509.InvalidVersion) as exc:
-        raise VerificationError(
-            "structure", f"quote's PCK certificate chain is not readable PEM: {exc}"
-        ) from None
+    certs = canonical_pem_certificates(pem, "quote's PCK certificate chain")
     if not certs:
         raise VerificationError("structure", "quote's PCK certificate chain holds no certificate")
     for index, cert in enumerate(certs):
         if not readable(cert):
             raise VerificationError("structure", f"PCK chain certificate {index} is malformed")
-    # PEM tolerates stray text and whitespace; Intel's chain is canonical PEM (optionally NUL-terminated).
-    # Insisting on that keeps the certification data byte-exact: no unsigned bytes that change nothing.
-    canonical = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in certs)
-    if pem not in (canonical, canonical + b"\0"):
-        raise VerificationError(
-            "structure",
-            "quote's PCK certificate chain is not canonical PEM (64-column base64, LF, optional NUL)",
-        )
     return tuple(certs)

@@ -8,6 +8,8 @@ certificates, so a DER OCTET STRING around them is accepted too.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +48,7 @@ class AmdExtensions:
         return self.product_name.split("-", 1)[0].lower() if self.product_name else None
 
     @classmethod
+    @functools.lru_cache(maxsize=1024)  # a chip's VCEK arrives with every report it signs
     def read(cls, cert: x509.Certificate) -> "AmdExtensions":
         try:
             extensions = {ext.oid: ext.value for ext in cert.extensions}
