@@ -132,6 +132,7 @@ def verify_quote(quote: Quote, collateral: Collateral, store: TrustStore, at: dt
     return Verified(quote, anchor, platform, tcb_status, qe_tcb_status)
 
 
+@functools.lru_cache(maxsize=256)  # a QE's attestation key signs many quotes
 def _p256_key(raw: bytes) -> ec.EllipticCurvePublicKey:
     numbers = ec.EllipticCurvePublicNumbers(
         int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"), ec.SECP256R1()
