@@ -18,13 +18,24 @@ Claim names (MAA token formats):
   (`azure-compliant-cvm`), `x-ms-sevsnpvm-launchmeasurement`, `x-ms-sevsnpvm-is-debuggable`
   (https://learn.microsoft.com/azure/attestation/attestation-token-examples,
   https://learn.microsoft.com/azure/confidential-computing/guest-attestation-confidential-virtual-machines-design).
-- TDX claims `tdx_mrtd` and `tdx_td_attributes_debug` are from the MAA EAT profile for TDX
-  (https://learn.microsoft.com/azure/attestation/trust-domain-extensions-eat-profile).
+- TDX: MAA's TDX token is an EAT whose claims are all top level: `tdx_mrtd`,
+  `tdx_td_attributes_debug` (TDX claims) next to `x-ms-attestation-type` (Microsoft-specific claims),
+  with no `x-ms-isolation-tee` wrapper ("Azure Attestation EAT profile for Intel TDX",
+  https://learn.microsoft.com/azure/attestation/trust-domain-extensions-eat-profile). The top-level
+  `x-ms-attestation-type` = `tdxvm` and `x-ms-compliance-status` = `azure-compliant-cvm` of a TDX CVM
+  are those of Microsoft's published release policy
+  (https://github.com/Azure/confidential-computing-cvm/blob/main/cvm_deployment/key/skr-policy.json).
+  Note: an Azure CVM's MRTD, like its SNP launch measurement, measures Microsoft's firmware and
+  paravisor, not the guest (https://learn.microsoft.com/azure/confidential-computing/guest-attestation-confidential-virtual-machines-design).
 - Confidential containers (ACI / AKS Kata) carry top-level `x-ms-attestation-type`,
   `x-ms-compliance-status` (`azure-compliant-uvm`), `x-ms-sevsnpvm-hostdata`,
   `x-ms-sevsnpvm-is-debuggable` and `x-ms-sevsnpvm-vmpl`.
 - SGX enclaves: `x-ms-sgx-mrenclave`, `x-ms-sgx-mrsigner`, `x-ms-sgx-product-id`, `x-ms-sgx-svn`,
-  `x-ms-sgx-is-debuggable` (https://learn.microsoft.com/azure/attestation/claim-sets).
+  `x-ms-sgx-is-debuggable` (https://learn.microsoft.com/azure/attestation/claim-sets). The product
+  id is compared with `equals`: it is how an author segments the enclaves signed with one MRSIGNER
+  ("if the product ID of the enclave doesn't match the value published by the enclave author,
+  attestation fails", claim-sets), so a range would admit the signer's other products. Only the
+  SVN is a floor (`greaterOrEquals`).
 """
 
 from __future__ import annotations
@@ -95,12 +106,16 @@ def _tdx(measurements: ApprovedMeasurements, container: bool) -> list[Claim]:
             "no release policy for tee 'tdx' with container=True: Azure confidential containers "
             "run on SEV-SNP; use tee 'sev-snp' with sevSnp.hostData"
         )
-    tee = ISOLATION_TEE
+    # Top-level claims: the MAA TDX EAT profile
+    # (https://learn.microsoft.com/azure/attestation/trust-domain-extensions-eat-profile) puts
+    # tdx_mrtd / tdx_td_attributes_debug and x-ms-attestation-type at the top of the token;
+    # attestation type and compliance status values as in Microsoft's published policy
+    # (https://github.com/Azure/confidential-computing-cvm/blob/main/cvm_deployment/key/skr-policy.json).
     return [
-        _equals(f"{tee}.x-ms-attestation-type", "tdxvm"),
-        _equals(f"{tee}.x-ms-compliance-status", "azure-compliant-cvm"),
-        _equals(f"{tee}.tdx_mrtd", measurements.tdx.mrtd),
-        _equals(f"{tee}.tdx_td_attributes_debug", False),
+        _equals("x-ms-attestation-type", "tdxvm"),
+        _equals("x-ms-compliance-status", "azure-compliant-cvm"),
+        _equals("tdx_mrtd", measurements.tdx.mrtd),
+        _equals("tdx_td_attributes_debug", False),
     ]
 
 
@@ -119,7 +134,8 @@ def _sgx(measurements: ApprovedMeasurements, container: bool) -> list[Claim]:
     if sgx.mrsigner is not None:
         claims.append(_equals("x-ms-sgx-mrsigner", sgx.mrsigner))
     claims += [
-        _at_least("x-ms-sgx-product-id", sgx.product_id),
+        # Exact: a range admits every other product signed with the same MRSIGNER (claim-sets).
+        _equals("x-ms-sgx-product-id", sgx.product_id),
         _at_least("x-ms-sgx-svn", sgx.min_svn),
         _equals("x-ms-sgx-is-debuggable", False),
     ]
@@ -138,7 +154,7 @@ def _check_authority(authority: str) -> None:
     if not isinstance(authority, str) or not authority.startswith("https://") or len(authority) <= 8:
         raise ValueError(
             f"release policy authority {authority!r} is not an https URL: use the attestation "
-            "provider's attestUri (e.g. https://<name>.<region>.attest.azure.net)"
+            "provider's attestUri (e.g. https://<name>.<short region code>.attest.azure.net, such as https://sharedweu.weu.attest.azure.net)"
         )
 
 

@@ -4,7 +4,8 @@ A private provider per collaboration means the release policies name an authorit
 configures (its attestation policy and signing certificates are the collaboration's own). Its
 attest endpoint stays reachable: Key Vault validates release tokens by reading the authority's
 signing certificates from its own network, and the endpoint only ever signs verified evidence.
-The regional shared endpoints (`shared<region>.<region>.attest.azure.net`) are the alternative when
+The regional shared endpoints (`shared<code>.<code>.attest.azure.net` with Microsoft's short region
+code, e.g. `sharedweu.weu`; components/attestation/maa_regions.py) are the alternative when
 a collaboration prefers Microsoft's default attestation policy.
 """
 
@@ -20,7 +21,7 @@ from components.azure.common import child
 
 
 def provider_name(collaboration: str, location: str) -> str:
-    """3-24 alphanumerics: the MAA DNS label (`<name>.<region>.attest.azure.net`)."""
+    """3-24 alphanumerics: the MAA DNS label (`<name>.<short region code>.attest.azure.net`)."""
     return re.sub(r"[^a-z0-9]", "", f"ccp{collaboration}{location}")[:24]
 
 

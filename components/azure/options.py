@@ -63,7 +63,8 @@ class AzureOptions:
         if shared is not None and not _SHARED_MAA.match(shared):
             raise ValueError(
                 f"{NAMESPACE}:sharedAttestationEndpoint '{shared}' is not a regional shared MAA "
-                "endpoint (https://shared<region>.<region>.attest.azure.net)"
+                "endpoint (https://shared<code>.<code>.attest.azure.net with the short region code, "
+                "e.g. https://sharedweu.weu.attest.azure.net)"
             )
         network = ipaddress.ip_network(self.address_space)
         if network.prefixlen != 16 or not network.is_private:

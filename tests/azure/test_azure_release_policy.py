@@ -64,26 +64,62 @@ def test_container_without_host_data_is_refused() -> None:
                        authority=AUTHORITY, container=True)
 
 
-def test_tdx_pins_mrtd() -> None:
+def test_tdx_reads_the_claims_at_their_documented_top_level_location() -> None:
+    # MAA's TDX token is an EAT whose TDX claims (tdx_mrtd, tdx_td_attributes_debug) and Microsoft claims
+    # (x-ms-attestation-type) are top level, with no x-ms-isolation-tee wrapper
+    # (https://learn.microsoft.com/azure/attestation/trust-domain-extensions-eat-profile); the type and
+    # compliance values are those of Microsoft's published CVM policy
+    # (https://github.com/Azure/confidential-computing-cvm/blob/main/cvm_deployment/key/skr-policy.json).
     policy = release_policy(measurements(tdx={"mrtd": MRTD}), tee="tdx", authority=AUTHORITY)
     assert claims(policy) == [
-        {"claim": "x-ms-isolation-tee.x-ms-attestation-type", "equals": "tdxvm"},
-        {"claim": "x-ms-isolation-tee.x-ms-compliance-status", "equals": "azure-compliant-cvm"},
-        {"claim": "x-ms-isolation-tee.tdx_mrtd", "equals": MRTD},
-        {"claim": "x-ms-isolation-tee.tdx_td_attributes_debug", "equals": False},
+        {"claim": "x-ms-attestation-type", "equals": "tdxvm"},
+        {"claim": "x-ms-compliance-status", "equals": "azure-compliant-cvm"},
+        {"claim": "tdx_mrtd", "equals": MRTD},
+        {"claim": "tdx_td_attributes_debug", "equals": False},
     ]
 
 
-def test_sgx_pins_enclave_signer_and_floors() -> None:
+def test_sgx_pins_enclave_signer_exact_product_and_svn_floor() -> None:
+    # Claim sets (https://learn.microsoft.com/azure/attestation/claim-sets): the product id segments the
+    # enclaves of one MRSIGNER and must match the author's value; only the SVN is a minimum.
     sgx = {"mrenclave": MRENCLAVE, "mrsigner": MRSIGNER, "productId": 7, "minSvn": 3}
     policy = release_policy(measurements(sgx=sgx), tee="sgx", authority=AUTHORITY)
     assert claims(policy) == [
         {"claim": "x-ms-sgx-mrenclave", "equals": MRENCLAVE},
         {"claim": "x-ms-sgx-mrsigner", "equals": MRSIGNER},
-        {"claim": "x-ms-sgx-product-id", "greaterOrEquals": 7},
+        {"claim": "x-ms-sgx-product-id", "equals": 7},
         {"claim": "x-ms-sgx-svn", "greaterOrEquals": 3},
         {"claim": "x-ms-sgx-is-debuggable", "equals": False},
     ]
+
+
+@pytest.mark.parametrize(
+    ("location", "shared"),
+    [
+        # Azure Attestation "Basic concepts", regional shared provider table.
+        ("westeurope", "https://sharedweu.weu.attest.azure.net"),
+        ("West Europe", "https://sharedweu.weu.attest.azure.net"),
+        ("northeurope", "https://sharedneu.neu.attest.azure.net"),
+        ("eastus2", "https://sharedeus2.eus2.attest.azure.net"),
+        # Azure/confidential-computing-cvm cvm_deployment/key/skr-policy.json authorities.
+        ("germanywestcentral", "https://shareddewc.dewc.attest.azure.net"),
+    ],
+)
+def test_attest_hosts_use_microsofts_short_region_codes(location: str, shared: str) -> None:
+    from components.attestation import maa_regions
+    from policies.review.fakes import azure as fakes
+
+    assert maa_regions.shared_endpoint(location) == shared
+    code = shared.removeprefix("https://shared").split(".", 1)[0]
+    provider = fakes.outputs("azure-native:attestation:AttestationProvider", "p", {"providerName": "ccpx", "location": location}, "id")
+    assert provider["attestUri"] == f"https://ccpx.{code}.attest.azure.net"
+
+
+def test_attest_host_of_an_undocumented_region_is_refused_not_invented() -> None:
+    from components.attestation import maa_regions
+
+    with pytest.raises(ValueError, match="no documented Microsoft Azure Attestation region code for location 'mars'"):
+        maa_regions.attest_uri("ccpx", "mars")
 
 
 def test_sgx_signer_only() -> None:

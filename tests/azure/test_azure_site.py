@@ -129,7 +129,10 @@ def test_data_key_release_policy_pins_the_approved_launch_measurement(dev: Recor
         "version": "1.0.0",
         "anyOf": [
             {
-                "authority": "https://ccpdevdemowesteurope.westeurope.attest.azure.net",
+                # Real attest hosts use Microsoft's short region code (West Europe: `weu`), as the
+                # shared provider https://sharedweu.weu.attest.azure.net does (Azure Attestation
+                # "Basic concepts", regional shared provider table).
+                "authority": "https://ccpdevdemowesteurope.weu.attest.azure.net",
                 "allOf": [
                     {"claim": "x-ms-isolation-tee.x-ms-attestation-type", "equals": "sevsnpvm"},
                     {"claim": "x-ms-isolation-tee.x-ms-compliance-status", "equals": "azure-compliant-cvm"},

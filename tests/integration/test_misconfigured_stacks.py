@@ -81,6 +81,18 @@ def _type_only_release_policy(props: dict[str, Any]) -> None:
     )
 
 
+def _wildcard_measurement(props: dict[str, Any]) -> None:
+    """The data key's release policy with its measurement replaced by a wildcard (not a pin)."""
+    policy = json.loads(base64.urlsafe_b64decode(props["properties"]["releasePolicy"]["data"] + "=="))
+    for entry in policy["anyOf"]:
+        for condition in entry["allOf"]:
+            if condition["claim"].endswith("x-ms-sevsnpvm-launchmeasurement"):
+                condition["equals"] = "*"
+    props["properties"]["releasePolicy"]["data"] = (
+        base64.urlsafe_b64encode(json.dumps(policy).encode()).decode().rstrip("=")
+    )
+
+
 def _set(path: str, value: Any) -> Edit:
     def apply(props: dict[str, Any]) -> None:
         *parents, last = path.split(".")
@@ -122,6 +134,8 @@ CASES: list[tuple[str, str, Callable[[RecordedResource], bool], Edit, set[str]]]
      {"aws-s3-bucket-enforce-cmk-encryption"}),
     ("Azure release policy checking only the TEE type", "azure-native:keyvault:Key", _name_has("data-key"),
      _type_only_release_policy, {"azure-keyvault-key-enforce-workload-claim", "ccp-key-release-simulation"}),
+    ("Azure release policy matching the measurement with a wildcard", "azure-native:keyvault:Key",
+     _name_has("data-key"), _wildcard_measurement, {"azure-keyvault-key-disallow-measurement-pattern"}),
     ("Azure NIC with a public IP", "azure-native:network:NetworkInterface", _name_has("nic"),
      _set("ipConfigurations.0.publicIPAddress", {"id": "/subscriptions/x/publicIPAddresses/pip"}),
      {"azure-network-networkinterface-disallow-public-ip"}),

@@ -134,3 +134,84 @@ def test_type_only_policy_would_release_to_another_collaborations_cvm() -> None:
     workload = claims.AzureWorkload("sev-snp", False)
     assert evaluate(type_only, claims.maa_token(MEASUREMENTS, workload, MAA, "approved"))
     assert evaluate(type_only, claims.maa_token(MEASUREMENTS, workload, MAA, "other:other-collaboration"))
+
+
+# --- tokens in the layouts Microsoft documents (hand-written, not produced by the generators) ------
+
+OTHER_ENCLAVE = "5d" * 32
+MRTD = "0c" * 48
+
+
+def test_sgx_product_of_the_same_signer_is_not_released() -> None:
+    """Claim sets (https://learn.microsoft.com/azure/attestation/claim-sets): x-ms-sgx-product-id is an
+    integer the enclave author assigns to segment the enclaves signed with one MRSIGNER. A policy pinning
+    MRSIGNER must release only to the approved product, not to the signer's other products."""
+    approved = ApprovedMeasurements.model_validate({"version": "1", "sgx": {"mrsigner": SIGNER, "productId": 1, "minSvn": 2}})
+    policy = release_policy(approved, tee="sgx", authority=MAA)
+    token = {
+        "iss": MAA,
+        "x-ms-ver": "1.0",
+        "x-ms-attestation-type": "sgx",
+        "x-ms-sgx-mrsigner": SIGNER,
+        "x-ms-sgx-mrenclave": OTHER_ENCLAVE,
+        "x-ms-sgx-product-id": 1,
+        "x-ms-sgx-svn": 2,
+        "x-ms-sgx-is-debuggable": False,
+    }
+    assert evaluate(policy, token)
+    assert evaluate(policy, token | {"x-ms-sgx-svn": 5})  # the SVN is a floor
+    assert not evaluate(policy, token | {"x-ms-sgx-product-id": 2})  # another product of the same signer
+    assert not evaluate(policy, token | {"x-ms-sgx-product-id": 0})
+
+
+def tdx_eat_token(**over: object) -> dict:
+    """An MAA TDX token as the TDX EAT profile lays it out: every claim top level
+    (https://learn.microsoft.com/azure/attestation/trust-domain-extensions-eat-profile), with the
+    attestation type / compliance values of Microsoft's published CVM release policy
+    (https://github.com/Azure/confidential-computing-cvm/blob/main/cvm_deployment/key/skr-policy.json)."""
+    return {
+        "iss": MAA,
+        "x-ms-ver": "1.0",
+        "x-ms-attestation-type": "tdxvm",
+        "x-ms-compliance-status": "azure-compliant-cvm",
+        "dbgstat": "disabled",
+        "tdx_mrtd": MRTD,
+        "tdx_mrseam": "36" * 48,
+        "tdx_rtmr0": "00" * 48,
+        "tdx_td_attributes": "0000000000000000",
+        "tdx_td_attributes_debug": False,
+        "tdx_report_data": "31" * 64,
+        **over,
+    }
+
+
+def test_tdx_policy_reads_the_documented_top_level_claims() -> None:
+    approved = ApprovedMeasurements.model_validate({"version": "1", "tdx": {"mrtd": MRTD}})
+    policy = release_policy(approved, tee="tdx", authority=MAA)
+    assert evaluate(policy, tdx_eat_token())
+    assert not evaluate(policy, tdx_eat_token(tdx_td_attributes_debug=True))
+    assert not evaluate(policy, tdx_eat_token(tdx_mrtd="1d" * 48))
+
+
+def test_simulated_tdx_token_has_the_documented_layout() -> None:
+    approved = ApprovedMeasurements.model_validate({"version": "1", "tdx": {"mrtd": MRTD}})
+    token = claims.maa_token(approved, claims.AzureWorkload("tdx", False), MAA, "approved")
+    assert "x-ms-isolation-tee" not in token
+    documented = tdx_eat_token()
+    for claim in ("x-ms-attestation-type", "x-ms-compliance-status", "tdx_mrtd", "tdx_td_attributes_debug"):
+        assert token[claim] == documented[claim], claim
+
+
+def test_simulation_presents_another_product_of_the_approved_signer() -> None:
+    """The simulation's `unapproved-image` case includes the signer's other product, so a range on the
+    product id (the SKR grammar's greaterOrEquals, hand-written here) shows up as a wrong release."""
+    approved = ApprovedMeasurements.model_validate({"version": "1", "sgx": {"mrsigner": SIGNER, "productId": 1, "minSvn": 2}})
+    other = claims.maa_token(approved, claims.AzureWorkload("sgx", False), MAA, "other-product:unapproved")
+    assert other["x-ms-sgx-mrsigner"] == SIGNER and other["x-ms-sgx-product-id"] == 2 and other["x-ms-sgx-svn"] == 2
+    ranged = sgx_example(
+        {"claim": "x-ms-sgx-product-id", "greaterOrEquals": 1},
+        {"claim": "x-ms-sgx-svn", "greaterOrEquals": 2},
+        {"claim": "x-ms-sgx-is-debuggable", "equals": False},
+    )
+    assert evaluate(ranged, other)
+    assert not evaluate(release_policy(approved, tee="sgx", authority=MAA), other)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any, Callable
 
+from components.attestation import maa_regions
+
 SUBSCRIPTION = "00000000-0000-4000-8000-000000000001"
 TENANT = "00000000-0000-4000-8000-0000000000aa"
 _NAMESPACE = uuid.UUID("6f1c5a43-2f0e-4e59-9d0b-0c2f5c1f7a11")
@@ -46,8 +48,10 @@ def _key(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _attestation_provider(name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    # Real hosts use Microsoft's short region code (`<name>.weu.attest.azure.net`), not the region
+    # name; the table and its sources are in components/attestation/maa_regions.py.
     provider = inputs.get("providerName") or name
-    return {"attestUri": f"https://{provider}.{inputs.get('location', 'westeurope')}.attest.azure.net"}
+    return {"attestUri": maa_regions.attest_uri(provider, inputs.get("location", "westeurope"))}
 
 
 def _storage_account(name: str, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,18 @@ what the approved build reports, and each other case changes only what that case
   binding are exercised.
 - `no-attestation`: the workload's identity calling without any attestation evidence.
 
+Within `unapproved-image`, an SGX workload is also presented as another product of the same signer
+(`other-product:<label>`: the approved MRSIGNER and SVN, a different MRENCLAVE and a higher product
+id), which only an exact product-id comparison refuses when the policy pins MRSIGNER alone.
+
+MAA token layouts: SGX claims are top level (https://learn.microsoft.com/azure/attestation/claim-sets);
+a confidential VM's guest token nests the SNP report's claims under `x-ms-isolation-tee`
+(https://learn.microsoft.com/azure/attestation/attestation-token-examples); MAA's TDX token is an
+EAT with every claim (`tdx_mrtd`, `tdx_td_attributes_debug`, `x-ms-attestation-type`) top level
+(https://learn.microsoft.com/azure/attestation/trust-domain-extensions-eat-profile), with the
+attestation type and compliance status values of Microsoft's published policy
+(https://github.com/Azure/confidential-computing-cvm/blob/main/cvm_deployment/key/skr-policy.json).
+
 Values that are not measurements (instance ids, VM ids, PCR3/PCR4) are deterministic stand-ins.
 """
 
@@ -86,8 +98,9 @@ class AzureWorkload:
 def maa_token(
     measurements: ApprovedMeasurements, workload: AzureWorkload, issuer: str, variant: str
 ) -> dict[str, Any]:
-    """The claims MAA puts in a token for this workload (`approved`, `debug`, `other:<label>`, or
-    `other-tee:<label>` for a different TEE kind of another collaboration)."""
+    """The claims MAA puts in a token for this workload (`approved`, `debug`, `other:<label>`,
+    `other-tee:<label>` for a different TEE kind of another collaboration, or `other-product:<label>`
+    for another SGX product of the approved signer; on other TEEs that is `other:<label>`)."""
     debug = variant == "debug"
     own = variant in ("approved", "debug")
     label = variant.split(":", 1)[-1]
@@ -97,25 +110,25 @@ def maa_token(
     base: dict[str, Any] = {"iss": issuer.rstrip("/"), "x-ms-ver": "1.0"}
     if tee == "sgx":
         sgx = measurements.sgx
+        same_signer = variant.startswith("other-product") and sgx is not None
         return base | {
             "x-ms-attestation-type": "sgx",
             "x-ms-sgx-mrenclave": (sgx.mrenclave if own and sgx and sgx.mrenclave else stand_in(f"{label}-mrenclave", 64)),
-            "x-ms-sgx-mrsigner": (sgx.mrsigner if own and sgx and sgx.mrsigner else stand_in(f"{label}-mrsigner", 64)),
-            "x-ms-sgx-product-id": sgx.product_id if own and sgx else 0,
-            "x-ms-sgx-svn": sgx.min_svn if own and sgx else 0,
+            "x-ms-sgx-mrsigner": (
+                sgx.mrsigner if (own or same_signer) and sgx and sgx.mrsigner else stand_in(f"{label}-mrsigner", 64)
+            ),
+            "x-ms-sgx-product-id": (sgx.product_id + 1 if same_signer else sgx.product_id if own and sgx else 0),
+            "x-ms-sgx-svn": sgx.min_svn if (own or same_signer) and sgx else 0,
             "x-ms-sgx-is-debuggable": debug,
         }
     if tee == "tdx":
         tdx = measurements.tdx
+        # MAA TDX EAT profile: every claim top level, no x-ms-isolation-tee wrapper.
         return base | {
-            "x-ms-attestation-type": "azurevm",
-            "x-ms-azurevm-vmid": stand_in(f"{label}-vmid", 32),
-            "x-ms-isolation-tee": {
-                "x-ms-attestation-type": "tdxvm",
-                "x-ms-compliance-status": "azure-compliant-cvm",
-                "tdx_mrtd": tdx.mrtd if own and tdx else stand_in(f"{label}-mrtd", 96),
-                "tdx_td_attributes_debug": debug,
-            },
+            "x-ms-attestation-type": "tdxvm",
+            "x-ms-compliance-status": "azure-compliant-cvm",
+            "tdx_mrtd": tdx.mrtd if own and tdx else stand_in(f"{label}-mrtd", 96),
+            "tdx_td_attributes_debug": debug,
         }
     snp = measurements.sev_snp
     launch = snp.launch_measurement if own and snp and snp.launch_measurement else stand_in(f"{label}-launch", 96)

@@ -237,6 +237,210 @@ def azure_keyvault_key_disallow_client_payload_claim(subject: Subject, found: li
         yield f"{subject.name}: release policy uses caller-chosen claim {claim!r}"
 
 
+# --- what a release policy's pins actually identify ----------------------------------------------
+
+CLAIM_SETS_DOCS: Final = "https://learn.microsoft.com/azure/attestation/claim-sets"
+GUEST_ATTESTATION_DOCS: Final = (
+    "https://learn.microsoft.com/azure/confidential-computing/guest-attestation-confidential-virtual-machines-design"
+)
+SGX_PRODUCT_ID: Final = "x-ms-sgx-product-id"
+# Hardware measurements MAA reports (leaf claim names; claim-sets, the TDX EAT profile
+# https://learn.microsoft.com/azure/attestation/trust-domain-extensions-eat-profile and the CVM / container
+# token examples). A measurement is only ever pinned exactly: `equals` a hex digest.
+MEASUREMENT_CLAIMS: Final = frozenset(
+    {
+        "x-ms-sevsnpvm-launchmeasurement",
+        "x-ms-sevsnpvm-hostdata",
+        "x-ms-sevsnpvm-idkeydigest",
+        "x-ms-sgx-mrenclave",
+        "x-ms-sgx-mrsigner",
+        "tdx_mrtd",
+        "tdx_mrseam",
+        "tdx_mrsignerseam",
+        "tdx_mrconfigid",
+        "tdx_mrowner",
+        "tdx_mrownerconfig",
+        "tdx_rtmr0",
+        "tdx_rtmr1",
+        "tdx_rtmr2",
+        "tdx_rtmr3",
+    }
+)
+# On an Azure confidential VM these measure Microsoft's paravisor (HCL) and UEFI firmware, not the guest
+# OS or the workload ("Guest attestation design detail"); in a confidential container group the launch
+# measurement is that of Microsoft's utility VM. Pinned alone, they bind a key to no workload.
+PLATFORM_MEASUREMENTS: Final = frozenset({"x-ms-sevsnpvm-launchmeasurement", "tdx_mrtd"})
+# Pins that do identify the workload: the confidential container policy hash, the SGX enclave / signer.
+WORKLOAD_IDENTITY_CLAIMS: Final = frozenset({"x-ms-sevsnpvm-hostdata", "x-ms-sgx-mrenclave", "x-ms-sgx-mrsigner"})
+# Claims of the JWT/EAT envelope and MAA's legacy SGX names (token examples): never a workload identity.
+ENVELOPE_CLAIMS: Final = frozenset(
+    {"iss", "iat", "exp", "nbf", "jti", "ver", "eat_profile", "dbgstat", "intuse", "tee", "is-debuggable", "svn", "product-id"}
+)
+_HEX: Final = re.compile(r"^[0-9a-fA-F]+$")
+
+
+def claim_conditions(node: Any) -> Iterable[tuple[str, list[str], Any]]:
+    """Every claim condition of a release policy, at any nesting: (claim, operators, first value).
+
+    Unlike `branches`, this keeps each condition's real operator(s), whatever they are (a pattern
+    operator outside the grammar included), so the comparison itself can be judged.
+    """
+    if isinstance(node, dict):
+        if "claim" in node:
+            operators = [k for k in node if k != "claim"]
+            yield str(node["claim"]), operators, node.get(operators[0]) if operators else None
+            return
+        for key, child in node.items():
+            if key.lower() in ("anyof", "allof") and isinstance(child, list):
+                for item in child:
+                    yield from claim_conditions(item)
+
+
+def _custom_claim(leaf: str) -> bool:
+    """A claim the collaboration's own MAA attestation policy emits (not Microsoft's, not the EAT's)."""
+    return not leaf.startswith(("x-ms-", "tdx_")) and leaf not in ENVELOPE_CLAIMS
+
+
+def _identifies_workload(claim: str, op: str, value: Any) -> bool:
+    leaf = _leaf(claim)
+    if op != "equals" or not isinstance(value, str) or not value or is_all_zero(value):
+        return False
+    return leaf in WORKLOAD_IDENTITY_CLAIMS or _custom_claim(leaf)
+
+
+def _policy_of(subject: Subject) -> dict[str, Any] | None:
+    """The decoded release policy (None for a key explicitly never exportable); fails closed."""
+    if subject.has(RELEASE_DATA):
+        return release_policy_of(subject.need(RELEASE_DATA))
+    if falsy(subject.need("properties.attributes.exportable")):
+        return None
+    raise BadReleasePolicy("key is exportable but has no release policy: anyone with release rights gets it")
+
+
+def _policy_rule(check):
+    """Adapter like `_release_rule`, handing the check the whole decoded policy."""
+
+    def run(subject: Subject) -> Iterable[str]:
+        if subject.service_key:
+            return
+        try:
+            policy = _policy_of(subject)
+        except BadReleasePolicy as error:
+            yield f"{subject.name}: {error}"
+            return
+        if policy is not None:
+            yield from check(subject, policy)
+
+    return run
+
+
+@resource_rule(
+    name="azure-keyvault-key-disallow-product-id-range",
+    description="Release policies compare the SGX product id exactly (equals), never as a range.",
+    types=(KEY,),
+    reads=(RELEASE_DATA, "properties.attributes.exportable", "tags"),
+    severity=Severity.CRITICAL,
+    controls=KEY_CONTROLS,
+    remediation=(
+        "Compare x-ms-sgx-product-id with `equals` and the enclave's own product id. The product id is how an "
+        "enclave author segments the enclaves signed with one MRSIGNER: a greaterOrEquals/lessOrEquals (or any "
+        "other operator) on it releases the key to every other product of the same signer when only MRSIGNER is "
+        "pinned. Keep x-ms-sgx-svn as the greaterOrEquals floor (" + CLAIM_SETS_DOCS + ")."
+    ),
+    url=CLAIM_SETS_DOCS,
+    confidential=True,
+)
+@_policy_rule
+def azure_keyvault_key_disallow_product_id_range(subject: Subject, policy: dict[str, Any]) -> Iterable[str]:
+    for claim, operators, value in claim_conditions(policy):
+        if _leaf(claim) != SGX_PRODUCT_ID:
+            continue
+        if operators != ["equals"]:
+            yield (
+                f"{subject.name}: release policy compares {claim!r} by range ({'/'.join(operators) or 'no operator'}), "
+                "not equals: it admits every other product of the same SGX signer"
+            )
+        elif not isinstance(value, int) or isinstance(value, bool):
+            yield f"{subject.name}: release policy compares {claim!r} with {value!r}, not an exact integer product id"
+
+
+@resource_rule(
+    name="azure-keyvault-key-disallow-paravisor-only-binding",
+    description=(
+        "A party data key's release policy pins the workload itself (container policy hash, SGX enclave/signer, or a "
+        "claim of the collaboration's own attestation policy), not only a CVM launch measurement or MRTD."
+    ),
+    types=(KEY,),
+    reads=(RELEASE_DATA, "properties.attributes.exportable", "tags"),
+    severity=Severity.CRITICAL,
+    controls=KEY_CONTROLS,
+    remediation=(
+        "On an Azure confidential VM, x-ms-isolation-tee.x-ms-sevsnpvm-launchmeasurement and the TDX MRTD measure "
+        "Microsoft's paravisor (HCL) and UEFI firmware, not the guest OS or the workload (" + GUEST_ATTESTATION_DOCS
+        + "): any code running in the VM with its identity gets the key, and the value changes when Microsoft "
+        "services the paravisor. Bind the key to the workload instead: run it in a confidential container group and "
+        "pin top-level x-ms-sevsnpvm-hostdata (the CCE policy hash) with x-ms-attestation-type sevsnpvm, "
+        "x-ms-compliance-status azure-compliant-uvm and is-debuggable false; or keep the CVM and pin a claim your own "
+        "(isolated-mode) MAA attestation policy emits after checking the vTPM PCRs of a measured image, plus the "
+        "x-ms-azurevm-* hardening claims."
+    ),
+    url=GUEST_ATTESTATION_DOCS,
+    confidential=True,
+    config={
+        "reason": {
+            "type": "string",
+            "description": "Why a stack runs this rule below its default (mandatory) level, and what removes the exception.",
+        }
+    },
+)
+@_release_rule
+def azure_keyvault_key_disallow_paravisor_only_binding(subject: Subject, found: list[list[Claim]]) -> Iterable[str]:
+    # The confidential OS-disk key is released by the platform to the CVM's paravisor by design
+    # (Microsoft's published disk policy); every other key that can be released is judged here.
+    if not subject.party_data_key:
+        return
+    for i, claims in enumerate(found):
+        platform = sorted({c for c, op, _ in claims if op == "equals" and _leaf(c) in PLATFORM_MEASUREMENTS})
+        if platform and not any(_identifies_workload(c, op, v) for c, op, v in claims):
+            yield (
+                f"{subject.name}: release branch {i} pins only {', '.join(platform)}, which measures Microsoft's "
+                "paravisor/firmware (or the container UVM), not the workload: any code in that TEE gets the key"
+            )
+
+
+@resource_rule(
+    name="azure-keyvault-key-disallow-measurement-pattern",
+    description="Attestation measurement claims are pinned exactly (equals a hex digest), never by a pattern, wildcard or other operator.",
+    types=(KEY,),
+    reads=(RELEASE_DATA, "properties.attributes.exportable", "tags"),
+    severity=Severity.CRITICAL,
+    controls=KEY_CONTROLS,
+    remediation=(
+        "Compare every measurement claim (launch measurement, host data, MRENCLAVE/MRSIGNER, MRTD, RTMRs, ...) with "
+        "`equals` and the full approved hex digest. The Key Vault release policy grammar has no pattern matching "
+        "(https://learn.microsoft.com/azure/key-vault/keys/policy-grammar): a '*' or '?' is not a pinned measurement, "
+        "and notEquals/exists/ordering operators admit other builds."
+    ),
+    url="https://learn.microsoft.com/azure/key-vault/keys/policy-grammar",
+    confidential=True,
+)
+@_policy_rule
+def azure_keyvault_key_disallow_measurement_pattern(subject: Subject, policy: dict[str, Any]) -> Iterable[str]:
+    for claim, operators, value in claim_conditions(policy):
+        if _leaf(claim) not in MEASUREMENT_CLAIMS:
+            continue
+        if operators != ["equals"]:
+            yield (
+                f"{subject.name}: release policy matches measurement {claim!r} with "
+                f"{'/'.join(operators) or 'no operator'}, not equals: a pattern is not a pinned measurement"
+            )
+        elif not isinstance(value, str) or not _HEX.match(value):
+            yield (
+                f"{subject.name}: release policy pins measurement {claim!r} to {value!r}, not an exact hex digest "
+                "(wildcard or pattern): a pattern is not a pinned measurement"
+            )
+
+
 @resource_rule(
     name="azure-keyvault-key-disallow-service-release",
     description="Service keys (storage CMK, disk encryption, cluster secrets) are never exportable and have no release policy.",
@@ -725,6 +929,9 @@ RESOURCE_POLICIES = [
     azure_keyvault_key_enforce_workload_claim,
     azure_keyvault_key_disallow_debuggable_release,
     azure_keyvault_key_disallow_client_payload_claim,
+    azure_keyvault_key_disallow_product_id_range,
+    azure_keyvault_key_disallow_paravisor_only_binding,
+    azure_keyvault_key_disallow_measurement_pattern,
     azure_keyvault_key_disallow_service_release,
     azure_keyvault_key_enforce_hsm_release,
     azure_keyvault_key_enable_rotation,
