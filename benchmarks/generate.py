@@ -41,6 +41,9 @@ def collaboration_config(parties: int = 30, name: str = "bench-collab") -> dict[
         }
         for i in range(parties)
     ]
+    for member in members:
+        if member["cloud"] == "aws":  # illustrative: each AWS party's key administrator (MFA)
+            member["breakGlassPrincipal"] = f"arn:aws:iam::111122223333:role/{member['name']}-key-break-glass"
     return {
         # Production settings: the strictest policy levels, HSM keys and confidential OS-disk keys.
         "ccp:environment": "prod",

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from components.attestation.aws_key_policy import ACCOUNT_ROOT, BREAK_GLASS_ROLE
 from enclave_runtime.measurements import ApprovedMeasurements, Model
 from components.regions import CLOUD_LABELS, Cloud, is_region
 
@@ -100,7 +101,9 @@ class Party(Located):
 
     `account` is the party's AWS account id, Azure subscription id or GCP project id (the stack's
     default provider account when absent). `ownerDecrypt` lets `ownerPrincipal` decrypt outside the
-    enclave: off by default, and shown in review.
+    enclave: off by default, and shown in review. `breakGlassPrincipal` (AWS parties, required in
+    every environment: no silent account-root default) is the IAM role that alone may administer
+    the party's data key, in an MFA session; everyone else is denied policy changes.
     """
 
     name: Name
@@ -110,6 +113,42 @@ class Party(Located):
     account: str | None = None
     owner_decrypt: bool = False
     owner_principal: str | None = None
+    break_glass_principal: str | None = None
+
+    @model_validator(mode="after")
+    def _break_glass(self) -> "Party":
+        value = self.break_glass_principal
+        if self.cloud != "aws":
+            if value is not None:
+                raise PydanticCustomError(
+                    "ccp_many",
+                    "breakGlassPrincipal: '{value}' is for AWS parties (the KMS key policy's administrator); "
+                    "remove it from this {cloud} party",
+                    {"value": value, "cloud": self.cloud},
+                )
+            return self
+        fix = (
+            "name the party's break-glass IAM role, e.g. arn:aws:iam::<account>:role/<party>-key-break-glass: "
+            "only that role, in an MFA session, may change the data key's policy or grants"
+        )
+        if value is None:
+            raise PydanticCustomError("ccp_many", "breakGlassPrincipal: is required for an AWS party: " + fix)
+        match = BREAK_GLASS_ROLE.match(value)
+        if ACCOUNT_ROOT.match(value) or match is None:
+            raise PydanticCustomError(
+                "ccp_many",
+                "breakGlassPrincipal: '{value}' is not an IAM role ARN (an account root delegates "
+                "kms:PutKeyPolicy to every IAM administrator of the account): " + fix,
+                {"value": value},
+            )
+        if self.account is not None and match.group(2) != self.account:
+            raise PydanticCustomError(
+                "ccp_many",
+                "breakGlassPrincipal: '{value}' is not in the party's account {account}: use a role of "
+                "that account (whoever controls the role's account controls the key)",
+                {"value": value, "account": self.account},
+            )
+        return self
 
     @model_validator(mode="after")
     def _residency(self) -> "Party":

@@ -31,7 +31,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-NitroPcr = Literal["pcr0", "pcr1", "pcr2", "pcr8"]
+NitroPcr = Literal["pcr0", "pcr1", "pcr2", "pcr3", "pcr8"]
 
 
 class Model(BaseModel):
@@ -87,6 +87,7 @@ class NitroMeasurements(Model):
     pcr0: Sha384Hex | None = None
     pcr1: Sha384Hex | None = None
     pcr2: Sha384Hex | None = None
+    pcr3: Sha384Hex | None = None  # the parent instance's IAM role: optional defence in depth
     pcr8: Sha384Hex | None = None
     pin: list[NitroPcr] = Field(default_factory=lambda: ["pcr0"], min_length=1)
 

@@ -24,8 +24,23 @@ Shape of the document (Sids are stable; reviews and rules key on them):
 - `DenyDecryptByUnapprovedEnclave<PCRn>`: one Deny per pinned register for attested requests whose
   value differs. A Deny beats any Allow, so a grant or a future Allow cannot release the key to a
   different (or debug-mode, all-zero) enclave either.
-- `KeyAdministration`: administration only; no data-plane action, no `kms:*`, no CreateGrant (a
-  grant is a way to hand out data-plane rights).
+- `KeyAdministration`: the party's named break-glass role only, and only in an MFA session
+  (`Bool aws:MultiFactorAuthPresent = true`); administration only: no data-plane action, no `kms:*`,
+  no CreateGrant (a grant is a way to hand out data-plane rights). Never the account root: per the
+  KMS guide ("Default key policy") a statement naming `arn:aws:iam::<account>:root` delegates to IAM,
+  so every identity of the account with an IAM allow of `kms:PutKeyPolicy` (AdministratorAccess,
+  OrganizationAccountAccessRole) could replace the policy and drop the attestation conditions.
+- `DenyPolicyChangeExceptBreakGlass`: an explicit Deny, to every principal whose `aws:PrincipalArn`
+  is not the break-glass role (`ArnNotEquals`, the form the IAM User Guide recommends over
+  `NotPrincipal`; for an assumed-role session `aws:PrincipalArn` is the role's ARN, and a caller
+  without the key, e.g. a service principal, is denied too), of every call that changes who can use
+  the key: PutKeyPolicy, CreateGrant, ReplicateKey (a multi-region replica is created with a policy
+  the caller chooses), UpdateAlias/DeleteAlias (re-pointing `alias/ccp/<party>/data` at a key the
+  caller controls would make owners seal their data under it). An IAM allow cannot override it. The
+  break-glass role keeps PutKeyPolicy, so the key stays manageable and KMS' lockout safety check
+  holds: that check requires the CreateKey/PutKeyPolicy caller to be able to call PutKeyPolicy
+  under the new policy, so the party's key is created (and its policy changed) by its break-glass
+  role in an MFA session, never with `BypassPolicyLockoutSafetyCheck`.
 - `AllowOwnerEnvelopeEncrypt` (optional): `kms:Encrypt` lets the data owner wrap locally generated
   data keys for the enclave; Encrypt never returns plaintext.
 - `AllowOwnerDecryptOutsideEnclave` (optional, off by default): the party's own principal may decrypt
@@ -34,6 +49,7 @@ Shape of the document (Sids are stable; reviews and rules key on them):
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from enclave_runtime.measurements import NitroMeasurements, is_all_zero
@@ -45,6 +61,7 @@ SID_ALLOW_ENCLAVE: Final = "AllowDecryptByAttestedEnclave"
 SID_DENY_UNATTESTED: Final = "DenyDecryptWithoutAttestation"
 SID_DENY_UNAPPROVED_PREFIX: Final = "DenyDecryptByUnapprovedEnclave"
 SID_ADMIN: Final = "KeyAdministration"
+SID_DENY_POLICY_CHANGE: Final = "DenyPolicyChangeExceptBreakGlass"
 SID_OWNER_ENCRYPT: Final = "AllowOwnerEnvelopeEncrypt"
 SID_OWNER_DECRYPT: Final = "AllowOwnerDecryptOutsideEnclave"
 
@@ -91,6 +108,19 @@ ADMIN_ACTIONS: Final[tuple[str, ...]] = (
 )
 
 
+# Calls that change who can use the key; denied to everyone but the break-glass role.
+POLICY_CHANGE_ACTIONS: Final[tuple[str, ...]] = (
+    "kms:PutKeyPolicy",
+    "kms:CreateGrant",
+    "kms:ReplicateKey",
+    "kms:UpdateAlias",
+    "kms:DeleteAlias",
+)
+MFA_CONDITION: Final = {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+ACCOUNT_ROOT: Final = re.compile(r"^(arn:[a-z-]+:iam::\d{12}:root|\d{12})$")
+BREAK_GLASS_ROLE: Final = re.compile(r"^arn:([a-z-]+):iam::(\d{12}):role/[\w+=,.@/-]+$")
+
+
 def condition_key(pcr: str) -> str:
     """The KMS condition key for a pinned register: PCR0 is the image digest (ImageSha384)."""
     if pcr == "pcr0":
@@ -125,8 +155,15 @@ def key_policy(
     `owner_principal_arn` is passed only when the party opted in to decrypt outside the enclave;
     `encrypt_principal_arn` (usually the same owner) may wrap data keys with `kms:Encrypt`.
     `account_id` and `partition` scope the enclave Allow with `aws:PrincipalAccount`, so a
-    look-alike role ARN in another partition or account never matches.
+    look-alike role ARN in another partition or account never matches. `admin_principal_arn` is
+    the party's break-glass IAM role: an account root (or bare account id) is refused.
     """
+    if ACCOUNT_ROOT.match(admin_principal_arn) or not BREAK_GLASS_ROLE.match(admin_principal_arn):
+        raise ValueError(
+            f"admin_principal_arn {admin_principal_arn!r} is not an IAM role ARN: the key's administrator is "
+            "the party's named break-glass role (arn:aws:iam::<account>:role/<name>), never the account root, "
+            "which delegates kms:PutKeyPolicy to every IAM administrator of the account"
+        )
     for what, arn in (
         ("enclave_role_arn", enclave_role_arn),
         ("admin_principal_arn", admin_principal_arn),
@@ -183,6 +220,17 @@ def key_policy(
             "Principal": {"AWS": admin_principal_arn},
             "Action": list(ADMIN_ACTIONS),
             "Resource": "*",
+            "Condition": {op: dict(keys) for op, keys in MFA_CONDITION.items()},
+        }
+    )
+    statements.append(
+        {
+            "Sid": SID_DENY_POLICY_CHANGE,
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": list(POLICY_CHANGE_ACTIONS),
+            "Resource": "*",
+            "Condition": {"ArnNotEquals": {"aws:PrincipalArn": admin_principal_arn}},
         }
     )
     if encrypt_principal_arn is not None:

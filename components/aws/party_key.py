@@ -4,6 +4,13 @@ The key policy is generated from the approved measurements by the pure
 `components.attestation.aws_key_policy.key_policy`; everything it names (role ARN, admin, owner) is
 computed from config, so the policy is a plain string at preview and the review reads it whole.
 
+Administration belongs to the party's break-glass role alone (MFA), and every other principal is
+explicitly denied PutKeyPolicy/CreateGrant (see `aws_key_policy`). KMS' lockout safety check stays on
+(`bypass_policy_lockout_safety_check=False`): it requires the CreateKey caller to be allowed
+PutKeyPolicy by the new policy, so the party's key is created, and its policy later changed, by
+`pulumi up` running as that break-glass role in an MFA session; any other deployer is refused by
+KMS instead of leaving an unmanageable key.
+
 Production may back the key with a CloudHSM custom key store (`HsmBacking`): FIPS 140-3 level 3
 HSMs the collaboration controls. AWS KMS does not rotate keys in custom key stores automatically
 (https://docs.aws.amazon.com/kms/latest/developerguide/rotate-keys.html), so rotation is then off
@@ -48,7 +55,9 @@ class PartyDataKeyArgs:
     measurements: NitroMeasurements
     enclave_role_arn: str
     tags: dict[str, str]
-    admin_principal_arn: str | None = None  # the account root (IAM-delegated admin) when None
+    # The party's break-glass IAM role: the only administrator (MFA), the only principal not denied
+    # PutKeyPolicy/CreateGrant. Never the account root (it delegates to every IAM admin).
+    break_glass_principal_arn: str
     owner_principal_arn: str | None = None  # only when the party opted in to decrypt outside
     encrypt_principal_arn: str | None = None  # who wraps data keys for upload
     hsm: HsmBacking | None = None
@@ -66,7 +75,7 @@ class PartyDataKey(pulumi.ComponentResource):
             args.measurements,
             account_id=args.account.account_id,
             enclave_role_arn=args.enclave_role_arn,
-            admin_principal_arn=args.admin_principal_arn or args.account.root_arn,
+            admin_principal_arn=args.break_glass_principal_arn,
             owner_principal_arn=args.owner_principal_arn,
             encrypt_principal_arn=args.encrypt_principal_arn,
             partition=args.account.partition,

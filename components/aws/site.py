@@ -6,8 +6,15 @@ explicit `region` (pulumi-aws v7 per-resource region) so residency rules read it
 
 Fails closed before declaring anything when: an AWS party has no Nitro measurements to bind to, a
 party's key would live in a region without an enclave host (the enclave reaches KMS only through its
-own region's VPC endpoint), a party's configured account is not the deploying account, or a host's
-instance type cannot run enclaves.
+own region's VPC endpoint), a party's configured account is not the deploying account, a party's
+break-glass role is not in the deploying account, or a host's instance type cannot run enclaves.
+
+Each party's data key is administered by that party's break-glass role only (config
+`breakGlassPrincipal`, MFA), never the account root; PutKeyPolicy/CreateGrant are denied to every
+other principal, and the audit alarms on PutKeyPolicy/CreateGrant/ScheduleKeyDeletion/DisableKey per
+party key. Keys of parties sharing one account are still exposed to whoever administers IAM in that
+account (they can change the break-glass role's trust policy): a party's own account is the stronger
+setting, and one provider per party account is not built yet.
 """
 
 from __future__ import annotations
@@ -91,6 +98,14 @@ class Site(pulumi.ComponentResource):
                     f"party {party.name}: account {party.account} is not the deploying account "
                     f"{account.account_id}; deploy this party's slice with that account's credentials"
                 )
+            glass = party.break_glass_principal or ""
+            if glass.split(":")[4:5] != [account.account_id] or glass.split(":")[1:2] != [account.partition]:
+                raise ValueError(
+                    f"party {party.name}: breakGlassPrincipal {glass!r} is not a role of the deploying account "
+                    f"{account.account_id} (partition {account.partition}): KMS creates the key in the caller's "
+                    "account and its lockout safety check requires the creator to hold PutKeyPolicy, so the key "
+                    "is created by that role; name a role of the account the key lives in"
+                )
         collab, env = args.collaboration.name, args.environment
         # Site-wide resources (role, network, audit, EBS keys, hosts) serve every party: `party: shared`.
         site_tags = args.shared_tags()
@@ -122,6 +137,7 @@ class Site(pulumi.ComponentResource):
                     account=account,
                     measurements=nitro,
                     enclave_role_arn=role.arn,
+                    break_glass_principal_arn=party.break_glass_principal or "",
                     owner_principal_arn=party.owner_principal if party.owner_decrypt else None,
                     encrypt_principal_arn=party.owner_principal,
                     tags=tags,
@@ -157,6 +173,7 @@ class Site(pulumi.ComponentResource):
                     tags=site_tags,
                     log_retention_days=args.log_retention_days,
                     data_key_arns=[k.arn for k in self.keys.values()],
+                    party_key_arns={party: k.arn for party, k in self.keys.items()},
                     party_bucket_arns=[s.bucket_arn for s in self.storage.values()],
                 ),
                 opts=child(self),

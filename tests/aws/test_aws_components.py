@@ -102,6 +102,7 @@ def test_hsm_backed_key_uses_a_cloudhsm_custom_key_store() -> None:
                 measurements=NitroMeasurements(pcr0="ab" * 48),
                 enclave_role_arn=ROLE,
                 tags={"party": "clinic-aws"},
+                break_glass_principal_arn=f"arn:aws:iam::{ACCOUNT}:role/clinic-aws-key-break-glass",
                 hsm=HsmBacking(
                     subnet_ids=["subnet-a", "subnet-b"],
                     availability_zones=["eu-central-1a", "eu-central-1b"],
@@ -291,7 +292,9 @@ def test_alarms_on_denied_and_unattested_decrypt(dev: Recording) -> None:
     topic = dev.one("aws:sns/topic:Topic")
     assert props(topic)["kmsMasterKeyId"]
     alarms = [props(a) for a in dev.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")]
-    assert sorted(a["metricName"] for a in alarms) == ["DecryptWithoutAttestation", "DeniedDecrypt"]
+    assert sorted(a["metricName"] for a in alarms) == [
+        "DecryptWithoutAttestation", "DeniedDecrypt", "KeyAdministration-clinic-aws"
+    ]
     assert all(a["alarmActions"] == [topic.outputs["arn"]] and a["threshold"] == 1 for a in alarms)
 
 

@@ -17,7 +17,7 @@ from enclave_runtime.measurements import NitroMeasurements
 PCR0 = "eecef00a5261e0bff06cafee3b679a74b1fd018983c924a5ee535aba84408d02d2b3d5d161d0c16afaccffc90a5c14a0"
 PCR8 = "9520d2eb58ca9ccfefeed1a3d4ead0af897f14114c18f47bf99fdad448b1c2472f970ad64028c43d010ab2aaf9b67df0"
 ROLE = "arn:aws:iam::111122223333:role/ccp-dev-demo-dev-enclave"
-ADMIN = "arn:aws:iam::111122223333:root"
+ADMIN = "arn:aws:iam::111122223333:role/clinic-aws-key-break-glass"
 OWNER = "arn:aws:iam::111122223333:role/clinic-data-owner"
 
 
@@ -92,6 +92,21 @@ def test_admin_has_no_data_plane_action_and_no_wildcard() -> None:
     assert not actions(admin) & set(DATA_PLANE_ACTIONS)
     assert not any("*" in a for a in actions(admin))
     assert "kms:CreateGrant" not in actions(admin)
+    assert admin["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+
+
+@pytest.mark.parametrize("admin", ["arn:aws:iam::111122223333:root", "111122223333", "arn:aws:iam::111122223333:role/*"])
+def test_account_root_or_wildcard_admin_is_refused(admin: str) -> None:
+    with pytest.raises(ValueError, match="break-glass role"):
+        key_policy(NitroMeasurements(pcr0=PCR0), account_id="111122223333", enclave_role_arn=ROLE, admin_principal_arn=admin)
+
+
+def test_pcr3_pin_compares_the_parent_role_register() -> None:
+    pcr3 = "3c" * 48
+    allow = by_sid(key_policy(
+        NitroMeasurements(pcr0=PCR0, pcr3=pcr3, pin=["pcr0", "pcr3"]), account_id="111122223333", enclave_role_arn=ROLE, admin_principal_arn=ADMIN
+    ))["AllowDecryptByAttestedEnclave"]
+    assert allow["Condition"]["StringEqualsIgnoreCase"]["kms:RecipientAttestation:PCR3"] == pcr3
 
 
 def test_owner_decrypt_is_off_by_default() -> None:
@@ -147,6 +162,7 @@ def test_sids_are_stable_and_ordered() -> None:
         "DenyDecryptByUnapprovedEnclavePCR0",
         "DenyDecryptByUnapprovedEnclavePCR8",
         "KeyAdministration",
+        "DenyPolicyChangeExceptBreakGlass",
         "AllowOwnerEnvelopeEncrypt",
         "AllowOwnerDecryptOutsideEnclave",
     ]

@@ -11,7 +11,8 @@ import pytest
 
 from components.attestation.azure_release_policy import decode_release_policy, encode_release_policy
 from policies.review import project
-from policies.review.key_release import claims, markdown_table, mismatches, simulate
+from policies.review.key_release import markdown_table, mismatches, simulate
+from policies.review.key_release.simulate import cases, expected
 from policies.review.mocks import Recording, run_directory
 from stacks import config
 
@@ -45,7 +46,9 @@ def test_every_party_key_behaves_as_expected_in_every_case(stack: str) -> None:
     parties = {p.name: p.cloud for p in settings.collaboration.parties}
     assert {(row["party"], row["cloud"]) for row in rows} == set(parties.items())
     for party in parties:
-        assert rows_by(rows, party) == {case: claims.EXPECTED[case] for case in claims.CASES}
+        assert rows_by(rows, party) == {case: expected(case) for case in cases(parties[party])}
+        if parties[party] == "aws":
+            assert rows_by(rows, party)["operator-repolicies-key"] == "deny"
     assert all(row["key_urn"].startswith("urn:pulumi:") for row in rows)
     assert set(rows[0]) == {"party", "cloud", "key_urn", "case", "expected", "decision"}
 
@@ -107,7 +110,22 @@ def test_aws_policy_without_the_attestation_deny_and_with_a_root_grant_is_caught
         ("bank-north", "debug-mode"),
         ("bank-north", "unapproved-image"),
         ("bank-north", "other-collaboration"),
+        ("bank-north", "operator-repolicies-key"),
     }
+
+
+def test_aws_key_administered_by_the_account_root_is_caught_as_operator_repolicy() -> None:
+    # The KMS guide's default key policy: the account root may administer the key (IAM-delegated).
+    recording, settings = recorded("banks")
+    key = _party_key(recording, "aws:kms/key:Key", "bank-south")
+    policy = json.loads(key.properties["policy"])
+    policy["Statement"] = [
+        s for s in policy["Statement"] if s.get("Sid") != "DenyPolicyChangeExceptBreakGlass"
+    ] + [{"Sid": "EnableIAMUserPermissions", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"}]
+    key.properties["policy"] = json.dumps(policy)
+    rows = simulate(recording, settings)
+    assert rows_by(rows, "bank-south")["operator-repolicies-key"] == "release"
+    assert ("bank-south", "operator-repolicies-key") in {(r["party"], r["case"]) for r in mismatches(rows)}
     assert rows_by(rows, "bank-south")["no-attestation"] == "deny"
 
 
@@ -172,5 +190,5 @@ def test_a_party_key_without_a_purpose_is_judged_fail_closed() -> None:
     storage_key = next(r for r in recording.of_type("gcp:kms/cryptoKey:CryptoKey") if "storage-key" in r.name)
     del storage_key.properties["labels"]["ccp-key-purpose"]
     rows = [row for row in simulate(recording, settings) if row["key_urn"] == storage_key.urn]
-    assert {row["case"] for row in rows} == set(claims.CASES)
+    assert {row["case"] for row in rows} == set(cases("gcp"))
     assert {(row["case"], row["decision"]) for row in mismatches(rows)} == {("approved-production", "deny")}

@@ -77,6 +77,11 @@ VIA_S3 = {
 DIRECT_USE = {"Sid": "DirectUse", "Effect": "Allow", "Principal": {"AWS": ROLE}, "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*"}
 SERVICE_KEY = {"tags": purpose("party-storage"), "policy": service_policy(VIA_S3)}
 ROOT_ALL = {"Sid": "EnableRoot", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"}
+# The KMS guide's "Default key policy" root statement, and the IAM User Guide's recommended
+# "deny everyone except one principal" shape (ArnNotEquals on aws:PrincipalArn, not NotPrincipal).
+ROOT_ADMIN = {"Sid": "KeyAdministration", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": ["kms:PutKeyPolicy", "kms:ScheduleKeyDeletion"], "Resource": "*"}
+BREAK_GLASS = "arn:aws:iam::111122223333:role/key-break-glass"
+DENY_CHANGE = {"Sid": "DenyPolicyChange", "Effect": "Deny", "Principal": "*", "Action": ["kms:PutKeyPolicy", "kms:CreateGrant"], "Resource": "*", "Condition": {"ArnNotEquals": {"aws:PrincipalArn": BREAK_GLASS}}}
 OWNER = {"Sid": "AllowOwnerDecryptOutsideEnclave", "Effect": "Allow", "Principal": {"AWS": ADMIN}, "Action": ["kms:Decrypt"], "Resource": "*"}
 
 
@@ -93,6 +98,28 @@ GOOD_CLAIMS = [
     {"claim": f"{TEE}.x-ms-sevsnpvm-launchmeasurement", "equals": PCR0},
     {"claim": f"{TEE}.x-ms-sevsnpvm-is-debuggable", "equals": False},
 ]
+
+
+# Documented release-policy shapes (SKR policy grammar, https://learn.microsoft.com/azure/key-vault/keys/policy-grammar;
+# claim names from https://learn.microsoft.com/azure/attestation/claim-sets and the confidential containers docs).
+HOST_DATA = "c7" * 32
+SIGNER = "9fa48b1629bd246a1de3d38fb7df97f6554cd65d6b3b72e85b86848ae6b578ba"
+CONTAINER_CLAIMS = [
+    {"claim": "x-ms-attestation-type", "equals": "sevsnpvm"},
+    {"claim": "x-ms-compliance-status", "equals": "azure-compliant-uvm"},
+    {"claim": "x-ms-sevsnpvm-hostdata", "equals": HOST_DATA},
+    {"claim": "x-ms-sevsnpvm-is-debuggable", "equals": False},
+]
+SGX_CLAIMS = [
+    {"claim": "x-ms-sgx-mrsigner", "equals": SIGNER},
+    {"claim": "x-ms-sgx-product-id", "equals": 1},
+    {"claim": "x-ms-sgx-svn", "greaterOrEquals": 2},
+    {"claim": "x-ms-sgx-is-debuggable", "equals": False},
+]
+SGX_PRODUCT_RANGE = [dict(c) for c in SGX_CLAIMS]
+SGX_PRODUCT_RANGE[1] = {"claim": "x-ms-sgx-product-id", "greaterOrEquals": 1}
+WILDCARD_HOST_DATA = [dict(c) for c in CONTAINER_CLAIMS]
+WILDCARD_HOST_DATA[2] = {"claim": "x-ms-sevsnpvm-hostdata", "equals": "*"}
 
 
 def azure_key(claims: list[dict[str, Any]] | None = GOOD_CLAIMS, **over: Any) -> dict[str, Any]:
@@ -194,6 +221,8 @@ CASES: dict[str, tuple[str, dict, dict, dict]] = {
     "aws-kms-key-enforce-via-service": ("aws:kms/key:Key", SERVICE_KEY, {**SERVICE_KEY, "policy": service_policy(VIA_S3, DIRECT_USE)}, {"tags": purpose("disk")}),
     "aws-kms-key-disallow-debug-pcr": ("aws:kms/key:Key", {"policy": kms_policy()}, {"policy": kms_policy(pcr=ZERO)}, {}),
     "aws-kms-key-disallow-owner-decrypt": ("aws:kms/key:Key", {"policy": kms_policy()}, {"policy": kms_policy(extra=[OWNER])}, {}),
+    "aws-kms-key-disallow-root-admin": ("aws:kms/key:Key", {"policy": kms_policy(extra=[DENY_CHANGE])}, {"policy": kms_policy(extra=[ROOT_ADMIN, DENY_CHANGE])}, {}),
+    "aws-kms-key-enforce-policy-change-deny": ("aws:kms/keyPolicy:KeyPolicy", {"policy": kms_policy(extra=[DENY_CHANGE])}, {"policy": kms_policy()}, {}),
     "aws-kms-key-enable-rotation": ("aws:kms/key:Key", {"enableKeyRotation": True, "rotationPeriodInDays": 90}, {"enableKeyRotation": True, "rotationPeriodInDays": 365}, {"enableKeyRotation": True}),
     "aws-ec2-instance-enable-enclave": ("aws:ec2/instance:Instance", EC2, with_(EC2, "enclaveOptions.enabled", False), with_(EC2, "enclaveOptions", DROP)),
     "aws-ec2-instance-enforce-enclave-capable-type": ("aws:ec2/launchTemplate:LaunchTemplate", LT, with_(LT, "instanceType", "t3.large"), with_(LT, "instanceType", DROP)),
@@ -229,6 +258,9 @@ CASES: dict[str, tuple[str, dict, dict, dict]] = {
     "azure-keyvault-key-enforce-workload-claim": ("azure-native:keyvault:Key", azure_key(), azure_key(GOOD_CLAIMS[:2] + GOOD_CLAIMS[3:]), {"properties": {"kty": "RSA-HSM"}}),
     "azure-keyvault-key-disallow-debuggable-release": ("azure-native:keyvault:Key", azure_key(), azure_key(GOOD_CLAIMS[:3]), {"properties": {"kty": "RSA-HSM"}}),
     "azure-keyvault-key-disallow-client-payload-claim": ("azure-native:keyvault:Key", azure_key(), azure_key(GOOD_CLAIMS + [{"claim": "x-ms-runtime.client-payload.nonce", "equals": "n"}]), {"properties": {"kty": "RSA-HSM"}}),
+    "azure-keyvault-key-disallow-product-id-range": ("azure-native:keyvault:Key", azure_key(SGX_CLAIMS), azure_key(SGX_PRODUCT_RANGE), {"properties": {"kty": "RSA-HSM"}}),
+    "azure-keyvault-key-disallow-paravisor-only-binding": ("azure-native:keyvault:Key", azure_key(CONTAINER_CLAIMS), azure_key(GOOD_CLAIMS), {"properties": {"kty": "RSA-HSM"}}),
+    "azure-keyvault-key-disallow-measurement-pattern": ("azure-native:keyvault:Key", azure_key(), azure_key(WILDCARD_HOST_DATA), {"properties": {"kty": "RSA-HSM"}}),
     "azure-keyvault-key-disallow-service-release": (
         "azure-native:keyvault:Key",
         {"tags": purpose("party-storage"), "properties": {"kty": "RSA-HSM", "attributes": {"exportable": False}}},
@@ -428,6 +460,57 @@ def test_azure_non_exportable_key_without_policy_is_fine() -> None:
         assert violations(RESOURCE_RULES[name], "azure-native:keyvault:Key", props) == [], name
 
 
+def test_azure_sgx_product_id_range_is_refused() -> None:
+    rule = RESOURCE_RULES["azure-keyvault-key-disallow-product-id-range"]
+    assert violations(rule, "azure-native:keyvault:Key", azure_key(SGX_PRODUCT_RANGE)) == [
+        "subject: release policy compares 'x-ms-sgx-product-id' by range (greaterOrEquals), not equals: it admits "
+        "every other product of the same SGX signer"
+    ]
+    nested = [{"anyOf": [{"claim": "x-ms-sgx-product-id", "lessOrEquals": 4}, SGX_CLAIMS[0]]}, *SGX_CLAIMS[2:]]
+    assert "by range (lessOrEquals)" in violations(rule, "azure-native:keyvault:Key", azure_key(nested))[0]
+    assert violations(rule, "azure-native:keyvault:Key", azure_key(GOOD_CLAIMS)) == []
+
+
+def test_azure_cvm_launch_measurement_or_mrtd_alone_is_refused() -> None:
+    rule = RESOURCE_RULES["azure-keyvault-key-disallow-paravisor-only-binding"]
+    assert violations(rule, "azure-native:keyvault:Key", azure_key(GOOD_CLAIMS)) == [
+        "subject: release branch 0 pins only x-ms-isolation-tee.x-ms-sevsnpvm-launchmeasurement, which measures "
+        "Microsoft's paravisor/firmware (or the container UVM), not the workload: any code in that TEE gets the key"
+    ]
+    tdx = [
+        {"claim": "x-ms-attestation-type", "equals": "tdxvm"},
+        {"claim": "tdx_mrtd", "equals": PCR0},
+        {"claim": "tdx_td_attributes_debug", "equals": False},
+    ]
+    assert "pins only tdx_mrtd" in violations(rule, "azure-native:keyvault:Key", azure_key(tdx))[0]
+    # A claim the collaboration's own attestation policy emits (measured image) identifies the workload.
+    custom = GOOD_CLAIMS + [{"claim": "ccp-measured-image", "equals": "a1" * 32}]
+    assert violations(rule, "azure-native:keyvault:Key", azure_key(custom)) == []
+    assert violations(rule, "azure-native:keyvault:Key", azure_key(SGX_CLAIMS)) == []
+    # The confidential OS-disk key is released to the paravisor by the platform, by design.
+    disk = azure_key(GOOD_CLAIMS)
+    disk["tags"] = purpose("confidential-disk")
+    assert violations(rule, "azure-native:keyvault:Key", disk) == []
+    assert "guest-attestation-confidential-virtual-machines-design" in rule.remediation_steps
+
+
+@pytest.mark.parametrize(
+    ("condition", "problem"),
+    [
+        ({"claim": "x-ms-sevsnpvm-hostdata", "equals": "*"}, "not an exact hex digest (wildcard or pattern)"),
+        ({"claim": "x-ms-sevsnpvm-hostdata", "equals": "c7c7?"}, "not an exact hex digest (wildcard or pattern)"),
+        ({"claim": "x-ms-sevsnpvm-hostdata", "notEquals": "00"}, "with notEquals, not equals"),
+        ({"claim": "x-ms-sevsnpvm-hostdata", "exists": True}, "with exists, not equals"),
+        ({"claim": "x-ms-sevsnpvm-hostdata", "matches": "c7.*"}, "with matches, not equals"),
+    ],
+)
+def test_azure_measurement_pattern_is_refused(condition: dict[str, Any], problem: str) -> None:
+    claims = [dict(c) for c in CONTAINER_CLAIMS]
+    claims[2] = condition
+    found = violations(RESOURCE_RULES["azure-keyvault-key-disallow-measurement-pattern"], "azure-native:keyvault:Key", azure_key(claims))
+    assert len(found) == 1 and "'x-ms-sevsnpvm-hostdata'" in found[0] and problem in found[0], found
+
+
 def test_azure_exportable_key_without_policy_is_refused() -> None:
     props = {"properties": {"kty": "RSA-HSM", "attributes": {"exportable": True}}, "tags": PROD}
     assert violations(RESOURCE_RULES["azure-keyvault-key-enforce-workload-claim"], "azure-native:keyvault:Key", props) == [
@@ -608,3 +691,36 @@ def test_storage_diagnostics_need_every_access_category() -> None:
         "subject: no enabled audit log category (AuditEvent, category group audit or allLogs, or all of "
         "StorageRead/StorageWrite/StorageDelete)"
     ]
+
+
+def test_kms_root_admin_message_names_the_statement_and_the_root() -> None:
+    found = violations(RESOURCE_RULES["aws-kms-key-disallow-root-admin"], "aws:kms/key:Key", {"policy": kms_policy(extra=[ROOT_ADMIN, DENY_CHANGE])})
+    assert len(found) == 1 and "'KeyAdministration'" in found[0] and "arn:aws:iam::111122223333:root" in found[0], found
+    bare = {**ROOT_ADMIN, "Principal": {"AWS": ["111122223333"]}}
+    assert violations(RESOURCE_RULES["aws-kms-key-disallow-root-admin"], "aws:kms/key:Key", {"policy": kms_policy(extra=[bare])})
+
+
+def test_kms_root_admin_leaves_service_keys_to_the_via_service_rule() -> None:
+    assert violations(RESOURCE_RULES["aws-kms-key-disallow-root-admin"], "aws:kms/key:Key", SERVICE_KEY) == []
+
+
+@pytest.mark.parametrize(
+    ("deny", "problem"),
+    [
+        (None, "no explicit Deny"),
+        ({**DENY_CHANGE, "Action": ["kms:PutKeyPolicy"]}, "no explicit Deny"),
+        ({**DENY_CHANGE, "Condition": {"ArnNotEquals": {"aws:PrincipalArn": "arn:aws:iam::111122223333:root"}}}, "account root"),
+        ({**DENY_CHANGE, "Condition": {"ArnNotLike": {"aws:PrincipalArn": "arn:aws:iam::111122223333:role/*"}}}, "ArnNotLike"),
+        ({**DENY_CHANGE, "Condition": {"ArnNotEquals": {"aws:PrincipalArn": [BREAK_GLASS, ROLE]}}}, "exempts 2 principals"),
+        ({**DENY_CHANGE, "Condition": {**DENY_CHANGE["Condition"], "StringEquals": {"aws:RequestedRegion": "eu-west-1"}}}, "not exactly one"),
+        ({**DENY_CHANGE, "Principal": {"AWS": ROLE}}, "no explicit Deny"),
+    ],
+)
+def test_kms_policy_change_must_be_confined_by_an_explicit_deny(deny: dict[str, Any] | None, problem: str) -> None:
+    found = violations(RESOURCE_RULES["aws-kms-key-enforce-policy-change-deny"], "aws:kms/key:Key", {"policy": kms_policy(extra=[deny] if deny else [])})
+    assert len(found) == 1 and "kms:PutKeyPolicy/kms:CreateGrant are not confined" in found[0] and problem in found[0], found
+
+
+def test_kms_policy_change_deny_accepts_kms_star_and_string_not_equals() -> None:
+    deny = {**DENY_CHANGE, "Action": "kms:*", "Condition": {"StringNotEquals": {"aws:PrincipalArn": BREAK_GLASS}}}
+    assert violations(RESOURCE_RULES["aws-kms-key-enforce-policy-change-deny"], "aws:kms/key:Key", {"policy": kms_policy(extra=[deny])}) == []

@@ -285,3 +285,29 @@ def approved_release(policy: Mapping[str, Any], principal_arn: str, pcrs: Mappin
     """The approved enclave needs Decrypt with its attestation document to unwrap a party's data."""
     context = base_context(principal_arn) | attestation_context(pcrs)
     return evaluate(policy, Request(principal_arn, "kms:Decrypt", context)) == "allow"
+
+
+# Calls that would let an operator take the key away from attestation: replace its policy, or hand
+# out data-plane rights through a grant (KMS developer guide, "Default key policy" and "Grants").
+POLICY_CHANGE_ACTIONS: Final[tuple[str, ...]] = ("kms:PutKeyPolicy", "kms:CreateGrant")
+
+
+def operator_principals(account: str, partition: str = "aws") -> list[str]:
+    """IAM principals of the key's account an operator holds: the role AWS Organizations creates in
+    every member account, an administrator role, an IAM user, and the account's root user."""
+    return [
+        f"arn:{partition}:iam::{account}:role/OrganizationAccountAccessRole",
+        f"arn:{partition}:iam::{account}:role/ccp-administrator",
+        f"arn:{partition}:iam::{account}:user/operator",
+        f"arn:{partition}:iam::{account}:root",
+    ]
+
+
+def policy_change(policy: Mapping[str, Any], principal_arn: str) -> bool:
+    """Would this principal (in an MFA session: the strongest an operator has) change the key's
+    policy or grants? A key-policy statement naming the account lets IAM decide, and an operator's
+    IAM policy allows everything (the worst case), so such a statement counts as an Allow."""
+    context = base_context(principal_arn) | {"aws:MultiFactorAuthPresent": "true"}
+    return any(
+        evaluate(policy, Request(principal_arn, action, context)) == "allow" for action in POLICY_CHANGE_ACTIONS
+    )

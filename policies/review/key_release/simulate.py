@@ -31,6 +31,18 @@ KEY_TYPES: Final[dict[str, str]] = {
 }
 PARTY_KEY_COMPONENT: Final = "PartyDataKey"
 COLUMNS: Final = ("party", "cloud", "key_urn", "case", "expected", "decision")
+# Cases only one cloud's keys have. `operator-repolicies-key`: an IAM principal of the key's account
+# other than the party's break-glass role (OrganizationAccountAccessRole, an admin role or user, the
+# root user), with MFA, calls PutKeyPolicy / CreateGrant on the data key.
+CLOUD_CASES: Final[dict[str, tuple[str, ...]]] = {"aws": ("operator-repolicies-key",)}
+
+
+def cases(cloud: str) -> tuple[str, ...]:
+    return tuple(claims.CASES) + CLOUD_CASES.get(cloud, ())
+
+
+def expected(case: str) -> str:
+    return claims.EXPECTED.get(case, "deny")
 
 Decisions = dict[str, str]
 
@@ -129,7 +141,7 @@ def enclave_role_arns(recording: Recording) -> list[str]:
 def judge_aws(resource: RecordedResource, recording: Recording, settings: Any) -> Decisions:
     text = _props(resource).get("policy")
     if not isinstance(text, str) or text == UNKNOWN:
-        return {case: "error: the key has no known policy document" for case in claims.CASES}
+        return {case: "error: the key has no known policy document" for case in cases("aws")}
     policy = json.loads(text)
     measurements = settings.collaboration.measurements
     roles = enclave_role_arns(recording)
@@ -153,8 +165,18 @@ def judge_aws(resource: RecordedResource, recording: Recording, settings: Any) -
                 for pcrs in (claims.nitro_pcrs(measurements, "other:other-collaboration"), approved)
             ),
             "no-attestation": lambda: (aws.release(policy, p, None) for p in [*roles, admin]),
+            "operator-repolicies-key": lambda: (
+                aws.policy_change(policy, p) for p in aws.operator_principals(_key_account(resource, account))
+            ),
         }
     )
+
+
+def _key_account(resource: RecordedResource, default: str) -> str:
+    """The account the key lives in (its ARN), else the enclave role's account."""
+    arn = resource.outputs.get("arn")
+    parts = arn.split(":") if isinstance(arn, str) else []
+    return parts[4] if len(parts) > 4 and parts[4].isdigit() else default
 
 
 # --- Azure ---------------------------------------------------------------------------------------
@@ -200,7 +222,7 @@ def judge_azure(resource: RecordedResource, recording: Recording, settings: Any)
         {
             "approved-production": approved,
             "debug-mode": lambda: tokens("debug"),
-            "unapproved-image": lambda: tokens("other:unapproved"),
+            "unapproved-image": lambda: [*tokens("other:unapproved"), *tokens("other-product:unapproved")],
             "other-collaboration": lambda: [
                 *tokens("other:other-collaboration"),
                 *tokens("other-tee:other-collaboration"),
@@ -370,10 +392,10 @@ def simulate(recording: Recording, settings: Any) -> list[dict[str, Any]]:
                 "cloud": cloud,
                 "key_urn": resource.urn,
                 "case": case,
-                "expected": claims.EXPECTED[case],
-                "decision": decisions[case],
+                "expected": expected(case),
+                "decision": decisions.get(case, "error: not judged"),
             }
-            for case in claims.CASES
+            for case in cases(cloud)
         ]
     for party in settings.collaboration.parties:
         if party.name not in seen:

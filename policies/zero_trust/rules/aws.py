@@ -401,6 +401,132 @@ def aws_kms_key_disallow_owner_decrypt(subject: Subject, statements: list[dict[s
             )
 
 
+# Calls that change who may use a key: confined by an explicit Deny to one named principal.
+POLICY_CHANGE: Final = ("kms:putkeypolicy", "kms:creategrant")
+ACCOUNT_PRINCIPAL: Final = re.compile(r"^(arn:[a-z-]+:iam::\d{12}:root|\d{12})$")
+NAMED_PRINCIPAL: Final = re.compile(r"^arn:[a-z-]+:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
+KEY_ADMIN_DOCS: Final = "https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html"
+
+
+def _aws_principals(statement: dict[str, Any]) -> list[str]:
+    principal = statement.get("Principal")
+    if principal == "*":
+        return ["*"]
+    if not is_map(principal):
+        return []
+    return [str(p) for p in _as_list(principal.get("AWS"))]
+
+
+def root_principal_allows(statements: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(Sid, principal) of Allow statements naming an account (root ARN or bare account id)."""
+    found = []
+    for i, statement in enumerate(statements):
+        if statement.get("Effect") != "Allow":
+            continue
+        for principal in _aws_principals(statement):
+            if ACCOUNT_PRINCIPAL.match(principal):
+                found.append((str(statement.get("Sid") or f"Statement[{i}]"), principal))
+    return found
+
+
+def policy_change_exception(statement: dict[str, Any]) -> tuple[str | None, str]:
+    """For a Deny to everyone of PutKeyPolicy and CreateGrant: (the one principal it exempts, "") or
+    (None, why it does not confine them to one named principal)."""
+    condition = statement.get("Condition") or {}
+    if not is_map(condition) or len(condition) != 1:
+        return None, "its Condition is not exactly one ArnNotEquals/StringNotEquals on aws:PrincipalArn"
+    operator, clauses = next(iter(condition.items()))
+    if operator not in ("ArnNotEquals", "StringNotEquals") or not is_map(clauses) or len(clauses) != 1:
+        return None, f"its Condition uses {operator!r}, not one ArnNotEquals/StringNotEquals on aws:PrincipalArn"
+    key, values = next(iter(clauses.items()))
+    values = _as_list(values)
+    if str(key).lower() != "aws:principalarn":
+        return None, f"it exempts by {key!r}, not aws:PrincipalArn"
+    if len(values) != 1:
+        return None, f"it exempts {len(values)} principals, not one"
+    value = str(values[0])
+    if ACCOUNT_PRINCIPAL.match(value):
+        return None, f"it exempts the account root {value!r}, which delegates to every IAM administrator"
+    if not NAMED_PRINCIPAL.match(value):
+        return None, f"it exempts {value!r}, which is not one named IAM role or user (no wildcards)"
+    return value, ""
+
+
+def policy_change_problems(statements: list[dict[str, Any]]) -> list[str]:
+    """Why kms:PutKeyPolicy/kms:CreateGrant are not confined to one named principal ([] if they are)."""
+    reasons = []
+    for i, statement in enumerate(statements):
+        if statement.get("Effect") != "Deny" or "NotPrincipal" in statement:
+            continue
+        if _aws_principals(statement) not in (["*"],) or not all(covers(statement, a) for a in POLICY_CHANGE):
+            continue
+        if "NotResource" in statement or any(r != "*" for r in _as_list(statement.get("Resource", "*"))):
+            reasons.append(f"statement {statement.get('Sid') or f'Statement[{i}]'!r} does not cover the key (Resource)")
+            continue
+        exempt, why = policy_change_exception(statement)
+        if exempt is not None:
+            return []
+        reasons.append(f"statement {statement.get('Sid') or f'Statement[{i}]'!r}: {why}")
+    return reasons or ["no explicit Deny to Principal '*' of kms:PutKeyPolicy and kms:CreateGrant"]
+
+
+_KEY_ADMIN_CONTROLS: Final = ("hipaa:164.312(a)(1)", "gdpr:art32", "nist:AC-3", "nist:AC-6(5)", "cis-aws:1.16")
+
+
+@resource_rule(
+    name="aws-kms-key-disallow-root-admin",
+    description="Attestation-bound KMS keys never name the account root: it delegates key administration to IAM.",
+    types=(KEY, KEY_POLICY),
+    reads=_ATTESTED_READS,
+    severity=Severity.CRITICAL,
+    controls=_KEY_ADMIN_CONTROLS,
+    remediation=(
+        "Replace the account principal (arn:aws:iam::<account>:root or the bare account id) by the party's "
+        "named break-glass role, with Condition Bool aws:MultiFactorAuthPresent=true on its administrative "
+        "statement: a root principal lets every identity with an IAM allow of kms:PutKeyPolicy "
+        "(AdministratorAccess, OrganizationAccountAccessRole) replace the policy and drop the attestation conditions."
+    ),
+    url=KEY_ADMIN_DOCS,
+    confidential=True,
+)
+@_attested_keys_only
+@_document_rule
+def aws_kms_key_disallow_root_admin(subject: Subject, statements: list[dict[str, Any]]) -> Iterable[str]:
+    for sid, principal in root_principal_allows(statements):
+        yield (
+            f"{subject.name}: statement {sid!r} names the account root {principal}: KMS delegates it to IAM, so "
+            "any IAM administrator of the account can re-policy this attestation-bound key"
+        )
+
+
+@resource_rule(
+    name="aws-kms-key-enforce-policy-change-deny",
+    description="Only one named principal may change an attestation-bound KMS key's policy or grants (explicit Deny).",
+    types=(KEY, KEY_POLICY),
+    reads=_ATTESTED_READS,
+    severity=Severity.CRITICAL,
+    controls=_KEY_ADMIN_CONTROLS,
+    remediation=(
+        'Add {"Effect":"Deny","Principal":"*","Action":["kms:PutKeyPolicy","kms:CreateGrant",'
+        '"kms:ReplicateKey"],"Resource":"*","Condition":{"ArnNotEquals":{"aws:PrincipalArn":'
+        '"<break-glass role ARN>"}}} and allow that role kms:PutKeyPolicy (with MFA) so the key stays '
+        "manageable: a Deny wins over any IAM or key-policy Allow."
+    ),
+    url="https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalarn",
+    confidential=True,
+)
+@_attested_keys_only
+@_document_rule
+def aws_kms_key_enforce_policy_change_deny(subject: Subject, statements: list[dict[str, Any]]) -> Iterable[str]:
+    problems = policy_change_problems(statements)
+    if problems:
+        yield (
+            f"{subject.name}: kms:PutKeyPolicy/kms:CreateGrant are not confined to one named principal "
+            f"({'; '.join(problems)}): whoever IAM or the policy allows could replace the policy and drop the "
+            "attestation conditions"
+        )
+
+
 @resource_rule(
     name="aws-kms-key-enable-rotation",
     description="KMS keys rotate automatically at most every 90 days.",
@@ -879,6 +1005,8 @@ RESOURCE_POLICIES = [
     aws_kms_key_enforce_via_service,
     aws_kms_key_disallow_debug_pcr,
     aws_kms_key_disallow_owner_decrypt,
+    aws_kms_key_disallow_root_admin,
+    aws_kms_key_enforce_policy_change_deny,
     aws_kms_key_enable_rotation,
     aws_ec2_instance_enable_enclave,
     aws_ec2_instance_enforce_enclave_capable_type,
