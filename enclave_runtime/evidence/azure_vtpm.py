@@ -89,6 +89,11 @@ def _write_user_data(data: bytes, path: Path, tcti: str) -> None:
     _tpm(tcti, "tpm2_nvwrite", "-C", "o", USER_DATA_NV_INDEX, "-i", str(path))
 
 
+def probe(tcti: str) -> None:
+    """Raise `EvidenceError` unless the TPM at `tcti` holds Azure's HCL report NV index (an Azure CVM)."""
+    _tpm(tcti, "tpm2_nvreadpublic", HCL_REPORT_NV_INDEX)
+
+
 def _tpm(tcti: str, tool: str, *args: str) -> None:
     try:
         result = subprocess.run([tool, f"--tcti={tcti}", *args], capture_output=True, text=True, timeout=60)

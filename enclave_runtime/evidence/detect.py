@@ -13,17 +13,15 @@ is under `root`, so tests lay out a fake machine in a temporary directory.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from pathlib import Path
 
+from . import azure_vtpm
 from .base import Collector, EvidenceError
 from .confidential_space import SOCKET, TOKEN_FILE, ConfidentialSpace
 from .configfs_tsm import ConfigfsTsm
 from .nitro_nsm import NitroNsm
 from .sev_guest import SevGuest
 
-_VTPM_MODULE = "enclave_runtime.evidence.azure_vtpm"
 
 
 def detect(root: Path | str = "/", *, audience: str | None = None) -> Collector:
@@ -63,16 +61,13 @@ def detect(root: Path | str = "/", *, audience: str | None = None) -> Collector:
 
 
 def _azure_vtpm(tpm: Path) -> tuple[Collector | None, str]:
-    """The Azure vTPM collector if its module is installed and the HCL report NV index answers."""
-    if importlib.util.find_spec(_VTPM_MODULE) is None:
-        return None, f"; {tpm} exists but {_VTPM_MODULE} is not installed"
-    vtpm = importlib.import_module(_VTPM_MODULE)
+    """The Azure vTPM collector if the TPM holds Azure's HCL report NV index (any TPM has /dev/tpmrm0)."""
     tcti = f"device:{tpm}"
     try:
-        vtpm._tpm(tcti, "tpm2_nvreadpublic", vtpm.HCL_REPORT_NV_INDEX)  # same package: its one tpm2 runner
+        azure_vtpm.probe(tcti)
     except EvidenceError as exc:
         return (
             None,
-            f"; {tpm} exists but the Azure HCL report NV index {vtpm.HCL_REPORT_NV_INDEX} did not answer ({exc})",
+            f"; {tpm} exists but the Azure HCL report NV index {azure_vtpm.HCL_REPORT_NV_INDEX} did not answer ({exc})",
         )
-    return vtpm.AzureVtpmCollector(tcti=tcti), ""
+    return azure_vtpm.AzureVtpmCollector(tcti=tcti), ""
