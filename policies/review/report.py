@@ -24,6 +24,7 @@ def to_json(
     resources: list[RecordedResource],
     analysis: Analysis,
     key_release: list[dict[str, Any]],
+    reachability: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
         "stack": stack,
@@ -45,6 +46,7 @@ def to_json(
         "violations": [asdict(v) for v in analysis.violations],
         "waivers": analysis.waivers,
         "key_release": key_release,
+        "reachability": reachability if reachability is not None else [],
     }
 
 

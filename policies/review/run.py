@@ -5,9 +5,9 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from policies.review import analyzer, key_release, project, report
+from policies.review import analyzer, key_release, project, reachability, report
 from policies.review.mocks import Recording, run_directory
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +63,67 @@ def _key_release_violations(rows: list[dict[str, Any]]) -> list[analyzer.Violati
     ]
 
 
+REACHABILITY_DEFERRED: Final = {
+    "azure-cvm-host": (
+        "an Azure confidential VM host (VM agent, extensions/Run Command, admin login, paravisor-only "
+        "launch-measurement binding): issue 12 item 1 replaces CVM hosts with confidential container groups "
+        "(concurrent change)"
+    ),
+    "aws-service-key-root-admin": (
+        "the account root administers an AWS service-bound (storage) key, so any IAM admin of the account "
+        "can re-policy it: no part of issue 12 in flight fixes it yet (follow-up)"
+    ),
+}
+
+
+def _deferral(recording: Recording, entry: dict[str, Any], path: dict[str, Any]) -> str | None:
+    """The one reason a failing path is reported as advisory in prod in this iteration, if any."""
+    urn = entry["key_urn"]
+    if "azure-native:" in urn and (
+        path["kind"].startswith("operator-") and "VirtualMachine" in path["condition"]
+        or path["kind"] == "attested-workload" and "paravisor" in path["condition"]
+    ):
+        return "azure-cvm-host"
+    if "aws:kms/key:Key" in urn and path["kind"] == "key-admin" and urn in reachability.service_bound(recording.resources):
+        if reachability.ROOT.match(path["principal"]):
+            return "aws-service-key-root-admin"
+    return None
+
+
+def _reachability_violations(
+    recording: Recording, entries: list[dict[str, Any]], enforce: bool
+) -> list[analyzer.Violation]:
+    """One violation per key with a path other than the attested workload and alarmed break-glass:
+    mandatory in prod (`enforce`), advisory elsewhere and for the deferred findings."""
+    service_keys = reachability.service_bound(recording.resources)
+    violations = []
+    for entry in entries:
+        groups: dict[str | None, list[dict[str, Any]]] = {}
+        for path in reachability.failing(entry, service_keys):
+            groups.setdefault(_deferral(recording, entry, path) if enforce else None, []).append(path)
+        for deferred, paths in groups.items():
+            listed = "; ".join(f"{p['kind']} {p['principal']}" for p in paths)
+            message = f"party {entry['party']}: key reachable by non-attested paths: {listed}"
+            if deferred:
+                message += f" (advisory in this iteration: {REACHABILITY_DEFERRED[deferred]})"
+            violations.append(
+                analyzer.Violation(
+                    policy=reachability.POLICY,
+                    pack="ccp-review",
+                    urn=entry["key_urn"],
+                    enforcement="mandatory" if enforce and not deferred else "advisory",
+                    severity="critical",
+                    message=message,
+                )
+            )
+    return violations
+
+
+def _is_prod(settings: Any, stack: str) -> bool:
+    environment = getattr(settings, "environment", None) if settings is not None else None
+    return str(getattr(environment, "value", environment) or stack) == "prod"
+
+
 def evaluate(
     recording: Recording,
     settings: Any,
@@ -79,6 +140,20 @@ def evaluate(
     rows, key_release_md = _simulate_key_release(recording, settings)
     analysis.violations.extend(_key_release_violations(rows))
     return analysis, rows, key_release_md
+
+
+def evaluate_reachability(
+    recording: Recording, settings: Any, stack: str, analysis: analyzer.Analysis
+) -> tuple[list[dict[str, Any]], str]:
+    """Who can reach each party key; its violations are added to `analysis`."""
+    entries = reachability.reachability(recording.resources)
+    violations = _reachability_violations(recording, entries, _is_prod(settings, stack))
+    analysis.violations.extend(violations)
+    deferred = {
+        key: reason for key, reason in REACHABILITY_DEFERRED.items()
+        if any(key in v.message or reason in v.message for v in violations)
+    }
+    return entries, reachability.markdown(entries, deferred)
 
 
 def run_review(
@@ -110,13 +185,15 @@ def run_review(
 
     packs = analyzer.discover_packs() if packs is None else packs
     analysis, rows, key_release_md = evaluate(recording, settings, stack, packs)
+    reach, reach_md = evaluate_reachability(recording, settings, stack, analysis)
     sections = [key_release_md] if key_release_md else []
+    sections.append(reach_md)
     for pack in packs:
         compliance = getattr(pack.module, "compliance_markdown", None)
         if compliance is not None:
             sections.append(compliance(analysis.policies, analysis.violations))
     result.recording, result.analysis = recording, analysis
-    result.record = report.to_json(stack, recording.resources, analysis, rows)
+    result.record = report.to_json(stack, recording.resources, analysis, rows, reach)
     result.markdown = report.to_markdown(stack, recording.resources, analysis, sections)
     if out_dir is not None:
         result.paths = report.write(out_dir, stack, result.record, result.markdown)

@@ -85,7 +85,13 @@ def test_clean_program_exits_0_and_writes_reports(tmp_path: Path) -> None:
         ("s3-no-public-acls", "mandatory", "high"),
         ("s3-bucket-depends-on-key", "advisory", "low"),
     ]
-    assert record["violations"] == [] and record["key_release"] == []
+    assert record["key_release"] == []
+    # the key has no policy: KMS applies the default one (account root), reported, advisory outside prod
+    assert [(v["policy"], v["enforcement"]) for v in record["violations"]] == [("ccp-key-reachability", "advisory")]
+    assert record["reachability"][0]["paths"] == [{
+        "kind": "key-admin", "principal": "account root (default key policy)",
+        "condition": "kms:* delegated to every IAM identity of the account", "attested": False, "alarmed": False,
+    }]
     assert "**PASS**" in (tmp_path / "review-dev.md").read_text()
 
 
@@ -94,7 +100,8 @@ def test_known_violation_exits_1_and_is_in_json(tmp_path: Path) -> None:
     result = run_review(program, "dev", tmp_path / "out", packs=[tiny_pack(tmp_path)])
     assert result.exit_code == 1
     record = json.loads((tmp_path / "out" / "review-dev.json").read_text())
-    assert [(v["policy"], v["enforcement"], v["severity"], v["urn"].split("::")[-1]) for v in record["violations"]] == [
+    assert [(v["policy"], v["enforcement"], v["severity"], v["urn"].split("::")[-1]) for v in record["violations"]
+            if v["policy"] != "ccp-key-reachability"] == [
         ("s3-no-public-acls", "mandatory", "high", "data-pab"),
     ]
     assert "blockPublicAcls must be true" in record["violations"][0]["message"]
@@ -107,7 +114,7 @@ def test_stack_config_file_overrides_enforcement(tmp_path: Path) -> None:
     program = public_acl_program(tmp_path)
     result = run_review(program, "dev", None, packs=[tiny_pack(tmp_path)])
     assert result.exit_code == 0
-    assert [v.enforcement for v in result.analysis.violations] == ["advisory"]
+    assert [v.enforcement for v in result.analysis.violations if v.policy != "ccp-key-reachability"] == ["advisory"]
 
 
 def test_config_with_properties_only_keeps_the_policy_mandatory(tmp_path: Path) -> None:
@@ -116,7 +123,9 @@ def test_config_with_properties_only_keeps_the_policy_mandatory(tmp_path: Path) 
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "dev.json").write_text(json.dumps({"s3-no-public-acls": {"note": "properties only"}}))
     result = run_review(public_acl_program(tmp_path), "dev", None, packs=[tiny_pack(tmp_path)])
-    assert [(v.policy, v.enforcement) for v in result.analysis.violations] == [("s3-no-public-acls", "mandatory")]
+    assert [(v.policy, v.enforcement) for v in result.analysis.violations if v.policy != "ccp-key-reachability"] == [
+        ("s3-no-public-acls", "mandatory")
+    ]
     assert result.exit_code == 1
 
 
