@@ -1,12 +1,13 @@
 """A generated N-party collaboration (default 30): the review's scaling case for `make bench`.
 
 Parties are spread round-robin over AWS, Azure and GCP in EU regions, each with one dataset; the
-workload runs on one host per cloud (Nitro Enclave, SEV-SNP confidential VM, Confidential Space),
+workload runs on one host per cloud (Nitro Enclave, Azure confidential container group, Confidential Space),
 which is the documented key-release matrix. Measurements are deterministic stand-ins.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import shutil
 from pathlib import Path
@@ -19,8 +20,26 @@ CLOUDS: Final = ("aws", "azure", "gcp")
 REGIONS: Final = {"aws": "eu-west-1", "azure": "westeurope", "gcp": "europe-west4"}
 HOSTS: Final = (
     {"cloud": "aws", "region": "eu-west-1", "tee": "nitro", "instanceType": "m6i.xlarge"},
-    {"cloud": "azure", "region": "westeurope", "tee": "sev-snp", "instanceType": "Standard_DC4as_v5"},
+    {"cloud": "azure", "region": "westeurope", "tee": "confidential-containers"},
     {"cloud": "gcp", "region": "europe-west4", "tee": "confidential-space", "instanceType": "n2d-standard-4"},
+)
+
+
+# ILLUSTRATIVE stand-in for `az confcom acipolicygen` output (the generated collaboration's CCE policy).
+_CCE_POLICY: Final = b'package policy\n# ILLUSTRATIVE bench stand-in\napi_version := "0.10.0"\n'
+
+
+_POLICY_SIGNER_PEM: Final = (
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBdzCCAR6gAwIBAgIUaFZmSiq0gaSOoLnB62RVFfLZl2swCgYIKoZIzj0EAwIw\n"
+    "PDE6MDgGA1UEAwwxY2NwIHRlc3QgYXR0ZXN0YXRpb24gcG9saWN5IHNpZ25lciAo\n"
+    "aWxsdXN0cmF0aXZlKTAeFw0yNjAxMDEwMDAwMDBaFw0zNTEyMzAwMDAwMDBaMDwx\n"
+    "OjA4BgNVBAMMMWNjcCB0ZXN0IGF0dGVzdGF0aW9uIHBvbGljeSBzaWduZXIgKGls\n"
+    "bHVzdHJhdGl2ZSkwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAATBdKHZRVg2juYt\n"
+    "ZByGjll/xyQsLqifQBYzLjxb9fulY6Xlb14DWPTnUzjIld2705e2NPoBxW5hXDkq\n"
+    "qGyl+3j5MAoGCCqGSM49BAMCA0cAMEQCIFOH6re3xrx443dIaAY2++2VOnuFv6X/\n"
+    "HxuBPPYIGEQlAiAZOY+udPe98l+cjWlkO0w3EkNsUW3HJ0qXAl+ELvZupQ==\n"
+    "-----END CERTIFICATE-----\n"
 )
 
 
@@ -49,6 +68,8 @@ def collaboration_config(parties: int = 30, name: str = "bench-collab") -> dict[
         "ccp:environment": "prod",
         "ccp:logRetentionDays": 2557,
         "ccp-azure:cvmOrchestratorObjectId": "5f1c3a2e-8d4b-4e6f-9a7c-2b1d0e3f4a5b",
+        # Prod attestation provider in isolated mode (illustrative policy-signing certificate).
+        "ccp-azure:attestationPolicySigningCertificates": [_POLICY_SIGNER_PEM],
         "ccp:collaboration": {
             "name": name,
             "parties": members,
@@ -60,7 +81,9 @@ def collaboration_config(parties: int = 30, name: str = "bench-collab") -> dict[
             "measurements": {
                 "version": "bench-1",
                 "nitro": {"pcr0": _hex("pcr0", 96), "pcr8": _hex("pcr8", 96), "pin": ["pcr0", "pcr8"]},
-                "sevSnp": {"launchMeasurement": _hex("snp", 96)},
+                # Illustrative CCE policy: hostData is its SHA-256 (checked in config).
+                "sevSnp": {"hostData": hashlib.sha256(_CCE_POLICY).hexdigest(),
+                           "ccePolicy": base64.b64encode(_CCE_POLICY).decode()},
                 "confidentialSpace": {"imageDigests": [digest]},
             },
             "outputs": [{"name": "model", "recipients": [m["name"] for m in members]}],

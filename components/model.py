@@ -17,7 +17,7 @@ from enclave_runtime.measurements import ApprovedMeasurements, Model
 from components.regions import CLOUD_LABELS, Cloud, is_region
 
 Environment = Literal["dev", "prod"]
-Tee = Literal["nitro", "sev-snp", "tdx", "sgx", "confidential-space"]
+Tee = Literal["nitro", "sev-snp", "tdx", "sgx", "confidential-space", "confidential-containers"]
 Classification = Literal["internal", "confidential", "pii", "phi", "pci"]
 
 
@@ -41,6 +41,8 @@ TEE_CLOUDS: Final[dict[str, frozenset[str]]] = {
     "tdx": frozenset({"azure", "gcp"}),
     "sgx": frozenset({"azure"}),
     "confidential-space": frozenset({"gcp"}),
+    # Azure Container Instances confidential container group (AMD SEV-SNP utility VM, CCE policy).
+    "confidential-containers": frozenset({"azure"}),
 }
 TEE_MEASUREMENTS: Final[dict[str, str]] = {
     "nitro": "nitro",
@@ -48,21 +50,45 @@ TEE_MEASUREMENTS: Final[dict[str, str]] = {
     "tdx": "tdx",
     "sgx": "sgx",
     "confidential-space": "confidentialSpace",
+    "confidential-containers": "sevSnp",
 }
 # The documented attestation-bound key-release paths: (key cloud) -> TEEs on that cloud whose
 # attestation the cloud's key service itself checks. Anything else has no documented path.
 KEY_RELEASE_PATHS: Final[dict[str, frozenset[str]]] = {
     "aws": frozenset({"nitro"}),
-    "azure": frozenset({"sev-snp", "tdx", "sgx"}),
+    # sev-snp on Azure releases only as AKS confidential containers (`kubernetes: true`): an Azure
+    # SEV-SNP confidential VM is attested by its paravisor's launch measurement (see CVM_REFUSED).
+    "azure": frozenset({"confidential-containers", "sev-snp", "tdx", "sgx"}),
     "gcp": frozenset({"confidential-space"}),
 }
 KEY_RELEASE_HINT: Final[dict[str, str]] = {
     "aws": "AWS KMS releases keys to attested Nitro Enclaves only (kms:RecipientAttestation)",
     "azure": "Azure Key Vault secure key release accepts Microsoft Azure Attestation tokens of Azure "
-    "SEV-SNP/TDX confidential VMs and SGX enclaves only",
+    "confidential container groups, TDX confidential VMs and SGX enclaves only",
     "gcp": "Cloud KMS is reached through Workload Identity Federation with Confidential Space "
     "attestation tokens only",
 }
+
+
+GUEST_ATTESTATION_DOCS: Final = (
+    "https://learn.microsoft.com/azure/confidential-computing/guest-attestation-confidential-virtual-machines-design"
+)
+CVM_REFUSED: Final = (
+    "an Azure SEV-SNP confidential VM cannot be the release target of an Azure data key: its attestation "
+    "pins x-ms-isolation-tee.x-ms-sevsnpvm-launchmeasurement, which measures Microsoft's paravisor and UEFI "
+    "firmware, not the guest or the workload (" + GUEST_ATTESTATION_DOCS + "), so any code running in the VM "
+    "would get the key and the value changes when Microsoft services the paravisor; use tee "
+    "'confidential-containers' (an Azure confidential container group) with measurements.sevSnp.ccePolicy "
+    "(from `az confcom acipolicygen`) and measurements.sevSnp.hostData (its SHA-256)"
+)
+
+
+def releases_key(key_cloud: str, host: "WorkloadHost") -> bool:
+    """Whether `host` is a documented, workload-bound release target of a key on `key_cloud`."""
+    if host.cloud != key_cloud or host.tee not in KEY_RELEASE_PATHS[key_cloud]:
+        return False
+    # An Azure sev-snp host is a release target only as AKS confidential containers.
+    return not (key_cloud == "azure" and host.tee == "sev-snp" and not host.kubernetes)
 
 
 def _region_problem(cloud: str, region: str) -> PydanticCustomError:
@@ -184,6 +210,13 @@ class WorkloadHost(Located):
 
     @model_validator(mode="after")
     def _tee_on_cloud(self) -> "WorkloadHost":
+        if self.tee == "confidential-containers" and (self.kubernetes or self.instance_type is not None):
+            raise PydanticCustomError(
+                "ccp_tee",
+                "tee 'confidential-containers' is an Azure Container Instances confidential container group: "
+                "it has no instanceType and no kubernetes (for AKS confidential containers use tee 'sev-snp' "
+                "with kubernetes: true)",
+            )
         if self.cloud not in TEE_CLOUDS[self.tee]:
             raise PydanticCustomError(
                 "ccp_tee",
@@ -235,13 +268,30 @@ class Collaboration(Model):
                     f"workload.hosts[{i}].tee: {host.tee!r} has no approved measurements: add "
                     f"measurements.{section}"
                 )
+        azure_keys = any(p.cloud == "azure" for p in self.parties)
+        snp = self.measurements.sev_snp
+        for i, host in enumerate(self.workload.hosts):
+            if not azure_keys or host.cloud != "azure":
+                continue
+            if host.tee == "sev-snp" and not host.kubernetes:
+                # Old configs (an Azure CVM pinned by its launch measurement) fail loudly here.
+                problems.append(f"workload.hosts[{i}].tee: {CVM_REFUSED}")
+            elif host.tee == "confidential-containers" and snp is not None and (
+                snp.host_data is None or snp.cce_policy is None
+            ):
+                problems.append(
+                    "measurements.sevSnp: an Azure confidential container group needs ccePolicy (base64, from "
+                    "`az confcom acipolicygen`) and hostData (its SHA-256): the data key's release policy pins "
+                    "x-ms-sevsnpvm-hostdata, the hash of the policy the group runs; a launchMeasurement alone "
+                    "measures Microsoft's utility VM, not the workload"
+                )
         for i, party in enumerate(self.parties):
             paths = KEY_RELEASE_PATHS[party.cloud]
-            if not any(h.cloud == party.cloud and h.tee in paths for h in self.workload.hosts):
+            if not any(releases_key(party.cloud, h) for h in self.workload.hosts):
                 problems.append(
                     f"parties[{i}].cloud: {party.cloud!r} has no workload host its key can be released to: "
                     f"{KEY_RELEASE_HINT[party.cloud]}; add a workload host on {party.cloud} with tee "
-                    f"{' or '.join(sorted(paths))}"
+                    f"{' or '.join(sorted(paths - ({'sev-snp'} if party.cloud == 'azure' else set())))}"
                 )
         for i, output in enumerate(self.outputs):
             for j, recipient in enumerate(output.recipients):

@@ -113,6 +113,10 @@ class SevSnpMeasurements(Model):
 
     launch_measurement: Sha384Hex | None = None
     host_data: Sha256Hex | None = None
+    # The confidential container group's CCE policy (base64 Rego, as `az confcom acipolicygen`
+    # writes it into `confidentialComputeProperties.ccePolicy`). When given, hostData must be the
+    # SHA-256 of its decoded bytes: the UVM reports that hash as HOST_DATA.
+    cce_policy: str | None = None
 
     @model_validator(mode="after")
     def _one_pin(self) -> "SevSnpMeasurements":
@@ -122,7 +126,36 @@ class SevSnpMeasurements(Model):
                 "sevSnp needs launchMeasurement (96 hex) or hostData (64 hex): the TEE type alone does "
                 "not identify the workload",
             )
+        if self.cce_policy is not None:
+            digest = cce_policy_host_data(self.cce_policy)
+            if digest is None:
+                raise PydanticCustomError(
+                    "ccp_cce_policy",
+                    "sevSnp.ccePolicy is not base64: give the policy exactly as `az confcom acipolicygen` "
+                    "prints it (base64 of the Rego text)",
+                )
+            if self.host_data != digest:
+                raise PydanticCustomError(
+                    "ccp_cce_policy",
+                    "sevSnp.hostData '{host_data}' is not the SHA-256 of sevSnp.ccePolicy ({digest}): the "
+                    "confidential container group reports the hash of the policy it runs, so set hostData "
+                    "to {digest} (or regenerate both from one `az confcom acipolicygen` run)",
+                    {"host_data": self.host_data, "digest": digest},
+                )
         return self
+
+
+def cce_policy_host_data(cce_policy: str) -> str | None:
+    """The `x-ms-sevsnpvm-hostdata` a confidential container group with this base64 CCE policy
+    reports: SHA-256 of the decoded policy. None when the value is not base64."""
+    import base64
+    import binascii
+
+    try:
+        raw = base64.b64decode(cce_policy, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return hashlib.sha256(raw).hexdigest() if raw else None
 
 
 class TdxMeasurements(Model):
@@ -196,6 +229,8 @@ class ApprovedMeasurements(Model):
             if not isinstance(fields, dict):
                 continue
             for key, value in fields.items():
+                if key == "ccePolicy":
+                    continue  # the policy text, not a measurement (its hash is hostData)
                 if isinstance(value, str) and key != "pin":
                     found.append((f"{section}.{key}", value))
                 elif isinstance(value, list) and key != "pin":

@@ -142,7 +142,19 @@ def _sgx(measurements: ApprovedMeasurements, container: bool) -> list[Claim]:
     return claims
 
 
+def _confidential_containers(measurements: ApprovedMeasurements, container: bool) -> list[Claim]:
+    """An Azure confidential container group: always the container (UVM) claims, pinned by hostdata
+    (https://learn.microsoft.com/azure/container-instances/container-instances-confidential-overview)."""
+    snp = measurements.sev_snp
+    if snp is None or snp.host_data is None:
+        raise _missing(
+            "confidential-containers", "sevSnp.hostData", "the SHA-256 of the confidential container policy"
+        )
+    return _sev_snp(measurements, True)
+
+
 _GENERATORS: Final[dict[str, Callable[[ApprovedMeasurements, bool], list[Claim]]]] = {
+    "confidential-containers": _confidential_containers,
     "sev-snp": _sev_snp,
     "tdx": _tdx,
     "sgx": _sgx,
@@ -186,6 +198,43 @@ def release_policy(
         "version": POLICY_VERSION,
         "anyOf": [{"authority": authority.rstrip("/"), "allOf": claims}],
     }
+
+
+# The platform's release policy for a confidential VM's OS-disk key, as Microsoft publishes it
+# (https://github.com/Azure/confidential-computing-cvm/blob/main/cvm_deployment/key/skr-policy.json):
+# the disk key is released by the platform at VM start (Confidential VM Orchestrator), with a
+# platform token whose claims are top level, issued by Microsoft's shared regional authority. It
+# is NOT a data-key policy: no `x-ms-isolation-tee.*` claim, no launch measurement (the platform
+# token carries none), no collaboration-owned provider (the platform never attests against it).
+CVM_DISK_ATTESTATION_TYPES: Final = ("tdxvm", "sevsnpvm")
+CVM_DISK_COMPLIANCE_STATUS: Final = "azure-compliant-cvm"
+
+
+def cvm_disk_release_policy(locations: list[str] | tuple[str, ...] | str) -> dict[str, Any]:
+    """Microsoft's platform release policy for a confidential OS-disk key, for the shared
+    authorities of `locations` (the regions of the CVMs whose disk encryption set uses the key).
+
+    One authority entry per region, each exactly Microsoft's published entry (trailing slash
+    included): `x-ms-compliance-status` = `azure-compliant-cvm` and `x-ms-attestation-type` in
+    {`tdxvm`, `sevsnpvm`}. A region without a documented short code is refused (maa_regions).
+    """
+    from components.attestation.maa_regions import shared_endpoint
+
+    regions = [locations] if isinstance(locations, str) else list(locations)
+    if not regions:
+        raise ValueError("a confidential disk key needs the region of at least one confidential VM")
+    entries: list[dict[str, Any]] = []
+    for region in regions:
+        entry = {
+            "allOf": [
+                _equals("x-ms-compliance-status", CVM_DISK_COMPLIANCE_STATUS),
+                {"anyOf": [_equals("x-ms-attestation-type", kind) for kind in CVM_DISK_ATTESTATION_TYPES]},
+            ],
+            "authority": shared_endpoint(region) + "/",
+        }
+        if entry not in entries:
+            entries.append(entry)
+    return {"version": POLICY_VERSION, "anyOf": entries}
 
 
 def combine_release_policies(policies: list[dict[str, Any]]) -> dict[str, Any]:

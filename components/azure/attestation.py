@@ -18,6 +18,7 @@ import pulumi
 from pulumi_azure_native import attestation
 
 from components.azure.common import child
+from components.azure.options import policy_signing_key
 
 
 def provider_name(collaboration: str, location: str) -> str:
@@ -32,6 +33,8 @@ class AttestationArgs:
     location: str
     tags: dict[str, str]
     shared_endpoint: str | None = None
+    # PEM certificates of the parties' policy signers: isolated mode (components/azure/options.py).
+    policy_signing_certificates: tuple[str, ...] = ()
 
 
 class AttestationProvider(pulumi.ComponentResource):
@@ -54,6 +57,17 @@ class AttestationProvider(pulumi.ComponentResource):
                 properties=attestation.AttestationServiceCreationSpecificParamsArgs(
                     public_network_access="Enabled",
                     tpm_attestation_authentication="Enabled",
+                    # Isolated mode when the parties supply signing certificates: the attestation
+                    # policy can then only be replaced by a policy signed with one of their keys,
+                    # not by whoever has Azure RBAC write on the provider (AAD mode).
+                    policy_signing_certificates=attestation.JsonWebKeySetArgs(
+                        keys=[
+                            attestation.JsonWebKeyArgs(**_jwk(policy_signing_key(pem, i)))
+                            for i, pem in enumerate(args.policy_signing_certificates)
+                        ]
+                    )
+                    if args.policy_signing_certificates
+                    else None,
                 ),
                 tags=args.tags,
                 opts=child(self),
@@ -68,3 +82,8 @@ def _require_uri(uri: str | None) -> str:
     if not uri:
         raise ValueError("the attestation provider returned no attestUri: no release policy can name it")
     return uri
+
+
+def _jwk(key: dict) -> dict:
+    """JsonWebKeyArgs keywords (the SDK spells x5c `x5_c`)."""
+    return {("x5_c" if k == "x5c" else k): v for k, v in key.items()}

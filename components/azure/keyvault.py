@@ -31,6 +31,10 @@ KEY_SIZE: Final = 3072
 ROTATE_AFTER: Final = "P90D"
 NOTIFY_BEFORE_EXPIRY: Final = "P30D"
 KEY_EXPIRY: Final = "P180D"
+# Trusted Microsoft services bypass the vault firewall (still with their own Entra token and role):
+# storage CMK and disk encryption sets reach the vault that way, and so does the platform's release
+# of a confidential OS-disk key at VM start (https://learn.microsoft.com/azure/key-vault/general/overview-vnet-service-endpoints#trusted-services).
+TRUSTED_SERVICES_BYPASS: Final = "AzureServices"
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,9 @@ class KeyVault(pulumi.ComponentResource):
     def __init__(self, name: str, args: KeyVaultArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ccp:azure:KeyVault", name, None, opts)
         self.location = args.location
+        # What the vault's firewall lets through besides its private endpoint (checked by users that
+        # need the trusted-services path, e.g. a confidential disk encryption set).
+        self.network_bypass = TRUSTED_SERVICES_BYPASS
         self.resource_group_name = args.resource_group_name
         common = placement(args.resource_group_name, args.location, args.tags)
         if args.managed_hsm:
@@ -77,7 +84,7 @@ class KeyVault(pulumi.ComponentResource):
                     enable_soft_delete=True,
                     soft_delete_retention_in_days=SOFT_DELETE_RETENTION_DAYS,
                     public_network_access="Disabled",
-                    network_acls=keyvault.MHSMNetworkRuleSetArgs(default_action="Deny", bypass="AzureServices"),
+                    network_acls=keyvault.MHSMNetworkRuleSetArgs(default_action="Deny", bypass=TRUSTED_SERVICES_BYPASS),
                 ),
                 **common,
                 opts=child(self),
@@ -101,7 +108,7 @@ class KeyVault(pulumi.ComponentResource):
                     enabled_for_disk_encryption=False,
                     enabled_for_template_deployment=False,
                     public_network_access="Disabled",
-                    network_acls=keyvault.NetworkRuleSetArgs(default_action="Deny", bypass="AzureServices"),
+                    network_acls=keyvault.NetworkRuleSetArgs(default_action="Deny", bypass=TRUSTED_SERVICES_BYPASS),
                 ),
                 **common,
                 opts=child(self),

@@ -59,6 +59,8 @@ class NetworkArgs:
     tags: dict[str, str]
     # An AKS node subnet (intra-VNet traffic allowed between nodes) is added when True.
     kubernetes: bool = False
+    # A subnet delegated to Azure Container Instances (confidential container groups) when True.
+    container_groups: bool = False
     subnet_prefix_length: int = field(default=24)
 
 
@@ -113,6 +115,9 @@ class Network(pulumi.ComponentResource):
                 _rule("allow-vnet-inbound", 200, "Allow", "VirtualNetwork", destination="VirtualNetwork"),
                 *deny_inbound_rules(),
             ]
+        if args.container_groups:
+            # Confidential container groups get private IPs here only (no inbound connection).
+            layout["containers"] = deny_inbound_rules()
         self.nsgs: dict[str, network.NetworkSecurityGroup] = {}
         self.subnets = {}
         for role, rules in layout.items():
@@ -130,6 +135,9 @@ class Network(pulumi.ComponentResource):
                 nat_gateway=None if role == "endpoints" else network.SubResourceArgs(id=nat.id),
                 # NSGs apply to private endpoints only with network policies enabled.
                 private_endpoint_network_policies="Enabled",
+                delegations=[
+                    network.DelegationArgs(name="aci", service_name="Microsoft.ContainerInstance/containerGroups")
+                ] if role == "containers" else None,
                 opts=child(self),
             )
         self.register_outputs({"vnetId": self.vnet.id})

@@ -4,7 +4,9 @@ Declares, for the parties and workload hosts on Azure:
 - a resource group per region used (parties' and hosts' regions: data stays where it may live);
 - a private network per region (peered when there are several) and the private DNS zones;
 - the collaboration's attestation provider (its attest URI is every release policy's authority);
-- per workload host: a user-assigned identity and a confidential VM (sev-snp/tdx), an SGX VM, or a
+- per workload host: a user-assigned identity and an ACI confidential container group
+  (`confidential-containers`, the default: the data keys pin its CCE policy hash), a confidential VM
+  (sev-snp/tdx; an Azure SEV-SNP CVM is never a data-key release target), an SGX VM, or a
   private AKS cluster with a confidential node pool (`host.kubernetes`); in prod the OS disks are
   encrypted with customer keys held in an operator vault of the host's region, whose use is
   audit-logged like the party vaults';
@@ -28,12 +30,18 @@ from pulumi_azure_native import authorization, keyvault, managedidentity, resour
 from components.attestation.azure_release_policy import (
     AZURE_RELEASE_TEES,
     combine_release_policies,
+    cvm_disk_release_policy,
     encode_release_policy,
     release_policy,
 )
 from components.azure.aks import AksArgs, ConfidentialAks
 from components.azure.attestation import AttestationArgs, AttestationProvider
 from components.azure.common import KEY_VAULT_CRYPTO_USER, assign_role, child, global_name
+from components.azure.container_group import (
+    ContainerGroupArgs,
+    ConfidentialContainerGroup,
+    validate_container_group,
+)
 from components.azure.data_key import PartyDataKey, PartyDataKeyArgs
 from components.azure.keyvault import KeyVault, KeyVaultArgs, hsm_key
 from components.azure.monitoring import Monitoring, MonitoringArgs
@@ -51,7 +59,7 @@ from components.azure.vm import (
     host_size,
 )
 from components.key_purpose import CLUSTER_SECRETS
-from components.model import Party, WorkloadHost
+from components.model import Party, WorkloadHost, releases_key
 from components.site import SiteArgs
 
 # Any https URL serves to validate the measurements before the provider's URI is known.
@@ -67,6 +75,15 @@ def _ordered_regions(args: SiteArgs) -> list[str]:
     return regions
 
 
+CONTAINER_GROUP_TEE: Final = "confidential-containers"
+
+
+def _release_tees(args: SiteArgs) -> list[str]:
+    """The TEEs of the hosts an Azure data key is released to (never an Azure CVM: see
+    components.model.CVM_REFUSED)."""
+    return sorted({h.tee for h in args.hosts if h.tee in AZURE_RELEASE_TEES and releases_key("azure", h)})
+
+
 def host_label(index: int, host: WorkloadHost) -> str:
     return f"{host.tee}-{host.region}-{index}"
 
@@ -77,27 +94,35 @@ def validate_site(args: SiteArgs, options: AzureOptions) -> None:
     if args.cloud != "azure":
         problems.append(f"components.azure.site.Site declares the Azure slice, not {args.cloud!r}")
     for index, host in enumerate(args.hosts):
+        if host.tee == CONTAINER_GROUP_TEE:
+            snp = args.collaboration.measurements.sev_snp
+            problems += [
+                f"workload host {index} ({host.region}): {problem}"
+                for problem in validate_container_group(
+                    args.collaboration.workload.image, snp.cce_policy if snp else None
+                )
+            ]
+            continue
         try:
             host_size(host)
         except ValueError as error:
             problems.append(f"workload host {index} ({host.region}): {error}")
-    release_tees = sorted({h.tee for h in args.hosts if h.tee in AZURE_RELEASE_TEES})
+    release_tees = _release_tees(args)
     if args.parties and not release_tees:
         problems.append(
-            "Azure parties need an Azure workload host with tee sev-snp, tdx or sgx: Key Vault "
-            "releases keys only against Azure Attestation tokens of those TEEs"
+            "Azure parties need an Azure workload host with tee confidential-containers, tdx or sgx (or "
+            "sev-snp on AKS): Key Vault releases keys only against Azure Attestation tokens of those TEEs"
         )
     for tee in release_tees:
         try:
             release_policy(args.collaboration.measurements, tee=tee, authority=_VALIDATION_AUTHORITY)
         except ValueError as error:
             problems.append(str(error))
-    needs_orchestrator = args.prod and any(h.tee in ("sev-snp", "tdx") and not h.kubernetes for h in args.hosts)
-    if needs_orchestrator and options.cvm_orchestrator_object_id is None:
-        problems.append(
-            "prod confidential VMs encrypt their OS disk with a customer key that the Confidential VM "
-            "Orchestrator releases: set ccp-azure:cvmOrchestratorObjectId (az ad sp show --id "
-            "bf7b6499-ff71-4aa2-97a4-f372087be7f0 --query id -o tsv)"
+    if args.prod:
+        # Orchestrator id (never a placeholder), isolated-mode provider: components/azure/options.py.
+        problems += options.prod_problems(
+            confidential_vms=any(h.tee in ("sev-snp", "tdx") and not h.kubernetes for h in args.hosts),
+            attestation_provider=options.shared_attestation_endpoint is None,
         )
     for party in args.parties:
         if party.owner_decrypt and not _GUID.match(party.owner_principal or ""):
@@ -156,6 +181,7 @@ class Site(pulumi.ComponentResource):
                     address_space=options.region_address_space(index),
                     tags=self._site_tags,
                     kubernetes=any(h.kubernetes and h.region == region for h in args.hosts),
+                    container_groups=any(h.tee == CONTAINER_GROUP_TEE and h.region == region for h in args.hosts),
                 ),
                 opts=child(self),
             )
@@ -179,6 +205,7 @@ class Site(pulumi.ComponentResource):
                 location=attestation_region,
                 tags=self._site_tags,
                 shared_endpoint=options.shared_attestation_endpoint,
+                policy_signing_certificates=options.attestation_policy_signing_certificates,
             ),
             opts=child(self),
         )
@@ -190,7 +217,7 @@ class Site(pulumi.ComponentResource):
             label = host_label(index, host)
             identity, component = self._host(label, host)
             self.hosts[label] = component
-            if host.tee in AZURE_RELEASE_TEES:
+            if host.tee in AZURE_RELEASE_TEES and releases_key("azure", host):
                 releasers[label] = identity.principal_id
 
         # Every key's use is audit-logged: the operator vaults (disk and cluster keys) too.
@@ -210,12 +237,13 @@ class Site(pulumi.ComponentResource):
             for region, vault in self._ops_vaults.items()
         }
 
-        release_tees = sorted({h.tee for h in args.hosts if h.tee in AZURE_RELEASE_TEES})
+        release_tees = _release_tees(args)
+        # No release target (e.g. only an Azure CVM host, no Azure party): no data key, no policy.
         self.release_policy = self.attestation.authority.apply(
             lambda authority: combine_release_policies(
                 [release_policy(self._collab.measurements, tee=tee, authority=authority) for tee in release_tees]
             )
-        )
+        ) if release_tees else None
         self.keys = {}
         for party in args.parties:
             self.keys[party.name] = self._party(party, releasers)
@@ -226,10 +254,10 @@ class Site(pulumi.ComponentResource):
 
     # -- workload hosts -------------------------------------------------------------------
     def _host_policy_data(self, host: WorkloadHost) -> pulumi.Output[str]:
-        measurements = self._collab.measurements
-        return self.attestation.authority.apply(
-            lambda authority: encode_release_policy(release_policy(measurements, tee=host.tee, authority=authority))
-        )
+        """The confidential OS-disk key's release policy: Microsoft's platform policy for the
+        host's region (top-level claims, the shared regional authority), never the data-key
+        policy: the platform releases this key at VM start, not the workload."""
+        return pulumi.Output.from_input(encode_release_policy(cvm_disk_release_policy([host.region])))
 
     def _ops_vault(self, region: str) -> KeyVault:
         """The operator's vault in `region`: disk-encryption and KMS keys, never party data keys."""
@@ -259,6 +287,23 @@ class Site(pulumi.ComponentResource):
             tags=self._host_tags,
             opts=child(self),
         )
+        if host.tee == CONTAINER_GROUP_TEE:
+            snp = self._collab.measurements.sev_snp
+            container_group = ConfidentialContainerGroup(
+                name,
+                ContainerGroupArgs(
+                    host=host,
+                    resource_group_name=group,
+                    subnet=self.networks[host.region].subnets["containers"],
+                    identity=identity,
+                    image=self._collab.workload.image,
+                    cce_policy=snp.cce_policy if snp else None,
+                    tags=self._host_tags,
+                    workload_name=self._collab.workload.name,
+                ),
+                opts=child(self),
+            )
+            return identity, container_group
         if host.kubernetes:
             vault = self._ops_vault(host.region)
             kms_key = hsm_key(

@@ -23,7 +23,7 @@ from components.azure.common import (
     child,
     placement,
 )
-from components.azure.keyvault import KeyVault, hsm_key
+from components.azure.keyvault import TRUSTED_SERVICES_BYPASS, KeyVault, hsm_key
 from components.azure.sizes import EXAMPLE_SIZE, validate_cvm_size
 from components.key_purpose import CONFIDENTIAL_DISK, DISK
 from components.model import WorkloadHost
@@ -61,7 +61,8 @@ class DiskEncryptionArgs:
     key_name: str
     encryption_type: str
     tags: dict[str, str]
-    # Confidential disks: the release policy (same workload pin as the party keys) and the
+    # Confidential disks: the release policy (Microsoft's platform policy for the host's region,
+    # components/attestation/azure_release_policy.cvm_disk_release_policy) and the
     # "Confidential VM Orchestrator" principal that releases the key when the VM starts.
     release_policy_data: pulumi.Input[str] | None = None
     orchestrator_object_id: str | None = None
@@ -80,6 +81,12 @@ class DiskEncryption(pulumi.ComponentResource):
                 "a ConfidentialVmEncryptedWithCustomerKey disk encryption set needs an exportable key "
                 "with a release policy and the Confidential VM Orchestrator's object id "
                 "(ccp-azure:cvmOrchestratorObjectId)"
+            )
+        if confidential and args.vault.network_bypass != TRUSTED_SERVICES_BYPASS:
+            raise ValueError(
+                f"the vault of confidential disk key {args.key_name!r} must let trusted Microsoft services "
+                f"through its firewall (network_acls.bypass={TRUSTED_SERVICES_BYPASS!r}): the disk encryption "
+                "set and the platform's release of the key at VM start do not come through its private endpoint"
             )
         common = placement(args.resource_group_name, args.location, args.tags)
         identity = managedidentity.UserAssignedIdentity(f"{name}-identity", **common, opts=child(self))
@@ -124,7 +131,9 @@ class DiskEncryption(pulumi.ComponentResource):
                 key_url=key.key_uri_with_version, source_vault=compute.SourceVaultArgs(id=store.id)
             ),
             identity=compute.EncryptionSetIdentityArgs(type="UserAssigned", user_assigned_identities=[identity.id]),
-            rotation_to_latest_key_version_enabled=True,
+            # Azure does not support auto-rotation for confidential-VM disk keys: the confidential
+            # set stays on its key version and is rotated by hand (components/README.md).
+            rotation_to_latest_key_version_enabled=not confidential,
             **common,
             opts=child(self, *grants),
         )

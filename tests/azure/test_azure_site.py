@@ -17,6 +17,7 @@ from policies.review.mocks import Recording, RecordedResource, run, unwrap
 from stacks import config
 
 from tests.support import read_stack, stack_site_args
+from tests.azure.test_attestation_isolation import SIGNER_PEM
 
 RELEASE_USER = "08bbd89e-9f13-488c-ac41-acfcb10c90ab"
 ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
@@ -66,9 +67,41 @@ def with_hosts(raw: dict[str, Any], hosts: list[dict[str, Any]], **measurements:
     return raw
 
 
+def without_azure_parties(raw: dict[str, Any]) -> dict[str, Any]:
+    """The stack without its Azure parties (and them as output recipients): where an Azure confidential
+    VM may still be a host, since no Azure data key is released to it."""
+    raw = copy.deepcopy(raw)
+    collab = raw["collaboration"]
+    gone = {p["name"] for p in collab["parties"] if p["cloud"] == "azure"}
+    collab["parties"] = [p for p in collab["parties"] if p["name"] not in gone]
+    for output in collab.get("outputs", []):
+        output["recipients"] = [r for r in output["recipients"] if r not in gone]
+    return raw
+
+
+def prod_cvm() -> dict[str, Any]:
+    """The prod stack with its Azure host as a TDX confidential VM (the CVM kind an Azure data key may
+    still name; an Azure SEV-SNP CVM is refused as a data-key release target)."""
+    return with_hosts(
+        read_stack("prod"),
+        [{"cloud": "azure", "region": "germanywestcentral", "tee": "tdx", "instanceType": "Standard_DC8es_v5"}],
+        tdx={"mrtd": "5d" * 48},
+    )
+
+
 @pytest.fixture(scope="module")
 def dev() -> Recording:
     return build(read_stack("dev"))
+
+
+@pytest.fixture(scope="module")
+def cvm() -> Recording:
+    """An Azure SEV-SNP confidential VM host in a stack with no Azure party."""
+    return build(with_hosts(
+        without_azure_parties(read_stack("dev")),
+        [{"cloud": "azure", "region": "westeurope", "tee": "sev-snp", "instanceType": "Standard_DC4as_v5"}],
+        sevSnp={"launchMeasurement": "b6" * 48},
+    ))
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +115,12 @@ def data_key(rec: Recording, party: str = "clinic-azure") -> RecordedResource:
 
 def test_dev_site_declares_the_azure_slice(dev: Recording) -> None:
     types = [r.type for r in dev.resources]
-    for component in ["Site", "Network", "PrivateDns", "AttestationProvider", "ConfidentialVm", "KeyVault",
-                      "PartyDataKey", "PartyStorage", "Monitoring"]:
+    for component in ["Site", "Network", "PrivateDns", "AttestationProvider", "ConfidentialContainerGroup",
+                      "KeyVault", "PartyDataKey", "PartyStorage", "Monitoring"]:
         assert types.count(f"ccp:azure:{component}") == 1, component
-    assert types.count("azure-native:compute:VirtualMachine") == 1
+    # The default Azure host is a confidential container group, not a VM.
+    assert types.count("azure-native:containerinstance:ContainerGroup") == 1
+    assert types.count("azure-native:compute:VirtualMachine") == 0
     assert types.count("azure-native:keyvault:Key") == 2  # data key + storage CMK
     assert types.count("azure-native:monitor:ScheduledQueryRule") == 2
     assert "ccp:azure:SgxVm" not in types and "azure-native:containerservice:ManagedCluster" not in types
@@ -114,7 +149,7 @@ def test_party_resources_carry_party_tags(dev: Recording) -> None:
         assert tags["party"] == "clinic-azure" and tags["data-classification"] == "phi"
 
 
-def test_data_key_release_policy_pins_the_approved_launch_measurement(dev: Recording, dev_measurements: dict) -> None:
+def test_data_key_release_policy_pins_the_container_group_hostdata(dev: Recording, dev_measurements: dict) -> None:
     key = props(data_key(dev))
     assert key["keyName"] == "clinic-azure-data"
     properties = key["properties"]
@@ -133,14 +168,14 @@ def test_data_key_release_policy_pins_the_approved_launch_measurement(dev: Recor
                 # shared provider https://sharedweu.weu.attest.azure.net does (Azure Attestation
                 # "Basic concepts", regional shared provider table).
                 "authority": "https://ccpdevdemowesteurope.weu.attest.azure.net",
+                # A confidential container group's token: top-level claims, hostdata = SHA-256 of the
+                # CCE policy (Microsoft Learn, confidential containers on ACI / SKR sidecar policy).
                 "allOf": [
-                    {"claim": "x-ms-isolation-tee.x-ms-attestation-type", "equals": "sevsnpvm"},
-                    {"claim": "x-ms-isolation-tee.x-ms-compliance-status", "equals": "azure-compliant-cvm"},
-                    {
-                        "claim": "x-ms-isolation-tee.x-ms-sevsnpvm-launchmeasurement",
-                        "equals": dev_measurements["sevSnp"]["launchMeasurement"],
-                    },
-                    {"claim": "x-ms-isolation-tee.x-ms-sevsnpvm-is-debuggable", "equals": False},
+                    {"claim": "x-ms-attestation-type", "equals": "sevsnpvm"},
+                    {"claim": "x-ms-compliance-status", "equals": "azure-compliant-uvm"},
+                    {"claim": "x-ms-sevsnpvm-hostdata", "equals": dev_measurements["sevSnp"]["hostData"]},
+                    {"claim": "x-ms-sevsnpvm-is-debuggable", "equals": False},
+                    {"claim": "x-ms-sevsnpvm-vmpl", "equals": 0},
                 ],
             }
         ],
@@ -164,7 +199,7 @@ def test_release_role_goes_to_the_workload_identity_only(dev: Recording) -> None
     assert grant["roleDefinitionId"] == (
         f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/{RELEASE_USER}"
     )
-    assert grant["principalId"] == principal_id(f"{SITE}-sev-snp-westeurope-0-identity")
+    assert grant["principalId"] == principal_id(f"{SITE}-confidential-containers-westeurope-0-identity")
     assert grant["principalType"] == "ServicePrincipal"
     assert grant["scope"] == resource_id(data_key(dev))
 
@@ -222,7 +257,8 @@ def test_storage_account_flags(dev: Recording) -> None:
     assert container["containerName"] == "imaging-labels" and container["publicAccess"] == "None"
 
 
-def test_confidential_vm_security_profile(dev: Recording) -> None:
+def test_confidential_vm_security_profile(cvm: Recording) -> None:
+    dev = cvm
     vm = props(dev.one("azure-native:compute:VirtualMachine"))
     assert vm["hardwareProfile"] == {"vmSize": "Standard_DC4as_v5"}
     assert vm["securityProfile"] == {
@@ -269,28 +305,25 @@ def test_monitoring_audits_vault_and_storage(dev: Recording) -> None:
 
 
 def test_prod_encrypts_confidential_disks_with_customer_key() -> None:
-    rec = build(read_stack("prod"), AzureOptions(cvm_orchestrator_object_id=ORCHESTRATOR))
+    rec = build(prod_cvm(), AzureOptions(cvm_orchestrator_object_id=ORCHESTRATOR, attestation_policy_signing_certificates=(SIGNER_PEM,)))
     des = props(rec.one("azure-native:compute:DiskEncryptionSet"))
     assert des["encryptionType"] == "ConfidentialVmEncryptedWithCustomerKey"
     assert des["location"] == "germanywestcentral"
     vm = props(rec.one("azure-native:compute:VirtualMachine"))
-    assert vm["hardwareProfile"] == {"vmSize": "Standard_DC8as_v5"}
+    assert vm["hardwareProfile"] == {"vmSize": "Standard_DC8es_v5"}
     assert vm["storageProfile"]["osDisk"]["managedDisk"]["securityProfile"] == {
         "securityEncryptionType": "DiskWithVMGuestState",
         "diskEncryptionSet": {"id": resource_id(rec.one("azure-native:compute:DiskEncryptionSet"))},
     }
-    disk_key = props(custom(rec, f"{SITE}-sev-snp-germanywestcentral-0-disk-key"))["properties"]
-    assert disk_key["attributes"]["exportable"] is True
-    assert decode_release_policy(disk_key["releasePolicy"]["data"])["anyOf"][0]["allOf"][2]["equals"] == (
-        read_stack("prod")["collaboration"]["measurements"]["sevSnp"]["launchMeasurement"]
-    )
-    orchestrator = props(custom(rec, f"{SITE}-sev-snp-germanywestcentral-0-disk-orchestrator-release"))
+    disk_key = props(custom(rec, f"{SITE}-tdx-germanywestcentral-0-disk-key"))["properties"]
+    assert disk_key["attributes"]["exportable"] is True  # its release policy: tests/azure/test_cvm_disk_key.py
+    orchestrator = props(custom(rec, f"{SITE}-tdx-germanywestcentral-0-disk-orchestrator-release"))
     assert orchestrator["principalId"] == ORCHESTRATOR and orchestrator["roleDefinitionId"].endswith(RELEASE_USER)
     # the party data key is still released to the workload identity only
     party_release = [r for r in rec.of_type("azure-native:authorization:RoleAssignment")
                      if props(r)["roleDefinitionId"].endswith(RELEASE_USER) and props(r)["scope"] == resource_id(data_key(rec))]
     assert [props(r)["principalId"] for r in party_release] == [
-        principal_id(f"{SITE}-sev-snp-germanywestcentral-0-identity")
+        principal_id(f"{SITE}-tdx-germanywestcentral-0-identity")
     ]
     assert props(rec.one("azure-native:storage:StorageAccount"))["sku"] == {"name": "Standard_ZRS"}
     tables = {props(r)["tableName"]: props(r) for r in rec.of_type("azure-native:operationalinsights:Table")}
@@ -299,7 +332,7 @@ def test_prod_encrypts_confidential_disks_with_customer_key() -> None:
 
 def test_prod_without_orchestrator_is_refused_before_declaring() -> None:
     with pytest.raises(ValueError, match="ccp-azure:cvmOrchestratorObjectId"):
-        Site(SITE, site_args(read_stack("prod")), options=AzureOptions())
+        Site(SITE, site_args(prod_cvm()), options=AzureOptions(attestation_policy_signing_certificates=(SIGNER_PEM,)))
 
 
 @pytest.mark.parametrize(
@@ -307,7 +340,8 @@ def test_prod_without_orchestrator_is_refused_before_declaring() -> None:
 )
 def test_wrong_vm_size_is_a_clear_error(size: str, tee: str) -> None:
     raw = with_hosts(
-        read_stack("dev"),
+        # An Azure SEV-SNP CVM is a host only where no Azure data key is released to it.
+        without_azure_parties(read_stack("dev")) if tee == "sev-snp" else read_stack("dev"),
         [{"cloud": "azure", "region": "westeurope", "tee": tee, "instanceType": size}],
         tdx={"mrtd": "d8" * 48},
         sgx={"mrenclave": "e9" * 32},
@@ -349,9 +383,10 @@ def test_sgx_vm_and_confidential_aks() -> None:
     assert len(rec.of_type("azure-native:network:VirtualNetworkPeering")) == 2
     # the data key admits either approved workload, each fully pinned
     policy = decode_release_policy(props(data_key(rec))["properties"]["releasePolicy"]["data"])
-    pins = [[c for c in alt["allOf"] if "mrenclave" in c["claim"] or "launchmeasurement" in c["claim"]]
+    pins = [[c for c in alt["allOf"] if "mrenclave" in c["claim"] or "hostdata" in c["claim"]]
             for alt in policy["anyOf"]]
-    assert [p[0]["claim"] for p in pins] == ["x-ms-isolation-tee.x-ms-sevsnpvm-launchmeasurement", "x-ms-sgx-mrenclave"]
+    # AKS confidential containers: the container (UVM) claims, pinned by the CCE policy hash.
+    assert [p[0]["claim"] for p in pins] == ["x-ms-sevsnpvm-hostdata", "x-ms-sgx-mrenclave"]
     releasers = sorted(props(r)["principalId"] for r in rec.of_type("azure-native:authorization:RoleAssignment")
                        if props(r)["roleDefinitionId"].endswith(RELEASE_USER))
     assert releasers == sorted([principal_id(f"{SITE}-sgx-westeurope-0-identity"),
@@ -391,9 +426,9 @@ def test_party_has_two_keys_data_and_storage(dev: Recording) -> None:
 
 
 def test_prod_disk_key_is_a_shared_confidential_disk_key_and_its_vault_is_audited() -> None:
-    rec = build(read_stack("prod"), AzureOptions(cvm_orchestrator_object_id=ORCHESTRATOR))
+    rec = build(prod_cvm(), AzureOptions(cvm_orchestrator_object_id=ORCHESTRATOR, attestation_policy_signing_certificates=(SIGNER_PEM,)))
     purposes = _purposes(rec)
-    assert purposes[f"{SITE}-sev-snp-germanywestcentral-0-disk-key"] == ("confidential-disk", "shared", True)
+    assert purposes[f"{SITE}-tdx-germanywestcentral-0-disk-key"] == ("confidential-disk", "shared", True)
     ops_vault = next(r for r in rec.of_type("azure-native:keyvault:Vault") if "-ops-" in r.name)
     assert props(ops_vault)["tags"]["party"] == "shared"
     settings = [props(r) for r in rec.of_type("azure-native:monitor:DiagnosticSetting")

@@ -70,7 +70,7 @@ def test_hospitals_has_one_party_and_one_host_per_cloud() -> None:
     assert sorted(p.cloud for p in collaboration.parties) == ["aws", "azure", "gcp"]
     assert sorted((h.cloud, h.tee) for h in collaboration.workload.hosts) == [
         ("aws", "nitro"),
-        ("azure", "sev-snp"),
+        ("azure", "confidential-containers"),
         ("gcp", "confidential-space"),
     ]
 

@@ -140,7 +140,8 @@ def test_party_without_key_release_path_is_refused() -> None:
 def test_host_tee_without_measurements_is_refused() -> None:
     found = problems(PROD, lambda raw: raw["collaboration"]["measurements"].pop("sevSnp"))
     assert found == [
-        "ccp:collaboration.workload.hosts[1].tee: 'sev-snp' has no approved measurements: add measurements.sevSnp"
+        "ccp:collaboration.workload.hosts[1].tee: 'confidential-containers' has no approved measurements: add "
+        "measurements.sevSnp"
     ]
 
 

@@ -3,7 +3,8 @@
 Each case edits one recorded resource of the real prod program (the exact wire-form inputs the
 analyzer sees) the way a careless or hostile pull request could, then runs the same evaluation as
 `make review`: the expected mandatory violation must appear on that resource and must not be there
-before the edit.
+before the edit. The prod stack's Azure host is a confidential container group; a TDX confidential
+VM host is added to it here so that the VM and NIC cases have a VM to edit.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ Edit = Callable[[dict[str, Any]], None]
 @pytest.fixture(scope="module")
 def prod() -> tuple[Recording, Any, list[analyzer.Pack]]:
     proj = project.load(REPO_ROOT, STACK)
+    collaboration = json.loads(proj.config["ccp:collaboration"])
+    collaboration["workload"]["hosts"].append(
+        {"cloud": "azure", "region": "germanywestcentral", "tee": "tdx", "instanceType": "Standard_DC8es_v5"}
+    )
+    collaboration["measurements"]["tdx"] = {"mrtd": "5d" * 48}
+    proj.config["ccp:collaboration"] = json.dumps(collaboration)
     recording = run_directory(proj.main, project=proj.name, stack=STACK, config=proj.config,
                               secret_keys=proj.secret_keys)
     return recording, ccp_settings(proj), analyzer.discover_packs()
@@ -86,7 +93,7 @@ def _wildcard_measurement(props: dict[str, Any]) -> None:
     policy = json.loads(base64.urlsafe_b64decode(props["properties"]["releasePolicy"]["data"] + "=="))
     for entry in policy["anyOf"]:
         for condition in entry["allOf"]:
-            if condition["claim"].endswith("x-ms-sevsnpvm-launchmeasurement"):
+            if condition["claim"].endswith(("x-ms-sevsnpvm-launchmeasurement", "x-ms-sevsnpvm-hostdata")):
                 condition["equals"] = "*"
     props["properties"]["releasePolicy"]["data"] = (
         base64.urlsafe_b64encode(json.dumps(policy).encode()).decode().rstrip("=")

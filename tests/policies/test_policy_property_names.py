@@ -45,6 +45,7 @@ REQUIRED: dict[str, dict[str, Any]] = {
     "azure-native:keyvault:Vault": {"resource_group_name": "rg", "properties": {"tenant_id": "t", "sku": {"family": "A", "name": "premium"}}},
     "azure-native:compute:VirtualMachine": {"resource_group_name": "rg"},
     "azure-native:compute:DiskEncryptionSet": {"resource_group_name": "rg"},
+    "azure-native:attestation:AttestationProvider": {"resource_group_name": "rg", "properties": {}},
     "azure-native:network:NetworkInterface": {"resource_group_name": "rg"},
     "azure-native:network:NetworkSecurityGroup": {"resource_group_name": "rg"},
     "azure-native:network:SecurityRule": {"resource_group_name": "rg", "network_security_group_name": "n", "protocol": "Tcp", "access": "Allow", "direction": "Inbound", "priority": 100},

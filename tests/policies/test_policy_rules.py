@@ -283,9 +283,21 @@ CASES: dict[str, tuple[str, dict, dict, dict]] = {
     "azure-compute-vm-enforce-cmk-disk": ("azure-native:compute:VirtualMachine", AZ_VM, with_(AZ_VM, "storageProfile.osDisk.managedDisk.securityProfile.diskEncryptionSet.id", ""), with_(AZ_VM, "storageProfile", DROP)),
     "azure-compute-diskencryptionset-configure-cmk": (
         "azure-native:compute:DiskEncryptionSet",
-        {"encryptionType": "ConfidentialVmEncryptedWithCustomerKey", "activeKey": {"keyUrl": "https://v/keys/k/1"}, "rotationToLatestKeyVersionEnabled": True},
+        {"encryptionType": "EncryptionAtRestWithCustomerKey", "activeKey": {"keyUrl": "https://v/keys/k/1"}, "rotationToLatestKeyVersionEnabled": True},
         {"encryptionType": "EncryptionAtRestWithPlatformKey", "activeKey": {"keyUrl": "https://v/keys/k/1"}, "rotationToLatestKeyVersionEnabled": True},
-        {"encryptionType": "ConfidentialVmEncryptedWithCustomerKey", "activeKey": {"keyUrl": "https://v/keys/k/1"}},
+        {"encryptionType": "EncryptionAtRestWithCustomerKey", "activeKey": {"keyUrl": "https://v/keys/k/1"}},
+    ),
+    "azure-compute-diskencryptionset-disallow-confidential-auto-rotation": (
+        "azure-native:compute:DiskEncryptionSet",
+        {"encryptionType": "ConfidentialVmEncryptedWithCustomerKey", "rotationToLatestKeyVersionEnabled": False},
+        {"encryptionType": "ConfidentialVmEncryptedWithCustomerKey", "rotationToLatestKeyVersionEnabled": True},
+        {"encryptionType": "ConfidentialVmEncryptedWithCustomerKey"},
+    ),
+    "azure-attestation-attestationprovider-require-policy-signing-certificates": (
+        "azure-native:attestation:AttestationProvider",
+        {"properties": {"policySigningCertificates": {"keys": [{"kty": "EC", "x5C": ["MIIB"]}]}}, "tags": PROD},
+        {"properties": {"policySigningCertificates": {"keys": []}}, "tags": PROD},
+        {"properties": {"publicNetworkAccess": "Enabled"}, "tags": PROD},
     ),
     "azure-network-networkinterface-disallow-public-ip": ("azure-native:network:NetworkInterface", {"ipConfigurations": [{"name": "ip"}]}, {"ipConfigurations": [{"name": "ip", "publicIPAddress": {"id": "/pip"}}]}, {}),
     "azure-network-networksecuritygroup-disallow-open-ingress": (
@@ -724,3 +736,37 @@ def test_kms_policy_change_must_be_confined_by_an_explicit_deny(deny: dict[str, 
 def test_kms_policy_change_deny_accepts_kms_star_and_string_not_equals() -> None:
     deny = {**DENY_CHANGE, "Action": "kms:*", "Condition": {"StringNotEquals": {"aws:PrincipalArn": BREAK_GLASS}}}
     assert violations(RESOURCE_RULES["aws-kms-key-enforce-policy-change-deny"], "aws:kms/key:Key", {"policy": kms_policy(extra=[deny])}) == []
+
+
+def test_azure_confidential_des_auto_rotation_message_names_the_problem() -> None:
+    found = violations(
+        RESOURCE_RULES["azure-compute-diskencryptionset-disallow-confidential-auto-rotation"],
+        "azure-native:compute:DiskEncryptionSet",
+        {"encryptionType": "ConfidentialVmEncryptedWithCustomerKey", "rotationToLatestKeyVersionEnabled": True},
+    )
+    assert len(found) == 1 and "auto-rotation is not supported" in found[0], found
+    # a standard customer-key set still follows its key's rotation
+    assert violations(
+        RESOURCE_RULES["azure-compute-diskencryptionset-disallow-confidential-auto-rotation"],
+        "azure-native:compute:DiskEncryptionSet",
+        {"encryptionType": "EncryptionAtRestWithCustomerKey", "rotationToLatestKeyVersionEnabled": True},
+    ) == []
+    # and the general CMK rule no longer asks a confidential set to auto-rotate
+    assert violations(
+        RESOURCE_RULES["azure-compute-diskencryptionset-configure-cmk"],
+        "azure-native:compute:DiskEncryptionSet",
+        {"encryptionType": "ConfidentialVmEncryptedWithCustomerKey", "activeKey": {"keyUrl": "https://v/keys/k/1"}, "rotationToLatestKeyVersionEnabled": False},
+    ) == []
+
+
+def test_azure_attestation_provider_without_signing_certificates_prod_only() -> None:
+    rule = RESOURCE_RULES["azure-attestation-attestationprovider-require-policy-signing-certificates"]
+    aad_mode = {"properties": {"publicNetworkAccess": "Enabled"}}
+    found = violations(rule, "azure-native:attestation:AttestationProvider", {**aad_mode, "tags": PROD})
+    assert found and "policySigningCertificates" in found[0], found
+    found = violations(rule, "azure-native:attestation:AttestationProvider", {"properties": {"policySigningCertificates": {"keys": []}}, "tags": PROD})
+    assert found and "AAD mode" in found[0], found
+    # the environment comes from the resource tag, else the stack tag; dev is exempt
+    assert violations(rule, "azure-native:attestation:AttestationProvider", {**aad_mode, "tags": DEV}) == []
+    assert violations(rule, "azure-native:attestation:AttestationProvider", aad_mode, stack_tags=DEV) == []
+    assert violations(rule, "azure-native:attestation:AttestationProvider", aad_mode, stack_tags=PROD)

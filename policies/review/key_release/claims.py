@@ -99,10 +99,13 @@ def maa_token(
     measurements: ApprovedMeasurements, workload: AzureWorkload, issuer: str, variant: str
 ) -> dict[str, Any]:
     """The claims MAA puts in a token for this workload (`approved`, `debug`, `other:<label>`,
-    `other-tee:<label>` for a different TEE kind of another collaboration, or `other-product:<label>`
-    for another SGX product of the approved signer; on other TEEs that is `other:<label>`)."""
+    `other-tee:<label>` for a different TEE kind of another collaboration, `other-product:<label>`
+    for another SGX product of the approved signer (on other TEEs that is `other:<label>`), or
+    `cvm:<label>` for an Azure confidential VM presenting the approved SEV-SNP values in the CVM
+    layout: nested under `x-ms-isolation-tee`, top-level `x-ms-attestation-type` `azurevm`)."""
     debug = variant == "debug"
-    own = variant in ("approved", "debug")
+    # `cvm:` shows our values only where it is about a container workload (elsewhere: another build).
+    own = variant in ("approved", "debug") or (variant.startswith("cvm") and workload.container)
     label = variant.split(":", 1)[-1]
     tee = workload.tee
     if variant.startswith("other-tee"):
@@ -141,8 +144,9 @@ def maa_token(
         "x-ms-sevsnpvm-vmpl": 0,
         "x-ms-sevsnpvm-guestsvn": 1,
     }
-    if workload.container and not variant.startswith("other-tee"):
-        # Confidential containers: the utility VM's claims are top level.
+    if workload.container and not variant.startswith(("other-tee", "cvm")):
+        # Confidential containers (Microsoft's documented layout, e.g. the ACI confidential
+        # containers SKR sample): the utility VM's claims are top level.
         return base | hardware | {"x-ms-compliance-status": "azure-compliant-uvm"}
     return base | {
         "x-ms-attestation-type": "azurevm",

@@ -20,7 +20,7 @@ from typing import Any, Callable, Final, Iterable, Mapping
 from components.attestation.azure_release_policy import decode_release_policy
 from components.attestation.gcp_condition import HWMODEL_BY_CONFIDENTIAL_TYPE
 from components.key_purpose import PURPOSE_TAG, is_party_data
-from policies.review.key_release import aws, azure, claims, gcp
+from policies.review.key_release import aws, azure, claims, disk, gcp
 from policies.review.key_release.aws import PolicyError
 from policies.review.mocks import Recording, RecordedResource, UNKNOWN, unwrap
 
@@ -187,8 +187,11 @@ def azure_workloads(settings: Any) -> list[claims.AzureWorkload]:
     return [
         claims.AzureWorkload(
             tee=host.tee,
-            container=host.tee == "sev-snp"
-            and (host.kubernetes or (snp is not None and snp.launch_measurement is None)),
+            container=host.tee == "confidential-containers"
+            or (
+                host.tee == "sev-snp"
+                and (host.kubernetes or (snp is not None and snp.launch_measurement is None))
+            ),
         )
         for host in settings.collaboration.workload.hosts
         if host.cloud == "azure"
@@ -226,6 +229,8 @@ def judge_azure(resource: RecordedResource, recording: Recording, settings: Any)
             "other-collaboration": lambda: [
                 *tokens("other:other-collaboration"),
                 *tokens("other-tee:other-collaboration"),
+                # A confidential VM (any code in it, operator included) showing our SEV-SNP values.
+                *tokens("cvm:other-collaboration"),
             ],
             "no-attestation": lambda: [azure.evaluate(policy, None)],
         }
@@ -381,6 +386,10 @@ def simulate(recording: Recording, settings: Any) -> list[dict[str, Any]]:
     seen: set[str] = set()
     for resource in recording.resources:
         cloud = KEY_TYPES.get(resource.type)
+        if disk.is_confidential_disk_key(resource, key_purpose(resource)):
+            # The platform releases it at VM start: judged with the platform's token (disk.py).
+            rows += disk.rows(resource, recording, settings, str(key_party(resource) or "shared"))
+            continue
         if cloud is None or not is_party_key(resource):
             continue
         party = str(key_party(resource))

@@ -39,6 +39,7 @@ STORAGE: Final = "azure-native:storage:StorageAccount"
 AKS: Final = "azure-native:containerservice:ManagedCluster"
 ROLE_ASSIGNMENT: Final = "azure-native:authorization:RoleAssignment"
 DIAGNOSTIC: Final = "azure-native:monitor:DiagnosticSetting"
+ATTESTATION_PROVIDER: Final = "azure-native:attestation:AttestationProvider"
 
 SKR_DOCS: Final = "https://learn.microsoft.com/azure/confidential-computing/concept-skr-attestation"
 RELEASE_DATA: Final = "properties.releasePolicy.data"
@@ -668,10 +669,67 @@ _DES_TYPES: Final = {
     url="https://learn.microsoft.com/azure/virtual-machines/disk-encryption",
 )
 def azure_compute_diskencryptionset_configure_cmk(subject: Subject) -> Iterable[str]:
-    if subject.need("encryptionType") not in _DES_TYPES:
+    encryption_type = subject.need("encryptionType")
+    if encryption_type not in _DES_TYPES:
         yield f"{subject.name}: encryptionType {subject.get('encryptionType')!r} is not customer-managed"
     yield from require_set(subject, "activeKey.keyUrl")
-    yield from require_true(subject, "rotationToLatestKeyVersionEnabled")
+    if encryption_type != CONFIDENTIAL_DES:
+        # Confidential sets cannot auto-rotate: azure-compute-diskencryptionset-disallow-confidential-auto-rotation.
+        yield from require_true(subject, "rotationToLatestKeyVersionEnabled")
+
+
+CONFIDENTIAL_DES: Final = "ConfidentialVmEncryptedWithCustomerKey"
+
+
+@resource_rule(
+    name="azure-compute-diskencryptionset-disallow-confidential-auto-rotation",
+    description="Confidential VM disk encryption sets do not auto-rotate their key (Azure does not support it).",
+    types=(DES,),
+    reads=("encryptionType", "rotationToLatestKeyVersionEnabled"),
+    severity=Severity.HIGH,
+    controls=("hipaa:164.312(a)(2)(iv)", "nist:SC-12", "nist:SC-28(1)", "gdpr:art32"),
+    remediation=(
+        "Set rotation_to_latest_key_version_enabled=False on a ConfidentialVmEncryptedWithCustomerKey disk "
+        "encryption set and rotate by hand: stop every CVM using the set, point active_key at the new key "
+        "version (with the platform release policy), start the VMs."
+    ),
+    url="https://learn.microsoft.com/azure/confidential-computing/key-rotation-offline",
+    confidential=True,
+)
+def azure_compute_diskencryptionset_disallow_confidential_auto_rotation(subject: Subject) -> Iterable[str]:
+    if subject.need("encryptionType") != CONFIDENTIAL_DES:
+        return
+    if subject.need("rotationToLatestKeyVersionEnabled") is not False:
+        yield (
+            f"{subject.name}: a confidential VM disk encryption set has rotationToLatestKeyVersionEnabled "
+            f"{subject.get('rotationToLatestKeyVersionEnabled')!r}: auto-rotation is not supported for "
+            "confidential OS-disk keys; set it to false and rotate manually"
+        )
+
+
+@resource_rule(
+    name="azure-attestation-attestationprovider-require-policy-signing-certificates",
+    description="In prod, attestation providers run in isolated mode (policy signing certificates).",
+    types=(ATTESTATION_PROVIDER,),
+    reads=("properties.policySigningCertificates.keys",),
+    severity=Severity.HIGH,
+    controls=("nist:AC-3", "nist:CM-5", "nist:SC-12", "hipaa:164.312(a)(1)", "gdpr:art32"),
+    remediation=(
+        "Set properties.policy_signing_certificates.keys to the certificates of the policy signers the parties "
+        "agreed on (isolated mode); in ccp: ccp-azure:attestationPolicySigningCertificates."
+    ),
+    url="https://learn.microsoft.com/azure/attestation/basic-concepts#attestation-provider",
+    confidential=True,
+)
+def azure_attestation_attestationprovider_require_policy_signing_certificates(subject: Subject) -> Iterable[str]:
+    if not subject.prod:
+        return
+    keys = subject.need("properties.policySigningCertificates.keys")
+    if not keys:
+        yield (
+            f"{subject.name}: attestation provider has no policy signing certificates: it runs in AAD mode, "
+            "where anyone with Azure RBAC write on it can replace the attestation policy every release trusts"
+        )
 
 
 # --- network -------------------------------------------------------------------------------------
@@ -943,6 +1001,8 @@ RESOURCE_POLICIES = [
     azure_compute_vm_enable_secure_boot_vtpm,
     azure_compute_vm_enforce_cmk_disk,
     azure_compute_diskencryptionset_configure_cmk,
+    azure_compute_diskencryptionset_disallow_confidential_auto_rotation,
+    azure_attestation_attestationprovider_require_policy_signing_certificates,
     azure_network_networkinterface_disallow_public_ip,
     azure_network_networksecuritygroup_disallow_open_ingress,
     azure_storage_storageaccount_enforce_cmk,
