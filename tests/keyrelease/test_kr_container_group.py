@@ -126,6 +126,8 @@ def test_the_review_simulation_presents_the_container_group_cases(stack: str) ->
         "unapproved-image": "deny",
         "other-collaboration": "deny",
         "no-attestation": "deny",
+        "operator-repolicies-key": "deny",
+        "operator-runs-code-on-host": "deny",
     }
 
 

@@ -93,6 +93,8 @@ def test_azure_policy_edited_to_check_only_the_attestation_type_is_caught() -> N
         ("hospital-azure", "other-collaboration"),
         ("hospital-azure", "unapproved-image"),
         ("hospital-azure", "debug-mode"),
+        # a token of a group with another CCE policy (exec enabled) is accepted too
+        ("hospital-azure", "operator-runs-code-on-host"),
     }
     assert "**MISMATCH**" in markdown_table(rows)
 
@@ -112,6 +114,7 @@ def test_aws_policy_without_the_attestation_deny_and_with_a_root_grant_is_caught
         ("bank-north", "unapproved-image"),
         ("bank-north", "other-collaboration"),
         ("bank-north", "operator-repolicies-key"),
+        ("bank-north", "operator-runs-code-on-host"),
     }
 
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Final, Iterable, Mapping
 from components.attestation.azure_release_policy import decode_release_policy
 from components.attestation.gcp_condition import HWMODEL_BY_CONFIDENTIAL_TYPE
 from components.key_purpose import PURPOSE_TAG, is_party_data
-from policies.review.key_release import aws, azure, claims, disk, gcp
+from policies.review.key_release import aws, azure, claims, disk, gcp, operator
 from policies.review.key_release.aws import PolicyError
 from policies.review.mocks import Recording, RecordedResource, UNKNOWN, unwrap
 
@@ -31,14 +31,17 @@ KEY_TYPES: Final[dict[str, str]] = {
 }
 PARTY_KEY_COMPONENT: Final = "PartyDataKey"
 COLUMNS: Final = ("party", "cloud", "key_urn", "case", "expected", "decision")
-# Cases only one cloud's keys have. `operator-repolicies-key`: an IAM principal of the key's account
-# other than the party's break-glass role (OrganizationAccountAccessRole, an admin role or user, the
-# root user), with MFA, calls PutKeyPolicy / CreateGrant on the data key.
-CLOUD_CASES: Final[dict[str, tuple[str, ...]]] = {"aws": ("operator-repolicies-key",)}
+# Operator cases every party key has (operator.py): `operator-repolicies-key` (the account's /
+# subscription's / project's operator changes who may use the key: AWS PutKeyPolicy/CreateGrant,
+# Azure release-policy write on the key, GCP setIamPolicy or the pool provider's condition) and
+# `operator-runs-code-on-host` (code on the workload host outside the attested measurement).
+OPERATOR_CASES: Final[tuple[str, ...]] = operator.CASES
+# Cases only one cloud's keys have (none today).
+CLOUD_CASES: Final[dict[str, tuple[str, ...]]] = {}
 
 
 def cases(cloud: str) -> tuple[str, ...]:
-    return tuple(claims.CASES) + CLOUD_CASES.get(cloud, ())
+    return tuple(claims.CASES) + OPERATOR_CASES + CLOUD_CASES.get(cloud, ())
 
 
 def expected(case: str) -> str:
@@ -168,6 +171,9 @@ def judge_aws(resource: RecordedResource, recording: Recording, settings: Any) -
             "operator-repolicies-key": lambda: (
                 aws.policy_change(policy, p) for p in aws.operator_principals(_key_account(resource, account))
             ),
+            "operator-runs-code-on-host": lambda: operator.aws_operator_host_requests(
+                policy, roles, approved, claims.nitro_pcrs(measurements, "debug")
+            ),
         }
     )
 
@@ -201,7 +207,7 @@ def azure_workloads(settings: Any) -> list[claims.AzureWorkload]:
 def judge_azure(resource: RecordedResource, recording: Recording, settings: Any) -> Decisions:
     data = _get(_props(resource), "properties.releasePolicy.data")
     if not isinstance(data, str) or data == UNKNOWN:
-        return {case: "error: the exportable key has no known release policy" for case in claims.CASES}
+        return {case: "error: the exportable key has no known release policy" for case in cases("azure")}
     policy = decode_release_policy(data)
     measurements = settings.collaboration.measurements
     workloads = azure_workloads(settings)
@@ -233,6 +239,10 @@ def judge_azure(resource: RecordedResource, recording: Recording, settings: Any)
                 *tokens("cvm:other-collaboration"),
             ],
             "no-attestation": lambda: [azure.evaluate(policy, None)],
+            "operator-repolicies-key": lambda: [bool(operator.azure_repolicy_paths(resource, recording))],
+            "operator-runs-code-on-host": lambda: operator.azure_host_requests(
+                policy, measurements, workloads, issuers
+            ),
         }
     )
 
@@ -362,6 +372,8 @@ def judge_gcp(resource: RecordedResource, recording: Recording, settings: Any) -
                 gcp.release(providers, bindings, None),
                 gcp.direct_release(bindings, [w.service_account for w in workloads]),
             ],
+            "operator-repolicies-key": lambda: [bool(operator.gcp_repolicy_paths(resource, recording, _refers_to))],
+            "operator-runs-code-on-host": lambda: operator.gcp_operator_host_requests(providers, bindings, workloads),
         }
     )
 
