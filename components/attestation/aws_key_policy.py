@@ -121,6 +121,46 @@ ACCOUNT_ROOT: Final = re.compile(r"^(arn:[a-z-]+:iam::\d{12}:root|\d{12})$")
 BREAK_GLASS_ROLE: Final = re.compile(r"^arn:([a-z-]+):iam::(\d{12}):role/[\w+=,.@/-]+$")
 
 
+def check_admin_principal(admin_principal_arn: str) -> None:
+    """Refuse an administrator that is not one named IAM role (an account root, a bare account id)."""
+    if ACCOUNT_ROOT.match(admin_principal_arn) or not BREAK_GLASS_ROLE.match(admin_principal_arn):
+        raise ValueError(
+            f"admin_principal_arn {admin_principal_arn!r} is not an IAM role ARN: the key's administrator is "
+            "the party's named break-glass role (arn:aws:iam::<account>:role/<name>), never the account root, "
+            "which delegates kms:PutKeyPolicy to every IAM administrator of the account"
+        )
+
+
+def break_glass_statements(admin_principal_arn: str) -> list[dict[str, Any]]:
+    """`KeyAdministration` (the break-glass role, MFA) and `DenyPolicyChangeExceptBreakGlass`.
+
+    The administration model of every party key, attestation-bound (data) or service-bound
+    (storage): the same two statements, so neither key can be re-policied by the account's IAM
+    administrators. Neither grants nor exempts CreateGrant for AWS-resource grants: the party keys'
+    services (S3 SSE-KMS for the storage key) call Encrypt/Decrypt/GenerateDataKey through
+    `kms:ViaService` and create no grants.
+    """
+    check_admin_principal(admin_principal_arn)
+    return [
+        {
+            "Sid": SID_ADMIN,
+            "Effect": "Allow",
+            "Principal": {"AWS": admin_principal_arn},
+            "Action": list(ADMIN_ACTIONS),
+            "Resource": "*",
+            "Condition": {op: dict(keys) for op, keys in MFA_CONDITION.items()},
+        },
+        {
+            "Sid": SID_DENY_POLICY_CHANGE,
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": list(POLICY_CHANGE_ACTIONS),
+            "Resource": "*",
+            "Condition": {"ArnNotEquals": {"aws:PrincipalArn": admin_principal_arn}},
+        },
+    ]
+
+
 def condition_key(pcr: str) -> str:
     """The KMS condition key for a pinned register: PCR0 is the image digest (ImageSha384)."""
     if pcr == "pcr0":
@@ -158,12 +198,7 @@ def key_policy(
     look-alike role ARN in another partition or account never matches. `admin_principal_arn` is
     the party's break-glass IAM role: an account root (or bare account id) is refused.
     """
-    if ACCOUNT_ROOT.match(admin_principal_arn) or not BREAK_GLASS_ROLE.match(admin_principal_arn):
-        raise ValueError(
-            f"admin_principal_arn {admin_principal_arn!r} is not an IAM role ARN: the key's administrator is "
-            "the party's named break-glass role (arn:aws:iam::<account>:role/<name>), never the account root, "
-            "which delegates kms:PutKeyPolicy to every IAM administrator of the account"
-        )
+    check_admin_principal(admin_principal_arn)
     for what, arn in (
         ("enclave_role_arn", enclave_role_arn),
         ("admin_principal_arn", admin_principal_arn),
@@ -213,26 +248,7 @@ def key_policy(
                 },
             }
         )
-    statements.append(
-        {
-            "Sid": SID_ADMIN,
-            "Effect": "Allow",
-            "Principal": {"AWS": admin_principal_arn},
-            "Action": list(ADMIN_ACTIONS),
-            "Resource": "*",
-            "Condition": {op: dict(keys) for op, keys in MFA_CONDITION.items()},
-        }
-    )
-    statements.append(
-        {
-            "Sid": SID_DENY_POLICY_CHANGE,
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": list(POLICY_CHANGE_ACTIONS),
-            "Resource": "*",
-            "Condition": {"ArnNotEquals": {"aws:PrincipalArn": admin_principal_arn}},
-        }
-    )
+    statements += break_glass_statements(admin_principal_arn)
     if encrypt_principal_arn is not None:
         statements.append(
             {

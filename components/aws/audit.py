@@ -12,10 +12,11 @@
   for "decrypt without attestation" is a Decrypt on a party data key whose event lacks that field.
 - Alarms on denied `kms:Decrypt` and on decrypts without attestation publish to an SNS topic
   encrypted with the audit key.
-- One alarm per party data key on its administration: `PutKeyPolicy`, `CreateGrant`,
-  `ScheduleKeyDeletion` and `DisableKey` (the CloudTrail `eventName`s of those KMS management calls;
-  the key's ARN is `resources[0].ARN` of the event), successful or not: only the party's break-glass
-  role may make them, so any occurrence is a break-glass use (or an attempt) the parties must see.
+- One alarm per party key (the data key and the storage key, one metric filter each) on its
+  administration: `PutKeyPolicy`, `CreateGrant`, `ScheduleKeyDeletion` and `DisableKey` (the
+  CloudTrail `eventName`s of those KMS management calls; the key's ARN is `resources[0].ARN` of the
+  event), successful or not: only the party's break-glass role may make them, so any occurrence is a
+  break-glass use (or an attempt) the parties must see.
 - The runtime log group (enclave host logs) is KMS-encrypted, retention from config.
 """
 
@@ -36,7 +37,7 @@ METRIC_NAMESPACE: Final = "ccp/KeyRelease"
 DENIED_DECRYPT_METRIC: Final = "DeniedDecrypt"
 UNATTESTED_DECRYPT_METRIC: Final = "DecryptWithoutAttestation"
 KEY_ADMIN_METRIC: Final = "KeyAdministration"
-# The KMS management calls that change, hand out or destroy a party data key.
+# The KMS management calls that change, hand out or destroy a party key (data or storage).
 KEY_ADMIN_EVENTS: Final[tuple[str, ...]] = ("PutKeyPolicy", "CreateGrant", "ScheduleKeyDeletion", "DisableKey")
 
 DENIED_DECRYPT_PATTERN: Final = (
@@ -58,7 +59,7 @@ def unattested_decrypt_pattern(data_key_arns: Sequence[str]) -> str:
 
 
 def key_administration_pattern(key_arn: str) -> str:
-    """Any of KEY_ADMIN_EVENTS on one party data key (allowed or denied)."""
+    """Any of KEY_ADMIN_EVENTS on one party key (allowed or denied)."""
     events = " || ".join(f'($.eventName = "{event}")' for event in KEY_ADMIN_EVENTS)
     return f'{{ ($.eventSource = "kms.amazonaws.com") && ({events}) && ($.resources[0].ARN = "{key_arn}") }}'
 
@@ -163,6 +164,7 @@ class AuditArgs:
     data_key_arns: list[pulumi.Input[str]]
     party_bucket_arns: list[str]
     party_key_arns: dict[str, pulumi.Input[str]] = field(default_factory=dict)  # party -> data key ARN
+    party_storage_key_arns: dict[str, pulumi.Input[str]] = field(default_factory=dict)  # party -> storage key ARN
 
 
 class Audit(pulumi.ComponentResource):
@@ -279,12 +281,15 @@ class Audit(pulumi.ComponentResource):
             "a party data key was used without a Nitro attestation document",
             args,
         )
-        for party, key_arn in sorted(args.party_key_arns.items()):
+        party_keys = [(party, "", "data", arn) for party, arn in args.party_key_arns.items()] + [
+            (party, "-storage", "storage", arn) for party, arn in args.party_storage_key_arns.items()
+        ]
+        for party, suffix, which, key_arn in sorted(party_keys, key=lambda k: (k[0], k[1])):
             self._alarm(
-                name, f"key-admin-{party}", trail_logs,
+                name, f"key-admin-{party}{suffix}", trail_logs,
                 pulumi.Output.from_input(key_arn).apply(key_administration_pattern),
-                f"{KEY_ADMIN_METRIC}-{party}",
-                f"{', '.join(KEY_ADMIN_EVENTS)} on the data key of party {party}: only its break-glass role "
+                f"{KEY_ADMIN_METRIC}-{party}{suffix}",
+                f"{', '.join(KEY_ADMIN_EVENTS)} on the {which} key of party {party}: only its break-glass role "
                 "may do that",
                 args,
             )

@@ -1,8 +1,8 @@
 """Customer-managed keys for infrastructure (EBS volumes, storage SSE, audit logs, EKS secrets).
 
 These are not party data keys: AWS services use them on a caller's behalf, so they cannot require
-an attestation document. Each one is still scoped: administration by the account (IAM-delegated),
-use only through the named AWS service (`kms:ViaService`) or by the named service principal with
+an attestation document. Each one is still scoped: administration by the account (IAM-delegated;
+a party's storage key instead by the party's break-glass role, see `storage.py`), use only through the named AWS service (`kms:ViaService`) or by the named service principal with
 its encryption context (the `aws-kms-key-enforce-via-service` rule checks exactly that). Each is
 tagged with its service purpose (components/key_purpose.py). Party data keys live in `party_key.py`.
 """

@@ -9,10 +9,10 @@ party's key would live in a region without an enclave host (the enclave reaches 
 own region's VPC endpoint), a party's configured account is not the deploying account, a party's
 break-glass role is not in the deploying account, or a host's instance type cannot run enclaves.
 
-Each party's data key is administered by that party's break-glass role only (config
+Each party's data key and storage key are administered by that party's break-glass role only (config
 `breakGlassPrincipal`, MFA), never the account root; PutKeyPolicy/CreateGrant are denied to every
 other principal, and the audit alarms on PutKeyPolicy/CreateGrant/ScheduleKeyDeletion/DisableKey per
-party key. Keys of parties sharing one account are still exposed to whoever administers IAM in that
+party key (data and storage). Keys of parties sharing one account are still exposed to whoever administers IAM in that
 account (they can change the break-glass role's trust policy): a party's own account is the stronger
 setting, and one provider per party account is not built yet.
 """
@@ -154,6 +154,7 @@ class Site(pulumi.ComponentResource):
                     region=party.region,
                     account=account,
                     enclave_role_arn=role.arn,
+                    break_glass_principal_arn=party.break_glass_principal or "",
                     owner_principal_arn=party.owner_principal,
                     tags=tags,
                 ),
@@ -174,6 +175,7 @@ class Site(pulumi.ComponentResource):
                     log_retention_days=args.log_retention_days,
                     data_key_arns=[k.arn for k in self.keys.values()],
                     party_key_arns={party: k.arn for party, k in self.keys.items()},
+                    party_storage_key_arns={party: s.storage_key.arn for party, s in self.storage.items()},
                     party_bucket_arns=[s.bucket_arn for s in self.storage.values()],
                 ),
                 opts=child(self),

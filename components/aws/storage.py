@@ -7,7 +7,11 @@ Two layers of encryption, on purpose:
   data key: S3 calls KMS Decrypt/GenerateDataKey for the requester without an attestation document,
   which that key's `DenyDecryptWithoutAttestation` refuses, so neither the owner's upload nor the
   parent's download would work. The storage key is usable only through S3 (`kms:ViaService`) by
-  the same two principals the bucket policy admits.
+  the same two principals the bucket policy admits, and administered like the data key: by the
+  party's break-glass role in an MFA session, never the account root, with PutKeyPolicy/CreateGrant/
+  ReplicateKey/alias changes explicitly denied to everyone else (`aws_key_policy.break_glass_statements`).
+  S3 SSE-KMS calls GenerateDataKey/Decrypt for the requester and creates no grants, so the Deny of
+  CreateGrant costs it nothing (EBS, which does create grants, uses the shared `disk` key).
 
 The bucket policy denies non-TLS requests and every object or listing request from any principal
 other than the enclave role and the owner; access is logged to a separate SSE-S3 bucket (S3 server
@@ -24,7 +28,8 @@ import pulumi_aws as aws
 
 from components.aws.bucket import PrivateBucket, PrivateBucketArgs
 from components.aws.common import Account, child, short_name
-from components.aws.keys import ServiceKey, ServiceKeyArgs, admin_statement, via_service_statement
+from components.attestation.aws_key_policy import break_glass_statements
+from components.aws.keys import ServiceKey, ServiceKeyArgs, via_service_statement
 from components.key_purpose import PARTY_STORAGE
 
 DATA_ACTIONS: Final[tuple[str, ...]] = (
@@ -68,6 +73,8 @@ class PartyStorageArgs:
     account: Account
     enclave_role_arn: str
     tags: dict[str, str]
+    # The party's break-glass IAM role: the storage key's only administrator (MFA), as for its data key.
+    break_glass_principal_arn: str
     owner_principal_arn: str | None = None
     noncurrent_version_days: int = 90
 
@@ -91,7 +98,7 @@ class PartyStorage(pulumi.ComponentResource):
                 policy={
                     "Version": "2012-10-17",
                     "Statement": [
-                        admin_statement(account),
+                        *break_glass_statements(args.break_glass_principal_arn),
                         via_service_statement("UseThroughS3", principals, "s3", args.region, account),
                     ],
                 },

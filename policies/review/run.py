@@ -69,14 +69,10 @@ REACHABILITY_DEFERRED: Final = {
         "launch-measurement binding): issue 12 item 1 replaces CVM hosts with confidential container groups "
         "(concurrent change)"
     ),
-    "aws-service-key-root-admin": (
-        "the account root administers an AWS service-bound (storage) key, so any IAM admin of the account "
-        "can re-policy it: no part of issue 12 in flight fixes it yet (follow-up)"
-    ),
 }
 
 
-def _deferral(recording: Recording, entry: dict[str, Any], path: dict[str, Any]) -> str | None:
+def _deferral(entry: dict[str, Any], path: dict[str, Any]) -> str | None:
     """The one reason a failing path is reported as advisory in prod in this iteration, if any."""
     urn = entry["key_urn"]
     if "azure-native:" in urn and (
@@ -84,9 +80,6 @@ def _deferral(recording: Recording, entry: dict[str, Any], path: dict[str, Any])
         or path["kind"] == "attested-workload" and "paravisor" in path["condition"]
     ):
         return "azure-cvm-host"
-    if "aws:kms/key:Key" in urn and path["kind"] == "key-admin" and urn in reachability.service_bound(recording.resources):
-        if reachability.ROOT.match(path["principal"]):
-            return "aws-service-key-root-admin"
     return None
 
 
@@ -100,7 +93,7 @@ def _reachability_violations(
     for entry in entries:
         groups: dict[str | None, list[dict[str, Any]]] = {}
         for path in reachability.failing(entry, service_keys):
-            groups.setdefault(_deferral(recording, entry, path) if enforce else None, []).append(path)
+            groups.setdefault(_deferral(entry, path) if enforce else None, []).append(path)
         for deferred, paths in groups.items():
             listed = "; ".join(f"{p['kind']} {p['principal']}" for p in paths)
             message = f"party {entry['party']}: key reachable by non-attested paths: {listed}"

@@ -254,6 +254,147 @@ def test_party_bucket_policy_denies_plain_http_and_other_principals(dev: Recordi
     assert others["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [ROLE]}}
 
 
+# A minimal key-policy evaluator written from the documented semantics (KMS Developer Guide "Key
+# policies" / "Default key policy"; IAM User Guide "Policy evaluation logic", "Condition operators"):
+# an explicit Deny wins; a statement naming the account root (`arn:aws:iam::<account>:root`)
+# delegates to IAM, i.e. admits every identity of the account that an IAM policy allows (here: an
+# account administrator with AdministratorAccess); `...IfExists` matches when the key is absent; a
+# non-IfExists operator does not match when the key is absent.
+def _action_matches(pattern: str, action: str) -> bool:
+    pattern, action = pattern.lower(), action.lower()
+    return pattern in ("*", "kms:*") or pattern == action or (pattern.endswith("*") and action.startswith(pattern[:-1]))
+
+
+def _condition_holds(condition: dict[str, Any], context: dict[str, str]) -> bool:
+    for operator, clauses in condition.items():
+        base, if_exists = operator.removesuffix("IfExists"), operator.endswith("IfExists")
+        for key, wanted in clauses.items():
+            values = [str(v).lower() for v in (wanted if isinstance(wanted, list) else [wanted])]
+            actual = context.get(key)
+            if actual is None:
+                if base == "Null":
+                    if values != ["true"]:
+                        return False
+                    continue
+                if if_exists:
+                    continue
+                return False
+            actual = actual.lower()
+            if base in ("StringEquals", "StringEqualsIgnoreCase", "ArnEquals", "Bool") and actual not in values:
+                return False
+            if base in ("StringNotEquals", "ArnNotEquals") and actual in values:
+                return False
+            if base == "Null" and values != ["false"]:
+                return False
+    return True
+
+
+def _principal_matches(statement: dict[str, Any], principal_arn: str, iam_allows: bool) -> bool:
+    principal = statement["Principal"]
+    if principal == "*":
+        return True
+    named = principal.get("AWS", [])
+    for arn in named if isinstance(named, list) else [named]:
+        if arn == principal_arn:
+            return True
+        if arn.endswith(":root") and iam_allows and arn.split(":")[4] == principal_arn.split(":")[4]:
+            return True
+    return False
+
+
+def kms_allows(policy: dict[str, Any], action: str, principal_arn: str, context: dict[str, str], *, iam_allows: bool = True) -> bool:
+    context = {"aws:PrincipalArn": principal_arn, **context}
+    verdict = False
+    for statement in policy["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if not any(_action_matches(a, action) for a in actions):
+            continue
+        if not _principal_matches(statement, principal_arn, iam_allows):
+            continue
+        if not _condition_holds(statement.get("Condition", {}), context):
+            continue
+        if statement["Effect"] == "Deny":
+            return False
+        verdict = True
+    return verdict
+
+
+STORAGE_BREAK_GLASS = f"arn:aws:iam::{ACCOUNT}:role/clinic-aws-key-break-glass"
+ACCOUNT_ADMIN = f"arn:aws:iam::{ACCOUNT}:role/OrganizationAccountAccessRole"
+VIA_S3 = {"kms:ViaService": "s3.eu-west-1.amazonaws.com", "kms:CallerAccount": ACCOUNT}
+
+
+def storage_policy(recording: Recording) -> dict[str, Any]:
+    key = next(r for r in recording.of_type("aws:kms/key:Key") if props(r)["tags"]["ccp-key-purpose"] == "party-storage")
+    return json.loads(props(key)["policy"])
+
+
+def test_storage_key_policy_names_no_account_root(dev: Recording) -> None:
+    policy = storage_policy(dev)
+    principals = [json.dumps(s.get("Principal")) for s in policy["Statement"]]
+    assert not any(f"arn:aws:iam::{ACCOUNT}:root" in p or f'"{ACCOUNT}"' in p for p in principals), principals
+
+
+def test_storage_key_is_administered_like_the_data_key(dev: Recording) -> None:
+    storage = {s["Sid"]: s for s in storage_policy(dev)["Statement"]}
+    data = {s["Sid"]: s for s in json.loads(props(data_key(dev))["policy"])["Statement"]}
+    for sid in ("KeyAdministration", "DenyPolicyChangeExceptBreakGlass"):
+        assert storage[sid] == data[sid], sid
+    assert storage["KeyAdministration"]["Principal"] == {"AWS": STORAGE_BREAK_GLASS}
+    assert storage["KeyAdministration"]["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+
+
+def test_storage_key_policy_change_by_an_account_principal_is_denied(dev: Recording) -> None:
+    policy = storage_policy(dev)
+    # an IAM administrator of the account (AdministratorAccess), with or without MFA
+    for mfa in ("true", "false"):
+        assert not kms_allows(policy, "kms:PutKeyPolicy", ACCOUNT_ADMIN, {"aws:MultiFactorAuthPresent": mfa})
+    assert not kms_allows(policy, "kms:CreateGrant", ACCOUNT_ADMIN, {"aws:MultiFactorAuthPresent": "true"})
+    # the break-glass role only in an MFA session
+    assert kms_allows(policy, "kms:PutKeyPolicy", STORAGE_BREAK_GLASS, {"aws:MultiFactorAuthPresent": "true"})
+    assert not kms_allows(policy, "kms:PutKeyPolicy", STORAGE_BREAK_GLASS, {"aws:MultiFactorAuthPresent": "false"})
+
+
+def test_storage_key_keeps_the_s3_path_only(dev: Recording) -> None:
+    policy = storage_policy(dev)
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        assert kms_allows(policy, action, ROLE, VIA_S3)
+        assert not kms_allows(policy, action, ROLE, {"kms:CallerAccount": ACCOUNT})  # direct call
+        assert not kms_allows(policy, action, ACCOUNT_ADMIN, VIA_S3)  # no longer delegated to IAM
+
+
+def test_ebs_grant_path_survives_the_documented_exemption() -> None:
+    """A party storage key that EBS uses: EBS creates a grant per volume (CreateGrant with
+    kms:GrantIsForAWSResource=true, sent by EC2 on the caller's behalf; Amazon EBS User Guide,
+    "Requirements for Amazon EBS encryption"). The pack accepts the Deny only with exactly that
+    exemption (`BoolIfExists ... false`), which still denies PutKeyPolicy and direct grants."""
+    from components.attestation.aws_key_policy import SID_DENY_POLICY_CHANGE, break_glass_statements
+    from components.aws.keys import via_service_grant_statement
+    from tests.policies.test_policy_rules import RESOURCE_RULES, purpose, violations
+
+    account = Account(ACCOUNT)
+    statements = break_glass_statements(STORAGE_BREAK_GLASS)
+    deny = next(st for st in statements if st["Sid"] == SID_DENY_POLICY_CHANGE)
+    deny["Condition"]["BoolIfExists"] = {"kms:GrantIsForAWSResource": "false"}
+    policy = {"Version": "2012-10-17", "Statement": [
+        *statements, via_service_grant_statement("GrantsThroughEc2", [ROLE], "ec2", "eu-west-1", account),
+    ]}
+    via_ec2 = {"kms:ViaService": "ec2.eu-west-1.amazonaws.com", "kms:CallerAccount": ACCOUNT}
+    assert kms_allows(policy, "kms:CreateGrant", ROLE, {**via_ec2, "kms:GrantIsForAWSResource": "true"})
+    assert not kms_allows(policy, "kms:CreateGrant", ROLE, {**via_ec2, "kms:GrantIsForAWSResource": "false"})
+    assert not kms_allows(policy, "kms:PutKeyPolicy", ACCOUNT_ADMIN, {"aws:MultiFactorAuthPresent": "true"})
+    key = {"tags": purpose("party-storage"), "policy": json.dumps(policy)}
+    rule = RESOURCE_RULES["aws-kms-key-enforce-policy-change-deny"]
+    assert violations(rule, "aws:kms/key:Key", key) == []
+    # a plain Bool would not match PutKeyPolicy (no such key in that request): the Deny would not apply
+    deny["Condition"]["Bool"] = deny["Condition"].pop("BoolIfExists")
+    assert kms_allows(policy, "kms:PutKeyPolicy", ACCOUNT_ADMIN, {}, iam_allows=True) is False  # no Allow left
+    assert violations(rule, "aws:kms/key:Key", {**key, "policy": json.dumps(policy)})
+    # the exemption is for service keys only: a data key's Deny stays unconditional
+    deny["Condition"]["BoolIfExists"] = deny["Condition"].pop("Bool")
+    assert violations(rule, "aws:kms/key:Key", {"tags": purpose("party-data"), "policy": json.dumps(policy)})
+
+
 def test_storage_key_is_usable_through_s3_only(dev: Recording) -> None:
     storage_key = next(r for r in dev.of_type("aws:kms/key:Key") if props(r)["tags"]["ccp-key-purpose"] == "party-storage")
     statements = {s["Sid"]: s for s in json.loads(props(storage_key)["policy"])["Statement"]}
@@ -293,7 +434,8 @@ def test_alarms_on_denied_and_unattested_decrypt(dev: Recording) -> None:
     assert props(topic)["kmsMasterKeyId"]
     alarms = [props(a) for a in dev.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")]
     assert sorted(a["metricName"] for a in alarms) == [
-        "DecryptWithoutAttestation", "DeniedDecrypt", "KeyAdministration-clinic-aws"
+        "DecryptWithoutAttestation", "DeniedDecrypt", "KeyAdministration-clinic-aws",
+        "KeyAdministration-clinic-aws-storage",
     ]
     assert all(a["alarmActions"] == [topic.outputs["arn"]] and a["threshold"] == 1 for a in alarms)
 

@@ -101,10 +101,14 @@ def test_shipped_prod_stack_paths(prod_record: dict) -> None:
     ]
     assert aws["paths"][0]["condition"].startswith("kms:RecipientAttestation:ImageSha384=")
     storage = keys["prod-study-aws-clinic-aws-storage-key"]
-    assert [(p["kind"], p["principal"], p["attested"]) for p in storage["paths"]] == [
-        ("key-admin", "arn:aws:iam::111122223333:root", False),
-        ("service", "arn:aws:iam::111122223333:role/ccp-prod-study-prod-enclave", False),
+    assert [(p["kind"], p["principal"], p["attested"], p["alarmed"]) for p in storage["paths"]] == [
+        ("break-glass", "arn:aws:iam::111122223333:role/clinic-aws-key-break-glass", False, True),
+        ("service", "arn:aws:iam::111122223333:role/ccp-prod-study-prod-enclave", False, False),
     ]
+    assert storage["paths"][0]["condition"] == '{"Bool": {"aws:MultiFactorAuthPresent": "true"}}'
+    assert '"kms:ViaService": "s3.' in storage["paths"][1]["condition"]
+    # no AWS key has a failing reachability path any more (the root-admin deferral is gone)
+    assert not [v for v in prod_record["violations"] if v["policy"] == "ccp-key-reachability" and "aws:kms" in v["urn"]]
     gcp = keys["prod-study-gcp-lab-gcp-key-key"]
     assert [(p["kind"], p["attested"]) for p in gcp["paths"]] == [("attested-workload", True)]
     assert "image_digest in ['sha256:" in gcp["paths"][0]["condition"]
