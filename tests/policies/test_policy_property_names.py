@@ -65,6 +65,19 @@ REQUIRED: dict[str, dict[str, Any]] = {
     "gcp:storage/bucketIAMMember:BucketIAMMember": {"bucket": "b", "role": "r", "member": "m"},
     "gcp:storage/bucketIAMBinding:BucketIAMBinding": {"bucket": "b", "role": "r", "members": ["m"]},
     "gcp:projects/iAMAuditConfig:IAMAuditConfig": {"project": "p", "service": "allServices", "audit_log_configs": [{"log_type": "DATA_READ"}]},
+    "aws:kms/grant:Grant": {"key_id": "k", "grantee_principal": "arn:aws:iam::111122223333:role/r", "operations": ["Encrypt"]},
+    "azure-native:containerinstance:ContainerGroup": {
+        "resource_group_name": "rg", "os_type": "Linux",
+        "containers": [{"name": "w", "image": "i", "resources": {"requests": {"cpu": 1, "memory_in_gb": 1}}}],
+    },
+    "gcp:kms/cryptoKeyIAMPolicy:CryptoKeyIAMPolicy": {"crypto_key_id": "k", "policy_data": "{}"},
+    "gcp:kms/keyRingIAMMember:KeyRingIAMMember": {"key_ring_id": "kr", "role": "r", "member": "m"},
+    "gcp:kms/keyRingIAMBinding:KeyRingIAMBinding": {"key_ring_id": "kr", "role": "r", "members": ["m"]},
+    "gcp:kms/keyRingIAMPolicy:KeyRingIAMPolicy": {"key_ring_id": "kr", "policy_data": "{}"},
+    "gcp:projects/iAMMember:IAMMember": {"project": "p", "role": "r", "member": "m"},
+    "gcp:projects/iAMBinding:IAMBinding": {"project": "p", "role": "r", "members": ["m"]},
+    "gcp:projects/iAMPolicy:IAMPolicy": {"project": "p", "policy_data": "{}"},
+    "gcp:storage/hmacKey:HmacKey": {"service_account_email": "sa@p.iam.gserviceaccount.com"},
 }
 
 

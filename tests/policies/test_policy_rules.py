@@ -163,6 +163,7 @@ STORAGE = {
     "minimumTlsVersion": "TLS1_2",
     "allowSharedKeyAccess": False,
 }
+SHARED_STORAGE = {**STORAGE, "tags": {"party": "shared"}}
 AKS = {
     "apiServerAccessProfile": {"enablePrivateCluster": True},
     "agentPoolProfiles": [{"name": "cc", "vmSize": "Standard_DC4as_cc_v5", "enableNodePublicIP": False}],
@@ -309,7 +310,7 @@ CASES: dict[str, tuple[str, dict, dict, dict]] = {
     "azure-storage-storageaccount-enforce-cmk": ("azure-native:storage:StorageAccount", STORAGE, with_(STORAGE, "encryption.keySource", "Microsoft.Storage"), with_(STORAGE, "encryption", DROP)),
     "azure-storage-storageaccount-disallow-public-access": ("azure-native:storage:StorageAccount", STORAGE, with_(STORAGE, "allowBlobPublicAccess", True), with_(STORAGE, "networkRuleSet", DROP)),
     "azure-storage-storageaccount-enforce-tls": ("azure-native:storage:StorageAccount", STORAGE, with_(STORAGE, "minimumTlsVersion", "TLS1_0"), with_(STORAGE, "enableHttpsTrafficOnly", DROP)),
-    "azure-storage-storageaccount-disallow-shared-key": ("azure-native:storage:StorageAccount", STORAGE, with_(STORAGE, "allowSharedKeyAccess", True), with_(STORAGE, "allowSharedKeyAccess", DROP)),
+    "azure-storage-storageaccount-disallow-shared-key": ("azure-native:storage:StorageAccount", SHARED_STORAGE, with_(SHARED_STORAGE, "allowSharedKeyAccess", True), with_(SHARED_STORAGE, "allowSharedKeyAccess", DROP)),
     "azure-containerservice-managedcluster-enforce-private-cluster": ("azure-native:containerservice:ManagedCluster", AKS, with_(AKS, "apiServerAccessProfile.enablePrivateCluster", False), with_(AKS, "apiServerAccessProfile", DROP)),
     "azure-containerservice-managedcluster-enforce-confidential-nodes": ("azure-native:containerservice:ManagedCluster", AKS, with_(AKS, "agentPoolProfiles[0].vmSize", "Standard_D4s_v5"), with_(AKS, "agentPoolProfiles", DROP)),
     "azure-containerservice-managedcluster-enable-kms-secrets": ("azure-native:containerservice:ManagedCluster", AKS, with_(AKS, "securityProfile.azureKeyVaultKms.enabled", False), with_(AKS, "diskEncryptionSetID", DROP)),
@@ -369,6 +370,55 @@ CASES: dict[str, tuple[str, dict, dict, dict]] = {
         {"spec": {"template": {"spec": {}}}},
     ),
 }
+
+# Issue 12 item 5: paths to a key's plaintext that bypass attestation. Shapes from the vendors' docs:
+# IAM condition operators (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html),
+# the ACI confidential container group ARM shape (sku Confidential, confidentialComputeProperties.ccePolicy),
+# the Cloud Storage HMAC key resource (state ACTIVE/INACTIVE).
+def attestation_condition(operator: str, value: str = PCR0) -> dict[str, Any]:
+    return {
+        "Sid": "AllowDecryptByAttestedEnclave", "Effect": "Allow", "Principal": {"AWS": ROLE},
+        "Action": ["kms:Decrypt"], "Resource": "*",
+        "Condition": {operator: {"kms:RecipientAttestation:ImageSha384": value}},
+    }
+
+
+ACI = {
+    "tags": {**PROD, "collaboration": "study"},
+    "sku": "Confidential",
+    "confidentialComputeProperties": {"ccePolicy": "cGFja2FnZSBwb2xpY3k="},
+    "containers": [{"name": "w", "image": f"r/w@{DIGEST}", "securityContext": {"privileged": False}}],
+}
+PARTY_STORAGE_ACCOUNT = with_(STORAGE, "tags", {**PROD, "party": "clinic-azure"})
+
+CASES.update(
+    {
+        "aws-kms-key-disallow-attestation-pattern": (
+            "aws:kms/key:Key",
+            {"policy": kms_policy()},
+            {"policy": kms_policy(extra=[attestation_condition("StringLike", PCR0[:-4] + "*")])},
+            {},
+        ),
+        "azure-storage-storageaccount-disallow-party-shared-key": (
+            "azure-native:storage:StorageAccount",
+            PARTY_STORAGE_ACCOUNT,
+            with_(PARTY_STORAGE_ACCOUNT, "allowSharedKeyAccess", True),
+            with_(PARTY_STORAGE_ACCOUNT, "allowSharedKeyAccess", DROP),
+        ),
+        "azure-containerinstance-containergroup-enforce-confidential": (
+            "azure-native:containerinstance:ContainerGroup",
+            ACI,
+            with_(ACI, "sku", "Standard"),
+            with_(ACI, "confidentialComputeProperties", DROP),
+        ),
+        "gcp-storage-hmackey-disallow-active-key": (
+            "gcp:storage/hmacKey:HmacKey",
+            {"serviceAccountEmail": "sa@p.iam.gserviceaccount.com", "state": "INACTIVE"},
+            {"serviceAccountEmail": "sa@p.iam.gserviceaccount.com", "state": "ACTIVE"},
+            {"serviceAccountEmail": "sa@p.iam.gserviceaccount.com"},
+        ),
+    }
+)
 
 RESOURCE_RULES = {p.name: p for p in POLICIES if isinstance(p, ZeroTrustResourcePolicy)}
 
@@ -449,7 +499,7 @@ def test_generated_key_policy_passes_every_kms_rule() -> None:
     from enclave_runtime.measurements import NitroMeasurements
 
     doc = key_policy(NitroMeasurements(pcr0=PCR0, pcr8="cd" * 48, pin=["pcr0", "pcr8"]), account_id="111122223333", enclave_role_arn=ROLE, admin_principal_arn=ADMIN)
-    for name in ("aws-kms-key-enforce-attestation", "aws-kms-key-missing-unattested-deny", "aws-kms-key-disallow-debug-pcr", "aws-kms-key-disallow-owner-decrypt"):
+    for name in ("aws-kms-key-enforce-attestation", "aws-kms-key-missing-unattested-deny", "aws-kms-key-disallow-debug-pcr", "aws-kms-key-disallow-owner-decrypt", "aws-kms-key-disallow-attestation-pattern"):
         assert violations(RESOURCE_RULES[name], "aws:kms/key:Key", {"policy": json.dumps(doc)}) == [], name
 
 
@@ -660,14 +710,15 @@ def test_generated_service_key_policies_pass_the_via_service_rule() -> None:
     """The component's service key policies (EBS with grants, audit, storage) are service-bound."""
     from components.aws.audit import audit_key_policy
     from components.aws.common import Account
-    from components.aws.keys import admin_statement, via_service_statement
+    from components.attestation.aws_key_policy import break_glass_statements
+    from components.aws.keys import via_service_statement
     from components.aws.site import ebs_key_policy
 
     account = Account("111122223333")
     documents = {
         "disk": ebs_key_policy(account, "eu-west-1", kubernetes=True),
         "audit": audit_key_policy(account, "eu-west-1", "arn:aws:cloudtrail:eu-west-1:111122223333:trail/t"),
-        "party-storage": {"Statement": [admin_statement(account), via_service_statement("UseThroughS3", [ROLE], "s3", "eu-west-1", account)]},
+        "party-storage": {"Statement": [*break_glass_statements(BREAK_GLASS), via_service_statement("UseThroughS3", [ROLE], "s3", "eu-west-1", account)]},
     }
     rule = RESOURCE_RULES["aws-kms-key-enforce-via-service"]
     for name, document in documents.items():
@@ -712,8 +763,21 @@ def test_kms_root_admin_message_names_the_statement_and_the_root() -> None:
     assert violations(RESOURCE_RULES["aws-kms-key-disallow-root-admin"], "aws:kms/key:Key", {"policy": kms_policy(extra=[bare])})
 
 
-def test_kms_root_admin_leaves_service_keys_to_the_via_service_rule() -> None:
-    assert violations(RESOURCE_RULES["aws-kms-key-disallow-root-admin"], "aws:kms/key:Key", SERVICE_KEY) == []
+def test_kms_root_admin_leaves_shared_service_keys_to_the_via_service_rule() -> None:
+    shared = {**SERVICE_KEY, "tags": purpose("disk")}
+    for name in ("aws-kms-key-disallow-root-admin", "aws-kms-key-enforce-policy-change-deny"):
+        assert violations(RESOURCE_RULES[name], "aws:kms/key:Key", shared) == [], name
+
+
+def test_kms_admin_rules_judge_party_storage_keys() -> None:
+    """A party's storage key is administered like its data key: a root admin or no Deny fails."""
+    assert violations(RESOURCE_RULES["aws-kms-key-disallow-root-admin"], "aws:kms/key:Key", SERVICE_KEY)
+    assert violations(RESOURCE_RULES["aws-kms-key-enforce-policy-change-deny"], "aws:kms/key:Key", SERVICE_KEY)
+    from components.attestation.aws_key_policy import break_glass_statements
+
+    good = {**SERVICE_KEY, "policy": json.dumps({"Version": "2012-10-17", "Statement": [*break_glass_statements(BREAK_GLASS), VIA_S3]})}
+    for name in ("aws-kms-key-disallow-root-admin", "aws-kms-key-enforce-policy-change-deny", "aws-kms-key-enforce-via-service"):
+        assert violations(RESOURCE_RULES[name], "aws:kms/key:Key", good) == [], name
 
 
 @pytest.mark.parametrize(
@@ -770,3 +834,103 @@ def test_azure_attestation_provider_without_signing_certificates_prod_only() -> 
     assert violations(rule, "azure-native:attestation:AttestationProvider", {**aad_mode, "tags": DEV}) == []
     assert violations(rule, "azure-native:attestation:AttestationProvider", aad_mode, stack_tags=DEV) == []
     assert violations(rule, "azure-native:attestation:AttestationProvider", aad_mode, stack_tags=PROD)
+
+
+# --- issue 12 item 5: every path to a key's plaintext that bypasses attestation ---------------------
+
+
+@pytest.mark.parametrize(
+    "operator,value,problem",
+    [
+        ("StringLike", PCR0, "StringLike, a pattern or set operator"),
+        ("StringEqualsIfExists", PCR0, "true when the request carries no attestation document"),
+        ("StringEqualsIgnoreCaseIfExists", PCR0, "true when the request carries no attestation document"),
+        ("ForAnyValue:StringEquals", PCR0, "ForAnyValue:StringEquals, a pattern or set operator"),
+        ("StringNotEquals", PCR0, "StringNotEquals, a pattern or set operator"),
+        ("StringEqualsIgnoreCase", "*", "the wildcard value '*'"),
+        ("StringEquals", PCR0[:-1] + "?", "wildcard value"),
+        ("StringEqualsIgnoreCase", "approved-image", "not a full hex measurement"),
+    ],
+)
+def test_kms_attestation_condition_must_pin_exactly(operator: str, value: str, problem: str) -> None:
+    policy = RESOURCE_RULES["aws-kms-key-disallow-attestation-pattern"]
+    found = violations(policy, "aws:kms/keyPolicy:KeyPolicy", {"policy": kms_policy(extra=[attestation_condition(operator, value)])})
+    assert len(found) == 1 and problem in found[0] and "a pattern is not a pinned measurement" in found[0], found
+    assert "AllowDecryptByAttestedEnclave" in found[0] and "kms:RecipientAttestation:ImageSha384" in found[0]
+
+
+def test_kms_attestation_pattern_rule_accepts_exact_pins_and_the_null_deny() -> None:
+    policy = RESOURCE_RULES["aws-kms-key-disallow-attestation-pattern"]
+    exact = kms_policy(extra=[attestation_condition("StringEquals", PCR0.upper()), DENY_CHANGE])
+    assert violations(policy, "aws:kms/key:Key", {"policy": exact}) == []
+    # Service keys are judged by the via-service rule.
+    bad = kms_policy(extra=[attestation_condition("StringLike", "*")])
+    assert violations(policy, "aws:kms/key:Key", {"policy": bad, "tags": purpose("disk")}) == []
+
+
+@pytest.mark.parametrize(
+    "condition,problem",
+    [
+        (f"assertion.submods.container.image_digest.startsWith('{DIGEST[:20]}')", "with startsWith(), a pattern, not equality"),
+        (f"assertion.submods.container.image_digest.matches('^{DIGEST}$')", "with matches(), a pattern, not equality"),
+        (f"assertion.submods.container.image_digest.contains('{DIGEST[7:]}')", "with contains(), a pattern, not equality"),
+        (f"assertion.submods.container.image_digest in ['{DIGEST}', 'sha256:*']", "'sha256:*', a partial or wildcard digest"),
+    ],
+)
+def test_gcp_condition_refuses_digest_patterns(condition: str, problem: str) -> None:
+    cel = GOOD_CEL.replace(f"assertion.submods.container.image_digest in ['{DIGEST}']", condition)
+    found = violations(RESOURCE_RULES["gcp-iam-workloadidentitypoolprovider-enforce-attestation-condition"], "gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider", {"attributeCondition": cel})
+    assert any(problem in m for m in found), found
+
+
+def test_azure_shared_key_is_mandatory_for_party_data_only() -> None:
+    party = RESOURCE_RULES["azure-storage-storageaccount-disallow-party-shared-key"]
+    general = RESOURCE_RULES["azure-storage-storageaccount-disallow-shared-key"]
+    assert party.severity.value == "critical" and general.severity.value == "medium"
+    party_on = with_(PARTY_STORAGE_ACCOUNT, "allowSharedKeyAccess", True)
+    assert violations(party, "azure-native:storage:StorageAccount", party_on) == [
+        "subject: allowSharedKeyAccess is not false on an account holding party data: the account keys and account SAS "
+        "reach it without attestation"
+    ]
+    assert violations(general, "azure-native:storage:StorageAccount", party_on) == []
+    # Untagged accounts hold party data (fail closed); `party: shared` ones are left to the general rule.
+    untagged = with_(STORAGE, "allowSharedKeyAccess", True)
+    assert violations(party, "azure-native:storage:StorageAccount", untagged)
+    shared_on = with_(SHARED_STORAGE, "allowSharedKeyAccess", True)
+    assert violations(party, "azure-native:storage:StorageAccount", shared_on) == []
+    assert violations(general, "azure-native:storage:StorageAccount", shared_on) == ["subject: allowSharedKeyAccess is not false"]
+
+
+@pytest.mark.parametrize(
+    "path,value,problem",
+    [
+        ("sku", "Standard", "sku is 'Standard', not Confidential"),
+        ("confidentialComputeProperties.ccePolicy", "", "ccePolicy is empty"),
+        ("ipAddress", {"type": "Public", "ports": [{"port": 443}]}, "ipAddress.type is Public"),
+        ("containers[0].securityContext.privileged", True, "containers[0] is privileged"),
+    ],
+)
+def test_confidential_container_group_problems_are_named(path: str, value: Any, problem: str) -> None:
+    rule = RESOURCE_RULES["azure-containerinstance-containergroup-enforce-confidential"]
+    found = violations(rule, "azure-native:containerinstance:ContainerGroup", with_(ACI, path, value))
+    assert len(found) == 1 and problem in found[0], found
+
+
+def test_container_group_rule_skips_groups_of_other_programs_and_fails_closed() -> None:
+    rule = RESOURCE_RULES["azure-containerinstance-containergroup-enforce-confidential"]
+    other = with_(with_(ACI, "tags", {"team": "web"}), "sku", "Standard")
+    assert violations(rule, "azure-native:containerinstance:ContainerGroup", other) == []
+    untagged = with_(with_(ACI, "tags", DROP), "sku", "Standard")
+    assert violations(rule, "azure-native:containerinstance:ContainerGroup", untagged)
+    private = with_(ACI, "ipAddress", {"type": "Private", "ports": [{"port": 443}]})
+    assert violations(rule, "azure-native:containerinstance:ContainerGroup", private) == []
+    no_context = with_(ACI, "containers[0].securityContext", DROP)
+    assert any("containers[0].securityContext.privileged` is not set" in m for m in violations(rule, "azure-native:containerinstance:ContainerGroup", no_context))
+
+
+def test_gcp_hmac_key_message_names_the_account() -> None:
+    rule = RESOURCE_RULES["gcp-storage-hmackey-disallow-active-key"]
+    assert rule.severity.value == "high"
+    assert violations(rule, "gcp:storage/hmacKey:HmacKey", {"serviceAccountEmail": "sa@p.iam.gserviceaccount.com", "state": "ACTIVE"}) == [
+        "subject: HMAC key of sa@p.iam.gserviceaccount.com is active: a shared secret that reads its buckets without attestation"
+    ]

@@ -608,3 +608,81 @@ def test_every_stack_config_keeps_only_reasoned_waivers(stack: str) -> None:
     assert data.get("azure-compute-vm-enforce-cmk-disk", {}).get("enforcementLevel", "mandatory") == (
         "advisory" if stack == "dev" else "mandatory"
     )
+
+
+# --- issue 12 item 5: data-plane rights held by anyone but the attested release path ---------------
+
+FAIL_CLOSED = "is not set. Policies fail closed: provider defaults are not visible to the review, so set it explicitly."
+ROLE_ID = "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/"
+CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
+RELEASE_USER = "08bbd89e-9f13-488c-ac41-acfcb10c90ab"
+ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
+CRYPTO_OFFICER = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603"
+
+
+def assignment(name: str, role: str, scope: str, dep: str | None = None, principal: str = "p-1") -> tuple:
+    deps = {"scope": [dep]} if dep else {}
+    return ("azure-native:authorization:RoleAssignment", name, {"roleDefinitionId": ROLE_ID + role, "scope": scope, "principalId": principal}, deps)
+
+
+def test_aws_grant_on_attested_key_must_not_expose_plaintext() -> None:
+    rule = "aws-kms-grant-disallow-unattested-data-plane"
+    grant = ("aws:kms/grant:Grant", "ops-grant", {"keyId": "k", "granteePrincipal": "arn:aws:iam::111122223333:role/ops",
+                                                  "operations": ["Decrypt", "DescribeKey"]}, {"keyId": ["aws:kms/key:Key::aws-key"]})
+    assert messages(analyze_stack(good_stack() + [grant]), rule) == [
+        "ops-grant: grant gives arn:aws:iam::111122223333:role/ops Decrypt on an attestation-bound key: grants carry no "
+        "attestation condition, so the grantee gets plaintext without an enclave"
+    ]
+    seal = (grant[0], grant[1], {**grant[2], "operations": ["Encrypt", "DescribeKey"]}, grant[3])
+    assert rule not in analyze_stack(good_stack() + [seal])
+    on_service_key = (grant[0], grant[1], grant[2], {"keyId": ["aws:kms/key:Key::aws-storage-key"]})
+    assert rule not in analyze_stack(good_stack() + [on_service_key])
+    undeclared = (grant[0], grant[1], {**grant[2], "operations": ["GenerateDataKey"]}, {})
+    assert "GenerateDataKey on an attestation-bound key" in messages(analyze_stack(good_stack() + [undeclared]), rule)[0]
+    missing = (grant[0], grant[1], {"keyId": "k", "granteePrincipal": "r"}, grant[3])
+    assert messages(analyze_stack(good_stack() + [missing]), rule) == [f"ops-grant: `operations` {FAIL_CLOSED}"]
+
+
+def test_azure_data_plane_role_on_party_data_key_or_vault_is_refused() -> None:
+    rule = "azure-authorization-roleassignment-disallow-data-plane-role"
+    key_scope = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/ccp-vault-01/keys/clinic-azure-data"
+    on_key = assignment("owner-decrypt", CRYPTO_USER, key_scope, "azure-native:keyvault:Key::az-key")
+    assert messages(analyze_stack(good_stack() + [on_key]), rule) == [
+        "owner-decrypt: assigns 'Key Vault Crypto User' to principal p-1 at a scope reaching party data key az-key: it can "
+        "use the key without attestation (only Key Vault Crypto Service Release User, gated by the release policy, may)"
+    ]
+    on_vault = assignment("vault-officer", CRYPTO_OFFICER, "/vault", "azure-native:keyvault:Vault::vault")
+    assert "'Key Vault Crypto Officer' to principal p-1 at a scope reaching party data key az-key" in messages(analyze_stack(good_stack() + [on_vault]), rule)[0]
+    group = assignment("rg-user", CRYPTO_USER, "/subscriptions/s/resourceGroups/rg")
+    assert "reaching party data key az-key" in messages(analyze_stack(good_stack() + [group]), rule)[0]
+    elsewhere = assignment("elsewhere", ENCRYPTION_USER, "/subscriptions/s/resourceGroups/o/providers/Microsoft.KeyVault/vaults/other/keys/k")
+    assert "reaching a key or vault not declared in this stack" in messages(analyze_stack(good_stack() + [elsewhere]), rule)[0]
+    # The release path, and a service's role on the party's storage key, are not bypasses.
+    release = assignment("release", RELEASE_USER, key_scope, "azure-native:keyvault:Key::az-key")
+    storage = assignment("storage-cmk", ENCRYPTION_USER, "/k", "azure-native:keyvault:Key::az-storage-key")
+    assert rule not in analyze_stack(good_stack() + [release, storage])
+    missing = ("azure-native:authorization:RoleAssignment", "no-scope", {"roleDefinitionId": ROLE_ID + CRYPTO_USER, "principalId": "p"}, {})
+    assert messages(analyze_stack(good_stack() + [missing]), rule) == [f"no-scope: `scope` {FAIL_CLOSED}"]
+
+
+def test_gcp_decrypt_rights_on_key_ring_or_project_go_only_to_digest_principalsets() -> None:
+    rule = "gcp-kms-keyringiammember-disallow-unattested-decrypt"
+    ring = ("gcp:kms/keyRingIAMMember:KeyRingIAMMember", "ring-ops", {"keyRingId": "ring-id", "role": "roles/cloudkms.cryptoKeyDecrypter",
+                                                                   "member": "group:ops@example.org"}, {"keyRingId": ["gcp:kms/keyRing:KeyRing::ring"]})
+    assert messages(analyze_stack(good_stack() + [ring]), rule) == [
+        "ring-ops: roles/cloudkms.cryptoKeyDecrypter granted to 'group:ops@example.org' on a keyRing holding a party data "
+        "key: it can decrypt without attestation (only an image-digest principalSet may)"
+    ]
+    attested = (ring[0], ring[1], {**ring[2], "member": PRINCIPAL}, ring[3])
+    assert rule not in analyze_stack(good_stack() + [attested])
+    editor = ("gcp:projects/iAMMember:IAMMember", "proj-editor", {"project": "p", "role": "roles/editor", "member": GCS_AGENT}, {})
+    assert f"roles/editor granted to '{GCS_AGENT}' on a project holding a party data key" in messages(analyze_stack(good_stack() + [editor]), rule)[0]
+    policy = ("gcp:kms/cryptoKeyIAMPolicy:CryptoKeyIAMPolicy", "key-policy",
+              {"cryptoKeyId": "gcp-key-id", "policyData": json.dumps({"bindings": [{"role": "roles/owner", "members": ["user:a@example.org"]}]})},
+              {"cryptoKeyId": ["gcp:kms/cryptoKey:CryptoKey::gcp-key"]})
+    assert "roles/owner granted to 'user:a@example.org' on a cryptoKey" in messages(analyze_stack(good_stack() + [policy]), rule)[0]
+    log_writer = ("gcp:projects/iAMMember:IAMMember", "log-writer", {"project": "p", "role": "roles/logging.logWriter", "member": GCS_AGENT}, {})
+    on_service_key = (policy[0], policy[1], policy[2], {"cryptoKeyId": ["gcp:kms/cryptoKey:CryptoKey::gcp-storage-key"]})
+    assert rule not in analyze_stack(good_stack() + [log_writer, on_service_key])
+    missing = ("gcp:projects/iAMBinding:IAMBinding", "proj-binding", {"project": "p", "role": "roles/owner"}, {})
+    assert messages(analyze_stack(good_stack() + [missing]), rule) == [f"proj-binding: `members` {FAIL_CLOSED}"]

@@ -13,6 +13,7 @@ from typing import Any, Callable, Final, Iterable, Iterator
 
 from pulumi_policy import Severity
 
+from components.key_purpose import PARTY_STORAGE
 from policies.zero_trust.rules._base import (
     OPEN_CIDRS,
     Finding,
@@ -26,6 +27,7 @@ from policies.zero_trust.rules._base import (
     require_set,
     require_true,
     resource_rule,
+    run_check,
     stack_rule,
     truthy,
 )
@@ -220,6 +222,10 @@ def _keys_where(applies: Callable[[Subject], bool]):
 # resources (which carry no tags) stay under the attestation rules: fail closed.
 _attested_keys_only = _keys_where(lambda subject: not subject.service_key)
 _service_keys_only = _keys_where(lambda subject: subject.service_key)
+# The key-administration rules judge every party key: the attestation-bound ones and a party's
+# storage key (`party-storage`), administered alike by the party's break-glass role. Shared service
+# keys (disk, audit, cluster-secrets) serve every party and stay with `aws-kms-key-enforce-via-service`.
+_party_keys_only = _keys_where(lambda subject: not subject.service_key or subject.purpose == PARTY_STORAGE)
 
 
 def service_principal_only(statement: dict[str, Any]) -> bool:
@@ -429,10 +435,36 @@ def root_principal_allows(statements: list[dict[str, Any]]) -> list[tuple[str, s
     return found
 
 
-def policy_change_exception(statement: dict[str, Any]) -> tuple[str | None, str]:
+# The one further exemption a service key's Deny may carry: grants an AWS service creates for an AWS
+# resource on the caller's behalf. EBS creates a grant per volume (CreateGrant with
+# `kms:GrantIsForAWSResource` = true, Amazon EBS User Guide, "Requirements for Amazon EBS encryption";
+# KMS Developer Guide, "kms:GrantIsForAWSResource"), so a Deny of CreateGrant to everyone would break
+# EBS encryption with that key. `BoolIfExists ... false` keeps the Deny on every other call: a
+# request without the key (PutKeyPolicy, ReplicateKey, ...) matches IfExists, and a caller's own
+# CreateGrant carries false. A plain `Bool` would not match requests lacking the key, i.e. it would
+# lift the Deny of PutKeyPolicy, so it is refused.
+AWS_RESOURCE_GRANT_EXEMPTION: Final = ("BoolIfExists", "kms:grantisforawsresource", "false")
+
+
+def _aws_resource_grant_exemption(operator: str, clauses: Any) -> bool:
+    if operator != AWS_RESOURCE_GRANT_EXEMPTION[0] or not is_map(clauses) or len(clauses) != 1:
+        return False
+    key, value = next(iter(clauses.items()))
+    values = _as_list(value)
+    return (
+        str(key).lower() == AWS_RESOURCE_GRANT_EXEMPTION[1]
+        and len(values) == 1
+        and str(values[0]).lower() == AWS_RESOURCE_GRANT_EXEMPTION[2]
+    )
+
+
+def policy_change_exception(statement: dict[str, Any], service_key: bool = False) -> tuple[str | None, str]:
     """For a Deny to everyone of PutKeyPolicy and CreateGrant: (the one principal it exempts, "") or
-    (None, why it does not confine them to one named principal)."""
+    (None, why it does not confine them to one named principal). On a service key the Deny may also
+    exempt AWS-resource grants (AWS_RESOURCE_GRANT_EXEMPTION)."""
     condition = statement.get("Condition") or {}
+    if is_map(condition) and service_key and len(condition) == 2:
+        condition = {op: c for op, c in condition.items() if not _aws_resource_grant_exemption(op, c)}
     if not is_map(condition) or len(condition) != 1:
         return None, "its Condition is not exactly one ArnNotEquals/StringNotEquals on aws:PrincipalArn"
     operator, clauses = next(iter(condition.items()))
@@ -452,7 +484,7 @@ def policy_change_exception(statement: dict[str, Any]) -> tuple[str | None, str]
     return value, ""
 
 
-def policy_change_problems(statements: list[dict[str, Any]]) -> list[str]:
+def policy_change_problems(statements: list[dict[str, Any]], service_key: bool = False) -> list[str]:
     """Why kms:PutKeyPolicy/kms:CreateGrant are not confined to one named principal ([] if they are)."""
     reasons = []
     for i, statement in enumerate(statements):
@@ -463,7 +495,7 @@ def policy_change_problems(statements: list[dict[str, Any]]) -> list[str]:
         if "NotResource" in statement or any(r != "*" for r in _as_list(statement.get("Resource", "*"))):
             reasons.append(f"statement {statement.get('Sid') or f'Statement[{i}]'!r} does not cover the key (Resource)")
             continue
-        exempt, why = policy_change_exception(statement)
+        exempt, why = policy_change_exception(statement, service_key)
         if exempt is not None:
             return []
         reasons.append(f"statement {statement.get('Sid') or f'Statement[{i}]'!r}: {why}")
@@ -475,7 +507,7 @@ _KEY_ADMIN_CONTROLS: Final = ("hipaa:164.312(a)(1)", "gdpr:art32", "nist:AC-3", 
 
 @resource_rule(
     name="aws-kms-key-disallow-root-admin",
-    description="Attestation-bound KMS keys never name the account root: it delegates key administration to IAM.",
+    description="Party KMS keys (attestation-bound and party storage) never name the account root: it delegates key administration to IAM.",
     types=(KEY, KEY_POLICY),
     reads=_ATTESTED_READS,
     severity=Severity.CRITICAL,
@@ -489,19 +521,19 @@ _KEY_ADMIN_CONTROLS: Final = ("hipaa:164.312(a)(1)", "gdpr:art32", "nist:AC-3", 
     url=KEY_ADMIN_DOCS,
     confidential=True,
 )
-@_attested_keys_only
+@_party_keys_only
 @_document_rule
 def aws_kms_key_disallow_root_admin(subject: Subject, statements: list[dict[str, Any]]) -> Iterable[str]:
     for sid, principal in root_principal_allows(statements):
         yield (
             f"{subject.name}: statement {sid!r} names the account root {principal}: KMS delegates it to IAM, so "
-            "any IAM administrator of the account can re-policy this attestation-bound key"
+            "any IAM administrator of the account can re-policy this party key"
         )
 
 
 @resource_rule(
     name="aws-kms-key-enforce-policy-change-deny",
-    description="Only one named principal may change an attestation-bound KMS key's policy or grants (explicit Deny).",
+    description="Only one named principal may change a party KMS key's policy or grants (explicit Deny).",
     types=(KEY, KEY_POLICY),
     reads=_ATTESTED_READS,
     severity=Severity.CRITICAL,
@@ -510,15 +542,16 @@ def aws_kms_key_disallow_root_admin(subject: Subject, statements: list[dict[str,
         'Add {"Effect":"Deny","Principal":"*","Action":["kms:PutKeyPolicy","kms:CreateGrant",'
         '"kms:ReplicateKey"],"Resource":"*","Condition":{"ArnNotEquals":{"aws:PrincipalArn":'
         '"<break-glass role ARN>"}}} and allow that role kms:PutKeyPolicy (with MFA) so the key stays '
-        "manageable: a Deny wins over any IAM or key-policy Allow."
+        "manageable: a Deny wins over any IAM or key-policy Allow. A party storage key used by EBS may add "
+        '"BoolIfExists":{"kms:GrantIsForAWSResource":"false"} to that Condition (grants EBS creates for a volume).'
     ),
     url="https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-principalarn",
     confidential=True,
 )
-@_attested_keys_only
+@_party_keys_only
 @_document_rule
 def aws_kms_key_enforce_policy_change_deny(subject: Subject, statements: list[dict[str, Any]]) -> Iterable[str]:
-    problems = policy_change_problems(statements)
+    problems = policy_change_problems(statements, subject.service_key)
     if problems:
         yield (
             f"{subject.name}: kms:PutKeyPolicy/kms:CreateGrant are not confined to one named principal "
@@ -1030,4 +1063,132 @@ STACK_POLICIES = [
     aws_s3_bucket_missing_public_access_block,
     aws_s3_bucket_missing_tls_policy,
 ]
+POLICIES = RESOURCE_POLICIES + STACK_POLICIES
+
+
+# --- paths to a key's plaintext that bypass attestation (issue 12, item 5) ------------------------
+
+# Operators that compare a RecipientAttestation value exactly (what the KMS guide uses for PCRs and
+# ImageSha384). Pattern operators (`StringLike`), set operators (`ForAnyValue:`/`ForAllValues:`, true
+# for a missing key), negations and `...IfExists` (true when the request carries no attestation
+# document) are not a pinned measurement.
+EXACT_ATTESTATION_OPERATORS: Final = frozenset({"StringEquals", "StringEqualsIgnoreCase"})
+CONDITION_OPERATORS_DOCS: Final = (
+    "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html"
+)
+_ATTESTATION_DIGEST: Final = re.compile(r"^[0-9a-fA-F]{64,128}$")
+
+
+def attestation_pattern_problems(statements: list[dict[str, Any]]) -> list[str]:
+    """Why an Allow statement's RecipientAttestation conditions are not exact pins ([] if they are)."""
+    problems = []
+    for i, statement in enumerate(statements):
+        if statement.get("Effect") != "Allow":
+            continue
+        sid = str(statement.get("Sid") or f"Statement[{i}]")
+        for operator, key, value in attestation_values(statement):
+            if operator == "Null":
+                continue  # a presence test pins nothing; aws-kms-key-enforce-attestation judges it
+            if operator.endswith("IfExists"):
+                problems.append(
+                    f"statement {sid!r} compares {key} with {operator}: it is true when the request carries no "
+                    "attestation document"
+                )
+            elif operator not in EXACT_ATTESTATION_OPERATORS:
+                problems.append(f"statement {sid!r} compares {key} with {operator}, a pattern or set operator, not an exact match")
+            elif "*" in value or "?" in value:
+                problems.append(f"statement {sid!r} compares {key} with the wildcard value {value!r}")
+            elif not _ATTESTATION_DIGEST.match(value):
+                problems.append(f"statement {sid!r} compares {key} with {value!r}, not a full hex measurement")
+    return problems
+
+
+@resource_rule(
+    name="aws-kms-key-disallow-attestation-pattern",
+    description=(
+        "Attestation conditions of a KMS key policy pin measurements exactly (StringEquals/StringEqualsIgnoreCase a "
+        "full hex digest), never by pattern, wildcard, set operator or ...IfExists."
+    ),
+    types=(KEY, KEY_POLICY),
+    reads=_ATTESTED_READS,
+    severity=Severity.CRITICAL,
+    controls=KMS_CONTROLS,
+    remediation=(
+        "Compare every kms:RecipientAttestation:ImageSha384 / PCR<n> key with StringEqualsIgnoreCase and the full "
+        "lowercase hex SHA-384 of the approved enclave image (nitro-cli describe-eif). StringLike or a '*'/'?' "
+        "admits other images; ForAnyValue:/ForAllValues: and any ...IfExists operator evaluate to true when the "
+        "request has no attestation document (" + CONDITION_OPERATORS_DOCS + ")."
+    ),
+    url=KMS_DOCS,
+    confidential=True,
+)
+@_attested_keys_only
+@_document_rule
+def aws_kms_key_disallow_attestation_pattern(subject: Subject, statements: list[dict[str, Any]]) -> Iterable[str]:
+    for problem in attestation_pattern_problems(statements):
+        yield f"{subject.name}: {problem}: a pattern is not a pinned measurement"
+
+
+GRANT: Final = "aws:kms/grant:Grant"
+# Grant operations that return or re-wrap plaintext key material. KMS grants carry no
+# kms:RecipientAttestation condition, so any of them on an attestation-bound key bypasses attestation.
+GRANT_DATA_PLANE: Final = frozenset(
+    {
+        "Decrypt",
+        "ReEncryptFrom",
+        "ReEncryptTo",
+        "GenerateDataKey",
+        "GenerateDataKeyPair",
+        "GenerateDataKeyWithoutPlaintext",
+        "GenerateDataKeyPairWithoutPlaintext",
+        "DeriveSharedSecret",
+    }
+)
+GRANTS_DOCS: Final = "https://docs.aws.amazon.com/kms/latest/developerguide/grants.html"
+
+
+def grant_keys(stack: Stack, grant: Subject) -> list[Subject]:
+    return stack.references(grant, stack.of_type(KEY))
+
+
+def _grant_problems(subject: Subject) -> Iterable[str]:
+    operations = [str(o) for o in subject.need("operations")]
+    exposed = sorted(o for o in operations if o in GRANT_DATA_PLANE)
+    if exposed:
+        yield (
+            f"{subject.name}: grant gives {subject.need('granteePrincipal')} {', '.join(exposed)} on an "
+            "attestation-bound key: grants carry no attestation condition, so the grantee gets plaintext without "
+            "an enclave"
+        )
+
+
+@stack_rule(
+    name="aws-kms-grant-disallow-unattested-data-plane",
+    description="No KMS grant gives Decrypt, ReEncrypt* or GenerateDataKey* on a key that is not explicitly a service key.",
+    reads={GRANT: ("keyId", "operations", "granteePrincipal"), KEY: ("tags",)},
+    severity=Severity.CRITICAL,
+    controls=KMS_CONTROLS,
+    remediation=(
+        "Delete the grant, or limit it to Encrypt/DescribeKey (a data owner sealing data under the attested key). "
+        "Grants are checked before the key policy's conditions and cannot require kms:RecipientAttestation, so "
+        "the only path to a party data key's plaintext is the attested enclave statement of the key policy. A key "
+        "used by an AWS service on a caller's behalf is a service key (ccp-key-purpose party-storage, disk, audit, "
+        "cluster-secrets)."
+    ),
+    url=GRANTS_DOCS,
+    confidential=True,
+)
+def aws_kms_grant_disallow_unattested_data_plane(stack: Stack) -> Iterator[Finding]:
+    """Grants on keys of this stack explicitly tagged with a service purpose are left to the service
+    rules; a grant on an untagged key, a key of unknown purpose or a key not declared here is judged."""
+    for grant in stack.of_type(GRANT):
+        keys = grant_keys(stack, grant)
+        if keys and all(key.service_key for key in keys):
+            continue
+        for message in run_check(_grant_problems, grant):
+            yield Finding(message, grant.resource)
+
+
+RESOURCE_POLICIES += [aws_kms_key_disallow_attestation_pattern]
+STACK_POLICIES += [aws_kms_grant_disallow_unattested_data_plane]
 POLICIES = RESOURCE_POLICIES + STACK_POLICIES

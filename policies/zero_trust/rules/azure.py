@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Any, Final, Iterable
+from typing import Any, Final, Iterable, Iterator
 
 from pulumi_policy import Severity
 
 from components.attestation.azure_release_policy import decode_release_policy
+from components.site import SHARED_PARTY
 
 from policies.zero_trust.rules._base import (
     OPEN_CIDRS,
+    Finding,
+    MissingProperty,
+    Stack,
     Subject,
     falsy,
     is_all_zero,
@@ -25,6 +29,8 @@ from policies.zero_trust.rules._base import (
     require_set,
     require_true,
     resource_rule,
+    run_check,
+    stack_rule,
     truthy,
 )
 
@@ -854,6 +860,8 @@ def azure_storage_storageaccount_enforce_tls(subject: Subject) -> Iterable[str]:
     url="https://learn.microsoft.com/azure/storage/common/shared-key-authorization-prevent",
 )
 def azure_storage_storageaccount_disallow_shared_key(subject: Subject) -> Iterable[str]:
+    if holds_party_data(subject):
+        return  # judged by azure-storage-storageaccount-disallow-party-shared-key (critical, mandatory)
     yield from require_false(subject, "allowSharedKeyAccess")
 
 
@@ -1016,3 +1024,180 @@ RESOURCE_POLICIES = [
     azure_monitor_diagnosticsetting_enable_audit_logs,
 ]
 POLICIES = RESOURCE_POLICIES
+
+
+# --- paths to a key's plaintext that bypass attestation (issue 12, item 5) ------------------------
+
+ROLE_DOCS: Final = "https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/security"
+# Key Vault data-plane roles that use a key's material without secure key release (role definition ids
+# from the built-in roles reference, ROLE_DOCS). "Key Vault Crypto Service Release User"
+# (08bbd89e-9f13-488c-ac41-acfcb10c90ab) is the attested release path: release is gated by the key's
+# release policy. Owner / Contributor / Key Vault Contributor are control plane (no data actions on an
+# RBAC vault) and are judged by azure-authorization-roleassignment-disallow-broad-role.
+DATA_PLANE_ROLES: Final = {
+    "12338af0-0e69-4776-bea7-57ae8d297424": "Key Vault Crypto User",  # keys/decrypt, unwrapKey, sign
+    "14b46e9e-c2b7-41b4-b07b-48a6ebf60603": "Key Vault Crypto Officer",  # keys/* incl. decrypt, release
+    "e147488a-f6f5-4113-8e2d-b22465e65bf6": "Key Vault Crypto Service Encryption User",  # wrap/unwrapKey
+    "00482a5a-887f-4fb3-b363-3b7fe8e74483": "Key Vault Administrator",  # every data action on the vault
+}
+_KEYVAULT_SCOPE: Final = "/providers/microsoft.keyvault/"
+
+
+def holds_party_data(subject: Subject) -> bool:
+    """A store of a party's data: tagged with a party other than `shared`, or untagged (fail closed)."""
+    return subject.tags().get("party") != SHARED_PARTY
+
+
+def _role_of(subject: Subject) -> str:
+    return str(subject.need("roleDefinitionId")).rsplit("/", 1)[-1].lower()
+
+
+def _data_keys_in_scope(stack: Stack, assignment: Subject) -> list[Subject] | None:
+    """The party data keys this assignment's scope reaches; None when the scope is not resolvable here."""
+    scope = str(assignment.need("scope"))
+    data_keys = [k for k in stack.of_type(KEY) if k.party_data_key]
+    keys = stack.references(assignment, stack.of_type(KEY))
+    vaults = stack.references(assignment, stack.of_type(VAULT))
+    if keys or vaults:
+        reached = [k for k in keys if k.party_data_key]
+        reached += [k for k in data_keys if vaults and stack.references(k, vaults)]
+        return reached
+    if _KEYVAULT_SCOPE in scope.lower():
+        return None  # a vault or key not declared in this stack: judged as holding a data key
+    # A resource group, subscription or management group scope covers every vault below it.
+    return data_keys
+
+
+def _data_role_problems(stack: Stack, assignment: Subject) -> Iterable[str]:
+    role = _role_of(assignment)
+    if role not in DATA_PLANE_ROLES:
+        return
+    reached = _data_keys_in_scope(stack, assignment)
+    if reached == []:
+        return
+    what = f"party data key {', '.join(sorted(k.name for k in reached))}" if reached else "a key or vault not declared in this stack"
+    yield (
+        f"{assignment.name}: assigns {DATA_PLANE_ROLES[role]!r} to principal {assignment.need('principalId')} at a scope "
+        f"reaching {what}: it can use the key without attestation (only Key Vault Crypto Service Release User, gated "
+        "by the release policy, may)"
+    )
+
+
+@stack_rule(
+    name="azure-authorization-roleassignment-disallow-data-plane-role",
+    description=(
+        "No Key Vault data-plane role (Crypto User, Crypto Officer, Crypto Service Encryption User, Key Vault "
+        "Administrator) on a party data key, its vault or an enclosing scope: only secure key release reaches it."
+    ),
+    reads={
+        ROLE_ASSIGNMENT: ("roleDefinitionId", "scope", "principalId"),
+        KEY: ("tags", "keyName", "vaultName"),
+        VAULT: ("vaultName",),
+    },
+    severity=Severity.CRITICAL,
+    controls=KEY_CONTROLS,
+    remediation=(
+        "Give the attested workload's identity only 'Key Vault Crypto Service Release User' "
+        "(08bbd89e-9f13-488c-ac41-acfcb10c90ab) on the party data key, and keep every data-plane role off the key, "
+        "its vault and the enclosing resource group/subscription: those roles decrypt or unwrap inside Key Vault "
+        "without the release policy's attestation. Services (storage, disks, AKS KMS) use the party's service keys, "
+        "in a vault without data keys or scoped to those keys (" + ROLE_DOCS + ")."
+    ),
+    url=ROLE_DOCS,
+    confidential=True,
+)
+def azure_authorization_roleassignment_disallow_data_plane_role(stack: Stack) -> Iterator[Finding]:
+    for assignment in stack.of_type(ROLE_ASSIGNMENT):
+        for message in run_check(lambda s: _data_role_problems(stack, s), assignment):
+            yield Finding(message, assignment.resource)
+
+
+@resource_rule(
+    name="azure-storage-storageaccount-disallow-party-shared-key",
+    description="Storage accounts holding party data refuse shared-key (account key and account SAS) authorization.",
+    types=(STORAGE,),
+    reads=("allowSharedKeyAccess", "tags"),
+    severity=Severity.CRITICAL,
+    controls=("hipaa:164.312(a)(1)", "hipaa:164.312(d)", "gdpr:art32", "nist:AC-3", "nist:IA-5"),
+    remediation=(
+        "Set allow_shared_key_access=False on every account holding a party's data (tag `party` other than shared): "
+        "an account key or account SAS reads every blob in plaintext (the service decrypts with the CMK) without "
+        "Entra ID, attestation or per-request audit of the caller. Grant data roles to identities instead."
+    ),
+    url="https://learn.microsoft.com/azure/storage/common/shared-key-authorization-prevent",
+    confidential=True,
+)
+def azure_storage_storageaccount_disallow_party_shared_key(subject: Subject) -> Iterable[str]:
+    if not holds_party_data(subject):
+        return
+    if not falsy(subject.need("allowSharedKeyAccess")):
+        yield (
+            f"{subject.name}: allowSharedKeyAccess is not false on an account holding party data: the account keys "
+            "and account SAS reach it without attestation"
+        )
+
+
+CONTAINER_GROUP: Final = "azure-native:containerinstance:ContainerGroup"
+ACI_DOCS: Final = "https://learn.microsoft.com/azure/container-instances/container-instances-confidential-overview"
+
+
+def runs_collaboration_workload(subject: Subject) -> bool:
+    """Tagged as a ccp resource (`collaboration`), or untagged (fail closed)."""
+    tags = subject.get("tags")
+    return tags is None or "collaboration" in subject.tags()
+
+
+@resource_rule(
+    name="azure-containerinstance-containergroup-enforce-confidential",
+    description=(
+        "Container groups running a collaboration workload are confidential (sku Confidential with a CCE policy), "
+        "have no public IP and no privileged container."
+    ),
+    types=(CONTAINER_GROUP,),
+    reads=(
+        "tags",
+        "sku",
+        "confidentialComputeProperties.ccePolicy",
+        "ipAddress.type",
+        "containers[*].securityContext.privileged",
+        "initContainers[*].securityContext.privileged",
+    ),
+    severity=Severity.CRITICAL,
+    controls=("hipaa:164.312(a)(2)(iv)", "gdpr:art32", "nist:SC-39", "nist:SC-7", "nist:AC-6"),
+    remediation=(
+        "Set sku='Confidential' and confidential_compute_properties.cce_policy to the approved policy (`az confcom "
+        "acipolicygen`; its SHA-256 is the x-ms-sevsnpvm-hostdata the party keys pin), put the group in a delegated "
+        "subnet without an ip_address (never type Public), and set security_context.privileged=False on every "
+        "container: a standard group runs outside a TEE, a public IP exposes the workload, and a privileged "
+        "container escapes the policy."
+    ),
+    url=ACI_DOCS,
+    confidential=True,
+)
+def azure_containerinstance_containergroup_enforce_confidential(subject: Subject) -> Iterable[str]:
+    if not runs_collaboration_workload(subject):
+        return
+    if subject.need("sku") != "Confidential":
+        yield f"{subject.name}: sku is {subject.get('sku')!r}, not Confidential: the workload runs outside a TEE"
+    if not subject.need("confidentialComputeProperties.ccePolicy"):
+        yield f"{subject.name}: confidentialComputeProperties.ccePolicy is empty: no policy is enforced or attested"
+    if subject.has("ipAddress") and str(subject.need("ipAddress.type")).lower() == "public":
+        yield f"{subject.name}: ipAddress.type is Public: the workload is reachable from the internet"
+    for kind in ("containers", "initContainers"):
+        for i, container in enumerate(subject.all(f"{kind}[*]")):
+            context = container.get("securityContext") if hasattr(container, "get") else None
+            privileged = context.get("privileged") if hasattr(context, "get") else None
+            if privileged is None:
+                raise MissingProperty(f"{kind}[{i}].securityContext.privileged")
+            if not falsy(privileged):
+                yield f"{subject.name}: {kind}[{i}] is privileged: it can escape the confidential container policy"
+    if not subject.all("containers[*]"):
+        subject.need("containers")
+
+
+RESOURCE_POLICIES += [
+    azure_storage_storageaccount_disallow_party_shared_key,
+    azure_containerinstance_containergroup_enforce_confidential,
+]
+STACK_POLICIES = [azure_authorization_roleassignment_disallow_data_plane_role]
+POLICIES = RESOURCE_POLICIES + STACK_POLICIES

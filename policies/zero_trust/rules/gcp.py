@@ -9,6 +9,7 @@ Confidential Space token and a token of an unapproved image.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Final, Iterable, Iterator
 
@@ -21,6 +22,7 @@ from policies.zero_trust.rules._base import (
     Stack,
     Subject,
     is_all_zero,
+    plain,
     require_set,
     require_true,
     resource_rule,
@@ -68,8 +70,36 @@ KEY_CONTROLS: Final = (
 
 # --- Confidential Space attribute condition ------------------------------------------------------
 
+# Matching the image digest by pattern (CEL string functions, or a partial / wildcard digest literal)
+# is not a pinned measurement, even where a token of an unapproved test digest happens to fail it.
+_DIGEST_FUNCTION: Final = re.compile(
+    r"image_digest\s*\)?\s*\.\s*(startsWith|endsWith|matches|contains)\s*\("
+    r"|\b(startsWith|endsWith|matches|contains)\s*\(\s*[^,()]*image_digest"
+)
+_SHA256_LITERAL: Final = re.compile(r"""['"](sha256:[^'"]*)['"]""")
+
+
+def digest_pattern_problems(condition: str) -> list[str]:
+    """How the condition matches the image digest by pattern instead of equality ([] if it does not)."""
+    problems = [
+        f"matches the image digest with {m.group(1) or m.group(2)}(), a pattern, not equality"
+        for m in _DIGEST_FUNCTION.finditer(condition)
+    ]
+    problems += [
+        f"compares the image digest with {literal!r}, a partial or wildcard digest, not a full sha256 digest"
+        for literal in _SHA256_LITERAL.findall(condition)
+        if not DIGEST.fullmatch(literal)
+    ]
+    return problems
+
+
 def condition_problems(condition: str) -> list[str]:
     """What an attribute condition fails to exclude; empty when it is strict."""
+    return digest_pattern_problems(condition) + _evaluated_problems(condition)
+
+
+def _evaluated_problems(condition: str) -> list[str]:
+    """What the condition admits when evaluated against Confidential Space tokens."""
     digests = sorted(set(DIGEST.findall(condition)))
     if not digests:
         return ["pins no image digest (assertion.submods.container.image_digest in ['sha256:...'])"]
@@ -626,4 +656,147 @@ STACK_POLICIES = [
     gcp_kms_cryptokeyiammember_enforce_digest_principalset,
     gcp_kms_cryptokeyiammember_enforce_service_agent,
 ]
+POLICIES = RESOURCE_POLICIES + STACK_POLICIES
+
+
+# --- who else can decrypt: key, key ring and project IAM (issue 12, item 5) ------------------------
+
+KMS_POLICY: Final = "gcp:kms/cryptoKeyIAMPolicy:CryptoKeyIAMPolicy"
+RING_MEMBER: Final = "gcp:kms/keyRingIAMMember:KeyRingIAMMember"
+RING_BINDING: Final = "gcp:kms/keyRingIAMBinding:KeyRingIAMBinding"
+RING_POLICY: Final = "gcp:kms/keyRingIAMPolicy:KeyRingIAMPolicy"
+PROJECT_MEMBER: Final = "gcp:projects/iAMMember:IAMMember"
+PROJECT_BINDING: Final = "gcp:projects/iAMBinding:IAMBinding"
+PROJECT_POLICY: Final = "gcp:projects/iAMPolicy:IAMPolicy"
+HMAC_KEY: Final = "gcp:storage/hmacKey:HmacKey"
+# Roles whose permissions include cloudkms.cryptoKeyVersions.useToDecrypt (Cloud KMS roles and
+# permissions, https://cloud.google.com/kms/docs/reference/permissions-and-roles; the basic roles
+# Owner and Editor include it). Granted on a key, its key ring or its project they reach the key.
+PLAINTEXT_ROLES: Final = DECRYPT_ROLES | frozenset({"roles/cloudkms.cryptoOperator", "roles/owner", "roles/editor"})
+KMS_ROLES_DOCS: Final = "https://cloud.google.com/kms/docs/reference/permissions-and-roles"
+_SCOPE_OF: Final = {
+    KMS_MEMBER: "cryptoKeyId", KMS_BINDING: "cryptoKeyId", KMS_POLICY: "cryptoKeyId",
+    RING_MEMBER: "keyRingId", RING_BINDING: "keyRingId", RING_POLICY: "keyRingId",
+    PROJECT_MEMBER: "project", PROJECT_BINDING: "project", PROJECT_POLICY: "project",
+}
+_POLICY_TYPES: Final = (KMS_POLICY, RING_POLICY, PROJECT_POLICY)
+_RING_TYPES: Final = (RING_MEMBER, RING_BINDING, RING_POLICY)
+_PROJECT_TYPES: Final = (PROJECT_MEMBER, PROJECT_BINDING, PROJECT_POLICY)
+
+
+def granted(subject: Subject) -> list[tuple[str, str]]:
+    """(role, member) pairs a member, binding or whole IAM policy (policyData JSON) grants."""
+    if subject.type in _POLICY_TYPES:
+        raw = subject.need("policyData")
+        try:
+            data = json.loads(raw) if isinstance(raw, str) else plain(raw)
+        except json.JSONDecodeError:
+            return [("policyData", "<not valid JSON>")]
+        bindings = data.get("bindings") if isinstance(data, dict) else None
+        return [
+            (str(b.get("role")), str(m))
+            for b in bindings or []
+            if isinstance(b, dict)
+            for m in b.get("members") or []
+        ]
+    if subject.type.endswith("IAMMember"):
+        return [(str(subject.need("role")), str(subject.need("member")))]
+    return [(str(subject.need("role")), str(m)) for m in subject.need("members")]
+
+
+def reaches_data_key(stack: Stack, subject: Subject) -> bool:
+    """Does this grant's scope hold a party data key? Fails closed: an undeclared key or ring counts."""
+    subject.need(_SCOPE_OF[subject.type])
+    data_keys = [k for k in stack.of_type(CRYPTO_KEY) if k.party_data_key]
+    if subject.type in _PROJECT_TYPES:
+        return bool(data_keys)  # a project grant reaches every key of the project
+    if subject.type in _RING_TYPES:
+        rings = stack.references(subject, stack.of_type(KEY_RING))
+        if not rings:
+            return True
+        return any(stack.references(key, rings) for key in data_keys)
+    keys = member_keys(stack, subject)
+    return not keys or any(key.party_data_key for key in keys)
+
+
+def _unattested_plaintext_roles(subject: Subject) -> Iterable[str]:
+    for role, member in granted(subject):
+        if role == "policyData":
+            yield f"{subject.name}: policyData is {member}"
+        elif role in PLAINTEXT_ROLES and principal_digest(member) is None:
+            yield (
+                f"{subject.name}: {role} granted to {member!r} on a {_SCOPE_OF[subject.type].removesuffix('Id')} "
+                "holding a party data key: it can decrypt without attestation (only an image-digest principalSet may)"
+            )
+
+
+@stack_rule(
+    name="gcp-kms-keyringiammember-disallow-unattested-decrypt",
+    description=(
+        "No key, key ring or project IAM grant gives a party data key's decrypt rights (decrypter, crypto operator, "
+        "owner, editor) to anyone but an image-digest workload identity principalSet."
+    ),
+    reads={
+        KMS_MEMBER: ("cryptoKeyId", "role", "member"),
+        KMS_BINDING: ("cryptoKeyId", "role", "members"),
+        KMS_POLICY: ("cryptoKeyId", "policyData"),
+        RING_MEMBER: ("keyRingId", "role", "member"),
+        RING_BINDING: ("keyRingId", "role", "members"),
+        RING_POLICY: ("keyRingId", "policyData"),
+        PROJECT_MEMBER: ("project", "role", "member"),
+        PROJECT_BINDING: ("project", "role", "members"),
+        PROJECT_POLICY: ("project", "policyData"),
+        CRYPTO_KEY: ("name", "labels", "keyRing"),
+        KEY_RING: ("name",),
+    },
+    severity=Severity.CRITICAL,
+    controls=KEY_CONTROLS,
+    remediation=(
+        "Grant roles/cloudkms.cryptoKeyDecrypter on the party data key itself, only to principalSet://iam.googleapis"
+        ".com/projects/<number>/locations/global/workloadIdentityPools/<pool>/attribute.image_digest/sha256:<digest>. "
+        "Keep owners, editors, crypto operators and service agents off the data key, its key ring and its project "
+        "(put the party data keys in a project of their own); service agents use the party's storage key."
+    ),
+    url=KMS_ROLES_DOCS,
+    confidential=True,
+)
+def gcp_kms_keyringiammember_disallow_unattested_decrypt(stack: Stack) -> Iterator[Finding]:
+    """Key-level decrypter members/bindings are judged by gcp-kms-cryptokeyiammember-enforce-digest-principalset;
+    this rule adds the other plaintext roles on keys, whole key IAM policies, key rings and projects."""
+    for subject in stack.of_type(*_SCOPE_OF):
+        if subject.type in (KMS_MEMBER, KMS_BINDING) and subject.get("role") in DECRYPT_ROLES:
+            continue
+
+        def check(s: Subject) -> Iterable[str]:
+            if reaches_data_key(stack, s):
+                yield from _unattested_plaintext_roles(s)
+
+        for message in run_check(check, subject):
+            yield Finding(message, subject.resource)
+
+
+@resource_rule(
+    name="gcp-storage-hmackey-disallow-active-key",
+    description="No active Cloud Storage HMAC key: a long-lived shared secret reaching the service account's buckets.",
+    types=(HMAC_KEY,),
+    reads=("serviceAccountEmail", "state"),
+    severity=Severity.HIGH,
+    controls=("nist:IA-5", "nist:AC-3", "hipaa:164.312(d)", "gdpr:art32"),
+    remediation=(
+        "Delete the HMAC key (or set state INACTIVE) and reach Cloud Storage with short-lived OAuth tokens of a "
+        "workload identity. An HMAC key signs XML API requests as its service account without any attestation or "
+        "token expiry, so whoever holds the secret reads every bucket the account can."
+    ),
+    url="https://cloud.google.com/storage/docs/authentication/hmackeys",
+)
+def gcp_storage_hmackey_disallow_active_key(subject: Subject) -> Iterable[str]:
+    if str(subject.need("state")).upper() != "INACTIVE":
+        yield (
+            f"{subject.name}: HMAC key of {subject.need('serviceAccountEmail')} is active: a shared secret that reads "
+            "its buckets without attestation"
+        )
+
+
+RESOURCE_POLICIES += [gcp_storage_hmackey_disallow_active_key]
+STACK_POLICIES += [gcp_kms_keyringiammember_disallow_unattested_decrypt]
 POLICIES = RESOURCE_POLICIES + STACK_POLICIES
