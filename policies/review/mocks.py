@@ -13,7 +13,7 @@ import runpy
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
@@ -69,6 +69,20 @@ def unwrap(value: Any) -> Any:
     if isinstance(value, list):
         return [unwrap(v) for v in value]
     return value
+
+
+def unwrapped(resource: "RecordedResource") -> dict[str, Any]:
+    """A recorded resource's inputs as the program meant them (what the review's analyses read)."""
+    return unwrap(resource.properties)
+
+
+def dig(data: Any, path: str) -> Any:
+    """The value at dotted `path` in nested mappings; None where a step is missing or not a mapping."""
+    for part in path.split("."):
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(part)
+    return data
 
 
 class CcpMocks(pulumi_mocks.Mocks):

@@ -46,7 +46,7 @@ import re
 from typing import Any, Final, Iterable, Mapping
 
 from components.key_purpose import PURPOSE_TAG, is_service
-from policies.review.mocks import RecordedResource, UNKNOWN, unwrap
+from policies.review.mocks import RecordedResource, UNKNOWN, dig, unwrapped
 
 KEY_TYPES: Final = {
     "aws:kms/key:Key": "aws",
@@ -60,18 +60,6 @@ POLICY: Final = "ccp-key-reachability"
 SEAL_ONLY: Final = "owner-encrypt"
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def _props(resource: RecordedResource) -> dict[str, Any]:
-    return unwrap(resource.properties)
-
-
-def _get(data: Any, path: str) -> Any:
-    for part in path.split("."):
-        if not isinstance(data, Mapping):
-            return None
-        data = data.get(part)
-    return data
 
 
 def _list(value: Any) -> list[Any]:
@@ -104,7 +92,7 @@ class _Index:
     def p(self, resource: RecordedResource) -> dict[str, Any]:
         cached = self.props.get(resource.urn)
         if cached is None:
-            cached = self.props[resource.urn] = _props(resource)
+            cached = self.props[resource.urn] = unwrapped(resource)
         return cached
 
 
@@ -213,7 +201,7 @@ def _denies(policy: Mapping[str, Any]) -> tuple[set[str] | None, bool, set[str] 
 def _has_mfa(condition: Any) -> bool:
     if not isinstance(condition, Mapping):
         return False
-    flag = _get(condition, "Bool")
+    flag = dig(condition, "Bool")
     if isinstance(flag, Mapping) and str(flag.get("aws:MultiFactorAuthPresent", "")).lower() == "true":
         return True
     age = condition.get("NumericLessThan") or condition.get("NumericLessThanEquals")
@@ -364,7 +352,7 @@ PARAVISOR_CLAIMS: Final = ("x-ms-sevsnpvm-launchmeasurement", "mrtd")
 
 
 def _release_claims(props: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
-    data = _get(props, "properties.releasePolicy.data")
+    data = dig(props, "properties.releasePolicy.data")
     if not isinstance(data, str) or data == UNKNOWN:
         return []
     try:
@@ -404,7 +392,7 @@ def _azure_scope_matches(scope: str, key: RecordedResource, key_props: Mapping[s
     key_name = str(key_props.get("keyName") or "")
     if key_name and lowered.endswith(f"/keys/{key_name.lower()}"):
         return True
-    vault_name = str((vault and (_props(vault).get("vaultName"))) or key_props.get("vaultName") or "")
+    vault_name = str((vault and (unwrapped(vault).get("vaultName"))) or key_props.get("vaultName") or "")
     if vault_name and lowered.endswith(f"/vaults/{vault_name.lower()}"):
         return True
     rg = str(key_props.get("resourceGroupName") or "").lower()
@@ -421,9 +409,9 @@ def _azure_vms_of(index: _Index, principal_id: str) -> list[tuple[RecordedResour
     vms = []
     for vm in index.of("azure-native:compute:VirtualMachine"):
         props = index.p(vm)
-        assigned = _get(props, "identity.userAssignedIdentities")
+        assigned = dig(props, "identity.userAssignedIdentities")
         ids = set(assigned) if isinstance(assigned, (list, Mapping)) else set()
-        if ids & identity_ids or _get(vm.outputs, "identity.principalId") == principal_id:
+        if ids & identity_ids or dig(vm.outputs, "identity.principalId") == principal_id:
             vms.append((vm, props))
     return vms
 
@@ -439,13 +427,13 @@ def _azure_operator_paths(index: _Index, vm: RecordedResource, props: Mapping[st
         paths.append(_path("operator-vm-agent", "subscription operator", f"{where}: osProfile provisionVMAgent={agent}"))
     if os_profile and os_profile.get("allowExtensionOperations", True) is not False:
         paths.append(_path("operator-extensions", "subscription operator", f"{where}: extensions and Run Command allowed"))
-    keys = _list(_get(linux, "ssh.publicKeys"))
+    keys = _list(dig(linux, "ssh.publicKeys"))
     if keys or os_profile.get("adminPassword"):
         login = f"{where}: admin {os_profile.get('adminUsername')} with " + (
             f"{len(keys)} SSH key(s)" if keys else "a password"
         )
         paths.append(_path("operator-ssh", str(os_profile.get("adminUsername") or "admin"), login))
-    if _get(props, "diagnosticsProfile.bootDiagnostics.enabled") is True:
+    if dig(props, "diagnosticsProfile.bootDiagnostics.enabled") is True:
         paths.append(_path("operator-serial-console", "subscription operator", f"{where}: boot diagnostics (serial console)"))
     vm_name = str(props.get("vmName") or vm.name)
     for extension in index.of("azure-native:compute:VirtualMachineExtension"):
@@ -469,7 +457,7 @@ def _azure_paths(index: _Index, key: RecordedResource, props: Mapping[str, Any],
             continue
         role = str(aprops.get("roleDefinitionId") or "").rsplit("/", 1)[-1].lower()
         principal = str(aprops.get("principalId"))
-        if role == RELEASE_ROLE and _get(props, "properties.releasePolicy.data"):
+        if role == RELEASE_ROLE and dig(props, "properties.releasePolicy.data"):
             note = " (paravisor/firmware measurement only)" if paravisor and not workload else ""
             paths.append(_path("attested-workload", principal, condition + note, attested=workload))
             for vm, vm_props in _azure_vms_of(index, principal):
@@ -547,7 +535,7 @@ def _gcp_paths(index: _Index, key: RecordedResource, props: Mapping[str, Any], s
             if digest not in str(metadata.get("tee-image-reference") or ""):
                 continue
             where = f"on Instance {instance.name}"
-            image = str(_get(iprops, "bootDisk.initializeParams.image") or "")
+            image = str(dig(iprops, "bootDisk.initializeParams.image") or "")
             if str(metadata.get("serial-port-enable", "")).lower() in ("true", "1"):
                 paths.append(_path("operator-serial-console", "project operator", f"{where}: serial-port-enable"))
             debug_or_other = "confidential-space-debug" in image or "confidential-space" not in image
@@ -583,7 +571,7 @@ def reachability(resources: Iterable[RecordedResource]) -> list[dict[str, Any]]:
 def service_bound(resources: Iterable[RecordedResource]) -> set[str]:
     return {
         r.urn for r in resources
-        if r.type in KEY_TYPES and is_service(key_tags(r, _props(r)).get(PURPOSE_TAG))
+        if r.type in KEY_TYPES and is_service(key_tags(r, unwrapped(r)).get(PURPOSE_TAG))
     }
 
 
@@ -602,7 +590,7 @@ def failing(entry: Mapping[str, Any], service_keys: set[str]) -> list[dict[str, 
     return bad
 
 
-def markdown(entries: list[dict[str, Any]], deferred: Mapping[str, str] | None = None) -> str:
+def markdown(entries: list[dict[str, Any]]) -> str:
     lines = ["## Who can reach this key", ""]
     if not entries:
         return "\n".join(lines + ["No party key.", ""])
@@ -620,9 +608,6 @@ def markdown(entries: list[dict[str, Any]], deferred: Mapping[str, str] | None =
                 _escape(p["condition"]), "yes" if p["attested"] else "**no**", "yes" if p["alarmed"] else "no",
             ]
             lines.append("| " + " | ".join(cells) + " |")
-    if deferred:
-        lines += ["", "Reported as advisory in prod in this iteration, with the reason:", ""]
-        lines += [f"- `{kind}`: {reason}" for kind, reason in deferred.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from policies.review import analyzer, key_release, project, reachability, report
 from policies.review.mocks import Recording, run_directory
@@ -63,52 +63,28 @@ def _key_release_violations(rows: list[dict[str, Any]]) -> list[analyzer.Violati
     ]
 
 
-REACHABILITY_DEFERRED: Final = {
-    "azure-cvm-host": (
-        "an Azure confidential VM host (VM agent, extensions/Run Command, admin login, paravisor-only "
-        "launch-measurement binding): issue 12 item 1 replaces CVM hosts with confidential container groups "
-        "(concurrent change)"
-    ),
-}
-
-
-def _deferral(entry: dict[str, Any], path: dict[str, Any]) -> str | None:
-    """The one reason a failing path is reported as advisory in prod in this iteration, if any."""
-    urn = entry["key_urn"]
-    if "azure-native:" in urn and (
-        path["kind"].startswith("operator-") and "VirtualMachine" in path["condition"]
-        or path["kind"] == "attested-workload" and "paravisor" in path["condition"]
-    ):
-        return "azure-cvm-host"
-    return None
-
-
 def _reachability_violations(
     recording: Recording, entries: list[dict[str, Any]], enforce: bool
 ) -> list[analyzer.Violation]:
-    """One violation per key with a path other than the attested workload and alarmed break-glass:
-    mandatory in prod (`enforce`), advisory elsewhere and for the deferred findings."""
+    """One violation per key with a path other than the attested workload, alarmed break-glass or a
+    storage service's path: mandatory in prod (`enforce`), advisory elsewhere."""
     service_keys = reachability.service_bound(recording.resources)
     violations = []
     for entry in entries:
-        groups: dict[str | None, list[dict[str, Any]]] = {}
-        for path in reachability.failing(entry, service_keys):
-            groups.setdefault(_deferral(entry, path) if enforce else None, []).append(path)
-        for deferred, paths in groups.items():
-            listed = "; ".join(f"{p['kind']} {p['principal']}" for p in paths)
-            message = f"party {entry['party']}: key reachable by non-attested paths: {listed}"
-            if deferred:
-                message += f" (advisory in this iteration: {REACHABILITY_DEFERRED[deferred]})"
-            violations.append(
-                analyzer.Violation(
-                    policy=reachability.POLICY,
-                    pack="ccp-review",
-                    urn=entry["key_urn"],
-                    enforcement="mandatory" if enforce and not deferred else "advisory",
-                    severity="critical",
-                    message=message,
-                )
+        paths = reachability.failing(entry, service_keys)
+        if not paths:
+            continue
+        listed = "; ".join(f"{p['kind']} {p['principal']}" for p in paths)
+        violations.append(
+            analyzer.Violation(
+                policy=reachability.POLICY,
+                pack="ccp-review",
+                urn=entry["key_urn"],
+                enforcement="mandatory" if enforce else "advisory",
+                severity="critical",
+                message=f"party {entry['party']}: key reachable by non-attested paths: {listed}",
             )
+        )
     return violations
 
 
@@ -140,13 +116,8 @@ def evaluate_reachability(
 ) -> tuple[list[dict[str, Any]], str]:
     """Who can reach each party key; its violations are added to `analysis`."""
     entries = reachability.reachability(recording.resources)
-    violations = _reachability_violations(recording, entries, _is_prod(settings, stack))
-    analysis.violations.extend(violations)
-    deferred = {
-        key: reason for key, reason in REACHABILITY_DEFERRED.items()
-        if any(key in v.message or reason in v.message for v in violations)
-    }
-    return entries, reachability.markdown(entries, deferred)
+    analysis.violations.extend(_reachability_violations(recording, entries, _is_prod(settings, stack)))
+    return entries, reachability.markdown(entries)
 
 
 def run_review(

@@ -22,7 +22,7 @@ from components.attestation.gcp_condition import HWMODEL_BY_CONFIDENTIAL_TYPE
 from components.key_purpose import PURPOSE_TAG, is_party_data
 from policies.review.key_release import aws, azure, claims, disk, gcp, operator
 from policies.review.key_release.aws import PolicyError
-from policies.review.mocks import Recording, RecordedResource, UNKNOWN, unwrap
+from policies.review.mocks import Recording, RecordedResource, UNKNOWN, dig, unwrapped
 
 KEY_TYPES: Final[dict[str, str]] = {
     "aws:kms/key:Key": "aws",
@@ -50,18 +50,6 @@ def expected(case: str) -> str:
 Decisions = dict[str, str]
 
 
-def _props(resource: RecordedResource) -> dict[str, Any]:
-    return unwrap(resource.properties)
-
-
-def _get(data: Any, path: str) -> Any:
-    for part in path.split("."):
-        if not isinstance(data, Mapping):
-            return None
-        data = data.get(part)
-    return data
-
-
 def _type_chain(urn: str) -> list[str]:
     """`urn:pulumi:stack::project::a$b$c::name` -> [a, b, c]."""
     parts = urn.split("::")
@@ -81,16 +69,16 @@ def is_party_key(resource: RecordedResource) -> bool:
 
 
 def _tags(resource: RecordedResource) -> Any:
-    return _get(_props(resource), "labels" if resource.type.startswith("gcp:") else "tags")
+    return dig(unwrapped(resource), "labels" if resource.type.startswith("gcp:") else "tags")
 
 
 def key_party(resource: RecordedResource) -> str | None:
-    return _get(_tags(resource), "party")
+    return dig(_tags(resource), "party")
 
 
 def key_purpose(resource: RecordedResource) -> str | None:
     """The key's `ccp-key-purpose` tag (AWS, Azure) or label (GCP)."""
-    return _get(_tags(resource), PURPOSE_TAG)
+    return dig(_tags(resource), PURPOSE_TAG)
 
 
 def _verdict(case: str, results: Iterable[bool]) -> str:
@@ -119,8 +107,8 @@ def enclave_role_arns(recording: Recording) -> list[str]:
     for resource in recording.of_type("aws:ec2/launchTemplate:LaunchTemplate") + recording.of_type(
         "aws:ec2/instance:Instance"
     ):
-        props = _props(resource)
-        if _get(props, "enclaveOptions.enabled") is not True:
+        props = unwrapped(resource)
+        if dig(props, "enclaveOptions.enabled") is not True:
             continue
         profile = props.get("iamInstanceProfile")
         if isinstance(profile, Mapping):
@@ -129,12 +117,12 @@ def enclave_role_arns(recording: Recording) -> list[str]:
             profiles.add(profile.rsplit("/", 1)[-1])
     roles: set[str] = set()
     for resource in recording.of_type("aws:iam/instanceProfile:InstanceProfile"):
-        name = resource.outputs.get("name") or _props(resource).get("name") or resource.name
-        if name in profiles and isinstance(_props(resource).get("role"), str):
-            roles.add(_props(resource)["role"])
+        name = resource.outputs.get("name") or unwrapped(resource).get("name") or resource.name
+        if name in profiles and isinstance(unwrapped(resource).get("role"), str):
+            roles.add(unwrapped(resource)["role"])
     arns: list[str] = []
     for resource in recording.of_type("aws:iam/role:Role"):
-        name = resource.outputs.get("name") or _props(resource).get("name") or resource.name
+        name = resource.outputs.get("name") or unwrapped(resource).get("name") or resource.name
         arn = resource.outputs.get("arn")
         if (name in roles or arn in roles) and isinstance(arn, str):
             arns.append(arn)
@@ -142,7 +130,7 @@ def enclave_role_arns(recording: Recording) -> list[str]:
 
 
 def judge_aws(resource: RecordedResource, recording: Recording, settings: Any) -> Decisions:
-    text = _props(resource).get("policy")
+    text = unwrapped(resource).get("policy")
     if not isinstance(text, str) or text == UNKNOWN:
         return {case: "error: the key has no known policy document" for case in cases("aws")}
     policy = json.loads(text)
@@ -205,7 +193,7 @@ def azure_workloads(settings: Any) -> list[claims.AzureWorkload]:
 
 
 def judge_azure(resource: RecordedResource, recording: Recording, settings: Any) -> Decisions:
-    data = _get(_props(resource), "properties.releasePolicy.data")
+    data = dig(unwrapped(resource), "properties.releasePolicy.data")
     if not isinstance(data, str) or data == UNKNOWN:
         return {case: "error: the exportable key has no known release policy" for case in cases("azure")}
     policy = decode_release_policy(data)
@@ -260,7 +248,7 @@ def _project_number(project: str) -> str:
 def gcp_providers(recording: Recording) -> list[gcp.Provider]:
     providers: list[gcp.Provider] = []
     for resource in recording.of_type("gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider"):
-        props = _props(resource)
+        props = unwrapped(resource)
         oidc = props.get("oidc")
         if not isinstance(oidc, Mapping):
             continue  # AWS/SAML providers do not accept Confidential Space tokens
@@ -287,22 +275,22 @@ def gcp_providers(recording: Recording) -> list[gcp.Provider]:
 def _refers_to(binding: RecordedResource, key: RecordedResource) -> bool:
     if key.urn in binding.property_dependencies.get("cryptoKeyId", []):
         return True
-    return _props(binding).get("cryptoKeyId") in {key.outputs.get("id"), key.outputs.get("selfLink")}
+    return unwrapped(binding).get("cryptoKeyId") in {key.outputs.get("id"), key.outputs.get("selfLink")}
 
 
 def gcp_bindings(recording: Recording, key: RecordedResource) -> list[gcp.Binding]:
     bindings: list[gcp.Binding] = []
     for resource in recording.of_type("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember"):
         if _refers_to(resource, key):
-            props = _props(resource)
+            props = unwrapped(resource)
             bindings.append(gcp.Binding(props.get("role", ""), props.get("member", "")))
     for resource in recording.of_type("gcp:kms/cryptoKeyIAMBinding:CryptoKeyIAMBinding"):
         if _refers_to(resource, key):
-            props = _props(resource)
+            props = unwrapped(resource)
             bindings += [gcp.Binding(props.get("role", ""), m) for m in props.get("members") or []]
     for resource in recording.of_type("gcp:kms/cryptoKeyIAMPolicy:CryptoKeyIAMPolicy"):
         if _refers_to(resource, key):
-            policy = json.loads(_props(resource).get("policyData") or "{}")
+            policy = json.loads(unwrapped(resource).get("policyData") or "{}")
             for entry in policy.get("bindings", []):
                 bindings += [gcp.Binding(entry.get("role", ""), m) for m in entry.get("members", [])]
     return bindings
@@ -314,13 +302,13 @@ def gcp_workloads(recording: Recording) -> list[claims.GcpWorkload]:
     for resource in recording.of_type("gcp:compute/instance:Instance") + recording.of_type(
         "gcp:compute/instanceTemplate:InstanceTemplate"
     ):
-        props = _props(resource)
+        props = unwrapped(resource)
         if "tee-image-reference" not in (props.get("metadata") or {}):
             continue
         account = props.get("serviceAccount")
         account = account[0] if isinstance(account, list) and account else account
-        email = _get(account, "email") if isinstance(account, Mapping) else None
-        kind = _get(props, "confidentialInstanceConfig.confidentialInstanceType") or "SEV"
+        email = dig(account, "email") if isinstance(account, Mapping) else None
+        kind = dig(props, "confidentialInstanceConfig.confidentialInstanceType") or "SEV"
         project = props.get("project") or resource.outputs.get("project", "")
         zone = props.get("zone") or f"{props.get('region', 'europe-west4')}-a"
         found.append(
