@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from enclave_runtime.attest import Collateral, verify
 from enclave_runtime.attest import trust
+from enclave_runtime.attest.collateral import AMD_SERIAL_ZERO_WARNING
 from enclave_runtime.attest.dcap.quote import Quote
 from enclave_runtime.attest.dcap.verify import _pem_chain
 from enclave_runtime.attest.hcl import HclReport
@@ -149,6 +151,7 @@ def _clear_caches() -> None:
 
 
 def main() -> int:
+    warnings.filterwarnings("ignore", message=AMD_SERIAL_ZERO_WARNING)
     if not (VECTORS / "manifest.json").is_file():
         print(f"bench_verify: no attestation vectors at {VECTORS}; put the shared folder beside the checkout")
         return 2

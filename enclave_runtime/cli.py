@@ -12,12 +12,14 @@ import argparse
 import datetime as dt
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from functools import partial
 from typing import Any, NoReturn
 
 from .attest import KINDS, Collateral, TrustStore, VerificationError, verify
+from .attest.collateral import AMD_SERIAL_ZERO_WARNING
 from .attest.claims import Claims
 from pydantic import ValidationError
 
@@ -155,6 +157,7 @@ def _load_policy(args: argparse.Namespace) -> Policy | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=AMD_SERIAL_ZERO_WARNING)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(json_output="--json" in argv).parse_args(argv)
     try:

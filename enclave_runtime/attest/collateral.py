@@ -34,6 +34,11 @@ MALFORMED_CERTIFICATE = (
 )
 
 
+# AMD's VCEKs (as served by the KDS and carried in Azure evidence) have serial number 0, which
+# cryptography 50 loads with this deprecation warning; cryptography is pinned in requirements.txt, and a
+# tool verifying AMD evidence silences exactly this warning rather than alarm its users.
+AMD_SERIAL_ZERO_WARNING = "Parsed a serial number which wasn't positive"
+
 _HEX = re.compile(rb"^[0-9a-fA-F\s]+$")
 _B64 = re.compile(rb"^[A-Za-z0-9+/=_\-\s]+$")
 
