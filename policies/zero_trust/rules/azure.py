@@ -136,16 +136,18 @@ def release_branches(subject: Subject) -> list[list[Claim]] | None:
     raise BadReleasePolicy("key is exportable but has no release policy: anyone with release rights gets it")
 
 
-def _release_rule(check):
-    """Adapter for the release-policy rules. Keys explicitly tagged with a service purpose are judged
-    by `azure-keyvault-key-disallow-service-release` instead; untagged keys, unknown purposes,
-    party data keys and confidential OS disk keys (exportable by Azure's design) stay here."""
+def _release_rule(check, read=release_branches):
+    """Adapter for the release-policy rules: `check` gets what `read` takes from the key (by default its
+    release branches; `_policy_rule` hands over the whole decoded policy). Keys explicitly tagged with a
+    service purpose are judged by `azure-keyvault-key-disallow-service-release` instead; untagged keys,
+    unknown purposes, party data keys and confidential OS disk keys (exportable by Azure's design) stay
+    here."""
 
     def run(subject: Subject) -> Iterable[str]:
         if subject.service_key:
             return
         try:
-            found = release_branches(subject)
+            found = read(subject)
         except BadReleasePolicy as error:
             yield f"{subject.name}: {error}"
             return
@@ -325,20 +327,8 @@ def _policy_of(subject: Subject) -> dict[str, Any] | None:
 
 
 def _policy_rule(check):
-    """Adapter like `_release_rule`, handing the check the whole decoded policy."""
-
-    def run(subject: Subject) -> Iterable[str]:
-        if subject.service_key:
-            return
-        try:
-            policy = _policy_of(subject)
-        except BadReleasePolicy as error:
-            yield f"{subject.name}: {error}"
-            return
-        if policy is not None:
-            yield from check(subject, policy)
-
-    return run
+    """`_release_rule` handing the check the whole decoded policy."""
+    return _release_rule(check, read=_policy_of)
 
 
 @resource_rule(
