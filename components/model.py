@@ -140,6 +140,7 @@ class Party(Located):
     owner_decrypt: bool = False
     owner_principal: str | None = None
     break_glass_principal: str | None = None
+    deploy_role: str | None = None
 
     @model_validator(mode="after")
     def _break_glass(self) -> "Party":
@@ -172,6 +173,45 @@ class Party(Located):
                 "ccp_many",
                 "breakGlassPrincipal: '{value}' is not in the party's account {account}: use a role of "
                 "that account (whoever controls the role's account controls the key)",
+                {"value": value, "account": self.account},
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _deploy_role(self) -> "Party":
+        """`deployRole`: the IAM role in the party's own account that `pulumi up` assumes (the party's
+        explicit provider) to declare the party's keys there. Required when `account` is not the
+        deploying account (checked by the AWS site, which knows the deploying account)."""
+        value = self.deploy_role
+        if value is None:
+            return self
+        if self.cloud != "aws":
+            raise PydanticCustomError(
+                "ccp_many",
+                "deployRole: '{value}' is for AWS parties (the role assumed to declare the party's keys in its "
+                "own account); remove it from this {cloud} party",
+                {"value": value, "cloud": self.cloud},
+            )
+        match = BREAK_GLASS_ROLE.match(value)
+        if ACCOUNT_ROOT.match(value) or match is None:
+            raise PydanticCustomError(
+                "ccp_many",
+                "deployRole: '{value}' is not an IAM role ARN: name the role in the party's own account that "
+                "deploys its keys, e.g. arn:aws:iam::<account>:role/<party>-key-deployer",
+                {"value": value},
+            )
+        if self.account is None:
+            raise PydanticCustomError(
+                "ccp_many",
+                "deployRole: '{value}' is set but account is not: set account to the party's AWS account id "
+                "({role_account}), the account whose keys that role deploys",
+                {"value": value, "role_account": match.group(2)},
+            )
+        if match.group(2) != self.account:
+            raise PydanticCustomError(
+                "ccp_many",
+                "deployRole: '{value}' is not in the party's account {account}: use a role of that account "
+                "(the party's keys are created where the role lives)",
                 {"value": value, "account": self.account},
             )
         return self

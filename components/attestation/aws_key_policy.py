@@ -195,10 +195,21 @@ def key_policy(
     `owner_principal_arn` is passed only when the party opted in to decrypt outside the enclave;
     `encrypt_principal_arn` (usually the same owner) may wrap data keys with `kms:Encrypt`.
     `account_id` and `partition` scope the enclave Allow with `aws:PrincipalAccount`, so a
-    look-alike role ARN in another partition or account never matches. `admin_principal_arn` is
-    the party's break-glass IAM role: an account root (or bare account id) is refused.
+    look-alike role ARN in another partition or account never matches. `account_id` is the
+    enclave role's (workload) account, which is not the key's account when the party's key lives in
+    its own account: `aws:PrincipalAccount` is the account of the calling principal, so it must be
+    the account in `enclave_role_arn` (refused otherwise: the Allow would never match).
+    `admin_principal_arn` is the party's break-glass IAM role: an account root (or bare account id)
+    is refused.
     """
     check_admin_principal(admin_principal_arn)
+    role_account = enclave_role_arn.split(":")[4:5]
+    if role_account != [account_id]:
+        raise ValueError(
+            f"account_id {account_id!r} is not the account of enclave_role_arn {enclave_role_arn!r}: "
+            "aws:PrincipalAccount is the calling principal's account, so pass the enclave role's "
+            "(workload) account, not the key's"
+        )
     for what, arn in (
         ("enclave_role_arn", enclave_role_arn),
         ("admin_principal_arn", admin_principal_arn),

@@ -51,6 +51,9 @@ class HsmBacking:
 class PartyDataKeyArgs:
     party: str
     region: str
+    # The enclave role's (workload, deploying) account: the key policy's `aws:PrincipalAccount`.
+    # The key itself lives in the account of the component's provider (the party's own account when
+    # the site passes the party's `deployRole` provider), which the enclave reaches cross-account.
     account: Account
     measurements: NitroMeasurements
     enclave_role_arn: str

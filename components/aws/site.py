@@ -6,15 +6,22 @@ explicit `region` (pulumi-aws v7 per-resource region) so residency rules read it
 
 Fails closed before declaring anything when: an AWS party has no Nitro measurements to bind to, a
 party's key would live in a region without an enclave host (the enclave reaches KMS only through its
-own region's VPC endpoint), a party's configured account is not the deploying account, a party's
-break-glass role is not in the deploying account, or a host's instance type cannot run enclaves.
+own region's VPC endpoint), a party's configured account is not the deploying account and it names
+no `deployRole` (or names one while its keys stay in the deploying account), a party's break-glass
+role is not in the account its keys live in, or a host's instance type cannot run enclaves.
 
 Each party's data key and storage key are administered by that party's break-glass role only (config
 `breakGlassPrincipal`, MFA), never the account root; PutKeyPolicy/CreateGrant are denied to every
 other principal, and the audit alarms on PutKeyPolicy/CreateGrant/ScheduleKeyDeletion/DisableKey per
 party key (data and storage). Keys of parties sharing one account are still exposed to whoever administers IAM in that
 account (they can change the break-glass role's trust policy): a party's own account is the stronger
-setting, and one provider per party account is not built yet.
+setting. A party whose `account` is not the deploying account names `deployRole` (an IAM role of its
+account): its data key, storage key, alias and audit (trail, key-administration alarms) are declared
+with an explicit `aws.Provider` that assumes that role (region = the party's region,
+`allowedAccountIds` = its account); its break-glass role must be in that account. The enclave role
+stays in the deploying (workload) account: the key policy names it cross-account and scopes
+`aws:PrincipalAccount` to the workload account, and the role's own IAM policy allows the key ARN
+(cross-account KMS use needs both).
 """
 
 from __future__ import annotations
@@ -92,19 +99,34 @@ class Site(pulumi.ComponentResource):
 
         super().__init__("ccp:aws:Site", name, None, opts)
         account = Account.current()
+        key_accounts: dict[str, Account] = {}
         for party in parties:
+            key_account = account
             if party.account is not None and party.account != account.account_id:
+                if party.deploy_role is None:
+                    raise ValueError(
+                        f"party {party.name}: deployRole is not set but account {party.account} is not the "
+                        f"deploying account {account.account_id}: set deployRole to the IAM role of account "
+                        f"{party.account} that declares this party's keys there (e.g. "
+                        f"arn:{account.partition}:iam::{party.account}:role/{party.name}-key-deployer), or "
+                        "remove account to keep the keys in the deploying account"
+                    )
+                key_account = Account(account_id=party.account, partition=account.partition)
+            elif party.deploy_role is not None:
                 raise ValueError(
-                    f"party {party.name}: account {party.account} is not the deploying account "
-                    f"{account.account_id}; deploy this party's slice with that account's credentials"
+                    f"party {party.name}: deployRole {party.deploy_role!r} is set but the party's account is the "
+                    f"deploying account {account.account_id}: remove deployRole (the default provider deploys "
+                    "there), or set account to the party's own AWS account id"
                 )
+            key_accounts[party.name] = key_account
             glass = party.break_glass_principal or ""
-            if glass.split(":")[4:5] != [account.account_id] or glass.split(":")[1:2] != [account.partition]:
+            if glass.split(":")[4:5] != [key_account.account_id] or glass.split(":")[1:2] != [key_account.partition]:
                 raise ValueError(
-                    f"party {party.name}: breakGlassPrincipal {glass!r} is not a role of the deploying account "
-                    f"{account.account_id} (partition {account.partition}): KMS creates the key in the caller's "
-                    "account and its lockout safety check requires the creator to hold PutKeyPolicy, so the key "
-                    "is created by that role; name a role of the account the key lives in"
+                    f"party {party.name}: breakGlassPrincipal {glass!r} is not a role of account "
+                    f"{key_account.account_id} (partition {key_account.partition}), where the party's keys live: "
+                    "KMS creates the key in the caller's account and its lockout safety check requires the "
+                    "creator to hold PutKeyPolicy, so the key is created by that role; name a role of the "
+                    "account the key lives in"
                 )
         collab, env = args.collaboration.name, args.environment
         # Site-wide resources (role, network, audit, EBS keys, hosts) serve every party: `party: shared`.
@@ -126,9 +148,28 @@ class Site(pulumi.ComponentResource):
 
         self.keys = {}
         self.storage: dict[str, PartyStorage] = {}
+        # One explicit provider per party whose keys live in its own account (assumes its deployRole).
+        self.party_providers: dict[str, aws.Provider] = {}
+        for party in parties:
+            if key_accounts[party.name] == account:
+                continue
+            assert party.deploy_role is not None and party.account is not None
+            self.party_providers[party.name] = aws.Provider(
+                f"{name}-{party.name}-provider",
+                region=party.region,
+                allowed_account_ids=[party.account],
+                assume_roles=[
+                    aws.ProviderAssumeRoleArgs(
+                        role_arn=party.deploy_role,
+                        session_name=short_name("ccp", collab, env, party.name, limit=64),
+                    )
+                ],
+                opts=child(self),
+            )
         for party in parties:
             tags = args.tags(party)
             assert nitro is not None
+            provider = self.party_providers.get(party.name)
             data_key = PartyDataKey(
                 f"{name}-{party.name}-key",
                 PartyDataKeyArgs(
@@ -142,7 +183,8 @@ class Site(pulumi.ComponentResource):
                     encrypt_principal_arn=party.owner_principal,
                     tags=tags,
                 ),
-                opts=child(self, depends_on=[role.role]),
+                # The party's provider (when its keys live in its own account) reaches every child.
+                opts=child(self, depends_on=[role.role], provider=provider),
             )
             self.keys[party.name] = data_key.key
             self.storage[party.name] = PartyStorage(
@@ -157,11 +199,36 @@ class Site(pulumi.ComponentResource):
                     break_glass_principal_arn=party.break_glass_principal or "",
                     owner_principal_arn=party.owner_principal,
                     tags=tags,
+                    key_provider=provider,
                 ),
                 opts=child(self, depends_on=[role.role]),
             )
 
         home_region = parties[0].region if parties else (host_regions[0] if host_regions else None)
+        own_account = [p.name for p in parties if p.name not in self.party_providers]
+        # A party key in its own account is administered (and its PutKeyPolicy/CreateGrant/... logged)
+        # there: its administration alarms need that account's trail, declared with its provider.
+        self.party_audits: dict[str, Audit] = {}
+        for party in parties:
+            provider = self.party_providers.get(party.name)
+            if provider is None:
+                continue
+            self.party_audits[party.name] = Audit(
+                f"{name}-{party.name}-audit",
+                AuditArgs(
+                    collaboration=collab,
+                    environment=env,
+                    region=party.region,
+                    account=key_accounts[party.name],
+                    tags=site_tags,
+                    log_retention_days=args.log_retention_days,
+                    data_key_arns=[self.keys[party.name].arn],
+                    party_key_arns={party.name: self.keys[party.name].arn},
+                    party_storage_key_arns={party.name: self.storage[party.name].storage_key.arn},
+                    party_bucket_arns=[],
+                ),
+                opts=child(self, provider=provider),
+            )
         self.audit: Audit | None = None
         if home_region is not None:
             self.audit = Audit(
@@ -174,8 +241,8 @@ class Site(pulumi.ComponentResource):
                     tags=site_tags,
                     log_retention_days=args.log_retention_days,
                     data_key_arns=[k.arn for k in self.keys.values()],
-                    party_key_arns={party: k.arn for party, k in self.keys.items()},
-                    party_storage_key_arns={party: s.storage_key.arn for party, s in self.storage.items()},
+                    party_key_arns={party: self.keys[party].arn for party in own_account},
+                    party_storage_key_arns={party: self.storage[party].storage_key.arn for party in own_account},
                     party_bucket_arns=[s.bucket_arn for s in self.storage.values()],
                 ),
                 opts=child(self),

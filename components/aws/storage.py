@@ -12,6 +12,9 @@ Two layers of encryption, on purpose:
   ReplicateKey/alias changes explicitly denied to everyone else (`aws_key_policy.break_glass_statements`).
   S3 SSE-KMS calls GenerateDataKey/Decrypt for the requester and creates no grants, so the Deny of
   CreateGrant costs it nothing (EBS, which does create grants, uses the shared `disk` key).
+  When the party's keys live in its own account (`deployRole`), the storage key is declared there
+  with the party's provider; the buckets stay in the deploying (workload) account, whose callers
+  (`kms:CallerAccount`) reach the key through S3 cross-account.
 
 The bucket policy denies non-TLS requests and every object or listing request from any principal
 other than the enclave role and the owner; access is logged to a separate SSE-S3 bucket (S3 server
@@ -77,6 +80,9 @@ class PartyStorageArgs:
     break_glass_principal_arn: str
     owner_principal_arn: str | None = None
     noncurrent_version_days: int = 90
+    # The party's own-account provider (`deployRole`) when its keys live outside the deploying
+    # account: the storage key is declared with it; the buckets stay with the enclave (`account`).
+    key_provider: pulumi.ProviderResource | None = None
 
 
 class PartyStorage(pulumi.ComponentResource):
@@ -104,7 +110,7 @@ class PartyStorage(pulumi.ComponentResource):
                 },
                 tags=args.tags,
             ),
-            opts=child(self),
+            opts=child(self, provider=args.key_provider),
         )
         self.storage_key = storage_key.key
         base = (args.collaboration, args.environment, args.party)

@@ -149,7 +149,28 @@ def _struct(props: dict[str, Any]) -> struct_pb2.Struct:
     return message
 
 
-def _analyzer_resource(resource: RecordedResource, properties: struct_pb2.Struct) -> Any:
+def _providers(resources: list[RecordedResource], structs: list[struct_pb2.Struct]) -> dict[str, Any]:
+    """Provider reference (`<urn>::<id>`, as a resource records it) -> the engine's provider message.
+
+    Explicit providers are resources of the program too (`pulumi:providers:<pkg>`); a resource
+    declared with one carries it, so rules read its region (residency) the way the engine sends it."""
+    by_urn = {
+        r.urn: proto.AnalyzerProviderResource(type=r.type, properties=s, urn=r.urn, name=r.name)
+        for r, s in zip(resources, structs)
+        if r.type.startswith("pulumi:providers:")
+    }
+    found: dict[str, Any] = {}
+    for resource in resources:
+        reference = resource.provider or ""
+        provider = by_urn.get(reference.rsplit("::", 1)[0]) if reference else None
+        if provider is not None:
+            found[reference] = provider
+    return found
+
+
+def _analyzer_resource(
+    resource: RecordedResource, properties: struct_pb2.Struct, provider: Any | None = None
+) -> Any:
     return proto.AnalyzerResource(
         urn=resource.urn,
         type=resource.type,
@@ -161,6 +182,7 @@ def _analyzer_resource(resource: RecordedResource, properties: struct_pb2.Struct
             k: proto.AnalyzerPropertyDependencies(urns=v)
             for k, v in resource.property_dependencies.items()
         },
+        provider=provider,
     )
 
 
@@ -178,6 +200,7 @@ def analyze(
     """
     result = Analysis()
     structs = [_struct(r.properties) for r in resources]  # the wire form, built once for every pack
+    providers = _providers(resources, structs)
     for pack in packs:
         servicer = pack.servicer()
         info = servicer.GetAnalyzerInfo(None, None)
@@ -212,11 +235,17 @@ def analyze(
         responses = []
         for resource, properties in zip(resources, structs):
             request = proto.AnalyzeRequest(
-                type=resource.type, properties=properties, urn=resource.urn, name=resource.name
+                type=resource.type,
+                properties=properties,
+                urn=resource.urn,
+                name=resource.name,
+                provider=providers.get(resource.provider or ""),
             )
             responses.append((resource.urn, servicer.Analyze(request, None)))
         stack_request = proto.AnalyzeStackRequest(
-            resources=[_analyzer_resource(r, s) for r, s in zip(resources, structs)]
+            resources=[
+                _analyzer_resource(r, s, providers.get(r.provider or "")) for r, s in zip(resources, structs)
+            ]
         )
         responses.append(("", servicer.AnalyzeStack(stack_request, None)))
 

@@ -21,6 +21,7 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from policies.review.fakes import aws as fake_aws
 from policies.review.fakes import cloud_outputs, invoke_answer
 
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -86,12 +87,25 @@ def dig(data: Any, path: str) -> Any:
 
 
 class CcpMocks(pulumi_mocks.Mocks):
-    """Answers resource registrations and invokes with plausible, deterministic values."""
+    """Answers resource registrations and invokes with plausible, deterministic values.
+
+    An explicit `aws` provider (a party's own-account provider) is remembered by its id, so the
+    resources declared with it get ARNs in that provider's account, as AWS would give them.
+    """
+
+    def __init__(self) -> None:
+        self.provider_accounts: dict[str, str] = {}
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
         resource_id = args.resource_id or f"{args.name}-id"
         state = dict(args.inputs)
-        state.update(cloud_outputs(args.typ, args.name, args.inputs, resource_id))
+        if args.typ == "pulumi:providers:aws":
+            account = fake_aws.provider_account(args.inputs)
+            if account is not None:
+                self.provider_accounts[resource_id] = account
+        reference = args.provider or ""
+        account = self.provider_accounts.get(reference.rsplit("::", 1)[-1]) if reference else None
+        state.update(cloud_outputs(args.typ, args.name, args.inputs, resource_id, account))
         return resource_id, state
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict:  # type: ignore[override]

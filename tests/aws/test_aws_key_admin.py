@@ -35,9 +35,13 @@ OPERATOR = f"arn:aws:iam::{ACCOUNT}:role/OrganizationAccountAccessRole"
 ROOT_USER = f"arn:aws:iam::{ACCOUNT}:root"
 
 
+# Parties whose keys live in their own account (`account` + `deployRole` in the shipped files).
+PARTY_ACCOUNTS = {"bank-south": "444455556677"}
+
+
 def break_glass(party: str) -> str:
     """The illustrative break-glass role the shipped stack files name for an AWS party."""
-    return f"arn:aws:iam::{ACCOUNT}:role/{party}-key-break-glass"
+    return f"arn:aws:iam::{PARTY_ACCOUNTS.get(party, ACCOUNT)}:role/{party}-key-break-glass"
 
 
 def with_break_glass(stack: str) -> dict[str, Any]:

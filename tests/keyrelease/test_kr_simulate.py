@@ -50,7 +50,7 @@ def test_every_party_key_behaves_as_expected_in_every_case(stack: str) -> None:
         if parties[party] == "aws":
             assert rows_by(rows, party)["operator-repolicies-key"] == "deny"
     assert all(row["key_urn"].startswith("urn:pulumi:") for row in rows)
-    assert set(rows[0]) == {"party", "cloud", "key_urn", "case", "expected", "decision"}
+    assert set(rows[0]) == {"party", "cloud", "key_urn", "key_account", "case", "expected", "decision"}
 
 
 def test_no_ccp_settings_no_rows() -> None:
@@ -156,6 +156,7 @@ def test_a_party_without_a_recorded_key_is_a_mismatch() -> None:
             "party": "lab-gcp",
             "cloud": "gcp",
             "key_urn": None,
+            "key_account": None,
             "case": "approved-production",
             "expected": "release",
             "decision": "missing-key",

@@ -28,10 +28,15 @@ def _package(type_: str) -> str:
     return type_.split(":", 1)[0]
 
 
-def cloud_outputs(type_: str, name: str, inputs: dict[str, Any], resource_id: str) -> dict[str, Any]:
+def cloud_outputs(
+    type_: str, name: str, inputs: dict[str, Any], resource_id: str, account: str | None = None
+) -> dict[str, Any]:
+    """`account`: the AWS account of the resource's explicit provider (`fakes.aws.provider_account`)."""
     module = _MODULES.get(_package(type_))
     if module is None or type_.startswith("pulumi:providers:"):
         return {}
+    if module is aws:
+        return aws.outputs(type_, name, inputs, resource_id, account)
     return module.outputs(type_, name, inputs, resource_id)
 
 

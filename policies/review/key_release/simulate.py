@@ -30,7 +30,7 @@ KEY_TYPES: Final[dict[str, str]] = {
     "gcp:kms/cryptoKey:CryptoKey": "gcp",
 }
 PARTY_KEY_COMPONENT: Final = "PartyDataKey"
-COLUMNS: Final = ("party", "cloud", "key_urn", "case", "expected", "decision")
+COLUMNS: Final = ("party", "cloud", "key_urn", "key_account", "case", "expected", "decision")
 # Operator cases every party key has (operator.py): `operator-repolicies-key` (the account's /
 # subscription's / project's operator changes who may use the key: AWS PutKeyPolicy/CreateGrant,
 # Azure release-policy write on the key, GCP setIamPolicy or the pool provider's condition) and
@@ -156,8 +156,13 @@ def judge_aws(resource: RecordedResource, recording: Recording, settings: Any) -
                 for pcrs in (claims.nitro_pcrs(measurements, "other:other-collaboration"), approved)
             ),
             "no-attestation": lambda: (aws.release(policy, p, None) for p in [*roles, admin]),
+            # The key's account's operators; for a key in the party's own account (cross-account from
+            # the enclave role) the workload account's operators too.
             "operator-repolicies-key": lambda: (
-                aws.policy_change(policy, p) for p in aws.operator_principals(_key_account(resource, account))
+                aws.policy_change(policy, p)
+                for p in dict.fromkeys(
+                    aws.operator_principals(_key_account(resource, account)) + aws.operator_principals(account)
+                )
             ),
             "operator-runs-code-on-host": lambda: operator.aws_operator_host_requests(
                 policy, roles, approved, claims.nitro_pcrs(measurements, "debug")
@@ -374,7 +379,10 @@ JUDGES: Final[dict[str, Callable[[RecordedResource, Recording, Any], Decisions]]
 
 
 def simulate(recording: Recording, settings: Any) -> list[dict[str, Any]]:
-    """Rows `{"party","cloud","key_urn","case","expected","decision"}` for every party key.
+    """Rows `{"party","cloud","key_urn","key_account","case","expected","decision"}` for every party key.
+
+    `key_account` is the AWS account the key lives in (its ARN: a party's own account when its keys
+    are declared with its `deployRole` provider), None on the other clouds.
 
     `settings` is the stack's `StackConfig` (None for a program without ccp config: no rows). A
     party of the config without a recorded data key gets an `approved-production` row whose
@@ -395,11 +403,13 @@ def simulate(recording: Recording, settings: Any) -> list[dict[str, Any]]:
         party = str(key_party(resource))
         seen.add(party)
         decisions = JUDGES[cloud](resource, recording, settings)
+        key_account = _key_account(resource, "") or None if cloud == "aws" else None
         rows += [
             {
                 "party": party,
                 "cloud": cloud,
                 "key_urn": resource.urn,
+                "key_account": key_account,
                 "case": case,
                 "expected": expected(case),
                 "decision": decisions.get(case, "error: not judged"),
@@ -413,6 +423,7 @@ def simulate(recording: Recording, settings: Any) -> list[dict[str, Any]]:
                     "party": party.name,
                     "cloud": party.cloud,
                     "key_urn": None,
+                    "key_account": None,
                     "case": "approved-production",
                     "expected": "release",
                     "decision": "missing-key",
@@ -431,14 +442,16 @@ def markdown_table(rows: Iterable[Mapping[str, Any]]) -> str:
     if not rows:
         return "_No party keys: nothing to simulate._\n"
     lines = [
-        "| party | cloud | case | expected | decision | key |",
-        "|---|---|---|---|---|---|",
+        "| party | cloud | case | expected | decision | key | key account |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         mark = "" if row["decision"] == row["expected"] else " **MISMATCH**"
         key = str(row["key_urn"] or "-").rsplit("::", 1)[-1]
         decision = str(row["decision"]).replace("|", "\\|")
+        account = row.get("key_account") or "-"
         lines.append(
-            f"| {row['party']} | {row['cloud']} | {row['case']} | {row['expected']} | {decision}{mark} | `{key}` |"
+            f"| {row['party']} | {row['cloud']} | {row['case']} | {row['expected']} | {decision}{mark} | `{key}` "
+            f"| {account} |"
         )
     return "\n".join(lines) + "\n"
