@@ -165,11 +165,13 @@ class AuditArgs:
     party_bucket_arns: list[str]
     party_key_arns: dict[str, pulumi.Input[str]] = field(default_factory=dict)  # party -> data key ARN
     party_storage_key_arns: dict[str, pulumi.Input[str]] = field(default_factory=dict)  # party -> storage key ARN
+    # The enclave hosts' log group; an audit that only watches a party's keys in its own account has none.
+    runtime_logs: bool = True
 
 
 class Audit(pulumi.ComponentResource):
     trail: aws.cloudtrail.Trail
-    runtime_log_group: aws.cloudwatch.LogGroup
+    runtime_log_group: aws.cloudwatch.LogGroup | None
     alarm_topic: aws.sns.Topic
     key: aws.kms.Key
 
@@ -206,7 +208,7 @@ class Audit(pulumi.ComponentResource):
             opts=child(self),
         )
         trail_logs = self._log_group(f"{name}-trail", "cloudtrail", args)
-        self.runtime_log_group = self._log_group(f"{name}-runtime", "runtime", args)
+        self.runtime_log_group = self._log_group(f"{name}-runtime", "runtime", args) if args.runtime_logs else None
         delivery_role = aws.iam.Role(
             f"{name}-trail-delivery",
             assume_role_policy=to_json(
@@ -296,7 +298,7 @@ class Audit(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "trailArn": self.trail.arn,
-                "runtimeLogGroup": self.runtime_log_group.name,
+                "runtimeLogGroup": self.runtime_log_group.name if self.runtime_log_group else None,
                 "alarmTopicArn": self.alarm_topic.arn,
             }
         )

@@ -226,6 +226,7 @@ class Site(pulumi.ComponentResource):
                     party_key_arns={party.name: self.keys[party.name].arn},
                     party_storage_key_arns={party.name: self.storage[party.name].storage_key.arn},
                     party_bucket_arns=[],
+                    runtime_logs=False,
                 ),
                 opts=child(self, provider=provider),
             )
@@ -278,7 +279,7 @@ class Site(pulumi.ComponentResource):
             data_key_arns=[k.arn for k in self.keys.values()],
             storage_key_arns=[s.storage_key.arn for s in self.storage.values()],
             bucket_arns=[s.bucket_arn for s in self.storage.values()],
-            log_group_arns=[self.audit.runtime_log_group.arn] if self.audit else [],
+            log_group_arns=[self.audit.runtime_log_group.arn] if self.audit and self.audit.runtime_log_group else [],
             regions=sorted({p.region for p in parties}),
         )
 

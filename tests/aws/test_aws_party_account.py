@@ -1,5 +1,5 @@
-"""An AWS party's keys in the party's own account (`account` + `deployRole`: one provider per party),
-and the Azure TDX confidential VM refusal (issue 12, items 3 and 1)."""
+"""An AWS party's keys in the party's own account (`account` + `deployRole`: one provider per party;
+issue 12, item 3)."""
 
 from __future__ import annotations
 
@@ -81,6 +81,15 @@ def test_party_keys_alias_and_alarms_use_the_party_provider(recorded: tuple[Reco
     assert north.provider is None or "bank-south" not in north.provider
     assert data_key.outputs["arn"].split(":")[4] == SOUTH
     assert north.outputs["arn"].split(":")[4] == WORKLOAD
+
+
+def test_the_party_account_audit_watches_keys_only(recorded: tuple[Recording, Any]) -> None:
+    """The party account runs no enclave host: its audit has a trail but no runtime log group."""
+    recording, _ = recorded
+    groups = [r.name for r in recording.of_type("aws:cloudwatch/logGroup:LogGroup")]
+    assert "banks-fraud-aws-bank-south-audit-runtime" not in groups
+    assert "banks-fraud-aws-bank-south-audit-trail" in groups
+    assert "banks-fraud-aws-audit-runtime" in groups
 
 
 def test_key_policy_names_the_cross_account_enclave_role(recorded: tuple[Recording, Any]) -> None:
