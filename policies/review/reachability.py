@@ -564,8 +564,15 @@ def reachability(resources: Iterable[RecordedResource]) -> list[dict[str, Any]]:
                 continue
             service_bound = is_service(tags.get(PURPOSE_TAG))
             paths = _CLOUD_PATHS[cloud](index, key, props, service_bound)
-            entries.append({"key_urn": key.urn, "party": party, "paths": paths})
-    return entries
+            entries.append({"key_urn": key.urn, "party": party, "paths": sorted(paths, key=_path_order)})
+    # The mocks register resources concurrently, so recording order varies between runs: sort, so that
+    # the report (and a pull request's diff of it) is stable.
+    return sorted(entries, key=lambda e: (str(e["party"]), e["key_urn"]))
+
+
+def _path_order(path: dict[str, Any]) -> tuple[bool, str, str, str]:
+    """The attested workload first, then by kind, principal and condition."""
+    return (path["kind"] != "attested-workload", path["kind"], path["principal"], path["condition"])
 
 
 def service_bound(resources: Iterable[RecordedResource]) -> set[str]:
