@@ -13,11 +13,7 @@ report, "vcek": PEM}`, each byte field a JSON byte array, hex or base64.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import json
-import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -27,7 +23,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from jwt.exceptions import PyJWTError
 
 from .claims import Claims, internal
-from .collateral import Collateral, canonical_pem_certificates
+from .collateral import Collateral, canonical_pem_certificates, decode_text, json_object
 from .errors import VerificationError
 from .hcl import HclReport
 from .snp.verify import SnpClaims, verify_report
@@ -35,7 +31,6 @@ from .tpm import AttestationKey, verify_quote
 from .trust import TrustStore
 
 AK_KID = "HCLAkPub"
-_HEX = re.compile(r"^(?:[0-9a-fA-F]{2})*$")
 
 
 @dataclass(frozen=True)
@@ -63,7 +58,7 @@ class AzureVtpmClaims(Claims):
 
 def verify(evidence: bytes, collateral: Collateral, store: TrustStore, at: dt.datetime, *, kind: str) -> AzureVtpmClaims:
     """Verify Azure vTPM evidence as of `at`; ASK/ARK come from `collateral` or `store` (e.g. `--with` the AMD chain)."""
-    document = _document(evidence)
+    document = json_object(evidence, "azure-vtpm evidence", "input")
     quote = document.get("quote")
     if not isinstance(quote, dict):
         raise VerificationError("input", f"evidence quote is a {type(quote).__name__}, expected an object")
@@ -89,16 +84,6 @@ def verify(evidence: bytes, collateral: Collateral, store: TrustStore, at: dt.da
         pcrs=info.pcrs,
         ak_public=ak,
     )
-
-
-def _document(evidence: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(evidence)
-    except (ValueError, RecursionError) as exc:
-        raise VerificationError("input", f"azure-vtpm evidence is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise VerificationError("input", f"azure-vtpm evidence is a JSON {type(document).__name__}, expected an object")
-    return document
 
 
 def _vcek(document: dict[str, Any]) -> list[x509.Certificate]:
@@ -141,11 +126,7 @@ def _bytes(value: Any, field: str) -> bytes:
                 pass
         raise VerificationError("input", f"evidence {field} is a list but not of byte values 0..255")
     if isinstance(value, str):
-        if _HEX.match(value):
-            return bytes.fromhex(value)
-        try:
-            padded = value + "=" * (-len(value) % 4)
-            return base64.urlsafe_b64decode(padded) if "-" in value or "_" in value else base64.b64decode(padded, validate=True)
-        except (binascii.Error, ValueError):
-            pass
+        decoded = decode_text(value.encode())
+        if decoded is not None:
+            return decoded
     raise VerificationError("input", f"evidence {field} is {type(value).__name__}, expected bytes: a JSON byte array, hex or base64")

@@ -43,24 +43,40 @@ _HEX = re.compile(rb"^[0-9a-fA-F\s]+$")
 _B64 = re.compile(rb"^[A-Za-z0-9+/=_\-\s]+$")
 
 
+def decode_text(text: bytes) -> bytes | None:
+    """Hex, then base64 (standard or url-safe, padding optional, whitespace ignored); None if neither."""
+    compact = re.sub(rb"\s", b"", text)
+    if _HEX.match(text) and len(compact) % 2 == 0:
+        return binascii.unhexlify(compact)
+    if _B64.match(text):
+        padded = compact + b"=" * (-len(compact) % 4)
+        try:
+            if b"-" in compact or b"_" in compact:
+                return base64.urlsafe_b64decode(padded)
+            return base64.b64decode(padded, validate=True)
+        except (binascii.Error, ValueError):
+            pass
+    return None
+
+
 def decode_evidence(blob: bytes) -> bytes:
     """Binary as is; JSON as is (the kind parses it); otherwise hex, then base64 (standard or url-safe)."""
     text = blob.strip()
     if not text or text[:1] in (b"{", b"["):
         return bytes(blob)
-    if _HEX.match(text):
-        compact = re.sub(rb"\s", b"", text)
-        if len(compact) % 2 == 0:
-            return binascii.unhexlify(compact)
-    if _B64.match(text):
-        compact = re.sub(rb"\s", b"", text)
-        try:
-            if b"-" in compact or b"_" in compact:
-                return base64.urlsafe_b64decode(compact + b"=" * (-len(compact) % 4))
-            return base64.b64decode(compact + b"=" * (-len(compact) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            pass
-    return bytes(blob)
+    decoded = decode_text(text)
+    return bytes(blob) if decoded is None else decoded
+
+
+def json_object(data: bytes | str, what: str, check: str) -> dict[str, Any]:
+    """`data` parsed as a JSON object, or a `check` failure naming `what` (no JSON error escapes)."""
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise VerificationError(check, f"{what} is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise VerificationError(check, f"{what} is a JSON {type(document).__name__}, expected an object")
+    return document
 
 
 def canonical_pem_certificates(pem: bytes, what: str) -> list[x509.Certificate]:

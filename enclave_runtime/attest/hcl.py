@@ -14,12 +14,12 @@ report carries: a changed unsigned byte is refused as `structure` instead of pas
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .binary import Reader
+from .collateral import json_object
 from .errors import VerificationError
 
 HCL_SIGNATURE = b"HCLA"
@@ -81,19 +81,9 @@ class HclReport:
                 f"hash (type {self.hash_type}) of the HCL runtime data is {digest.hex()}, but the SNP report_data[0:{len(digest)}] "
                 f"is {report_data[: len(digest)].hex()}: the runtime data is not the one the hardware report vouches for",
             )
-        return _runtime_json(self.runtime_data)
+        return json_object(self.runtime_data, "HCL runtime data", "structure")
 
 
 def _expect(value: int, expected: int, field: str) -> None:
     if value != expected:
         raise VerificationError("structure", f"HCL report {field} is {value}, expected {expected}")
-
-
-def _runtime_json(data: bytes) -> dict[str, Any]:
-    try:
-        runtime = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise VerificationError("structure", f"HCL runtime data is not JSON: {exc}") from None
-    if not isinstance(runtime, dict):
-        raise VerificationError("structure", f"HCL runtime data is a JSON {type(runtime).__name__}, expected an object")
-    return runtime

@@ -27,7 +27,6 @@ import base64
 import binascii
 import dataclasses
 import datetime as dt
-import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -38,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from .claims import Claims
-from .collateral import Collateral
+from .collateral import Collateral, json_object
 from .errors import VerificationError
 from .trust import TrustStore
 
@@ -267,11 +266,7 @@ def _token_text(evidence: bytes) -> str:
     """The compact JWS; MAA's attest response (`{"token": "<JWS>"}`) is accepted as saved."""
     text = evidence.strip()
     if text[:1] == b"{":
-        try:
-            document = json.loads(text)
-        except (ValueError, RecursionError):
-            raise VerificationError("structure", "evidence starts with '{' but is not valid JSON") from None
-        token = document.get("token") if isinstance(document, dict) else None
+        token = json_object(text, "evidence starting with '{'", "structure").get("token")
         if not isinstance(token, str):
             raise VerificationError(
                 "structure", 'evidence is JSON without a string "token" member: expected a compact JWS'
