@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from policies.review.analyzer import Analysis
-from policies.review.mocks import RecordedResource
+from policies.review.mocks import RecordedResource, redact
 
 SEVERITY_ORDER = ["critical", "high", "medium", "low", "unspecified"]
 
@@ -35,7 +35,9 @@ def to_json(
                 "name": r.name,
                 "parent": r.parent,
                 "dependencies": r.dependencies,
+                "propertyDependencies": r.property_dependencies,
                 "inputs": r.inputs,
+                "outputs": redact(r.outputs),
             }
             for r in resources
         ],
