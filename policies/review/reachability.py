@@ -24,7 +24,8 @@ than `shared`, or untagged: fail closed), one entry `{key_urn, party, paths}`; e
   delegates to the account.
 - `grant`: a declared KMS grant.
 - `rbac` / `iam`: Azure role assignments on the key, vault, resource group or subscription; GCP IAM
-  members/bindings on the crypto key, key ring or project with a Cloud KMS (or basic) role.
+  members/bindings on the crypto key, key ring or project with a Cloud KMS (or basic) role (a GCP
+  `cryptoKeyEncrypter` is `owner-encrypt`).
 - `service`: a cloud service using a service-bound key on a caller's behalf (S3 through
   `kms:ViaService`, a service principal, Azure "Crypto Service Encryption User", GCP service agents).
 - `operator-*`: operator paths into the host the key is released to: `operator-ssm`, `operator-ssh`,
@@ -472,6 +473,9 @@ def _azure_paths(index: _Index, key: RecordedResource, props: Mapping[str, Any],
 # --- GCP -----------------------------------------------------------------------------------------
 
 SERVICE_AGENT: Final = re.compile(r"^serviceAccount:(service-\d+@|.*@gcp-sa-)[\w.-]*\.?iam\.gserviceaccount\.com$")
+# Roles whose permissions return no plaintext: `cloudkms.cryptoKeyEncrypter` is encrypt only
+# (https://cloud.google.com/kms/docs/reference/permissions-and-roles#predefined_roles).
+ENCRYPT_ONLY_ROLES: Final = frozenset({"roles/cloudkms.cryptoKeyEncrypter"})
 KEY_ROLES: Final = re.compile(r"^roles/(cloudkms\.|owner$|editor$)|^projects/.+/roles/|^organizations/.+/roles/")
 
 
@@ -526,6 +530,8 @@ def _gcp_paths(index: _Index, key: RecordedResource, props: Mapping[str, Any], s
             paths.append(_path("attested-workload", member, f"{where}; WIF condition: " + " | ".join(conditions), attested=attested))
         elif service_bound and SERVICE_AGENT.match(member):
             paths.append(_path("service", member, where))
+        elif role in ENCRYPT_ONLY_ROLES:
+            paths.append(_path(SEAL_ONLY, member, where))
         else:
             paths.append(_path("iam", member, where))
     for digest in attested_digests:

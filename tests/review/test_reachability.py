@@ -121,3 +121,17 @@ def test_shipped_prod_stack_paths(prod_record: dict) -> None:
     reach = [v for v in prod_record["violations"] if v["policy"] == "ccp-key-reachability"]
     assert {v["enforcement"] for v in reach} <= {"advisory"}
     assert all("advisory in this iteration" in v["message"] for v in reach)
+
+
+def test_gcp_encrypt_only_owner_is_seal_only_and_passes(tmp_path: Path) -> None:
+    """A GCP data owner with `cryptoKeyEncrypter` can seal for the workload but never decrypt: listed as
+    `owner-encrypt`, not a failing path (the hospitals stack is judged as prod)."""
+    result = run_review(REPO_ROOT, "hospitals", tmp_path, packs=[])
+    record = json.loads((tmp_path / "review-hospitals.json").read_text())
+    [gcp] = [e for e in record["reachability"] if e["party"] == "hospital-gcp" and "PartyDataKey" in e["key_urn"]]
+    owner = [p for p in gcp["paths"] if p["principal"] == "group:data-owners@hospital-gcp.example"]
+    assert [(p["kind"], p["condition"], p["attested"]) for p in owner] == [
+        ("owner-encrypt", "roles/cloudkms.cryptoKeyEncrypter on the crypto key", False)
+    ]
+    assert not [v for v in result.analysis.violations if v.urn == gcp["key_urn"]]
+    assert result.exit_code == 0, result.problems
