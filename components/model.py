@@ -94,9 +94,9 @@ def releases_key(key_cloud: str, host: "WorkloadHost") -> bool:
 def _region_problem(cloud: str, region: str) -> PydanticCustomError:
     return PydanticCustomError(
         "ccp_region",
-        "'{region}' is not an {label} region (see stacks/regions.py for the accepted names)"
+        "'{region}' is not an {label} region (see components/regions.py for the accepted names)"
         if CLOUD_LABELS[cloud][0] in "AEIOU"
-        else "'{region}' is not a {label} region (see stacks/regions.py for the accepted names)",
+        else "'{region}' is not a {label} region (see components/regions.py for the accepted names)",
         {"region": region, "label": CLOUD_LABELS[cloud]},
     )
 

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Final, Mapping
 
+from pulumi.errors import RunError
 from pydantic import Field, ValidationError
 
 from enclave_runtime.measurements import Model
@@ -18,8 +19,11 @@ from components.model import Collaboration, Environment
 NAMESPACE: Final = "ccp"
 
 
-class ConfigError(Exception):
-    """Invalid stack configuration; `problems` holds one actionable message each."""
+class ConfigError(RunError):
+    """Invalid stack configuration; `problems` holds one actionable message each.
+
+    A `RunError`, so `pulumi up` prints the problems and stops without a Python traceback.
+    """
 
     def __init__(self, problems: list[str]):
         self.problems = problems
@@ -94,22 +98,40 @@ def _check_signature(settings: StackConfig) -> None:
         raise ConfigError([f"{NAMESPACE}:collaboration.measurements.signature: {error}"]) from None
 
 
-def load() -> StackConfig:
-    """Read the `ccp` namespace of the current Pulumi stack's config."""
-    import pulumi
+def from_config_texts(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The `ccp:` entries of a Pulumi config map (full keys -> text), keys without the namespace.
 
-    cfg = pulumi.Config(NAMESPACE)
+    Pulumi hands objects and lists to programs as JSON text; they are decoded back to data. Every
+    `ccp:` key is kept, known or not, so that `parse` refuses a misspelt key instead of the
+    program silently falling back to a default (e.g. `ccp:logRetentionDay` -> 365 days).
+    """
+    prefix = NAMESPACE + ":"
     raw: dict[str, Any] = {}
-    for key in StackConfig.model_fields:
-        alias = StackConfig.model_fields[key].alias or key
-        text = cfg.get(alias)
-        if text is None:
+    for key, text in config.items():
+        if not key.startswith(prefix):
             continue
         try:
-            raw[alias] = json.loads(text)
+            raw[key.removeprefix(prefix)] = json.loads(text) if isinstance(text, str) else text
         except json.JSONDecodeError:
-            raw[alias] = text
-    return parse(raw)
+            raw[key.removeprefix(prefix)] = text
+    return raw
+
+
+def _runtime_config() -> dict[str, Any]:
+    """Every config entry the Pulumi runtime holds (set by the engine or in `PULUMI_CONFIG`)."""
+    from pulumi.runtime import config as runtime
+
+    keys = set(runtime.get_config_env()) | set(runtime.CONFIG.get())
+    return {key: runtime.get_config(key) for key in sorted(keys)}
+
+
+def load() -> StackConfig:
+    """Read the `ccp` namespace of the current Pulumi stack's config, with the review's validation.
+
+    `pulumi up` and the offline review both go through `from_config_texts` and `parse`, so a stack
+    the review refuses is refused by `pulumi up` with the same messages.
+    """
+    return parse(from_config_texts(_runtime_config()))
 
 
 def read_stack_file(path: Path) -> dict[str, Any]:

@@ -7,8 +7,10 @@ private API of pulumi-policy (pinned to 1.21.0), so this is the only module that
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -50,10 +52,47 @@ class Pack:
     def name(self) -> str:
         return self.module.NAME
 
+    def config_path(self, stack: str) -> Path:
+        return self.directory / "config" / f"{stack}.json"
+
     def stack_config(self, stack: str) -> dict[str, Any]:
-        """The pack's `--policy-pack-config` file for this stack, if it has one."""
-        path = self.directory / "config" / f"{stack}.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        """The pack's `--policy-pack-config` file for this stack, if it has one, checked entry by entry.
+
+        A bad file is a `PackConfigError` naming the file, line, policy and fix: a typo must neither
+        crash the review nor be skipped (a misspelt policy would keep its default enforcement)."""
+        path = self.config_path(stack)
+        if not path.exists():
+            return {}
+        text = _read_config_text(path)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise PackConfigError(
+                f"{_shown(path)}:{error.lineno}:{error.colno}: not valid JSON ({error.msg}); fix the syntax there"
+            ) from None
+        if not isinstance(data, dict):
+            raise PackConfigError(
+                f"{_shown(path)}: must be a JSON object of policy name -> enforcement level or settings, "
+                f"got {type(data).__name__}"
+            )
+        problems = [p for key, value in data.items() for p in self._entry_problems(path, text, key, value)]
+        if problems:
+            raise PackConfigError(*problems)
+        return data
+
+    def _entry_problems(self, path: Path, text: str, key: str, value: Any) -> list[str]:
+        where = f"{_shown(path)}{_json_key_line(text, key)}"
+        names = [p.name for p in self.module.POLICIES]
+        if key != "all" and key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"see the policy names in pack {self.name!r}"
+            return [f"{where}: {key!r} is not a policy of pack {self.name!r}; {hint}"]
+        level = value if isinstance(value, str) else value.get("enforcementLevel") if isinstance(value, dict) else None
+        if not isinstance(value, (str, dict)):
+            return [f"{where}: {key}: {value!r} must be an enforcement level or an object of settings"]
+        if level is not None and level not in _LEVEL_PROTO:
+            return [f"{where}: {key}: enforcement level {level!r} is not one of {', '.join(sorted(_LEVEL_PROTO))}"]
+        return []
 
     def servicer(self) -> _PolicyAnalyzerServicer:
         return _PolicyAnalyzerServicer(
@@ -63,6 +102,34 @@ class Pack:
             enforcement_level=self.module.ENFORCEMENT_LEVEL,
             initial_config=getattr(self.module, "INITIAL_CONFIG", None),
         )
+
+
+class PackConfigError(ValueError):
+    """A policy pack's stack config file is unusable; `problems` holds one message per entry, with its file."""
+
+    def __init__(self, *problems: str):
+        self.problems = list(problems)
+        super().__init__("\n".join(problems))
+
+
+def _shown(path: Path) -> str:
+    try:
+        return os.path.relpath(path) if path.resolve().is_relative_to(Path.cwd()) else str(path)
+    except (OSError, ValueError):
+        return str(path)
+
+
+def _read_config_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise PackConfigError(f"{_shown(path)}: cannot be read ({error}); it must be a UTF-8 JSON file") from None
+
+
+def _json_key_line(text: str, key: str) -> str:
+    """`:line` of the first `"key":` in a JSON text (where a user would fix it), or ""."""
+    at = text.find(json.dumps(key))
+    return f":{text.count(chr(10), 0, at) + 1}" if at >= 0 else ""
 
 
 def discover_packs(root: Path = POLICIES_DIR) -> list[Pack]:

@@ -11,6 +11,7 @@ import contextlib
 import os
 import runpy
 import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -202,8 +203,61 @@ def _program_context(directory: Path) -> Iterator[None]:
             sys.path.remove(str(directory))
 
 
+class ProgramExit(Exception):
+    """The program ended itself (`sys.exit`, `KeyboardInterrupt`, ...) before the review finished.
+
+    A plain Exception, so it cannot end the review process: whatever status the program asked for,
+    the review reports it as a failed program (exit 2) instead of passing CI with exit 0 or exiting
+    with a status that means something else. `os._exit` ends the process at once and cannot be caught.
+    """
+
+    def __init__(self, message: str, where: str = ""):
+        self.where = where
+        super().__init__(message)
+
+
+def _origin(error: BaseException) -> str:
+    """`file:line` of the innermost frame outside installed packages and the runpy machinery."""
+    frames = [
+        f for f in traceback.extract_tb(error.__traceback__)
+        if "site-packages" not in f.filename and not f.filename.startswith("<")
+    ]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+
+
+def _program_exit(error: BaseException) -> ProgramExit:
+    if isinstance(error, SystemExit):
+        code = error.code
+        status = code if isinstance(code, int) else 0 if code is None else f"1 ({code})"
+        return ProgramExit(f"the program exited with status {status} (sys.exit) before the review finished",
+                           _origin(error))
+    return ProgramExit(
+        f"the program stopped with {type(error).__name__} before the review finished", _origin(error)
+    )
+
+
+@contextlib.contextmanager
+def _guard() -> Iterator[None]:
+    """Turn the exceptions that end a process (`SystemExit`, `KeyboardInterrupt`)
+    into `ProgramExit`, wherever in the program (top level or an `apply` callback) they are raised."""
+    try:
+        yield
+    except ProgramExit:
+        raise
+    except (SystemExit, KeyboardInterrupt) as error:
+        raise _program_exit(error) from None
+
+
+def _guarded(entry: Path) -> Callable[[], Any]:
+    def program() -> Any:
+        with _guard():
+            return runpy.run_path(str(entry), run_name="__main__")
+
+    return program
+
+
 def run_directory(main: Path, **kwargs: Any) -> Recording:
     """Run a Pulumi Python program directory (its `__main__.py`) under recording mocks."""
     entry = main / "__main__.py" if main.is_dir() else main
-    with _program_context(entry.parent):
-        return run(lambda: runpy.run_path(str(entry), run_name="__main__"), **kwargs)
+    with _program_context(entry.parent), _guard():
+        return run(_guarded(entry), **kwargs)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from policies.review import analyzer, key_release, project, reachability, report
-from policies.review.mocks import Recording, run_directory
+from policies.review.mocks import ProgramExit, Recording, run_directory
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KEY_RELEASE_POLICY = "ccp-key-release-simulation"
@@ -29,12 +29,15 @@ class ReviewResult:
 
 
 def ccp_settings(proj: project.Project) -> Any:
-    """The typed ccp config when the program is a ccp stack (has `ccp:collaboration`), else None."""
-    values = proj.namespace("ccp")
+    """The typed ccp config when the program is a ccp stack (has `ccp:collaboration`), else None.
+
+    Read with the same `from_config_texts` + `parse` as `stacks.config.load` (what `pulumi up` runs),
+    so the review and a deployment accept and refuse exactly the same stacks."""
+    from stacks.config import from_config_texts, parse
+
+    values = from_config_texts(proj.config)
     if "collaboration" not in values:
         return None
-    from stacks.config import parse
-
     return parse(values)
 
 
@@ -120,34 +123,96 @@ def evaluate_reachability(
     return entries, reachability.markdown(entries)
 
 
+def _out_problems(out_dir: Path | None, stack: str) -> list[str]:
+    """`--out` must be a directory (created when missing): found before the program runs, not after."""
+    if out_dir is None or not out_dir.exists() or out_dir.is_dir():
+        return []
+    return [
+        f"--out {out_dir}: is an existing file, not a directory; give a directory for "
+        f"review-{stack}.json and review-{stack}.md (it is created when missing)"
+    ]
+
+
+def _pack_problems(packs: list[analyzer.Pack], stack: str) -> list[str]:
+    problems: list[str] = []
+    for pack in packs:
+        try:
+            pack.stack_config(stack)
+        except analyzer.PackConfigError as error:
+            problems += error.problems
+    return problems
+
+
+def _settings(proj: project.Project) -> tuple[Any, list[str]]:
+    from stacks.config import ConfigError
+
+    try:
+        return ccp_settings(proj), []
+    except ConfigError as error:
+        return None, [proj.where(p) for p in error.problems]
+
+
+def _program_failure(error: Exception) -> str:
+    """One line for a program that raised: the exception and where, outside installed packages."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = next((f"{f.filename}:{f.lineno}" for f in reversed(frames) if "site-packages" not in f.filename), "")
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return f"the program failed: {type(error).__name__}: {text}" + (f" (at {where})" if where else "")
+
+
+def _record(proj: project.Project) -> tuple[Recording | None, list[str]]:
+    """Run the program under the mocks; every way it can fail or end itself becomes problems."""
+    from stacks.config import ConfigError
+
+    try:
+        recording = run_directory(
+            proj.main, project=proj.name, stack=proj.stack, config=proj.config, secret_keys=proj.secret_keys
+        )
+    except ConfigError as error:
+        return None, [proj.where(p) for p in error.problems]
+    except ProgramExit as error:
+        return None, [f"{error}" + (f" (at {error.where})" if error.where else "")]
+    except Exception as error:  # noqa: BLE001 - any program failure is reported, with its origin
+        return None, [_program_failure(error)]
+    return recording, []
+
+
+def _write(result: ReviewResult, out_dir: Path) -> list[str]:
+    try:
+        result.paths = report.write(out_dir, result.stack, result.record, result.markdown)
+    except OSError as error:
+        return [
+            f"--out {out_dir}: cannot write the report ({error.strerror or error}: {error.filename}); "
+            "give a writable directory"
+        ]
+    return []
+
+
 def run_review(
     program_dir: Path = REPO_ROOT,
     stack: str = "dev",
     out_dir: Path | None = None,
     packs: list[analyzer.Pack] | None = None,
 ) -> ReviewResult:
-    from stacks.config import ConfigError
-
+    """Exit 0 only when the review ran to the end, wrote its report (when `out_dir` is given) and
+    found no mandatory violation; 1 only for violations; 2 with `problems` for anything else."""
     result = ReviewResult(exit_code=EXIT_INVALID, stack=stack)
+    problems = _out_problems(out_dir, stack)
     try:
         proj = project.load(Path(program_dir), stack)
-        settings = ccp_settings(proj)
-        recording = run_directory(
-            proj.main, project=proj.name, stack=stack, config=proj.config, secret_keys=proj.secret_keys
-        )
-    except ConfigError as error:
-        result.problems = error.problems
-        return result
     except project.ProjectError as error:
-        result.problems = [str(error)]
+        result.problems = problems + error.problems
         return result
-    except Exception as error:  # noqa: BLE001 - any program failure is reported, with its origin
-        frames = traceback.extract_tb(error.__traceback__)
-        where = next((f"{f.filename}:{f.lineno}" for f in reversed(frames) if "site-packages" not in f.filename), "")
-        result.problems = [f"the program failed: {type(error).__name__}: {error}" + (f" (at {where})" if where else "")]
+    packs = analyzer.discover_packs() if packs is None else packs
+    settings, config_problems = _settings(proj)
+    problems += config_problems + _pack_problems(packs, stack)
+    if problems:
+        result.problems = problems
+        return result
+    recording, result.problems = _record(proj)
+    if recording is None:
         return result
 
-    packs = analyzer.discover_packs() if packs is None else packs
     analysis, rows, key_release_md = evaluate(recording, settings, stack, packs)
     reach, reach_md = evaluate_reachability(recording, settings, stack, analysis)
     sections = [key_release_md] if key_release_md else []
@@ -156,10 +221,12 @@ def run_review(
         compliance = getattr(pack.module, "compliance_markdown", None)
         if compliance is not None:
             sections.append(compliance(analysis.policies, analysis.violations))
-    result.recording, result.analysis = recording, analysis
     result.record = report.to_json(stack, recording.resources, analysis, rows, reach)
     result.markdown = report.to_markdown(stack, recording.resources, analysis, sections)
     if out_dir is not None:
-        result.paths = report.write(out_dir, stack, result.record, result.markdown)
+        result.problems = _write(result, out_dir)
+        if result.problems:
+            return result
+    result.recording, result.analysis = recording, analysis
     result.exit_code = EXIT_VIOLATIONS if analysis.mandatory else EXIT_OK
     return result

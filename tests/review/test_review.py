@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
-import pytest
 from pulumi_policy import (
     EnforcementLevel,
     ReportViolation,
@@ -130,10 +129,12 @@ def test_config_with_properties_only_keeps_the_policy_mandatory(tmp_path: Path) 
 
 
 def test_unknown_policy_in_config_is_refused(tmp_path: Path) -> None:
+    """A typo in the pack config is an input problem (exit 2 naming the file), not a crash."""
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "dev.json").write_text(json.dumps({"s3-typo": "advisory"}))
-    with pytest.raises(ValueError, match="unknown policy 's3-typo'"):
-        run_review(PROGRAMS / "plain_aws", "dev", None, packs=[tiny_pack(tmp_path)])
+    result = run_review(PROGRAMS / "plain_aws", "dev", None, packs=[tiny_pack(tmp_path)])
+    assert result.exit_code == 2
+    assert "config/dev.json:1: 's3-typo' is not a policy of pack" in result.problems[0]
 
 
 def test_stack_policy_sees_dependencies(tmp_path: Path) -> None:
@@ -192,7 +193,8 @@ def test_invalid_ccp_config_exits_2_before_running(tmp_path: Path) -> None:
     )
     result = run_review(program, "dev", None, packs=[])
     assert result.exit_code == 2
-    assert "ccp:environment: 'staging' is not allowed: 'dev' or 'prod'" in result.problems
+    # Each problem names the stack file and line it comes from.
+    assert f"{program / 'Pulumi.dev.yaml'}:2: ccp:environment: 'staging' is not allowed: 'dev' or 'prod'" in result.problems
 
 
 def test_unanswered_invoke_fails_the_review_naming_the_token(tmp_path: Path) -> None:
