@@ -4,6 +4,10 @@ Exit codes: 0 verified (and allowed, when a policy is given), 1 rejected (verifi
 failed), 2 unusable input or usage. With `--json` the output is exactly one JSON object, whatever
 happens; without it, one human-readable summary. Never a traceback: an unexpected exception is
 reported as check `internal` with exit 2, so a caller can tell "rejected" from "could not judge".
+
+`python -m enclave_runtime audit verify FILE [--json]` follows the same contract for an audit log
+(`enclave_runtime.audit`): 0 the chain verifies (also when only its last line was cut short by a crash,
+reported as `truncated`), 1 tampered (the line and the check named), 2 unusable input.
 """
 
 from __future__ import annotations
@@ -76,7 +80,55 @@ def build_parser(json_output: bool = False) -> _Parser:
     cmd.add_argument("--report-data", help="expected report data (hex); overrides the policy's binding")
     cmd.add_argument("--nonce", help="expected nonce (hex, or a token's nonce text); overrides the policy's binding")
     cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    audit = commands.add_parser("audit", help="audit log tools")
+    audit_commands = audit.add_subparsers(
+        dest="audit_command", required=True, parser_class=partial(_AuditParser, json_output=json_output)
+    )
+    audit_verify = audit_commands.add_parser("verify", help="verify an audit log's hash chain and signatures")
+    audit_verify.add_argument("file", type=Path, help="the audit log (JSON lines)")
+    audit_verify.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
+
+
+class _AuditParser(_Parser):
+    """Usage errors under `audit` in the audit output's shape."""
+
+    def error(self, message: str) -> NoReturn:
+        if self.json_output:
+            print(json.dumps({"status": "unusable", "valid": False, "check": "usage", "message": message}, indent=2))
+        else:
+            self.print_usage(sys.stderr)
+            print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_UNUSABLE)
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    """`audit verify`: one JSON object or one summary; never a traceback."""
+    from . import audit  # only this subcommand needs it
+
+    try:
+        report = audit.verify(args.file)
+        result, code = report.as_dict(), (EXIT_OK if report.valid else EXIT_REJECTED)
+    except audit.AuditError as exc:
+        result, code = {"status": "unusable", "valid": False, "check": "input", "message": str(exc)}, EXIT_UNUSABLE
+    except Exception as exc:  # the contract: "could not judge" is not "tampered"
+        result = {"status": "unusable", "valid": False, "check": "internal", "message": f"{type(exc).__name__}: {exc}"}
+        code = EXIT_UNUSABLE
+    if args.json:
+        print(json.dumps({"file": str(args.file), **result}, indent=2))
+        return code
+    status = result["status"]
+    if status == "unusable":
+        print(f"{args.file}: UNUSABLE ({result['check']}): {result['message']}")
+    elif status == "tampered":
+        print(f"{args.file}: TAMPERED at line {result['line']} ({result['check']}): {result['message']}")
+    else:
+        print(f"{args.file}: {result['entries']} entries verify, head {result['head']}")
+        if status == "truncated":
+            print(f"  warning: {result['message']}")
+        print(f"  key {result['keyDigest']}, evidence {result['evidenceKind']}: not checked against a TEE here "
+              "(enclave_runtime.audit.verify(check_evidence=...) binds the key to the attestation)")
+    return code
 
 
 def _emit_json(kind: str | None, error: dict[str, str] | None, claims: Claims | None, decision: Decision | None) -> None:
@@ -160,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=AMD_SERIAL_ZERO_WARNING)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(json_output="--json" in argv).parse_args(argv)
+    if args.command == "audit":
+        return run_audit(args)
     try:
         code, error, claims, decision = run_verify(args)
     except Exception as exc:  # the contract: never a traceback, and "could not judge" is not "rejected"
