@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -222,10 +223,17 @@ class TokenIssuer:
         image_digest: str | None = None,
         claims: Mapping[str, Any] | None = None,
         at: dt.datetime | None = None,
+        service_accounts: Sequence[str] = ("ccp-workload@ccp-workload.iam.gserviceaccount.com",),
+        hwmodel: str = "GCP_AMD_SEV",
+        project: str = "ccp-workload",
+        project_number: str = "123456789012",
+        zone: str = "europe-west4-a",
     ) -> str:
         """A Confidential Space token (default STS audience). Debug images report `dbgstat: enabled` and no
         `support_attributes`. `claims` overrides top-level claims; None removes one. Signed under this
-        issuer's key, but `iss` is Google's unless overridden: the verifier pins Google's issuer."""
+        issuer's key, but `iss` is Google's unless overridden: the verifier pins Google's issuer.
+        `service_accounts`, `hwmodel`, `project*` and `zone` describe the VM (google_service_accounts,
+        hwmodel, submods.gce), so a stand-in can present a particular recorded workload."""
         digest = image_digest or f"sha256:{stand_in('image', 64)}"
         submods: dict[str, Any] = {
             "container": {
@@ -237,9 +245,9 @@ class TokenIssuer:
                 "args": ["/workload", "--serve"],
             },
             "gce": {
-                "zone": "europe-west4-a",
-                "project_id": "ccp-workload",
-                "project_number": "123456789012",
+                "zone": zone,
+                "project_id": project,
+                "project_number": project_number,
                 "instance_name": "ccp-workload",
                 "instance_id": "4242424242424242424",
             },
@@ -250,15 +258,51 @@ class TokenIssuer:
             **self._times(at, CS_LIFETIME),
             "iss": CONFIDENTIAL_SPACE_ISSUER,
             "aud": CS_AUDIENCE,
-            "sub": "https://www.googleapis.com/compute/v1/projects/ccp-workload/zones/europe-west4-a/instances/ccp-workload",
+            "sub": f"https://www.googleapis.com/compute/v1/projects/{project}/zones/{zone}/instances/ccp-workload",
             "eat_nonce": [stand_in("eat-nonce", 32)],
             "secboot": True,
             "oemid": 11129,
-            "hwmodel": "GCP_AMD_SEV",
+            "hwmodel": hwmodel,
             "swname": "CONFIDENTIAL_SPACE",
             "swversion": ["250301"],
             "dbgstat": "enabled" if debug else "disabled-since-boot",
             "submods": submods,
-            "google_service_accounts": ["ccp-workload@ccp-workload.iam.gserviceaccount.com"],
+            "google_service_accounts": list(service_accounts),
         }
         return self.sign(_merge(body, claims))
+
+
+@dataclass
+class SimulatedConfidentialSpace:
+    """A simulated Confidential Space launcher: `token(audience)` as the workload's evidence source.
+
+    It stands in for the launcher's token server (google/go-tpm-tools launcher/teeserver; Google,
+    "Attestation token claims"): each call signs a fresh token for `audience` with a fresh `eat_nonce`,
+    kept only in memory (the releaser hands it to STS through a supplier, never a file). `debug` is a
+    debug image (`dbgstat: enabled`, no support attributes); `claims` overrides top-level claims.
+    """
+
+    issuer: TokenIssuer
+    image_digest: str
+    service_accounts: Sequence[str]
+    hwmodel: str = "GCP_AMD_SEV"
+    project: str = "ccp-workload"
+    project_number: str = "123456789012"
+    zone: str = "europe-west4-a"
+    debug: bool = False
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    issued: int = 0  # tokens signed so far (a test counts fresh evidence)
+
+    def token(self, audience: str) -> bytes:
+        self.issued += 1
+        nonce = hashlib.sha256(f"{self.image_digest}:{self.issued}:{dt.datetime.now().timestamp()}".encode())
+        return self.issuer.confidential_space(
+            debug=self.debug,
+            image_digest=self.image_digest,
+            claims={"aud": audience, "eat_nonce": [nonce.hexdigest()[:32]], **dict(self.claims)},
+            service_accounts=self.service_accounts,
+            hwmodel=self.hwmodel,
+            project=self.project,
+            project_number=self.project_number,
+            zone=self.zone,
+        ).encode()

@@ -141,3 +141,19 @@ def direct_release(bindings: Sequence[Binding], service_accounts: Sequence[str])
 def release(providers: Sequence[Provider], bindings: Sequence[Binding], token: Mapping[str, Any] | None) -> bool:
     """Can the holder of `token` decrypt with the key through any provider of its pools?"""
     return any(decrypt_allowed(bindings, exchange(p, token)) for p in providers)
+
+
+# Roles that include `cloudkms.cryptoKeyVersions.useToEncrypt` (Cloud KMS "Permissions and roles",
+# https://cloud.google.com/kms/docs/reference/permissions-and-roles): a party wraps data keys with one.
+ENCRYPTING_ROLES: Final = frozenset(
+    {"roles/cloudkms.cryptoKeyEncrypter", "roles/cloudkms.cryptoKeyEncrypterDecrypter"}
+)
+
+
+def encrypt_allowed(bindings: Sequence[Binding], principal: str | FederatedIdentity | None) -> bool:
+    """May `principal` (an IAM member string such as `group:...`, or a federated identity) encrypt?"""
+    if principal is None:
+        return False
+    if isinstance(principal, FederatedIdentity):
+        return any(b.role in ENCRYPTING_ROLES and member_matches(b.member, principal) for b in bindings)
+    return any(b.role in ENCRYPTING_ROLES and b.member in {principal, *PUBLIC_MEMBERS} for b in bindings)
