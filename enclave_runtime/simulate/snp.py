@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import struct
+from typing import TYPE_CHECKING
 
 from asn1crypto import core
 from cryptography import x509
@@ -30,6 +31,9 @@ from ..attest.snp.report import (
 from ..attest.snp.tcb import LAYOUTS, TcbVersion
 from ..attest.snp.vcek import CSP_ID, HWID, PRODUCT_NAME, SPL_OIDS, STRUCT_VERSION
 from .ca import ec_key, issue, rsa_key
+
+if TYPE_CHECKING:
+    from ..evidence.base import Evidence
 
 # Plausible values per product: the productName AMD's KDS writes, a CPUID (family, model, stepping)
 # and a TCB. Turin's TCB layout has the extra FMC level.
@@ -178,3 +182,48 @@ class SimulatedSnp:
             SIGNATURE_COMPONENT_SIZE, "little"
         )
         return (signed + signature).ljust(REPORT_SIZE, b"\0")
+
+
+class SimulatedSnpGuest:
+    """A guest on a `SimulatedSnp` chip, as an evidence source: `snp_report(report_data) -> Evidence`.
+
+    It stands in for what an Azure confidential container group's SKR sidecar reads from the UVM
+    (/dev/sev-guest or configfs-tsm, https://github.com/microsoft/confidential-sidecar-containers):
+    a report whose HOST_DATA is the SHA-256 of the group's CCE policy, fixed by the host at launch
+    (https://learn.microsoft.com/azure/container-instances/confidential-containers-attestation-concepts),
+    with the VCEK/ASK/ARK chain as collateral. `host_data`, `debug` and `vmpl` are what the release
+    cases vary; the guest cannot choose them at report time, only `report_data`.
+    """
+
+    def __init__(
+        self,
+        sim: SimulatedSnp,
+        host_data: bytes,
+        *,
+        debug: bool = False,
+        vmpl: int = 0,
+        measurement: bytes | None = None,
+    ) -> None:
+        if len(host_data) != 32:
+            raise ValueError(f"host_data is {len(host_data)} bytes; SNP HOST_DATA is 32 (a SHA-256 of the CCE policy)")
+        self.sim = sim
+        self.host_data = host_data
+        self.debug = debug
+        self.vmpl = vmpl
+        self.measurement = measurement or hashlib.sha384(b"ccp simulated confidential container UVM").digest()
+
+    def snp_report(self, report_data: bytes) -> "Evidence":
+        from ..evidence.base import Evidence, fixed_report_data
+
+        from cryptography.hazmat.primitives import serialization
+
+        report = self.sim.report(
+            measurement=self.measurement,
+            report_data=fixed_report_data(report_data),
+            host_data=self.host_data,
+            debug=self.debug,
+            vmpl=self.vmpl,
+        )
+        names = ("vcek" if self.sim.signing_key == "vcek" else "vlek", "ask", "ark")
+        chain = [(n, c.public_bytes(serialization.Encoding.DER)) for n, c in zip(names, self.sim.certificates)]
+        return Evidence("amd-sev-snp", report, chain)
