@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import cbor2
@@ -136,3 +136,34 @@ class SimulatedNitro:
 
 def _image_pcrs() -> dict[int, bytes]:
     return {index: hashlib.sha384(f"ccp simulated PCR{index}".encode()).digest() for index in IMAGE_PCRS}
+
+
+class SimulatedNitroEnclave:
+    """One simulated enclave: fixed PCRs (or debug mode) under a `SimulatedNitro` PKI, answering the
+    key-release clients' `attest(public_key)` with a fresh document binding that key, as the NSM does
+    for the Nitro Enclaves SDK (aws/aws-nitro-enclaves-sdk-c `source/attestation.c`).
+
+    `pcrs` maps PCR index to its 48-byte value (hex strings are accepted); `clock` gives the document
+    time (default: now, UTC) so a test can make a stale document.
+    """
+
+    def __init__(
+        self,
+        sim: SimulatedNitro,
+        pcrs: Mapping[int, bytes | str] | None = None,
+        *,
+        debug: bool = False,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self.sim = sim
+        self.debug = debug
+        self.pcrs: dict[int, bytes] = {}
+        for index, value in (pcrs or {}).items():
+            raw = bytes.fromhex(value) if isinstance(value, str) else bytes(value)
+            if len(raw) != PCR_SIZE or not 0 <= index < PCR_COUNT:
+                raise ValueError(f"PCR{index} must be {PCR_SIZE} bytes (96 hex) at index 0..{PCR_COUNT - 1}")
+            self.pcrs[index] = raw
+        self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+
+    def attest(self, public_key: bytes) -> bytes:
+        return self.sim.attest(pcrs=self.pcrs, debug=self.debug, public_key=public_key, at=self.clock())
