@@ -8,7 +8,7 @@ PROGRAM ?= .
 NAME ?=
 FROM ?= banks
 
-.PHONY: venv tools review test test-full bench lint collaboration clean
+.PHONY: venv tools review demo test test-full bench lint collaboration clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ tools:
 review: $(STAMP)
 	@$(PY) -m policies.review --stack $(STACK) --program $(PROGRAM)
 
+# A collaboration end to end on this machine: review, key-service stand-ins, sealed data, attested release.
+demo: $(STAMP)
+	@$(PY) -m standins.demo --stack $(STACK)
+
 test: $(STAMP) tools
 	@$(PY) -m pytest -n 2 tests
 
@@ -39,6 +43,8 @@ test-full: $(STAMP) tools
 bench: $(STAMP)
 	@$(PY) -m benchmarks.bench_review
 	@$(PY) -m benchmarks.bench_verify
+	@$(PY) -m benchmarks.bench_keyrelease
+	@$(PY) -m benchmarks.bench_seal
 
 lint: $(STAMP)
 	@$(PY) -m ruff check .

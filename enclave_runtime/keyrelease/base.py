@@ -18,6 +18,8 @@ from typing import Any, Final, Literal, Protocol, get_args
 
 Cloud = Literal["aws", "azure", "gcp"]
 CLOUDS: Final[tuple[str, ...]] = get_args(Cloud)
+# An output sealed to a declared recipient is wrapped to the recipient's own public key, not a cloud key.
+RECIPIENT: Final = "recipient"
 
 
 class KeyReleaseError(Exception):
@@ -33,16 +35,17 @@ class KeyReleaseError(Exception):
 
 @dataclass(frozen=True)
 class WrappedKey:
-    """A data key wrapped under a party key: which cloud, which key, which algorithm, and the blob."""
+    """A data key wrapped under a party key (`cloud`: whose key service unwraps it) or to an output
+    recipient's public key (`cloud` = `recipient`): which key, which algorithm, and the blob."""
 
-    cloud: Cloud
+    cloud: Cloud | Literal["recipient"]
     key_id: str
     algorithm: str
     blob: bytes
 
     def __post_init__(self) -> None:
-        if self.cloud not in CLOUDS:
-            raise ValueError(f"wrapped key cloud {self.cloud!r} is not one of {list(CLOUDS)}")
+        if self.cloud not in (*CLOUDS, RECIPIENT):
+            raise ValueError(f"wrapped key cloud {self.cloud!r} is not one of {[*CLOUDS, RECIPIENT]}")
         if not self.key_id or not self.blob:
             raise ValueError("a wrapped key needs a key id and a non-empty blob")
 

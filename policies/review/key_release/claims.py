@@ -31,9 +31,11 @@ Values that are not measurements (instance ids, VM ids, PCR3/PCR4) are determini
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Mapping
 
 from components.attestation.gcp_condition import confidential_space_claims
 from enclave_runtime.measurements import ApprovedMeasurements
@@ -64,20 +66,45 @@ def stand_in(label: str, hex_chars: int) -> str:
 
 
 def nitro_pcrs(measurements: ApprovedMeasurements, variant: str) -> dict[str, str]:
-    """PCR0-4 and PCR8 of an attestation document; `approved`, `debug` or `other:<label>`."""
-    if variant == "debug":
-        return {pcr: "0" * 96 for pcr in ("pcr0", "pcr1", "pcr2", "pcr3", "pcr4", "pcr8")}
+    """PCR0-4 and PCR8 as KMS reads them from an attestation document; `approved`, `debug` or `other:<label>`.
+
+    The values come from evidence, not from a dict: the simulated NSM signs a document for the case
+    (in debug mode it zeroes every PCR itself), part 1's verifier checks it, and the verified PCRs are
+    returned, so a case can only present what a document can carry.
+    """
     nitro = measurements.nitro
-    pcrs: dict[str, str] = {}
-    for pcr in ("pcr0", "pcr1", "pcr2", "pcr3", "pcr4", "pcr8"):
+    pcrs: dict[int, bytes] = {}
+    for index in NITRO_PCR_INDICES:
+        pcr = f"pcr{index}"
         approved = getattr(nitro, pcr, None) if nitro is not None else None
-        if variant == "approved" and approved is not None:
-            pcrs[pcr] = approved
-        elif variant == "approved" or pcr in ("pcr3", "pcr4"):
-            pcrs[pcr] = stand_in(f"nitro-{pcr}", 96)
+        if variant in ("approved", "debug") and approved is not None:
+            pcrs[index] = bytes.fromhex(approved)
+        elif variant in ("approved", "debug") or pcr in ("pcr3", "pcr4"):
+            pcrs[index] = bytes.fromhex(stand_in(f"nitro-{pcr}", 96))
         else:
-            pcrs[pcr] = stand_in(f"{variant}-{pcr}", 96)
-    return pcrs
+            pcrs[index] = bytes.fromhex(stand_in(f"{variant}-{pcr}", 96))
+    verified = _attested(pcrs, debug=variant == "debug")
+    return {f"pcr{index}": verified[index].hex() for index in NITRO_PCR_INDICES}
+
+
+NITRO_PCR_INDICES: Final = (0, 1, 2, 3, 4, 8)
+
+
+@functools.cache
+def _nitro() -> Any:
+    from enclave_runtime.simulate.nitro import SimulatedNitro
+
+    return SimulatedNitro()
+
+
+def _attested(pcrs: dict[int, bytes], *, debug: bool) -> Mapping[int, bytes]:
+    """The PCRs of a simulated attestation document after verification against the simulation root."""
+    from enclave_runtime.attest import TrustStore, verify
+
+    nsm = _nitro()
+    at = dt.datetime.now(dt.timezone.utc)
+    document = nsm.attest(pcrs=pcrs, debug=debug, at=at)
+    return verify("aws-nitro", document, store=TrustStore(simulation_roots=[nsm.root]), at=at).pcrs  # type: ignore[attr-defined]
 
 
 def other_role_arn(account: str, label: str) -> str:
@@ -170,16 +197,35 @@ class GcpWorkload:
 def confidential_space_token(
     workload: GcpWorkload, image_digest: str, *, debug: bool = False
 ) -> dict[str, Any]:
-    """The claims of a Confidential Space token for STS (default audience) from `workload`."""
-    return confidential_space_claims(
+    """The claims of a Confidential Space token for STS (default audience) from `workload`.
+
+    From evidence: the simulated launcher signs a token in Google's documented layout and part 1's
+    verifier checks it against the simulated signer's JWKS; the verified payload is what STS judges.
+    """
+    from enclave_runtime.attest import Collateral, verify
+    from enclave_runtime.simulate.tokens import CS_AUDIENCE, SimulatedConfidentialSpace
+
+    issuer = _cs_signer()
+    launcher = SimulatedConfidentialSpace(
+        issuer,
         image_digest,
         [workload.service_account],
-        workload.hwmodel,
-        debug=debug,
+        hwmodel=workload.hwmodel,
         project=workload.project,
         project_number=workload.project_number,
         zone=workload.zone,
+        debug=debug,
     )
+    token = launcher.token(CS_AUDIENCE)
+    return dict(verify("cs-token", token, collateral=Collateral(documents=[issuer.jwks()])).claims)  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _cs_signer() -> Any:
+    from enclave_runtime.attest.tokens import CONFIDENTIAL_SPACE_ISSUER
+    from enclave_runtime.simulate.tokens import TokenIssuer
+
+    return TokenIssuer(CONFIDENTIAL_SPACE_ISSUER)
 
 
 def other_image_digest(label: str) -> str:
