@@ -119,18 +119,18 @@ def _try_release(
     return _decision(key, case, "granted", "released"), data_key
 
 
-def run(stack: str, *, quiet: bool = False) -> int:
+def run(stack: str, *, quiet: bool = False, out: Path = OUT) -> int:
     progress = Progress(7, quiet)
-    work = OUT / f"demo-{stack}"
+    work = out / f"demo-{stack}"
     work.mkdir(parents=True, exist_ok=True)
     with progress.step(f"review of stack {stack!r}"):
-        review = run_review(REPO_ROOT, stack, OUT)
+        review = run_review(REPO_ROOT, stack, out)
         if review.exit_code != 0:
             for problem in review.problems:
                 print(f"  {problem}", file=sys.stderr)
             print(f"the review of {stack!r} did not pass (exit {review.exit_code}): fix it first", file=sys.stderr)
             return 2
-    recording = load(OUT / f"review-{stack}.json")
+    recording = load(out / f"review-{stack}.json")
     settings = ccp_settings(project.load(REPO_ROOT, stack))
     collaboration = settings.collaboration
     keys = party_keys(recording)
@@ -211,13 +211,13 @@ def run(stack: str, *, quiet: bool = False) -> int:
         "outputs": [p.name for p in written],
         "audit": {"entries": report.entries, "verified": verified},
     }
-    (OUT / f"demo-{stack}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / f"demo-{stack}.json").write_text(json.dumps(record, indent=2) + "\n")
     if not quiet:
         print(_table(decisions))
         print(f"joint result: {json.dumps(result)}")
         print(f"outputs: {', '.join(p.name for p in written)} (each opens only with its recipient's key: {opened})")
         print(f"audit log: {report.entries} entries, {'verified' if verified else 'NOT verified: ' + report.message}")
-        print(f"decisions: out/demo-{stack}.json")
+        print(f"decisions: {out / f'demo-{stack}.json'}")
         print("PASS: every decision matches the stack's policies" if ok else "FAIL: see the rows marked ✗")
     return 0 if ok else 1
 
