@@ -5,7 +5,9 @@ evidence, the official SDK's request, the stand-in's verification and policy eva
 is timed `RUNS` times; p50 and p99 are printed with their ratio to a bare loopback HTTPS/HTTP round trip
 on the same server harness in the same run (the floor any stand-in call pays), since only same-run
 ratios mean anything on shared machines. Run inside a session, a workload pays this once per key
-(`KeySession` caches), never per request.
+(`KeySession` caches), never per request. Most of a release is the client's fresh RSA-2048 key (every
+release proves possession of a new key, so it is not cached) and, on Azure, the stand-in's RSA-3072
+release and the MAA round trip.
 """
 
 from __future__ import annotations
