@@ -21,6 +21,7 @@ from tests.support import read_stack, stack_site_args
 
 ACCOUNT = "111122223333"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/ccp-dev-demo-dev-enclave"
+OWNER = f"arn:aws:iam::{ACCOUNT}:role/clinic-aws-data-owner"  # the dev party's ownerPrincipal (uploads sealed data)
 
 
 def site_args(raw: dict[str, Any]) -> SiteArgs:
@@ -251,7 +252,7 @@ def test_party_bucket_policy_denies_plain_http_and_other_principals(dev: Recordi
     assert tls["Resource"] == [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"]
     others = statements["DenyOtherPrincipals"]
     assert others["Effect"] == "Deny" and others["Principal"] == "*"
-    assert others["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [ROLE]}}
+    assert others["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [ROLE, OWNER]}}
 
 
 # A minimal key-policy evaluator written from the documented semantics (KMS Developer Guide "Key
@@ -399,7 +400,7 @@ def test_storage_key_is_usable_through_s3_only(dev: Recording) -> None:
     storage_key = next(r for r in dev.of_type("aws:kms/key:Key") if props(r)["tags"]["ccp-key-purpose"] == "party-storage")
     statements = {s["Sid"]: s for s in json.loads(props(storage_key)["policy"])["Statement"]}
     use = statements["UseThroughS3"]
-    assert use["Principal"] == {"AWS": ROLE}
+    assert use["Principal"] == {"AWS": [ROLE, OWNER]}
     assert use["Condition"]["StringEquals"]["kms:ViaService"] == "s3.eu-west-1.amazonaws.com"
 
 

@@ -198,8 +198,11 @@ def test_party_key_decrypters_are_exactly_the_digest_principal_sets(dev: tuple[R
         f"projects/{PROJECT}/locations/europe-west4/keyRings/dev-demo-gcp-lab-gcp-key/cryptoKeys/dev-demo-gcp-lab-gcp-key"
     )
     members = [props(r) for r in recording.of_type(KEY_MEMBER) if props(r)["cryptoKeyId"] == key_id]
-    # Only the digest principal set: no service agent is ever bound to the attested data key.
-    assert sorted((m["role"], m["member"]) for m in members) == [("roles/cloudkms.cryptoKeyDecrypter", PRINCIPAL)]
+    # Only the digest principal set decrypts; the party's owner may only wrap; no service agent is bound.
+    assert sorted((m["role"], m["member"]) for m in members) == [
+        ("roles/cloudkms.cryptoKeyDecrypter", PRINCIPAL),
+        ("roles/cloudkms.cryptoKeyEncrypter", "group:data-owners@lab-gcp.example"),
+    ]
     key = props(recording.named("dev-demo-gcp-lab-gcp-key-key"))
     assert key["rotationPeriod"] == "7776000s"
     assert key["purpose"] == "ENCRYPT_DECRYPT"

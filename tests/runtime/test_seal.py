@@ -325,7 +325,10 @@ def test_segment_swapped_from_another_file_under_the_same_key_is_detected(monkey
     assert (seen, str(error)) == (b"", f"authentication: {AUTH_FAILURE}")
 
 
-@pytest.mark.parametrize("extra", [b"\x00", os.urandom(TAG), os.urandom(SEG)])
+# Fixed bytes, not os.urandom: pytest-xdist workers must collect identical test ids.
+@pytest.mark.parametrize(
+    "extra", [b"\x00", bytes(range(1, TAG + 1)), bytes(i % 251 for i in range(SEG))], ids=["byte", "tag", "segment"]
+)
 def test_appended_bytes_are_detected(extra: bytes) -> None:
     seen, error = _open_partial(SEALED + extra)
     assert str(error) == f"authentication: {AUTH_FAILURE}"
