@@ -8,6 +8,16 @@ reported as check `internal` with exit 2, so a caller can tell "rejected" from "
 `python -m enclave_runtime audit verify FILE [--json]` follows the same contract for an audit log
 (`enclave_runtime.audit`): 0 the chain verifies (also when only its last line was cut short by a crash,
 reported as `truncated`), 1 tampered (the line and the check named), 2 unusable input.
+
+`python -m enclave_runtime seal --stack STACK --party NAME --dataset NAME --input FILE --output FILE
+--key-id ID [--endpoint URL] [--access-token-env VAR] [--ca-file PEM] [--json]` is the party side:
+it seals a dataset file for the collaboration under the party's key, with the party's own
+credentials (`enclave_runtime.keyrelease.factory`). 0 sealed, 1 the key service refused (e.g. the
+caller is not the party's data owner; the service's reason is shown), 2 unusable input (the field,
+the value and the fix named). With `--json`: on success exactly `{"sealed", "collaboration", "party",
+"dataset", "keyId", "bytes"}` (`bytes`: plaintext bytes sealed), otherwise `{"sealed": null,
+"error": {"check", "field", "message"}}`. The stack file is read with PyYAML, not Pulumi: the
+runtime image has neither Pulumi nor the `stacks`/`components` packages.
 """
 
 from __future__ import annotations
@@ -15,9 +25,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from functools import partial
 from typing import Any, NoReturn
@@ -87,6 +100,7 @@ def build_parser(json_output: bool = False) -> _Parser:
     audit_verify = audit_commands.add_parser("verify", help="verify an audit log's hash chain and signatures")
     audit_verify.add_argument("file", type=Path, help="the audit log (JSON lines)")
     audit_verify.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_seal_arguments(commands.add_parser("seal", help=SEAL_HELP))
     return parser
 
 
@@ -208,9 +222,272 @@ def _load_policy(args: argparse.Namespace) -> Policy | None:
     return policy.model_copy(update={"binding": binding})
 
 
+# --- seal: the party side ------------------------------------------------------------------------------
+
+SEAL_HELP = "seal a dataset file for the collaboration under the party's key (party side)"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class SealInputError(Exception):
+    """Input `seal` cannot use: `check` classifies it, `field` is the option or stack setting to fix."""
+
+    def __init__(self, check: str, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.check, self.field, self.message = check, field, message
+
+
+@dataclass(frozen=True)
+class SealTarget:
+    """What the stack file says about the dataset being sealed: all a party needs from it."""
+
+    stack_file: Path
+    collaboration: str
+    party: str
+    cloud: str
+    dataset: str
+
+
+def _seal_failure(check: str, field: str | None, message: str) -> dict[str, Any]:
+    return {"sealed": None, "error": {"check": check, "field": field, "message": message}}
+
+
+class _SealParser(_Parser):
+    """Usage errors under `seal` in the seal output's shape."""
+
+    def error(self, message: str) -> NoReturn:
+        if self.json_output:
+            print(json.dumps(_seal_failure("usage", None, message), indent=2))
+        else:
+            self.print_usage(sys.stderr)
+            print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_UNUSABLE)
+
+
+def _add_seal_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", required=True, help="stack name (reads ./Pulumi.STACK.yaml) or a stack file's path")
+    parser.add_argument("--party", required=True, help="the sealing party (ccp:collaboration.parties[].name)")
+    parser.add_argument("--dataset", required=True, help="a dataset declared for the party (parties[].datasets[].name)")
+    parser.add_argument("--input", required=True, type=Path, help="the plaintext file")
+    parser.add_argument("--output", required=True, type=Path, help="the sealed file to create (never overwritten)")
+    # Not `required=True`: once the stack names the party's cloud, the error can say which id shape is expected.
+    parser.add_argument(
+        "--key-id", help="the party key: AWS key or alias ARN, Azure key URL, or GCP crypto key name (required)"
+    )
+    parser.add_argument("--endpoint", help="the key service URL to use instead of the cloud's (a stand-in, a private endpoint)")
+    parser.add_argument(
+        "--access-token-env", metavar="VAR",
+        help="name of the environment variable holding a bearer token (Azure: required; GCP: optional; AWS: not used)",
+    )
+    parser.add_argument("--ca-file", type=Path, metavar="PEM", help="CA bundle to trust for --endpoint")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _stack_file(stack: str) -> Path:
+    """`dev` means ./Pulumi.dev.yaml (where `pulumi` itself looks); anything path-like is a path."""
+    if stack.endswith((".yaml", ".yml")) or "/" in stack or os.sep in stack:
+        path = Path(stack)
+        if not path.is_file():
+            raise SealInputError("stack", "--stack", f"--stack {stack!r}: no such file; give a Pulumi stack file's path")
+        return path
+    path = Path.cwd() / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise SealInputError(
+            "stack", "--stack",
+            f"--stack {stack!r}: there is no {path.name} in {Path.cwd()}; run from the Pulumi project directory "
+            "or give the stack file's path (e.g. --stack path/to/Pulumi.dev.yaml)",
+        )
+    return path
+
+
+def read_seal_target(stack: str, party: str, dataset: str) -> SealTarget:
+    """The collaboration, the party's cloud and the dataset, from a Pulumi stack file read as plain YAML.
+
+    Only `ccp:collaboration.name`, `.parties[].name`, `.parties[].cloud` and `.parties[].datasets[].name`
+    are read; full validation is the stack program's job (`stacks.config`), which the runtime does not ship.
+    """
+    import yaml  # only this subcommand (and policy files) need it
+
+    from .keyrelease.base import CLOUDS
+
+    path = _stack_file(stack)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SealInputError("stack", "--stack", f"--stack {path}: cannot read it: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise SealInputError("stack", "--stack", f"--stack {path}: not valid YAML: {exc}") from None
+    config = data.get("config") if isinstance(data, dict) else None
+    if not isinstance(config, dict):
+        raise SealInputError(
+            "stack", "config",
+            f"{path} has no `config:` mapping: --stack must be a stack file (Pulumi.<stack>.yaml), not the project file",
+        )
+    collaboration = config.get("ccp:collaboration")
+    if not isinstance(collaboration, dict):
+        raise SealInputError(
+            "stack", "ccp:collaboration",
+            f"{path} has no ccp:collaboration mapping under config: (is it the stack file, Pulumi.<stack>.yaml?)",
+        )
+    name = collaboration.get("name")
+    if not isinstance(name, str) or not name:
+        raise SealInputError(
+            "stack", "ccp:collaboration.name", f"{path}: ccp:collaboration.name is {name!r}; it must be the collaboration's name"
+        )
+    parties = collaboration.get("parties")
+    if not isinstance(parties, list):
+        raise SealInputError("stack", "ccp:collaboration.parties", f"{path}: ccp:collaboration.parties is not a list of parties")
+    names = [p.get("name") for p in parties if isinstance(p, dict)]
+    if party not in names:
+        raise SealInputError(
+            "party", "--party",
+            f"--party {party!r} is not a party of collaboration {name!r} in {path} (ccp:collaboration.parties[].name: "
+            f"{', '.join(map(str, names)) or 'none'}); use one of those, or add the party to the stack and deploy it",
+        )
+    index, entry = next((i, p) for i, p in enumerate(parties) if isinstance(p, dict) and p.get("name") == party)
+    where = f"ccp:collaboration.parties[{index}]"
+    cloud = entry.get("cloud")
+    if cloud not in CLOUDS:
+        raise SealInputError("stack", f"{where}.cloud", f"{path}: {where}.cloud is {cloud!r}, expected one of {list(CLOUDS)}")
+    datasets = entry.get("datasets") or []
+    declared = [d.get("name") for d in datasets if isinstance(d, dict)] if isinstance(datasets, list) else []
+    if dataset not in declared:
+        raise SealInputError(
+            "dataset", "--dataset",
+            f"--dataset {dataset!r} is not declared for party {party!r} ({where}.datasets[].name: "
+            f"{', '.join(map(str, declared)) or 'none'}); use one of those, or declare it under {where}.datasets "
+            f"in {path} and deploy",
+        )
+    return SealTarget(path, name, party, str(cloud), dataset)
+
+
+def _check_paths(source: Path, output: Path) -> int:
+    """Refuse unusable paths before the key service is asked anything; the input's size in bytes."""
+    if not source.exists():
+        raise SealInputError("input", "--input", f"--input {source}: no such file")
+    if not source.is_file():
+        raise SealInputError("input", "--input", f"--input {source} is not a regular file: seal one file at a time")
+    if not os.access(source, os.R_OK):
+        raise SealInputError("input", "--input", f"--input {source} is not readable by this user")
+    if os.path.lexists(output):
+        if output.is_dir():
+            raise SealInputError(
+                "output", "--output",
+                f"--output {output} is a directory: give a file name in it, e.g. {output / (source.name + '.sealed')}",
+            )
+        raise SealInputError(
+            "output", "--output", f"--output {output} already exists: remove it or choose another name (seal never overwrites)"
+        )
+    parent = output.parent
+    if not parent.is_dir():
+        raise SealInputError("output", "--output", f"--output {output}: directory {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SealInputError("output", "--output", f"--output {output}: directory {parent} is not writable by this user")
+    return source.stat().st_size
+
+
+def _access_token(variable: str | None) -> str | None:
+    """The token from the environment variable named; tokens never go on a command line (`ps` shows it)."""
+    if variable is None:
+        return None
+    if not _ENV_NAME.match(variable):  # likely the token itself: do not echo it
+        raise SealInputError(
+            "credentials", "--access-token-env",
+            "--access-token-env takes the NAME of an environment variable holding the token (e.g. AZURE_KV_TOKEN), "
+            "not the token: a command line is visible to other users in `ps`. Export the token into a variable first",
+        )
+    token = os.environ.get(variable, "").strip()
+    if not token:
+        raise SealInputError(
+            "credentials", "--access-token-env",
+            f"--access-token-env {variable}: the environment variable {variable} is not set or is empty; "
+            f"export the token into it first (e.g. `export {variable}=$(...)`)",
+        )
+    return token
+
+
+def _seal(args: argparse.Namespace) -> tuple[int, dict[str, Any]]:
+    from .keyrelease.base import KeyReleaseError
+    from .keyrelease.factory import KEY_ID_SHAPES, WrapperConfigError, check_key_id, wrapper_for
+    from .seal import SealError, seal_file
+
+    try:
+        target = read_seal_target(args.stack, args.party, args.dataset)
+        if not args.key_id:
+            raise SealInputError(
+                "key-id", "--key-id",
+                f"--key-id is required: the key of party {target.party!r} on {target.cloud}, {KEY_ID_SHAPES[target.cloud]}",
+            )
+        check_key_id(target.cloud, args.key_id)
+        size = _check_paths(args.input, args.output)
+        token = _access_token(args.access_token_env)
+        wrapper = wrapper_for(
+            target.cloud, args.key_id, endpoint=args.endpoint, access_token=token, ca_file=args.ca_file
+        )
+    except SealInputError as exc:
+        return EXIT_UNUSABLE, _seal_failure(exc.check, exc.field, exc.message)
+    except WrapperConfigError as exc:
+        check = {"--access-token-env": "credentials", "cloud": "sdk"}.get(exc.field, exc.field.lstrip("-"))
+        return EXIT_UNUSABLE, _seal_failure(check, exc.field, exc.message)
+    try:
+        header = seal_file(
+            args.input, args.output,
+            collaboration=target.collaboration, party=target.party, dataset=target.dataset, wrapper=wrapper,
+        )
+    except SealError as exc:
+        refusal = exc.__cause__
+        if isinstance(refusal, KeyReleaseError):
+            hint = ""
+            if "AccessDenied" in refusal.reason or refusal.status in (401, 403):
+                hint = (
+                    f" (only party {target.party!r}'s data owner may wrap under its key: "
+                    "run this with the owner's credentials)"
+                )
+            message = f"{refusal.service} refused to wrap the data key under {args.key_id}: {refusal.reason}{hint}"
+            return EXIT_REJECTED, _seal_failure("key-release", "--key-id", message)
+        return EXIT_UNUSABLE, _seal_failure(exc.check, None, exc.message)
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        return EXIT_UNUSABLE, _seal_failure("io", None, f"sealing failed and left no output:{where}: {exc.strerror or exc}")
+    return EXIT_OK, {
+        "sealed": str(args.output),
+        "collaboration": header.collaboration,
+        "party": header.party,
+        "dataset": header.dataset,
+        "keyId": header.wrapped_key.key_id,
+        "bytes": size,
+    }
+
+
+def run_seal(argv: Sequence[str]) -> int:
+    """`seal`: one JSON object or one summary; never a traceback."""
+    argv = list(argv)
+    parser = _SealParser(prog="python -m enclave_runtime seal", description=SEAL_HELP, json_output="--json" in argv)
+    _add_seal_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        code, result = _seal(args)
+    except Exception as exc:  # the contract: "could not seal" is exit 2, never a traceback
+        code, result = EXIT_UNUSABLE, _seal_failure("internal", None, f"{type(exc).__name__}: {exc}")
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif code == EXIT_OK:
+        print(
+            f"sealed {args.input} -> {result['sealed']}: {result['bytes']} bytes, dataset {result['dataset']!r} "
+            f"of party {result['party']!r} in collaboration {result['collaboration']!r}"
+        )
+        print(f"  data key wrapped under {result['keyId']}")
+    else:
+        error = result["error"]
+        status = "REFUSED" if code == EXIT_REJECTED else "UNUSABLE"
+        print(f"seal: {status} ({error['check']}): {error['message']}")
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=AMD_SERIAL_ZERO_WARNING)
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["seal"]:  # its own parser, so usage errors come in the seal output's shape
+        return run_seal(argv[1:])
     args = build_parser(json_output="--json" in argv).parse_args(argv)
     if args.command == "audit":
         return run_audit(args)
