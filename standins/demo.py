@@ -36,7 +36,7 @@ from enclave_runtime.keyrelease import KeyReleaseError, KeySession, WrappedKey
 from enclave_runtime.recipients import RecipientOpener, RecipientWrapper
 from enclave_runtime.seal import SealError, open_sealed, seal
 from enclave_runtime.simulate.nitro import SimulatedNitro
-from enclave_runtime.workload import SealedInput, joint_result, lines, seal_outputs, unseal_and_summarize
+from enclave_runtime.workload import SealedInput, joint_result, seal_outputs, unseal_and_summarize
 from policies.review import project
 from policies.review.run import REPO_ROOT, ccp_settings, run_review
 from standins.cloud import CASES, EXPECTED, CloudStandIns

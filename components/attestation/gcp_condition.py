@@ -206,56 +206,6 @@ def evaluate_cel(expression: str, assertion: Mapping[str, Any]) -> Any:
     return result
 
 
-def confidential_space_claims(
-    image_digest: str,
-    service_accounts: Sequence[str],
-    hwmodel: str,
-    *,
-    debug: bool = False,
-    project: str = "workload-project",
-    project_number: str = "1",
-    zone: str = "europe-west4-a",
-) -> dict[str, Any]:
-    """The claims of a Confidential Space attestation token for STS, in the documented shape.
-
-    Production images report `dbgstat: disabled-since-boot` and `support_attributes`; debug images
-    report `dbgstat: enabled` and none. Used to judge generated conditions (review, policy pack);
-    instance values are stand-ins.
-    """
-    instance = "ccp-workload"
-    submods: dict[str, Any] = {
-        "container": {
-            "image_reference": f"registry.example/workload@{image_digest}",
-            "image_digest": image_digest,
-            "restart_policy": "Never",
-            "env": {},
-            "args": [],
-        },
-        "gce": {
-            "zone": zone,
-            "project_id": project,
-            "project_number": project_number,
-            "instance_name": instance,
-            "instance_id": "4242424242424242424",
-        },
-    }
-    if not debug:
-        submods["confidential_space"] = {"support_attributes": ["LATEST", "STABLE", "USABLE"]}
-    return {
-        "iss": ISSUER.rstrip("/"),
-        "aud": AUDIENCE,
-        "sub": f"https://www.googleapis.com/compute/v1/projects/{project}/zones/{zone}/instances/{instance}",
-        "secboot": True,
-        "oemid": 11129,
-        "hwmodel": hwmodel,
-        "swname": "CONFIDENTIAL_SPACE",
-        "swversion": ["250301"],
-        "dbgstat": "enabled" if debug else "disabled-since-boot",
-        "submods": submods,
-        "google_service_accounts": list(service_accounts),
-    }
-
-
 def evaluate_condition(condition: str, assertion: Mapping[str, Any]) -> bool:
     """Would STS accept a token with these claims? Fail closed: a missing claim or any error is False."""
     try:

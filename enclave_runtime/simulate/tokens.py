@@ -56,6 +56,55 @@ def _merge(base: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[st
     return merged
 
 
+def confidential_space_payload(
+    image_digest: str,
+    service_accounts: Sequence[str],
+    hwmodel: str,
+    *,
+    debug: bool = False,
+    project: str = "ccp-workload",
+    project_number: str = "123456789012",
+    zone: str = "europe-west4-a",
+) -> dict[str, Any]:
+    """A Confidential Space token's claims without its times, in Google's documented shape ("Attestation
+    token claims"). The one builder: the simulated launcher signs it, and the GCP policy rule judges
+    generated conditions against it. Production images report `dbgstat: disabled-since-boot` and
+    `support_attributes`; debug images `dbgstat: enabled` and none. Instance values are stand-ins."""
+    submods: dict[str, Any] = {
+        "container": {
+            "image_reference": f"europe-docker.pkg.dev/ccp-workload/images/workload@{image_digest}",
+            "image_digest": image_digest,
+            "restart_policy": "Never",
+            "image_id": f"sha256:{stand_in('image-id', 64)}",
+            "env": {"HOSTNAME": "ccp-workload"},
+            "args": ["/workload", "--serve"],
+        },
+        "gce": {
+            "zone": zone,
+            "project_id": project,
+            "project_number": project_number,
+            "instance_name": "ccp-workload",
+            "instance_id": "4242424242424242424",
+        },
+    }
+    if not debug:
+        submods["confidential_space"] = {"support_attributes": ["LATEST", "STABLE", "USABLE"]}
+    return {
+        "iss": CONFIDENTIAL_SPACE_ISSUER,
+        "aud": CS_AUDIENCE,
+        "sub": f"https://www.googleapis.com/compute/v1/projects/{project}/zones/{zone}/instances/ccp-workload",
+        "eat_nonce": [stand_in("eat-nonce", 32)],
+        "secboot": True,
+        "oemid": 11129,
+        "hwmodel": hwmodel,
+        "swname": "CONFIDENTIAL_SPACE",
+        "swversion": ["250301"],
+        "dbgstat": "enabled" if debug else "disabled-since-boot",
+        "submods": submods,
+        "google_service_accounts": list(service_accounts),
+    }
+
+
 class TokenIssuer:
     """One signing key, published as a JWKS under `issuer`, issuing tokens in the documented layouts."""
 
@@ -235,39 +284,11 @@ class TokenIssuer:
         `service_accounts`, `hwmodel`, `project*` and `zone` describe the VM (google_service_accounts,
         hwmodel, submods.gce), so a stand-in can present a particular recorded workload."""
         digest = image_digest or f"sha256:{stand_in('image', 64)}"
-        submods: dict[str, Any] = {
-            "container": {
-                "image_reference": f"europe-docker.pkg.dev/ccp-workload/images/workload@{digest}",
-                "image_digest": digest,
-                "restart_policy": "Never",
-                "image_id": f"sha256:{stand_in('image-id', 64)}",
-                "env": {"HOSTNAME": "ccp-workload"},
-                "args": ["/workload", "--serve"],
-            },
-            "gce": {
-                "zone": zone,
-                "project_id": project,
-                "project_number": project_number,
-                "instance_name": "ccp-workload",
-                "instance_id": "4242424242424242424",
-            },
-        }
-        if not debug:
-            submods["confidential_space"] = {"support_attributes": ["LATEST", "STABLE", "USABLE"]}
         body = {
             **self._times(at, CS_LIFETIME),
-            "iss": CONFIDENTIAL_SPACE_ISSUER,
-            "aud": CS_AUDIENCE,
-            "sub": f"https://www.googleapis.com/compute/v1/projects/{project}/zones/{zone}/instances/ccp-workload",
-            "eat_nonce": [stand_in("eat-nonce", 32)],
-            "secboot": True,
-            "oemid": 11129,
-            "hwmodel": hwmodel,
-            "swname": "CONFIDENTIAL_SPACE",
-            "swversion": ["250301"],
-            "dbgstat": "enabled" if debug else "disabled-since-boot",
-            "submods": submods,
-            "google_service_accounts": list(service_accounts),
+            **confidential_space_payload(
+                digest, service_accounts, hwmodel, debug=debug, project=project, project_number=project_number, zone=zone
+            ),
         }
         return self.sign(_merge(body, claims))
 

@@ -37,7 +37,6 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Final, Mapping
 
-from components.attestation.gcp_condition import confidential_space_claims
 from enclave_runtime.measurements import ApprovedMeasurements
 
 CASES: Final[tuple[str, ...]] = (

@@ -15,7 +15,8 @@ from typing import Any, Final, Iterable, Iterator
 
 from pulumi_policy import Severity
 
-from components.attestation.gcp_condition import compile_cel, confidential_space_claims, evaluate_condition
+from components.attestation.gcp_condition import compile_cel, evaluate_condition
+from enclave_runtime.simulate.tokens import confidential_space_payload
 from policies.zero_trust.rules._base import (
     OPEN_CIDRS,
     Finding,
@@ -110,12 +111,12 @@ def _evaluated_problems(condition: str) -> list[str]:
         return problems + [f"is not valid CEL ({str(error).splitlines()[0]})"]
     emails = re.findall(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+\.iam\.gserviceaccount\.com", condition)
     hwmodel = next(iter(re.findall(r"GCP_[A-Z_]+", condition)), "GCP_AMD_SEV")
-    if not evaluate_condition(condition, confidential_space_claims(digests[0], emails, hwmodel)):
+    if not evaluate_condition(condition, confidential_space_payload(digests[0], emails, hwmodel)):
         return problems + ["rejects a production token of its own approved image: cannot verify it is strict"]
     unapproved = "sha256:" + "f" * 64 if "sha256:" + "f" * 64 not in digests else "sha256:" + "e" * 64
 
     def variant(path: tuple[str, ...], value: Any) -> dict[str, Any]:
-        token = confidential_space_claims(digests[0], emails, hwmodel)
+        token = confidential_space_payload(digests[0], emails, hwmodel)
         node: Any = token
         for key in path[:-1]:
             node = node[key]
