@@ -1,4 +1,4 @@
-"""`python -m enclave_runtime verify ...` (see `enclave_runtime.cli`)."""
+"""`python -m enclave_runtime verify | seal | audit verify ...` (see `enclave_runtime.cli`)."""
 
 from enclave_runtime.cli import main
 
