@@ -73,7 +73,7 @@ from policies.review.key_release import aws as iam
 from policies.review.key_release import claims
 from policies.review.key_release.simulate import enclave_role_arns
 from policies.review.mocks import Recording, unwrapped
-from standins.server import Request, Response, Running, json_response
+from standins.server import Request, Response, Running, json_response, wait_for_interrupt
 from standins.stack import PartyKey, StackError, party_keys
 
 TARGET_PREFIX: Final = "TrentService."
@@ -627,11 +627,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  access key {akid} (secret: any; signatures are not checked) -> {principal}")
     for key in standins.party_keys:
         print(f"  key {_key_arn(key)} (party {key.party})")
-    print(f"  AWS_ENDPOINT_URL_KMS={standins.url}  (Ctrl-C stops)", flush=True)
+    print(f"  AWS_ENDPOINT_URL_KMS={standins.url}", flush=True)
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
+        wait_for_interrupt()
+    finally:
         standins.stop()
     return 0
 

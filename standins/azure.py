@@ -59,7 +59,7 @@ from enclave_runtime.simulate.tokens import POLICY_HASH, TokenIssuer
 from policies.review.key_release import azure as release_policy
 from policies.review.mocks import Recording, RecordedResource
 from standins.cloud import CASES
-from standins.server import Request, Response, Running, json_response
+from standins.server import Request, Response, Running, json_response, wait_for_interrupt
 from standins.stack import PartyKey, load, party_keys
 
 MAA_API_VERSIONS: Final = frozenset({"2022-08-01", "2025-06-01"})
@@ -719,12 +719,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"CA bundle:              {standins.tls.ca_path}  (connection_verify)")
         for key in standins.party_keys:
             print(f"  key {standins.key_url(key)}  party {key.party}")
-        print("Ctrl-C to stop.", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        wait_for_interrupt()
     return 0
 
 

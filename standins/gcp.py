@@ -46,7 +46,7 @@ from policies.review.key_release.aws import PolicyError
 from policies.review.key_release.simulate import gcp_bindings, gcp_providers, gcp_workloads
 from policies.review.mocks import Recording
 from standins.cloud import CASES
-from standins.server import Request, Response, Running, json_response
+from standins.server import Request, Response, Running, json_response, wait_for_interrupt
 from standins.stack import PartyKey, party_keys
 
 TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -568,12 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(f"    STS audience:        {standins.federation(key).audience}")
         print(f"Confidential Space signer JWKS (STS trusts it): {json.dumps(standins.issuer.jwks())}")
-        print("Ctrl-C to stop.", flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+        wait_for_interrupt()
     return 0
 
 

@@ -150,3 +150,13 @@ class Running:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_for_interrupt() -> None:
+    """Keep a stand-in started from the command line running until Ctrl-C (its caller then stops it)."""
+    print("Ctrl-C to stop.", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
