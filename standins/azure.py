@@ -49,7 +49,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from components.attestation.azure_release_policy import decode_release_policy
 from enclave_runtime.attest import Collateral, TrustStore, VerificationError, verify
-from enclave_runtime.attest.snp.report import POLICY_DEBUG, SnpReport
 from enclave_runtime.keyrelease import WrappedKey, retry
 from enclave_runtime.keyrelease import azure as client
 from enclave_runtime.measurements import cce_policy_host_data
@@ -70,8 +69,6 @@ CHALLENGE: Final = f'Bearer authorization="https://login.microsoftonline.com/{TE
 # Another collaboration's attestation provider: a genuine MAA instance our policy does not name.
 OTHER_AUTHORITY: Final = "https://othercollabwesteurope.weu.attest.azure.net"
 CONTAINER_GROUP: Final = "azure-native:containerinstance:ContainerGroup"
-SMT_ALLOWED: Final = 1 << 16  # guest policy bits (SNP Firmware ABI, GUEST_POLICY)
-MIGRATE_MA: Final = 1 << 18
 
 
 # ---------------------------------------------------------------------------------------------- TLS
@@ -236,40 +233,14 @@ class MaaStandIn:
                 f"report data {claims.report_data.hex()} is not SHA-256(runtimeData) {expected.hex()} + zeros: "
                 "the runtime data was not attested by this report",
             )
-        parsed = SnpReport.parse(report)
-        tcb = claims.reported_tcb
         now = int(time.time())
         payload: dict[str, Any] = {
             "iat": now,
             "nbf": now,
             "exp": now + 8 * 3600,
-            "iss": self.authority,
             "jti": secrets.token_hex(32),
-            "x-ms-attestation-type": "sevsnpvm",
-            # Real MAA asserts this for a UVM whose reference info (Endorsements.Uvm) verifies; the
-            # stand-in simulates no UVM endorsement and asserts it for every verified report (UNCONFIRMED
-            # what MAA emits without one).
-            "x-ms-compliance-status": "azure-compliant-uvm",
             "x-ms-policy-hash": POLICY_HASH,
-            "x-ms-runtime": runtime_claims,
-            "x-ms-sevsnpvm-authorkeydigest": claims.author_key_digest.hex(),
-            "x-ms-sevsnpvm-bootloader-svn": tcb.get("bl_spl"),
-            "x-ms-sevsnpvm-familyId": claims.family_id.hex().upper(),
-            "x-ms-sevsnpvm-guestsvn": claims.guest_svn,
-            "x-ms-sevsnpvm-hostdata": claims.host_data.hex(),
-            "x-ms-sevsnpvm-idkeydigest": claims.id_key_digest.hex(),
-            "x-ms-sevsnpvm-imageId": claims.image_id.hex().upper(),
-            "x-ms-sevsnpvm-is-debuggable": bool(claims.policy & POLICY_DEBUG),
-            "x-ms-sevsnpvm-launchmeasurement": claims.measurement.hex(),
-            "x-ms-sevsnpvm-microcode-svn": tcb.get("ucode_spl"),
-            "x-ms-sevsnpvm-migration-allowed": bool(claims.policy & MIGRATE_MA),
-            "x-ms-sevsnpvm-reportdata": claims.report_data.hex(),
-            "x-ms-sevsnpvm-reportid": parsed.report_id.hex(),
-            "x-ms-sevsnpvm-smt-allowed": bool(claims.policy & SMT_ALLOWED),
-            "x-ms-sevsnpvm-snpfw-svn": tcb.get("snp_spl"),
-            "x-ms-sevsnpvm-tee-svn": tcb.get("tee_spl"),
-            "x-ms-sevsnpvm-vmpl": claims.vmpl,
-            "x-ms-ver": "1.0",
+            **release_policy.sev_snp_vm_claims(claims, report, runtime_claims, self.authority),
         }
         if isinstance(body.get("nonce"), (str, int)):
             payload["nonce"] = str(body["nonce"])  # "emitted in the generated token" (REST ref); claim name UNCONFIRMED

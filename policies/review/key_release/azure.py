@@ -22,6 +22,8 @@ from __future__ import annotations
 from typing import Any, Final, Mapping
 from urllib.parse import urlsplit
 
+from enclave_runtime.attest.snp.report import POLICY_DEBUG, SnpReport
+
 from policies.review.key_release.aws import PolicyError
 
 VERSIONS: Final = frozenset({"1.0.0"})
@@ -127,3 +129,46 @@ def evaluate(policy: Mapping[str, Any], token: Mapping[str, Any] | None) -> bool
 def authorities(policy: Mapping[str, Any]) -> list[str]:
     """The MAA instances a policy accepts (the simulated tokens are issued by the first)."""
     return [e["authority"] for e in policy.get("anyOf", []) if isinstance(e, Mapping) and "authority" in e]
+
+
+# Guest policy bits (AMD SEV-SNP Firmware ABI, GUEST_POLICY) that MAA reports as booleans.
+SMT_ALLOWED: Final = 1 << 16
+MIGRATE_MA: Final = 1 << 18
+
+
+def sev_snp_vm_claims(verified: Any, report: bytes, runtime: Mapping[str, Any], authority: str) -> dict[str, Any]:
+    """The claims MAA puts in a token for a verified SEV-SNP report (`attest/SevSnpVm`, the confidential
+    containers' SKR sidecar), without the token's times: top level, as in Microsoft's published
+    examples ("Examples of an attestation token", "Claim sets"). `verified` is the SNP verifier's claims,
+    `runtime` the runtime data the report binds. The MAA stand-in issues these and the review's simulation
+    judges them, so both meet the release policy with the same claim names and values.
+
+    `x-ms-compliance-status` is asserted for every verified report: real MAA asserts
+    `azure-compliant-uvm` only when the utility VM's reference info verifies (UNCONFIRMED what it emits
+    without one).
+    """
+    tcb = verified.reported_tcb
+    return {
+        "iss": authority.rstrip("/"),
+        "x-ms-attestation-type": "sevsnpvm",
+        "x-ms-compliance-status": "azure-compliant-uvm",
+        "x-ms-runtime": dict(runtime),
+        "x-ms-sevsnpvm-authorkeydigest": verified.author_key_digest.hex(),
+        "x-ms-sevsnpvm-bootloader-svn": tcb.get("bl_spl"),
+        "x-ms-sevsnpvm-familyId": verified.family_id.hex().upper(),
+        "x-ms-sevsnpvm-guestsvn": verified.guest_svn,
+        "x-ms-sevsnpvm-hostdata": verified.host_data.hex(),
+        "x-ms-sevsnpvm-idkeydigest": verified.id_key_digest.hex(),
+        "x-ms-sevsnpvm-imageId": verified.image_id.hex().upper(),
+        "x-ms-sevsnpvm-is-debuggable": bool(verified.policy & POLICY_DEBUG),
+        "x-ms-sevsnpvm-launchmeasurement": verified.measurement.hex(),
+        "x-ms-sevsnpvm-microcode-svn": tcb.get("ucode_spl"),
+        "x-ms-sevsnpvm-migration-allowed": bool(verified.policy & MIGRATE_MA),
+        "x-ms-sevsnpvm-reportdata": verified.report_data.hex(),
+        "x-ms-sevsnpvm-reportid": SnpReport.parse(report).report_id.hex(),
+        "x-ms-sevsnpvm-smt-allowed": bool(verified.policy & SMT_ALLOWED),
+        "x-ms-sevsnpvm-snpfw-svn": tcb.get("snp_spl"),
+        "x-ms-sevsnpvm-tee-svn": tcb.get("tee_spl"),
+        "x-ms-sevsnpvm-vmpl": verified.vmpl,
+        "x-ms-ver": "1.0",
+    }

@@ -1,7 +1,12 @@
 """Attested claim sets, in each vendor's own format, for the cases the simulation judges.
 
 Every claim set is built from the stack's approved measurements, so "approved-production" is exactly
-what the approved build reports, and each other case changes only what that case is about:
+what the approved build reports, and each other case changes only what that case is about. Where a
+simulated TEE produces the evidence, the claims come from it: a Nitro attestation document (its PCRs
+as KMS reads them), a confidential container's SEV-SNP report (the claims MAA derives from it, with
+the derivation the MAA stand-in uses) and a Confidential Space token, each checked by part 1's
+verifier first. MAA tokens for SGX, TDX and CVM guest attestation are still built as claim sets (no
+simulated MAA path for them yet). The cases:
 
 - `debug-mode`: the same build started for debugging. Nitro Enclaves in `--debug-mode` report
   all-zero PCRs (Nitro Enclaves user guide, "Where to get an enclave's measurements"); MAA reports
@@ -34,6 +39,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any, Final, Mapping
 
@@ -171,14 +177,41 @@ def maa_token(
         "x-ms-sevsnpvm-guestsvn": 1,
     }
     if workload.container and not variant.startswith(("other-tee", "cvm")):
-        # Confidential containers (Microsoft's documented layout, e.g. the ACI confidential
-        # containers SKR sample): the utility VM's claims are top level.
-        return base | hardware | {"x-ms-compliance-status": "azure-compliant-uvm"}
+        # Confidential containers: the SKR sidecar attests at `attest/SevSnpVm`, and the utility VM's
+        # claims are top level. From evidence: a simulated SNP guest's report, verified, then the
+        # claims MAA derives from it (the same derivation the MAA stand-in issues).
+        return _container_token(issuer, host_data, launch, debug)
     return base | {
         "x-ms-attestation-type": "azurevm",
         "x-ms-azurevm-vmid": stand_in(f"{label}-vmid", 32),
         "x-ms-isolation-tee": hardware | {"x-ms-compliance-status": "azure-compliant-cvm"},
     }
+
+
+@functools.cache
+def _snp() -> Any:
+    from enclave_runtime.simulate.snp import SimulatedSnp
+
+    return SimulatedSnp()
+
+
+def _container_token(issuer: str, host_data: str, launch: str, debug: bool) -> dict[str, Any]:
+    """MAA's claims for a confidential container group's SNP report with these values, from evidence."""
+    from cryptography import x509
+
+    from enclave_runtime.attest import Collateral, TrustStore, verify
+    from enclave_runtime.simulate.snp import SimulatedSnpGuest
+    from policies.review.key_release.azure import sev_snp_vm_claims
+
+    sim = _snp()
+    guest = SimulatedSnpGuest(sim, bytes.fromhex(host_data), debug=debug, measurement=bytes.fromhex(launch))
+    runtime: dict[str, Any] = {"keys": []}  # the runtime key is not what the release policy judges
+    evidence = guest.snp_report(hashlib.sha256(json.dumps(runtime).encode()).digest())
+    chain = [x509.load_der_x509_certificate(der) for _, der in evidence.collateral]
+    verified = verify(
+        "amd-sev-snp", evidence.evidence, collateral=Collateral(certificates=chain), store=TrustStore(simulation_roots=[sim.root])
+    )
+    return sev_snp_vm_claims(verified, evidence.evidence, runtime, issuer)
 
 
 # --- GCP Confidential Space attestation tokens ----------------------------------------------------
