@@ -358,8 +358,8 @@ class KmsStandIn:
         if not isinstance(public, rsa.RSAPublicKey) or public.key_size < 2048:
             raise KmsError("ValidationException", "attestation document public_key must be an RSA key of 2048 bits or more")
         pcrs = claims_.pcrs  # type: ignore[attr-defined]
-        context = {"kms:RecipientAttestation:ImageSha384": pcrs[0].hex()}
-        context |= {f"kms:RecipientAttestation:PCR{index}": value.hex() for index, value in sorted(pcrs.items())}
+        # The condition keys as the review's simulation derives them: ImageSha384 (= PCR0) and PCR<n>.
+        context = iam.attestation_context({f"pcr{index}": value.hex() for index, value in sorted(pcrs.items())})
         return context, public, spki
 
     # blobs
