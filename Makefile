@@ -46,8 +46,12 @@ bench: $(STAMP)
 	@$(PY) -m benchmarks.bench_keyrelease
 	@$(PY) -m benchmarks.bench_seal
 
+# ruff, then the CI workflows: GitHub's workflow schema (check-jsonschema's vendored copy, offline) and
+# zizmor's security audit (offline; medium and high findings fail).
 lint: $(STAMP)
 	@$(PY) -m ruff check .
+	@$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	@$(VENV)/bin/zizmor --offline --quiet --min-severity medium .github/workflows
 
 collaboration: $(STAMP)
 	@test -n "$(NAME)" || { echo "usage: make collaboration NAME=<name> [FROM=banks]"; exit 2; }
