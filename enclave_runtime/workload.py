@@ -15,7 +15,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, BinaryIO, Callable, ContextManager, Iterable, Iterator, Mapping
 
 from .audit import AuditLog
 from .keyrelease.base import WrappedKey, Wrapper
@@ -23,9 +23,15 @@ from .keyrelease.base import WrappedKey, Wrapper
 
 @dataclass(frozen=True)
 class SealedInput:
+    """One party's sealed dataset and how to stream it (a local file, a bucket object)."""
+
     party: str
     dataset: str
-    path: Path
+    open: Callable[[], ContextManager[BinaryIO]]
+
+    @classmethod
+    def file(cls, party: str, dataset: str, path: Path) -> "SealedInput":
+        return cls(party, dataset, lambda: path.open("rb"))
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,7 @@ def unseal_and_summarize(
     from .seal import open_sealed
 
     expect = {"collaboration": collaboration, "party": item.party, "dataset": item.dataset}
-    with item.path.open("rb") as source, open_sealed(source, data_key_for=data_key_for, expect=expect) as chunks:
+    with item.open() as source, open_sealed(source, data_key_for=data_key_for, expect=expect) as chunks:
         measured = _Measured(chunks)
         partial = summarize(item.party, item.dataset, lines(measured))
     audit.unseal(collaboration, item.party, item.dataset, measured.size, measured.sha256)

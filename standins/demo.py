@@ -3,7 +3,8 @@
 1. the review of the stack (its recorded policies are what the stand-ins enforce);
 2. the stand-ins of each party's key service start (AWS KMS, Azure Attestation + Key Vault, GCP STS +
    Cloud KMS), speaking the real APIs to the official SDKs;
-3. each party seals a sample dataset on "its own machine" under its party key (the owner may only wrap);
+3. each party seals a sample dataset on "its own machine" under its party key (the owner may only wrap)
+   and an AWS party uploads it to its recorded data bucket (moto's S3 server), whence the workload streams it;
 4. the workload runs in the simulated TEE with the approved measurements: each party key is released
    by its own cloud, the datasets are unsealed inside, a joint result is computed and sealed to the
    declared recipients only;
@@ -16,6 +17,8 @@ Exit 0 only if every decision matches what the stack promises; `out/demo-STACK.j
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import datetime as dt
 import json
 import random
@@ -41,6 +44,7 @@ from policies.review import project
 from policies.review.run import REPO_ROOT, ccp_settings, run_review
 from standins.cloud import CASES, EXPECTED, CloudStandIns
 from standins.stack import PartyKey, load, party_keys
+from standins.storage import S3StandIn, party_bucket
 
 OUT = REPO_ROOT / "out"
 SAMPLE_ROWS = 2000
@@ -59,6 +63,10 @@ def _start(cloud: str, recording: Any, settings: Any) -> CloudStandIns:
 
     section = settings.collaboration.measurements.confidential_space
     return GcpStandIns(recording, list(section.image_digests) if section is not None else [])
+
+
+class DemoError(Exception):
+    """The demo cannot judge anything (its precondition failed); exit 2 with this message."""
 
 
 class Progress:
@@ -126,37 +134,41 @@ def run(stack: str, *, quiet: bool = False, out: Path = OUT) -> int:
     with progress.step(f"review of stack {stack!r}"):
         review = run_review(REPO_ROOT, stack, out)
         if review.exit_code != 0:
-            for problem in review.problems:
-                print(f"  {problem}", file=sys.stderr)
-            print(f"the review of {stack!r} did not pass (exit {review.exit_code}): fix it first", file=sys.stderr)
-            return 2
+            problems = "".join(f"\n  {problem}" for problem in review.problems)
+            raise DemoError(f"the review of {stack!r} did not pass (exit {review.exit_code}): fix it first{problems}")
     recording = load(out / f"review-{stack}.json")
     settings = ccp_settings(project.load(REPO_ROOT, stack))
     collaboration = settings.collaboration
     keys = party_keys(recording)
     decisions: list[dict[str, str]] = []
     with ExitStack() as running:
-        with progress.step("start the key-service stand-ins"):
+        with progress.step("start the key-service stand-ins and the AWS parties' buckets (moto S3)"):
             services: dict[str, CloudStandIns] = {}
             for cloud in sorted({k.cloud for k in keys}):
                 services[cloud] = _start(cloud, recording, settings)
                 running.callback(services[cloud].stop)
+            s3 = S3StandIn() if any(k.cloud == "aws" for k in keys) else None
+            if s3 is not None:
+                running.callback(s3.stop)
 
         sealed: dict[str, SealedInput] = {}
         wrapped_keys: dict[str, WrappedKey] = {}
-        with progress.step("each party seals its datasets under its own key"):
+        with progress.step("each party seals its datasets under its own key (AWS parties upload to their bucket)"):
             for key in keys:
                 party = next(p for p in collaboration.parties if p.name == key.party)
                 for dataset in party.datasets:
                     path = work / f"{key.party}.{dataset.name}.sealed"
-                    source = sample_dataset(key.party, dataset.name)
                     with path.open("wb") as sink:
                         header = seal(
-                            _Bytes(source), sink, collaboration=collaboration.name, party=key.party,
-                            dataset=dataset.name, wrapper=services[key.cloud].wrapper(key),
+                            io.BytesIO(sample_dataset(key.party, dataset.name)), sink, collaboration=collaboration.name,
+                            party=key.party, dataset=dataset.name, wrapper=services[key.cloud].wrapper(key),
                         )
-                    sealed[f"{key.party}/{dataset.name}"] = SealedInput(key.party, dataset.name, path)
-                    wrapped_keys[f"{key.party}/{dataset.name}"] = header.wrapped_key
+                    name = f"{key.party}/{dataset.name}"
+                    wrapped_keys[name] = header.wrapped_key
+                    if key.cloud == "aws" and s3 is not None:
+                        sealed[name] = _in_bucket(s3, recording, key.party, dataset.name, path)
+                    else:
+                        sealed[name] = SealedInput.file(key.party, dataset.name, path)
 
         log_path = work / "audit.jsonl"
         log_path.unlink(missing_ok=True)
@@ -222,16 +234,16 @@ def run(stack: str, *, quiet: bool = False, out: Path = OUT) -> int:
     return 0 if ok else 1
 
 
-class _Bytes:
-    """A readable binary stream over bytes (what `seal` reads)."""
-
-    def __init__(self, data: bytes) -> None:
-        import io
-
-        self._io = io.BytesIO(data)
-
-    def read(self, size: int = -1) -> bytes:
-        return self._io.read(size)
+def _in_bucket(s3: S3StandIn, recording: Any, party: str, dataset: str, path: Path) -> SealedInput:
+    """Upload the sealed file to the party's recorded data bucket; the workload streams it from there."""
+    bucket, region = party_bucket(recording, party)
+    with contextlib.suppress(s3.client(region).exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(bucket, region)
+    object_key = f"sealed/{dataset}.sealed"
+    with path.open("rb") as source:
+        s3.upload(bucket, region, object_key, source)
+    path.unlink()  # the bucket now holds the only copy
+    return SealedInput(party, dataset, lambda: s3.stream(bucket, region, object_key))
 
 
 def _audit_evidence(nsm: SimulatedNitro, signer: ed25519.Ed25519PrivateKey) -> audit_log.Evidence:
@@ -287,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         return run(args.stack, quiet=args.quiet)
     except KeyboardInterrupt:
         print("demo interrupted; nothing was judged", file=sys.stderr)
+        return 2
+    except DemoError as error:
+        print(error, file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001 - one line, never a traceback; exit 2 is "could not judge"
         print(f"demo could not run: {type(error).__name__}: {error}", file=sys.stderr)
