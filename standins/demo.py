@@ -17,7 +17,6 @@ Exit 0 only if every decision matches what the stack promises; `out/demo-STACK.j
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import datetime as dt
 import json
@@ -237,8 +236,8 @@ def run(stack: str, *, quiet: bool = False, out: Path = OUT) -> int:
 def _in_bucket(s3: S3StandIn, recording: Any, party: str, dataset: str, path: Path) -> SealedInput:
     """Upload the sealed file to the party's recorded data bucket; the workload streams it from there."""
     bucket, region = party_bucket(recording, party)
-    with contextlib.suppress(s3.client(region).exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(bucket, region)
+    if not any(b["Name"] == bucket for b in s3.client(region).list_buckets()["Buckets"]):
+        s3.create_bucket(bucket, region)  # a party with several datasets shares one bucket
     object_key = f"sealed/{dataset}.sealed"
     with path.open("rb") as source:
         s3.upload(bucket, region, object_key, source)

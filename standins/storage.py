@@ -15,6 +15,7 @@ import logging
 from typing import Any, BinaryIO, Iterator
 
 import boto3
+import requests
 from moto.server import ThreadedMotoServer
 
 from policies.review.mocks import Recording, unwrapped
@@ -44,6 +45,8 @@ class S3StandIn:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
+        # moto's backends are per process, not per server: start every stand-in empty.
+        requests.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
 
     def client(self, region: str) -> Any:
         return boto3.session.Session(**_CREDENTIALS).client("s3", endpoint_url=self.url, region_name=region)
