@@ -96,13 +96,19 @@ def _shape(value: Any) -> str:
 
 
 class NitroNsm:
-    """Attestation documents whose `user_data` is the report data."""
+    """Attestation documents from the NSM: `collect` binds report data as `user_data`; `attest` binds a
+    public key as `public_key` (what KMS encrypts a `Recipient` answer to)."""
 
     def __init__(self, device: Path | str = DEVICE) -> None:
         self.device = Path(device)
 
     def collect(self, report_data: bytes) -> Evidence:
-        encoded = encode_request(report_data)
+        return Evidence("aws-nitro", self._document(encode_request(report_data)))
+
+    def attest(self, public_key: bytes) -> bytes:
+        return self._document(encode_request(None, None, public_key))
+
+    def _document(self, encoded: bytes) -> bytes:
         request = ctypes.create_string_buffer(encoded, len(encoded))
         response = ctypes.create_string_buffer(RESPONSE_MAX)
         message = _NsmMessage(
@@ -115,4 +121,4 @@ class NitroNsm:
                 f"NSM attestation ioctl on {self.device} failed: {exc.strerror} "
                 "(is this process inside a Nitro Enclave with /dev/nsm?)"
             ) from None
-        return Evidence("aws-nitro", decode_response(response.raw[: message.response.iov_len]))
+        return decode_response(response.raw[: message.response.iov_len])

@@ -25,7 +25,6 @@ in botocore, so `max_attempts=1` would still retry once): `retry.call` is the on
 
 from __future__ import annotations
 
-import ctypes
 from pathlib import Path
 from typing import Any, Callable, Final, Iterator, Mapping, Protocol
 
@@ -70,37 +69,11 @@ class EvidenceSource(Protocol):
     def attest(self, public_key: bytes) -> bytes: ...
 
 
-class NsmEvidence:
-    """Attestation documents from /dev/nsm with `public_key` set (and no user data or nonce).
+def nsm_evidence(device: Path | str | None = None) -> EvidenceSource:
+    """The real evidence source inside a Nitro Enclave: /dev/nsm with `public_key` set."""
+    from enclave_runtime.evidence import nitro_nsm
 
-    The request encoding and response decoding are `enclave_runtime.evidence.nitro_nsm`'s; only the
-    field differs from its collector, which binds `user_data`. Runs inside a Nitro Enclave only.
-    """
-
-    def __init__(self, device: Path | str | None = None) -> None:
-        from enclave_runtime.evidence import nitro_nsm
-
-        self.device = Path(device) if device is not None else nitro_nsm.DEVICE
-
-    def attest(self, public_key: bytes) -> bytes:
-        from enclave_runtime.evidence import ioctl, nitro_nsm
-        from enclave_runtime.evidence.base import EvidenceError
-
-        encoded = nitro_nsm.encode_request(None, None, public_key)
-        request = ctypes.create_string_buffer(encoded, len(encoded))
-        response = ctypes.create_string_buffer(nitro_nsm.RESPONSE_MAX)
-        message = nitro_nsm._NsmMessage(
-            nitro_nsm._Iovec(ctypes.addressof(request), len(encoded)),
-            nitro_nsm._Iovec(ctypes.addressof(response), nitro_nsm.RESPONSE_MAX),
-        )
-        try:
-            ioctl.call(self.device, nitro_nsm.NSM_IOCTL, message)  # hardware only
-        except OSError as exc:
-            raise EvidenceError(
-                f"NSM attestation ioctl on {self.device} failed: {exc.strerror} "
-                "(is this process inside a Nitro Enclave with /dev/nsm?)"
-            ) from None
-        return nitro_nsm.decode_response(response.raw[: message.response.iov_len])
+    return nitro_nsm.NitroNsm(device if device is not None else nitro_nsm.DEVICE)
 
 
 def kms_client(
@@ -439,7 +412,7 @@ __all__ = [
     "AwsWrapper",
     "CmsError",
     "EvidenceSource",
-    "NsmEvidence",
+    "nsm_evidence",
     "UnattestedProbe",
     "kms_client",
     "open_recipient_ciphertext",

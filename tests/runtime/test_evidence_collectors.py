@@ -360,6 +360,20 @@ def test_nsm_ioctl_on_a_plain_file_fails_with_a_clear_error(tmp_path: Path) -> N
         NitroNsm(device).collect(REPORT_DATA)
 
 
+def test_nsm_attest_binds_a_public_key_and_fails_clearly_off_hardware(tmp_path: Path) -> None:
+    """KMS's `Recipient` needs the key in `public_key` (not `user_data`): the request says exactly that."""
+    from enclave_runtime.evidence.nitro_nsm import encode_request
+
+    spki = b"\x30\x82" + bytes(10)
+    assert cbor2.loads(encode_request(None, None, spki)) == {
+        "Attestation": {"user_data": None, "nonce": None, "public_key": spki}
+    }
+    device = tmp_path / "nsm"
+    device.write_bytes(b"")
+    with pytest.raises(EvidenceError, match=f"NSM attestation ioctl on {device} failed: Inappropriate ioctl"):
+        NitroNsm(device).attest(spki)
+
+
 # --- Confidential Space -----------------------------------------------------------------------------
 
 
