@@ -66,8 +66,9 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from enclave_runtime import attest
-from enclave_runtime.keyrelease import retry
-from enclave_runtime.keyrelease.aws import AwsReleaser, AwsWrapper, UnattestedProbe, kms_client
+from enclave_runtime.keyrelease import KeyReleaseError, WrappedKey, retry
+from enclave_runtime.keyrelease import aws as client
+from enclave_runtime.keyrelease.aws import AwsReleaser, AwsWrapper, kms_client
 from enclave_runtime.simulate.nitro import SimulatedNitro, SimulatedNitroEnclave
 from policies.review.key_release import aws as iam
 from policies.review.key_release import claims
@@ -515,6 +516,33 @@ def _key_arn(key: PartyKey) -> str:
     return arn
 
 
+class UnattestedProbe:
+    """Demo-only (never in an image): plain `Decrypt` (no `Recipient`) with the enclave role's credentials. A correct key
+    policy refuses it (`DenyDecryptWithoutAttestation`); if one does not, the demo reports the leak."""
+
+    cloud = "aws"
+    attested = False
+
+    def __init__(self, client: Any, *, backoff: retry.Backoff = retry.Backoff()) -> None:
+        self._client = client
+        self.backoff = backoff
+
+    def unwrap(self, wrapped: WrappedKey) -> bytes:
+        client.check_wrapped(wrapped)
+        response = retry.call(
+            lambda: client.call(
+                self._client.decrypt, CiphertextBlob=wrapped.blob, KeyId=wrapped.key_id, EncryptionAlgorithm=client.ALGORITHM
+            ),
+            self.backoff,
+        )
+        plaintext = response.get("Plaintext")
+        if not isinstance(plaintext, bytes) or not plaintext:
+            raise KeyReleaseError(client.SERVICE, "Decrypt returned no Plaintext")
+        return plaintext
+
+
+
+
 class AwsStandIns:
     """`standins.cloud.CloudStandIns` for AWS: one KMS stand-in serving every AWS party key of a recording,
     and the simulated Nitro enclave presenting each case.
@@ -596,7 +624,7 @@ class AwsStandIns:
     def releaser(self, key: PartyKey, case: str) -> AwsReleaser | UnattestedProbe:
         region = _key_arn(key).split(":")[3]
         if case == "unattested":
-            return AwsReleaser.unattested_probe(self.client(self.enclave_role, region), backoff=self.backoff)
+            return UnattestedProbe(self.client(self.enclave_role, region), backoff=self.backoff)
         principal = OTHER_COLLABORATION_ROLE if case == "other-collaboration" else self.enclave_role
         return AwsReleaser(self.client(principal, region), self.enclave(case), backoff=self.backoff)
 

@@ -109,7 +109,7 @@ def kms_client(
     )
 
 
-def _call(operation: Callable[..., Mapping[str, Any]], **kwargs: Any) -> Mapping[str, Any]:
+def call(operation: Callable[..., Mapping[str, Any]], **kwargs: Any) -> Mapping[str, Any]:
     """One KMS call; botocore errors become `KeyReleaseError`, retryable where a retry can help."""
     from botocore import exceptions as bx
 
@@ -163,7 +163,7 @@ class AwsWrapper:
         if not 1 <= len(data_key) <= MAX_PLAINTEXT:
             raise ValueError(f"a data key is 1..{MAX_PLAINTEXT} bytes for KMS Encrypt, got {len(data_key)}")
         response = retry.call(
-            lambda: _call(
+            lambda: call(
                 self._client.encrypt, KeyId=self.key_arn, Plaintext=bytes(data_key), EncryptionAlgorithm=ALGORITHM
             ),
             self.backoff,
@@ -181,8 +181,8 @@ class AwsWrapper:
 class AwsReleaser:
     """Workload side: attested `Decrypt`, one fresh RSA-2048 key and attestation document per attempt.
 
-    `evidence` is required: there is no unattested mode here. (The demo's deliberately unattested
-    caller is `AwsReleaser.unattested_probe`, a different class.)"""
+    `evidence` is required: there is no unattested mode here (the demo's deliberately unattested caller
+    is `standins.aws_kms.UnattestedProbe`, which is not part of this package)."""
 
     cloud = "aws"
 
@@ -194,7 +194,7 @@ class AwsReleaser:
         self.backoff = backoff
 
     def unwrap(self, wrapped: WrappedKey) -> bytes:
-        _check_wrapped(wrapped)
+        check_wrapped(wrapped)
         return retry.call(lambda: self._attempt(wrapped), self.backoff)
 
     def _attempt(self, wrapped: WrappedKey) -> bytes:
@@ -208,7 +208,7 @@ class AwsReleaser:
             document = self._evidence.attest(spki)
         except EvidenceError as error:
             raise KeyReleaseError(SERVICE, f"no attestation document, so no request was made: {error}") from None
-        response = _call(
+        response = call(
             self._client.decrypt,
             CiphertextBlob=wrapped.blob,
             KeyId=wrapped.key_id,
@@ -233,39 +233,8 @@ class AwsReleaser:
         except CmsError as error:
             raise KeyReleaseError(SERVICE, f"CiphertextForRecipient refused: {error}") from None
 
-    @staticmethod
-    def unattested_probe(client: Any, *, backoff: retry.Backoff = retry.Backoff()) -> "UnattestedProbe":
-        """FOR THE DEMO ONLY: a caller that asks for the key *without* attestation, to show the policy
-        refuses it. Not a `AwsReleaser`; nothing on the release path constructs it."""
-        return UnattestedProbe(client, backoff=backoff)
 
-
-class UnattestedProbe:
-    """Demo-only: plain `Decrypt` (no `Recipient`) with the enclave role's credentials. A correct key
-    policy refuses it (`DenyDecryptWithoutAttestation`); if one does not, the demo reports the leak."""
-
-    cloud = "aws"
-    attested = False
-
-    def __init__(self, client: Any, *, backoff: retry.Backoff = retry.Backoff()) -> None:
-        self._client = client
-        self.backoff = backoff
-
-    def unwrap(self, wrapped: WrappedKey) -> bytes:
-        _check_wrapped(wrapped)
-        response = retry.call(
-            lambda: _call(
-                self._client.decrypt, CiphertextBlob=wrapped.blob, KeyId=wrapped.key_id, EncryptionAlgorithm=ALGORITHM
-            ),
-            self.backoff,
-        )
-        plaintext = response.get("Plaintext")
-        if not isinstance(plaintext, bytes) or not plaintext:
-            raise KeyReleaseError(SERVICE, "Decrypt returned no Plaintext")
-        return plaintext
-
-
-def _check_wrapped(wrapped: WrappedKey) -> None:
+def check_wrapped(wrapped: WrappedKey) -> None:
     if wrapped.cloud != "aws":
         raise KeyReleaseError(SERVICE, f"wrapped key is for cloud {wrapped.cloud!r}, not 'aws'")
     if wrapped.algorithm != ALGORITHM:
@@ -411,9 +380,10 @@ __all__ = [
     "AwsReleaser",
     "AwsWrapper",
     "CmsError",
+    "call",
+    "check_wrapped",
     "EvidenceSource",
     "nsm_evidence",
-    "UnattestedProbe",
     "kms_client",
     "open_recipient_ciphertext",
 ]

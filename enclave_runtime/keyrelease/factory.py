@@ -188,7 +188,7 @@ class _AwsAliasWrapper:
         if not 1 <= len(data_key) <= aws.MAX_PLAINTEXT:
             raise ValueError(f"a data key is 1..{aws.MAX_PLAINTEXT} bytes for KMS Encrypt, got {len(data_key)}")
         response = retry.call(
-            lambda: aws._call(
+            lambda: aws.call(
                 self._client.encrypt, KeyId=self.key_arn, Plaintext=bytes(data_key), EncryptionAlgorithm=aws.ALGORITHM
             ),
             self.backoff,

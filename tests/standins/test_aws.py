@@ -22,11 +22,11 @@ from enclave_runtime.keyrelease.aws import (
     AwsReleaser,
     AwsWrapper,
     CmsError,
-    UnattestedProbe,
     kms_client,
     open_recipient_ciphertext,
 )
 from enclave_runtime.simulate.nitro import SimulatedNitro, SimulatedNitroEnclave
+from standins.aws_kms import UnattestedProbe
 from policies.review import project
 from policies.review.mocks import Recording
 from policies.review.run import REPO_ROOT, ccp_settings
