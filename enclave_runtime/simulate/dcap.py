@@ -165,6 +165,9 @@ class SimulatedDcap:
         self,
         *,
         mrenclave: bytes = b"\x33" * 32,
+        mrsigner: bytes = b"\x55" * 32,
+        isvprodid: int = 7,
+        isvsvn: int = 1,
         attributes: bytes = QE_ATTRIBUTES,
         report_data: bytes = b"\x44" * 64,
     ) -> bytes:
@@ -173,9 +176,9 @@ class SimulatedDcap:
             miscselect=0,
             attributes=attributes,
             mrenclave=mrenclave,
-            mrsigner=b"\x55" * 32,
-            isvprodid=7,
-            isvsvn=1,
+            mrsigner=mrsigner,
+            isvprodid=isvprodid,
+            isvsvn=isvsvn,
             report_data=report_data,
         )
         return self._quote(3, quote.TEE_SGX, body, isvprodid=1)

@@ -172,3 +172,32 @@ def sev_snp_vm_claims(verified: Any, report: bytes, runtime: Mapping[str, Any], 
         "x-ms-sevsnpvm-vmpl": verified.vmpl,
         "x-ms-ver": "1.0",
     }
+
+
+def sgx_claims(verified: Any, authority: str) -> dict[str, Any]:
+    """The claims MAA puts in a token for a verified SGX quote (Microsoft, "Claim sets": SGX claims are
+    top level; measurements lowercase hex). Debuggable is the enclave's ATTRIBUTES.DEBUG bit."""
+    return {
+        "iss": authority.rstrip("/"),
+        "x-ms-attestation-type": "sgx",
+        "x-ms-sgx-mrenclave": verified.mrenclave.hex(),
+        "x-ms-sgx-mrsigner": verified.mrsigner.hex(),
+        "x-ms-sgx-product-id": verified.isvprodid,
+        "x-ms-sgx-svn": verified.isvsvn,
+        "x-ms-sgx-is-debuggable": verified.debug,
+        "x-ms-ver": "1.0",
+    }
+
+
+def tdx_claims(verified: Any, authority: str) -> dict[str, Any]:
+    """The claims of MAA's TDX EAT profile for a verified TDX quote: every claim top level
+    (https://learn.microsoft.com/azure/attestation/trust-domain-extensions-eat-profile), with the
+    attestation type and compliance status of Microsoft's published SKR policy."""
+    return {
+        "iss": authority.rstrip("/"),
+        "x-ms-attestation-type": "tdxvm",
+        "x-ms-compliance-status": "azure-compliant-cvm",
+        "tdx_mrtd": verified.mrtd.hex(),
+        "tdx_td_attributes_debug": verified.debug,
+        "x-ms-ver": "1.0",
+    }

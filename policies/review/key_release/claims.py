@@ -5,8 +5,8 @@ what the approved build reports, and each other case changes only what that case
 simulated TEE produces the evidence, the claims come from it: a Nitro attestation document (its PCRs
 as KMS reads them), a confidential container's SEV-SNP report (the claims MAA derives from it, with
 the derivation the MAA stand-in uses) and a Confidential Space token, each checked by part 1's
-verifier first. MAA tokens for SGX, TDX and CVM guest attestation are still built as claim sets (no
-simulated MAA path for them yet). The cases:
+verifier first; SGX and TDX tokens carry the claims MAA derives from a simulated quote. Only the CVM
+guest-attestation token (vTPM + HCL report) is still built as a claim set. The cases:
 
 - `debug-mode`: the same build started for debugging. Nitro Enclaves in `--debug-mode` report
   all-zero PCRs (Nitro Enclaves user guide, "Where to get an enclave's measurements"); MAA reports
@@ -146,25 +146,17 @@ def maa_token(
     if tee == "sgx":
         sgx = measurements.sgx
         same_signer = variant.startswith("other-product") and sgx is not None
-        return base | {
-            "x-ms-attestation-type": "sgx",
-            "x-ms-sgx-mrenclave": (sgx.mrenclave if own and sgx and sgx.mrenclave else stand_in(f"{label}-mrenclave", 64)),
-            "x-ms-sgx-mrsigner": (
-                sgx.mrsigner if (own or same_signer) and sgx and sgx.mrsigner else stand_in(f"{label}-mrsigner", 64)
-            ),
-            "x-ms-sgx-product-id": (sgx.product_id + 1 if same_signer else sgx.product_id if own and sgx else 0),
-            "x-ms-sgx-svn": sgx.min_svn if (own or same_signer) and sgx else 0,
-            "x-ms-sgx-is-debuggable": debug,
-        }
+        return _sgx_token(
+            issuer,
+            mrenclave=sgx.mrenclave if own and sgx and sgx.mrenclave else stand_in(f"{label}-mrenclave", 64),
+            mrsigner=sgx.mrsigner if (own or same_signer) and sgx and sgx.mrsigner else stand_in(f"{label}-mrsigner", 64),
+            product_id=sgx.product_id + 1 if same_signer else sgx.product_id if own and sgx else 0,
+            svn=sgx.min_svn if (own or same_signer) and sgx else 0,
+            debug=debug,
+        )
     if tee == "tdx":
         tdx = measurements.tdx
-        # MAA TDX EAT profile: every claim top level, no x-ms-isolation-tee wrapper.
-        return base | {
-            "x-ms-attestation-type": "tdxvm",
-            "x-ms-compliance-status": "azure-compliant-cvm",
-            "tdx_mrtd": tdx.mrtd if own and tdx else stand_in(f"{label}-mrtd", 96),
-            "tdx_td_attributes_debug": debug,
-        }
+        return _tdx_token(issuer, tdx.mrtd if own and tdx else stand_in(f"{label}-mrtd", 96), debug)
     snp = measurements.sev_snp
     launch = snp.launch_measurement if own and snp and snp.launch_measurement else stand_in(f"{label}-launch", 96)
     host_data = snp.host_data if own and snp and snp.host_data else stand_in(f"{label}-hostdata", 64)
@@ -186,6 +178,41 @@ def maa_token(
         "x-ms-azurevm-vmid": stand_in(f"{label}-vmid", 32),
         "x-ms-isolation-tee": hardware | {"x-ms-compliance-status": "azure-compliant-cvm"},
     }
+
+
+@functools.cache
+def _dcap() -> Any:
+    from enclave_runtime.simulate.dcap import SimulatedDcap
+
+    return SimulatedDcap(dt.datetime.now(dt.timezone.utc))
+
+
+def _dcap_verified(kind: str, quote: bytes) -> Any:
+    from enclave_runtime.attest import TrustStore, verify
+
+    return verify(kind, quote, store=TrustStore(simulation_roots=[_dcap().root]))
+
+
+def _sgx_token(issuer: str, *, mrenclave: str, mrsigner: str, product_id: int, svn: int, debug: bool) -> dict[str, Any]:
+    """MAA's claims for an SGX enclave with these values, from a simulated quote the verifier checked."""
+    from enclave_runtime.simulate.dcap import QE_ATTRIBUTES
+
+    from policies.review.key_release.azure import sgx_claims
+
+    attributes = bytes([QE_ATTRIBUTES[0] | (0x02 if debug else 0)]) + QE_ATTRIBUTES[1:]  # ATTRIBUTES.DEBUG
+    quote = _dcap().sgx_quote(
+        mrenclave=bytes.fromhex(mrenclave), mrsigner=bytes.fromhex(mrsigner), isvprodid=product_id, isvsvn=svn,
+        attributes=attributes,
+    )
+    return sgx_claims(_dcap_verified("intel-sgx", quote), issuer)
+
+
+def _tdx_token(issuer: str, mrtd: str, debug: bool) -> dict[str, Any]:
+    """MAA's TDX claims for a TD with this MRTD, from a simulated quote the verifier checked."""
+    from policies.review.key_release.azure import tdx_claims
+
+    quote = _dcap().tdx_quote(mrtd=bytes.fromhex(mrtd), td_attributes=bytes([0x01 if debug else 0]) + bytes(7))
+    return tdx_claims(_dcap_verified("intel-tdx", quote), issuer)
 
 
 @functools.cache
