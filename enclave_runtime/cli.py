@@ -18,6 +18,11 @@ the value and the fix named). With `--json`: on success exactly `{"sealed", "col
 "dataset", "keyId", "bytes"}` (`bytes`: plaintext bytes sealed), otherwise `{"sealed": null,
 "error": {"check", "field", "message"}}`. The stack file is read with PyYAML, not Pulumi: the
 runtime image has neither Pulumi nor the `stacks`/`components` packages.
+
+`python -m enclave_runtime serve [--simulate ...]` runs the attested query service inside the TEE and
+`python -m enclave_runtime query URL --policy FILE (--infer JSON | --output NAME | ...) [--json]` verifies
+it and queries it (0 answered, 1 refused with the failed check named, 2 unusable input); both are in
+`enclave_runtime.serve.commands`.
 """
 
 from __future__ import annotations
@@ -101,6 +106,9 @@ def build_parser(json_output: bool = False) -> _Parser:
     audit_verify.add_argument("file", type=Path, help="the audit log (JSON lines)")
     audit_verify.add_argument("--json", action="store_true", help="print one JSON object")
     _add_seal_arguments(commands.add_parser("seal", help=SEAL_HELP))
+    # serve / query parse their own arguments (enclave_runtime.serve.commands); listed here for --help.
+    commands.add_parser("serve", help="serve the model and outputs over attested TLS 1.3 (inside the TEE)", add_help=False)
+    commands.add_parser("query", help="verify the attested service, then query it (client side)", add_help=False)
     return parser
 
 
@@ -488,6 +496,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["seal"]:  # its own parser, so usage errors come in the seal output's shape
         return run_seal(argv[1:])
+    if argv[:1] == ["serve"]:
+        from .serve.commands import run_serve
+
+        return run_serve(argv[1:])
+    if argv[:1] == ["query"]:
+        from .serve.commands import run_query
+
+        return run_query(argv[1:])
     args = build_parser(json_output="--json" in argv).parse_args(argv)
     if args.command == "audit":
         return run_audit(args)
