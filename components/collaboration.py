@@ -2,9 +2,10 @@
 
 Each party owns its data key on its own cloud, bound to the same approved measurements; each cloud
 site declares the keys of the parties on that cloud and the workload hosts that may obtain them.
-Config validation (`components.model.Collaboration`) has already refused any party whose cloud has
-no documented key-release path to a host (see `stacks/collaborations/README.md`), so this component
-never has to weaken a binding to make a collaboration work.
+Config validation (`stacks.config.parse`: `components.model.Collaboration` and every used cloud's
+checks in `components.site.CLOUDS`) has already refused any party whose cloud has no documented
+key-release path to a host (see `stacks/collaborations/README.md`) and every other site-level
+problem, so this component never has to weaken a binding to make a collaboration work.
 
 If the approved measurements are signed, the signature is verified by `stacks.config` before this
 component is constructed; the component itself re-checks nothing it cannot fix.
@@ -12,48 +13,34 @@ component is constructed; the component itself re-checks nothing it cannot fix.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Final
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import pulumi
 
 from components.model import Collaboration as CollaborationModel
 from components.model import Environment
 from components.regions import Cloud
-from components.site import SiteArgs
+from components.site import CLOUD_ORDER, CLOUDS, Site, SiteArgs, clouds_used
 
-CLOUD_ORDER: Final[tuple[Cloud, ...]] = ("aws", "azure", "gcp")
+__all__ = ["CLOUD_ORDER", "Collaboration", "CollaborationArgs", "clouds_used"]
 
 
 @dataclass(frozen=True)
 class CollaborationArgs:
+    """`options`: cloud -> that cloud's typed options section of the stack config (absent: defaults)."""
+
     environment: Environment
     collaboration: CollaborationModel
     log_retention_days: int = 365
-
-
-def clouds_used(collaboration: CollaborationModel) -> list[Cloud]:
-    """Clouds of the parties and the workload hosts, in a stable order."""
-    used = {p.cloud for p in collaboration.parties} | {h.cloud for h in collaboration.workload.hosts}
-    return [cloud for cloud in CLOUD_ORDER if cloud in used]
-
-
-def _site_class(cloud: Cloud) -> Any:
-    """Import a cloud's Site lazily: a collaboration on AWS only never loads the Azure SDK."""
-    if cloud == "aws":
-        from components.aws.site import Site
-    elif cloud == "azure":
-        from components.azure.site import Site
-    else:
-        from components.gcp.site import Site
-    return Site
+    options: Mapping[Cloud, Any] = field(default_factory=dict)
 
 
 class Collaboration(pulumi.ComponentResource):
     """`sites`: cloud -> Site; `site_names`: the sites' logical names (exported by the program);
     `keys`: party name -> that party's data key resource on its own cloud."""
 
-    sites: dict[str, pulumi.ComponentResource]
+    sites: dict[str, Site]
     site_names: list[str]
     keys: dict[str, pulumi.Resource]
 
@@ -65,13 +52,14 @@ class Collaboration(pulumi.ComponentResource):
         self.keys = {}
         for cloud in clouds_used(collaboration):
             site_name = f"{name}-{cloud}"
-            site = _site_class(cloud)(
+            site = CLOUDS[cloud].site_class()(
                 site_name,
                 SiteArgs(
                     environment=args.environment,
                     collaboration=collaboration,
                     cloud=cloud,
                     log_retention_days=args.log_retention_days,
+                    options=args.options.get(cloud),
                 ),
                 pulumi.ResourceOptions(parent=self),
             )

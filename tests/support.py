@@ -22,12 +22,14 @@ def read_stack(stack: str = "dev") -> dict[str, Any]:
     return config.read_stack_file(REPO_ROOT / f"Pulumi.{stack}.yaml")
 
 
-def stack_site_args(raw: dict[str, Any], cloud: Cloud) -> SiteArgs:
-    """The `SiteArgs` the stack config `raw` gives `cloud` (parsed and validated as in the program)."""
+def stack_site_args(raw: dict[str, Any], cloud: Cloud, options: Any = None) -> SiteArgs:
+    """The `SiteArgs` the stack config `raw` gives `cloud` (parsed and validated as in the program):
+    its options section from `raw` (e.g. `raw["ccp-azure"]`) unless a test gives `options`."""
     settings = config.parse(raw)
     return SiteArgs(
         environment=settings.environment,
         collaboration=settings.collaboration,
         cloud=cloud,
         log_retention_days=settings.log_retention_days,
+        options=options if options is not None else settings.site_options().get(cloud),
     )

@@ -4,11 +4,11 @@ One enclave role serves the site: every AWS party's data key is released to it, 
 attestation document matching the approved Nitro measurements. Every regional resource carries an
 explicit `region` (pulumi-aws v7 per-resource region) so residency rules read it from the inputs.
 
-Fails closed before declaring anything when: an AWS party has no Nitro measurements to bind to, a
-party's key would live in a region without an enclave host (the enclave reaches KMS only through its
-own region's VPC endpoint), a party's configured account is not the deploying account and it names
-no `deployRole` (or names one while its keys stay in the deploying account), a party's break-glass
-role is not in the account its keys live in, or a host's instance type cannot run enclaves.
+The config it is given has passed `components.aws.checks` (run by `stacks.config.parse` before any
+resource is declared): an AWS party has Nitro measurements to bind to, every party key region has an
+enclave host (the enclave reaches KMS only through its own region's VPC endpoint), `deployRole` is set
+exactly when a party's account is not the deploying account, every break-glass role is in the account
+its keys live in, and every host's instance type can run enclaves. The site only declares.
 
 Each party's data key and storage key are administered by that party's break-glass role only (config
 `breakGlassPrincipal`, MFA), never the account root; PutKeyPolicy/CreateGrant are denied to every
@@ -26,15 +26,14 @@ stays in the deploying (workload) account: the key policy names it cross-account
 
 from __future__ import annotations
 
-from typing import Final
-
 import pulumi
 import pulumi_aws as aws
 
 from components.aws.audit import Audit, AuditArgs
+from components.aws.checks import DEFAULT_INSTANCE_TYPE
 from components.aws.common import Account, child, short_name
 from components.aws.eks import EksCluster, EksClusterArgs
-from components.aws.enclave_host import EnclaveHost, EnclaveHostArgs, enclave_resources
+from components.aws.enclave_host import EnclaveHost, EnclaveHostArgs
 from components.aws.enclave_role import EnclaveRole, EnclaveRoleArgs
 from components.aws.keys import (
     ServiceKey,
@@ -50,7 +49,6 @@ from components.key_purpose import DISK
 from components.model import WorkloadHost
 from components.site import SiteArgs
 
-DEFAULT_INSTANCE_TYPE: Final = "m6i.xlarge"
 
 
 def ebs_key_policy(account: Account, region: str, kubernetes: bool) -> dict:
@@ -82,52 +80,18 @@ class Site(pulumi.ComponentResource):
         hosts = [h for h in args.hosts if h.tee == "nitro"]
         parties = args.parties
         nitro = args.collaboration.measurements.nitro
-        if parties and nitro is None:
-            raise ValueError(
-                "AWS parties need measurements.nitro: their keys are released only to attested Nitro enclaves"
-            )
         host_regions = sorted({h.region for h in hosts})
-        for party in parties:
-            if party.region not in host_regions:
-                raise ValueError(
-                    f"party {party.name}: its key is in {party.region} but no AWS Nitro host runs there "
-                    f"(hosts: {', '.join(host_regions) or 'none'}); the enclave reaches KMS through its own "
-                    "region's VPC endpoint, so add a host in that region"
-                )
-        for host in hosts:
-            enclave_resources(host.instance_type or DEFAULT_INSTANCE_TYPE, None, 4096)
 
         super().__init__("ccp:aws:Site", name, None, opts)
         account = Account.current()
-        key_accounts: dict[str, Account] = {}
-        for party in parties:
-            key_account = account
-            if party.account is not None and party.account != account.account_id:
-                if party.deploy_role is None:
-                    raise ValueError(
-                        f"party {party.name}: deployRole is not set but account {party.account} is not the "
-                        f"deploying account {account.account_id}: set deployRole to the IAM role of account "
-                        f"{party.account} that declares this party's keys there (e.g. "
-                        f"arn:{account.partition}:iam::{party.account}:role/{party.name}-key-deployer), or "
-                        "remove account to keep the keys in the deploying account"
-                    )
-                key_account = Account(account_id=party.account, partition=account.partition)
-            elif party.deploy_role is not None:
-                raise ValueError(
-                    f"party {party.name}: deployRole {party.deploy_role!r} is set but the party's account is the "
-                    f"deploying account {account.account_id}: remove deployRole (the default provider deploys "
-                    "there), or set account to the party's own AWS account id"
-                )
-            key_accounts[party.name] = key_account
-            glass = party.break_glass_principal or ""
-            if glass.split(":")[4:5] != [key_account.account_id] or glass.split(":")[1:2] != [key_account.partition]:
-                raise ValueError(
-                    f"party {party.name}: breakGlassPrincipal {glass!r} is not a role of account "
-                    f"{key_account.account_id} (partition {key_account.partition}), where the party's keys live: "
-                    "KMS creates the key in the caller's account and its lockout safety check requires the "
-                    "creator to hold PutKeyPolicy, so the key is created by that role; name a role of the "
-                    "account the key lives in"
-                )
+        # `components.aws.checks` (run by the config validation) has made `deployRole` set exactly when
+        # the party's `account` is not the deploying account: then its keys live in that account.
+        key_accounts = {
+            party.name: Account(account_id=party.account, partition=account.partition)
+            if party.deploy_role is not None and party.account is not None
+            else account
+            for party in parties
+        }
         collab, env = args.collaboration.name, args.environment
         # Site-wide resources (role, network, audit, EBS keys, hosts) serve every party: `party: shared`.
         site_tags = args.shared_tags()

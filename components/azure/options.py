@@ -1,5 +1,7 @@
 """Azure-only settings that are not part of the collaboration model (Pulumi config namespace
-`ccp-azure`), with defaults that keep the site closed.
+`ccp-azure`, a typed section of the one stack config model: `stacks.config.StackConfig.azure`), with
+defaults that keep the site closed. Components never read Pulumi config themselves: the Azure site
+gets these as `SiteArgs.options`.
 
 - `adminSshPublicKey`: an operator's OpenSSH public key for break-glass access. Default: a key
   whose private half was discarded when it was generated (ARM requires one credential on a Linux
@@ -29,8 +31,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Annotated, Any, Final
+
+from pydantic import AfterValidator, field_validator
+from pydantic_core import PydanticCustomError
+
+from enclave_runtime.measurements import Model
 
 NAMESPACE: Final = "ccp-azure"
 CVM_ORCHESTRATOR_APP_ID: Final = "bf7b6499-ff71-4aa2-97a4-f372087be7f0"
@@ -54,63 +60,83 @@ ORCHESTRATOR_COMMAND: Final = f"az ad sp show --id {CVM_ORCHESTRATOR_APP_ID} --q
 _SHARED_MAA = re.compile(r"^https://shared[a-z0-9]+\.[a-z0-9]+\.attest\.azure\.net/?$")
 
 
-@dataclass(frozen=True)
-class AzureOptions:
+def _message(text: str) -> PydanticCustomError:
+    """A validation message shown after the key's path (`ccp-azure:<key>: <text>`)."""
+    return PydanticCustomError("ccp_option", text.replace("{", "{{").replace("}", "}}"))
+
+
+def _certificate(pem: str) -> str:
+    """Each policy-signing certificate must parse (the loc gives its index in the list)."""
+    try:
+        policy_signing_key(pem)
+    except ValueError as error:
+        raise _message(str(error).removeprefix(f"{NAMESPACE}:attestationPolicySigningCertificates[0] ")) from None
+    return pem
+
+
+Certificate = Annotated[str, AfterValidator(_certificate)]
+
+
+class AzureOptions(Model):
+    """The `ccp-azure` section of the stack config: validated by `stacks.config.parse` with the rest
+    of the config (unknown keys refused), and passed to the Azure site as `SiteArgs.options`."""
+
     admin_ssh_public_key: str = NO_ACCESS_SSH_PUBLIC_KEY
     cvm_orchestrator_object_id: str | None = None
     shared_attestation_endpoint: str | None = None
     address_space: str = "10.40.0.0/16"
-    attestation_policy_signing_certificates: tuple[str, ...] = ()
+    attestation_policy_signing_certificates: tuple[Certificate, ...] = ()
 
-    def __post_init__(self) -> None:
-        key = self.admin_ssh_public_key
-        if not key.startswith(("ssh-rsa ", "ssh-ed25519 ")):
-            raise ValueError(
-                f"{NAMESPACE}:adminSshPublicKey is not an OpenSSH public key (ssh-rsa or "
-                "ssh-ed25519); password authentication is never enabled"
-            )
-        oid = self.cvm_orchestrator_object_id
-        if oid is not None and not _GUID.match(oid):
-            raise ValueError(
-                f"{NAMESPACE}:cvmOrchestratorObjectId '{oid}' is not a lowercase GUID: use the "
-                f"object id of the service principal of app {CVM_ORCHESTRATOR_APP_ID}"
-            )
-        shared = self.shared_attestation_endpoint
-        if shared is not None and not _SHARED_MAA.match(shared):
-            raise ValueError(
-                f"{NAMESPACE}:sharedAttestationEndpoint '{shared}' is not a regional shared MAA "
-                "endpoint (https://shared<code>.<code>.attest.azure.net with the short region code, "
-                "e.g. https://sharedweu.weu.attest.azure.net)"
-            )
-        certificates = self.attestation_policy_signing_certificates
-        if isinstance(certificates, str) or not all(isinstance(c, str) for c in certificates):
-            raise ValueError(
-                f"{NAMESPACE}:attestationPolicySigningCertificates {certificates!r} is not a list of PEM "
-                "certificates: give a YAML list, one '-----BEGIN CERTIFICATE-----' block per party signer"
-            )
-        object.__setattr__(self, "attestation_policy_signing_certificates", tuple(certificates))
-        for index, pem in enumerate(self.attestation_policy_signing_certificates):
-            policy_signing_key(pem, index)
-        network = ipaddress.ip_network(self.address_space)
-        if network.prefixlen != 16 or not network.is_private:
-            raise ValueError(
-                f"{NAMESPACE}:addressSpace '{self.address_space}' must be a private /16"
-            )
-
+    @field_validator("admin_ssh_public_key")
     @classmethod
-    def from_config(cls) -> "AzureOptions":
-        """Read the `ccp-azure` namespace of the current stack (defaults when unset)."""
-        import pulumi
+    def _ssh_key(cls, key: str) -> str:
+        if not key.startswith(("ssh-rsa ", "ssh-ed25519 ")):
+            raise _message(
+                f"{key[:40]!r} is not an OpenSSH public key (ssh-rsa or ssh-ed25519): give the public half, "
+                "e.g. the content of ~/.ssh/id_ed25519.pub; password authentication is never enabled"
+            )
+        return key
 
-        cfg = pulumi.Config(NAMESPACE)
-        values = {
-            "admin_ssh_public_key": cfg.get("adminSshPublicKey"),
-            "cvm_orchestrator_object_id": cfg.get("cvmOrchestratorObjectId"),
-            "shared_attestation_endpoint": cfg.get("sharedAttestationEndpoint"),
-            "address_space": cfg.get("addressSpace"),
-            "attestation_policy_signing_certificates": cfg.get_object("attestationPolicySigningCertificates"),
-        }
-        return cls(**{k: v for k, v in values.items() if v is not None})
+    @field_validator("cvm_orchestrator_object_id")
+    @classmethod
+    def _orchestrator(cls, oid: str | None) -> str | None:
+        if oid is not None and not _GUID.match(oid):
+            raise _message(
+                f"'{oid}' is not a lowercase GUID: use the object id of the service principal of app "
+                f"{CVM_ORCHESTRATOR_APP_ID} (`{ORCHESTRATOR_COMMAND}`)"
+            )
+        return oid
+
+    @field_validator("shared_attestation_endpoint")
+    @classmethod
+    def _shared_endpoint(cls, shared: str | None) -> str | None:
+        if shared is not None and not _SHARED_MAA.match(shared):
+            raise _message(
+                f"'{shared}' is not a regional shared MAA endpoint (https://shared<code>.<code>.attest.azure.net "
+                "with the short region code, e.g. https://sharedweu.weu.attest.azure.net)"
+            )
+        return shared
+
+    @field_validator("attestation_policy_signing_certificates", mode="before")
+    @classmethod
+    def _certificate_list(cls, certificates: Any) -> Any:
+        if isinstance(certificates, str) or not isinstance(certificates, (list, tuple)):
+            raise _message(
+                f"{str(certificates)[:40]!r} is not a list of PEM certificates: give a YAML list, one "
+                "'-----BEGIN CERTIFICATE-----' block per party signer"
+            )
+        return certificates
+
+    @field_validator("address_space")
+    @classmethod
+    def _address_space(cls, value: str) -> str:
+        try:
+            network = ipaddress.ip_network(value)
+        except ValueError:
+            network = None
+        if network is None or network.prefixlen != 16 or not network.is_private:
+            raise _message(f"'{value}' must be a private /16 network, e.g. 10.40.0.0/16")
+        return value
 
     def region_address_space(self, index: int) -> str:
         """The /16 of the `index`-th regional VNet (regions never overlap, so they can peer)."""
@@ -118,26 +144,28 @@ class AzureOptions:
         return str(ipaddress.ip_network((int(base.network_address) + (index << 16), 16)))
 
     def prod_problems(self, *, confidential_vms: bool, attestation_provider: bool) -> list[str]:
-        """What a prod stack may not leave to defaults or placeholders (one message per problem)."""
+        """What a prod stack may not leave to defaults or placeholders (one line per problem, with
+        its `ccp-azure:` key)."""
         problems: list[str] = []
         oid = self.cvm_orchestrator_object_id
         if confidential_vms and oid is None:
             problems.append(
-                "prod confidential VMs encrypt their OS disk with a customer key that the Confidential VM "
-                f"Orchestrator releases: set {NAMESPACE}:cvmOrchestratorObjectId ({ORCHESTRATOR_COMMAND})"
+                f"{NAMESPACE}:cvmOrchestratorObjectId: is required in prod with a confidential VM: prod "
+                "confidential VMs encrypt their OS disk with a customer key that the Confidential VM Orchestrator "
+                f"releases; set {NAMESPACE}:cvmOrchestratorObjectId to the output of `{ORCHESTRATOR_COMMAND}`"
             )
         elif is_placeholder_guid(oid):
             problems.append(
-                f"{NAMESPACE}:cvmOrchestratorObjectId '{oid}' is a placeholder, not the object id of the "
+                f"{NAMESPACE}:cvmOrchestratorObjectId: '{oid}' is a placeholder, not the object id of the "
                 "Confidential VM Orchestrator in your tenant (the platform could not release the confidential "
                 f"OS-disk key and the VM would not start): set the output of `{ORCHESTRATOR_COMMAND}`"
             )
         if attestation_provider and not self.attestation_policy_signing_certificates:
             problems.append(
-                f"{NAMESPACE}:attestationPolicySigningCertificates is empty: a prod attestation provider "
+                f"{NAMESPACE}:attestationPolicySigningCertificates: is empty: a prod attestation provider "
                 "without policy signing certificates runs in AAD mode, where anyone with Azure RBAC write on "
                 "it can replace its attestation policy; set the PEM certificates of the parties' policy "
-                "signers (isolated mode), or use sharedAttestationEndpoint"
+                f"signers (isolated mode), or use {NAMESPACE}:sharedAttestationEndpoint"
             )
         return problems
 

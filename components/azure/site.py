@@ -16,13 +16,12 @@ Declares, for the parties and workload hosts on Azure:
   storage account and monitoring.
 
 Everything that can be wrong in config (sizes, missing measurement sections, missing prod
-settings) is checked before the first resource is declared.
+settings) is checked by `components.azure.checks`, run by the config validation before the first
+resource is declared; the site only declares. Its `ccp-azure` options arrive as `SiteArgs.options`.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Final
 
 import pulumi
 from pulumi_azure_native import authorization, keyvault, managedidentity, resources
@@ -37,16 +36,12 @@ from components.attestation.azure_release_policy import (
 from components.azure.aks import AksArgs, ConfidentialAks
 from components.azure.attestation import AttestationArgs, AttestationProvider
 from components.azure.common import KEY_VAULT_CRYPTO_USER, assign_role, child, global_name
-from components.azure.container_group import (
-    ContainerGroupArgs,
-    ConfidentialContainerGroup,
-    validate_container_group,
-)
+from components.azure.container_group import ContainerGroupArgs, ConfidentialContainerGroup
 from components.azure.data_key import PartyDataKey, PartyDataKeyArgs
 from components.azure.keyvault import KeyVault, KeyVaultArgs, hsm_key
 from components.azure.monitoring import Monitoring, MonitoringArgs
 from components.azure.network import Network, NetworkArgs, PrivateDns, PrivateDnsArgs, peer
-from components.azure.options import AzureOptions
+from components.azure.checks import CONTAINER_GROUP_TEE, options_of, release_tees
 from components.azure.storage import PartyStorage, PartyStorageArgs
 from components.azure.vm import (
     CONFIDENTIAL_DES_TYPE,
@@ -56,16 +51,10 @@ from components.azure.vm import (
     DiskEncryptionArgs,
     SgxVm,
     VmArgs,
-    host_size,
 )
 from components.key_purpose import CLUSTER_SECRETS
 from components.model import Party, WorkloadHost, releases_key
 from components.site import SiteArgs
-
-# Any https URL serves to validate the measurements before the provider's URI is known.
-_VALIDATION_AUTHORITY: Final = "https://validation.attest.azure.net"
-_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
 
 def _ordered_regions(args: SiteArgs) -> list[str]:
     regions: list[str] = []
@@ -75,63 +64,8 @@ def _ordered_regions(args: SiteArgs) -> list[str]:
     return regions
 
 
-CONTAINER_GROUP_TEE: Final = "confidential-containers"
-
-
-def _release_tees(args: SiteArgs) -> list[str]:
-    """The TEEs of the hosts an Azure data key is released to (never an Azure CVM: see
-    components.model.CVM_REFUSED)."""
-    return sorted({h.tee for h in args.hosts if h.tee in AZURE_RELEASE_TEES and releases_key("azure", h)})
-
-
 def host_label(index: int, host: WorkloadHost) -> str:
     return f"{host.tee}-{host.region}-{index}"
-
-
-def validate_site(args: SiteArgs, options: AzureOptions) -> None:
-    """Every config problem of the Azure slice, raised as one ValueError before declaring."""
-    problems: list[str] = []
-    if args.cloud != "azure":
-        problems.append(f"components.azure.site.Site declares the Azure slice, not {args.cloud!r}")
-    for index, host in enumerate(args.hosts):
-        if host.tee == CONTAINER_GROUP_TEE:
-            snp = args.collaboration.measurements.sev_snp
-            problems += [
-                f"workload host {index} ({host.region}): {problem}"
-                for problem in validate_container_group(
-                    args.collaboration.workload.image, snp.cce_policy if snp else None
-                )
-            ]
-            continue
-        try:
-            host_size(host)
-        except ValueError as error:
-            problems.append(f"workload host {index} ({host.region}): {error}")
-    release_tees = _release_tees(args)
-    if args.parties and not release_tees:
-        problems.append(
-            "Azure parties need an Azure workload host with tee confidential-containers, tdx or sgx (or "
-            "sev-snp on AKS): Key Vault releases keys only against Azure Attestation tokens of those TEEs"
-        )
-    for tee in release_tees:
-        try:
-            release_policy(args.collaboration.measurements, tee=tee, authority=_VALIDATION_AUTHORITY)
-        except ValueError as error:
-            problems.append(str(error))
-    if args.prod:
-        # Orchestrator id (never a placeholder), isolated-mode provider: components/azure/options.py.
-        problems += options.prod_problems(
-            confidential_vms=any(h.tee in ("sev-snp", "tdx") and not h.kubernetes for h in args.hosts),
-            attestation_provider=options.shared_attestation_endpoint is None,
-        )
-    for party in args.parties:
-        if party.owner_decrypt and not _GUID.match(party.owner_principal or ""):
-            problems.append(
-                f"party {party.name}: ownerPrincipal {party.owner_principal!r} must be the Entra object id "
-                "(GUID) of the principal allowed to decrypt outside the enclave"
-            )
-    if problems:
-        raise ValueError("invalid Azure site:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 class Site(pulumi.ComponentResource):
@@ -139,16 +73,10 @@ class Site(pulumi.ComponentResource):
 
     keys: dict[str, keyvault.Key]
 
-    def __init__(
-        self,
-        name: str,
-        args: SiteArgs,
-        opts: pulumi.ResourceOptions | None = None,
-        *,
-        options: AzureOptions | None = None,
-    ):
-        options = options or AzureOptions.from_config()
-        validate_site(args, options)
+    def __init__(self, name: str, args: SiteArgs, opts: pulumi.ResourceOptions | None = None):
+        if args.cloud != "azure":
+            raise ValueError(f"components.azure.site.Site declares the Azure slice, not {args.cloud!r}")
+        options = options_of(args)
         super().__init__("ccp:azure:Site", name, None, opts)
         self._name = name
         self._args = args
@@ -237,13 +165,13 @@ class Site(pulumi.ComponentResource):
             for region, vault in self._ops_vaults.items()
         }
 
-        release_tees = _release_tees(args)
+        tees = release_tees(args)
         # No release target (e.g. only an Azure CVM host, no Azure party): no data key, no policy.
         self.release_policy = self.attestation.authority.apply(
             lambda authority: combine_release_policies(
-                [release_policy(self._collab.measurements, tee=tee, authority=authority) for tee in release_tees]
+                [release_policy(self._collab.measurements, tee=tee, authority=authority) for tee in tees]
             )
-        ) if release_tees else None
+        ) if tees else None
         self.keys = {}
         for party in args.parties:
             self.keys[party.name] = self._party(party, releasers)

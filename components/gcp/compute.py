@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, Sequence
+from typing import Any, Final, Sequence
 
 import pulumi
 import pulumi_gcp as gcp
@@ -27,6 +27,7 @@ from components.gcp.common import (
     service_account_id,
 )
 from components.gcp.machines import MIN_CPU_PLATFORM, validate_machine_type
+from components.gcp.options import RestartPolicy
 
 CONFIDENTIAL_SPACE_PROJECT: Final = "confidential-space-images"
 CONFIDENTIAL_SPACE_FAMILY: Final = "confidential-space"
@@ -48,7 +49,6 @@ SHIELDED_BOOT: Final[dict[str, bool]] = {
     "enable_integrity_monitoring": True,
 }
 
-RestartPolicy = Literal["Never", "OnFailure", "Always"]
 _PINNED_IMAGE = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._/-]+@(sha256:[0-9a-f]{64})$")
 
 

@@ -5,11 +5,13 @@ provider with the strict attestation condition), one workload per GCP host (Conf
 Confidential VM or private confidential GKE cluster), and for each GCP party its two keys (the data
 key, released only to the approved image digests, and the storage key, the buckets' CMEK used only
 by the Cloud Storage service agent) and its buckets; plus data-access audit logs and alerts.
+
+Its config has passed `components.gcp.checks` (run by `stacks.config.parse` before any resource is
+declared); its `ccp-gcp` options (`GcpSiteOptions`) arrive as `SiteArgs.options`. The site only declares.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final
 
 import pulumi
@@ -21,6 +23,7 @@ from components.attestation.gcp_condition import (
     attribute_condition,
 )
 from components.gcp.audit import Audit, AuditArgs
+from components.gcp.checks import options_of
 from components.gcp.common import Project, bounded, service_account_email, service_account_id, service_agent
 from components.gcp.compute import (
     LOG_WRITER,
@@ -29,7 +32,6 @@ from components.gcp.compute import (
     ConfidentialSpaceWorkloadArgs,
     ConfidentialVm,
     ConfidentialVmArgs,
-    RestartPolicy,
     WorkloadServiceAccount,
     WorkloadServiceAccountArgs,
     pinned_image,
@@ -39,6 +41,7 @@ from components.gcp.identity import WorkloadIdentity, WorkloadIdentityArgs
 from components.gcp.kms import PartyDataKey, PartyDataKeyArgs, ServiceKey, ServiceKeyArgs
 from components.gcp.machines import DEFAULT_MACHINE_TYPE, TYPE_BY_TEE, confidential_space_type
 from components.gcp.network import Network, NetworkArgs, plan_subnets
+from components.gcp.options import GcpSiteOptions
 from components.gcp.storage import PartyStorage, PartyStorageArgs
 from components.key_purpose import CLUSTER_SECRETS, DISK, PARTY_STORAGE
 from components.model import Party, WorkloadHost
@@ -47,18 +50,7 @@ from components.site import SiteArgs
 PROVIDER_ID: Final = "attestation-verifier"
 COMPUTE_AGENT: Final = "compute-system"
 GKE_AGENT: Final = "container-engine-robot"
-
-
-@dataclass(frozen=True)
-class GcpSiteOptions:
-    """GCP-only choices; every default is the secure one."""
-
-    allow_iap_ssh: bool = False
-    software_keys_in_dev: bool = False  # dev only: SOFTWARE instead of HSM protection
-    debug_image_in_dev: bool = False  # dev only: confidential-space-debug (its tokens fail the condition)
-    restart_policy: RestartPolicy = "Never"
-    managed_group: bool = False  # Confidential Space as template + regional MIG
-    notification_channels: tuple[str, ...] = ()
+__all__ = ["GcpSiteOptions", "Site"]
 
 
 class Site(pulumi.ComponentResource):
@@ -68,20 +60,11 @@ class Site(pulumi.ComponentResource):
     condition: str | None
     workload_service_account: str | None
 
-    def __init__(
-        self,
-        name: str,
-        args: SiteArgs,
-        opts: pulumi.ResourceOptions | None = None,
-        *,
-        options: GcpSiteOptions | None = None,
-    ):
-        super().__init__("ccp:gcp:Site", name, None, opts)
+    def __init__(self, name: str, args: SiteArgs, opts: pulumi.ResourceOptions | None = None):
         if args.cloud != "gcp":
             raise ValueError(f"components.gcp.site.Site got SiteArgs for cloud {args.cloud!r}")
-        self.options = options or GcpSiteOptions()
-        if args.prod and (self.options.software_keys_in_dev or self.options.debug_image_in_dev):
-            raise ValueError("software keys and debug images are dev-only options; this is a prod stack")
+        super().__init__("ccp:gcp:Site", name, None, opts)
+        self.options = options_of(args)
         self.args = args
         self._child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOptions(parent=self)
@@ -91,12 +74,6 @@ class Site(pulumi.ComponentResource):
 
         hosts = args.hosts
         space_hosts = [h for h in hosts if h.tee == "confidential-space"]
-        for host in hosts:
-            if host.kubernetes and host.tee == "confidential-space":
-                raise ValueError(
-                    f"host in {host.region}: Confidential Space runs on Compute Engine VMs, not GKE; "
-                    "set kubernetes: false or use tee sev-snp/tdx for Confidential GKE Nodes"
-                )
         gke_regions = {h.region for h in hosts if h.kubernetes}
         subnets = plan_subnets([h.region for h in hosts], gke_regions)
         self.subnet_plans = {plan.region: plan for plan in subnets}
@@ -189,11 +166,6 @@ class Site(pulumi.ComponentResource):
         self.storage: dict[str, PartyStorage] = {}
         party_projects: set[str] = set()
         for party in args.parties:
-            if self.pool_id is None:
-                raise ValueError(
-                    f"party {party.name!r} is on GCP but the site has no Confidential Space host: its key "
-                    "could never be released (add a gcp host with tee confidential-space)"
-                )
             project = Project.lookup(party.account, opts=invoke) if party.account else self.project
             party_projects.add(project.id)
             self._party(name, party, project, digests)

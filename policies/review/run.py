@@ -7,13 +7,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.site import Deployment
 from policies.review import analyzer, key_release, project, reachability, report
+from policies.review.fakes import aws as fake_aws
 from policies.review.mocks import ProgramExit, Recording, run_directory
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KEY_RELEASE_POLICY = "ccp-key-release-simulation"
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_INVALID = 0, 1, 2
+# Where the review's mocks deploy (policies/review/fakes): what `get_caller_identity` answers there.
+REVIEW_DEPLOYMENT = Deployment(aws_account_id=fake_aws.ACCOUNT, aws_partition="aws")
 
 
 @dataclass
@@ -32,13 +36,15 @@ def ccp_settings(proj: project.Project) -> Any:
     """The typed ccp config when the program is a ccp stack (has `ccp:collaboration`), else None.
 
     Read with the same `from_config_texts` + `parse` as `stacks.config.load` (what `pulumi up` runs),
-    so the review and a deployment accept and refuse exactly the same stacks."""
+    so the review and a deployment accept and refuse exactly the same stacks. The deploying account
+    the site checks compare party accounts with is the one the review's mocks deploy to (what
+    `load` gets from the caller identity when the program runs under them)."""
     from stacks.config import from_config_texts, parse
 
     values = from_config_texts(proj.config)
     if "collaboration" not in values:
         return None
-    return parse(values)
+    return parse(values, REVIEW_DEPLOYMENT)
 
 
 def _simulate_key_release(recording: Recording, settings: Any) -> tuple[list[dict[str, Any]], str]:

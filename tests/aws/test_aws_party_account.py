@@ -10,16 +10,14 @@ from typing import Any
 import pytest
 
 from components.attestation.aws_key_policy import SID_ALLOW_ENCLAVE, key_policy
-from components.aws.site import Site
 from policies.review import key_release, project
 from policies.review.key_release import aws as kms
 from policies.review.key_release import claims
 from policies.review.key_release.simulate import cases, expected
-from policies.review.mocks import Recording, run, run_directory, unwrap
+from policies.review.mocks import Recording, run_directory, unwrap
 from policies.review.run import REPO_ROOT, ccp_settings
 from stacks.config import ConfigError, parse, read_stack_file
 
-from tests.support import stack_site_args
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKLOAD = "111122223333"
@@ -133,27 +131,6 @@ def test_simulation_judges_the_cross_account_key(recorded: tuple[Recording, Any]
     table = key_release.markdown_table(rows)
     assert f"`banks-fraud-aws-bank-south-key` | {SOUTH} |" in table
     assert f"`banks-fraud-aws-bank-north-key` | {WORKLOAD} |" in table
-
-
-def _site_error(raw: dict[str, Any]) -> str:
-    with pytest.raises(ValueError) as caught:
-        run(lambda: Site("banks-fraud-aws", stack_site_args(raw, "aws")))
-    return str(caught.value)
-
-
-def test_foreign_account_without_deploy_role_is_refused() -> None:
-    raw = banks()
-    del _south(raw)["deployRole"]
-    message = _site_error(raw)
-    assert "deployRole is not set" in message and SOUTH in message and "key-deployer" in message
-
-
-def test_deploy_role_for_the_deploying_account_is_refused() -> None:
-    raw = banks()
-    south = _south(raw)
-    south.update(account=WORKLOAD, deployRole=f"arn:aws:iam::{WORKLOAD}:role/d",
-                 breakGlassPrincipal=f"arn:aws:iam::{WORKLOAD}:role/bank-south-key-break-glass")
-    assert "remove deployRole" in _site_error(raw)
 
 
 @pytest.mark.parametrize(

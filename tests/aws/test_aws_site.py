@@ -6,8 +6,6 @@ import json
 from collections import Counter
 from typing import Any
 
-import pytest
-
 from components.aws.eks import DEVICE_PLUGIN_IMAGE, ENCLAVE_RESOURCE
 from components.aws.site import Site
 from components.site import SiteArgs
@@ -75,16 +73,3 @@ def test_kubernetes_host_builds_an_eks_cluster_instead() -> None:
     endpoints = {unwrap(e.properties)["serviceName"] for e in recording.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
     assert "com.amazonaws.eu-west-1.ecr.dkr" in endpoints and "com.amazonaws.eu-west-1.eks" in endpoints
 
-
-def test_unsupported_instance_type_is_a_clear_error() -> None:
-    raw = read_stack()
-    raw["collaboration"]["workload"]["hosts"][0]["instanceType"] = "t3.large"
-    with pytest.raises(ValueError, match="'t3.large' cannot host a Nitro enclave"):
-        run(lambda: Site("dev-demo-aws", site_args(raw)))
-
-
-def test_party_key_region_without_a_host_is_refused() -> None:
-    raw = read_stack()
-    raw["collaboration"]["parties"][0]["region"] = "eu-central-1"
-    with pytest.raises(ValueError, match="party clinic-aws: its key is in eu-central-1 but no AWS Nitro host"):
-        run(lambda: Site("dev-demo-aws", site_args(raw)))

@@ -13,6 +13,7 @@ generator; auto-rotation is not supported for confidential-VM disk keys (Microso
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -96,7 +97,7 @@ def cvm_stack() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def prod() -> Recording:
     args = stack_site_args(cvm_stack(), "azure")
-    return run(lambda: Site(SITE, args, options=options()))
+    return run(lambda: Site(SITE, replace(args, options=options())))
 
 
 def _custom(rec: Recording, name: str) -> RecordedResource:

@@ -19,7 +19,7 @@ KEY_TYPES = {"aws": "aws:kms/key:Key", "azure": "azure-native:keyvault:Key", "gc
 
 def build(stack: str):
     proj = project.load(ROOT, stack)
-    settings = config.parse(proj.namespace("ccp"))
+    settings = config.parse(config.from_config_texts(proj.config))
     built: dict[str, Collaboration] = {}
 
     def program() -> None:
@@ -29,6 +29,7 @@ def build(stack: str):
                 environment=settings.environment,
                 collaboration=settings.collaboration,
                 log_retention_days=settings.log_retention_days,
+                options=settings.site_options(),
             ),
         )
 

@@ -27,7 +27,7 @@ OPERATOR_CASES = ("operator-repolicies-key", "operator-runs-code-on-host")
 @lru_cache(maxsize=None)
 def _recorded(stack: str) -> tuple[Recording, config.StackConfig]:
     proj = project.load(ROOT, stack)
-    settings = config.parse(proj.namespace("ccp"))
+    settings = config.parse(config.from_config_texts(proj.config))
     return run_directory(proj.main, project=proj.name, stack=stack, config=proj.config), settings
 
 

@@ -23,7 +23,7 @@ STACKS = ("dev", "hospitals", "banks")
 @lru_cache(maxsize=None)
 def _recorded(stack: str) -> tuple[Recording, config.StackConfig]:
     proj = project.load(ROOT, stack)
-    settings = config.parse(proj.namespace("ccp"))
+    settings = config.parse(config.from_config_texts(proj.config))
     recording = run_directory(proj.main, project=proj.name, stack=stack, config=proj.config)
     return recording, settings
 

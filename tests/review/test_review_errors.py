@@ -8,12 +8,13 @@ because exit codes and tracebacks are properties of the process, not of `run_rev
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -165,21 +166,102 @@ def test_config_given_as_a_list_exits_2_naming_the_field(tmp_path: Path) -> None
 # --- ccp config ---------------------------------------------------------------------------------
 
 
-def test_site_config_check_is_reported_with_its_ccp_path(tmp_path: Path) -> None:
-    """A check a cloud Site makes while declaring is a config problem, with file, line and `ccp:` path."""
-    stack_text = DEV.replace(
-        "        region: eu-west-1\n        allowedRegions: [eu-west-1, eu-central-1]",
-        "        region: eu-central-1\n        allowedRegions: [eu-west-1, eu-central-1]",
-    )
+def three_site_problems(text: str) -> str:
+    """The dev stack with one site-level problem on each cloud (each found only by that cloud's checks):
+    an AWS party key region without a Nitro host, an Azure ownerPrincipal that is no object id, and a
+    GCP Confidential Space host on a machine type that cannot run it."""
+    edits = [
+        ("        region: eu-west-1\n        allowedRegions: [eu-west-1, eu-central-1]",
+         "        region: eu-central-1\n        allowedRegions: [eu-west-1, eu-central-1]"),
+        ("      - name: clinic-azure\n        cloud: azure\n",
+         "      - name: clinic-azure\n        ownerDecrypt: true\n        ownerPrincipal: alice@example.org\n"
+         "        cloud: azure\n"),
+        ("          tee: confidential-space\n          instanceType: n2d-standard-4",
+         "          tee: confidential-space\n          instanceType: e2-standard-4"),
+    ]
+    for old, new in edits:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    return text
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_every_site_problem_is_reported_with_its_ccp_path_in_one_run(tmp_path: Path) -> None:
+    """Checks of three cloud sites, all reported in one review run, one line each with file, line and
+    `ccp:` path, before the program declares anything."""
+    from tests.config.test_site_checks import THREE_PROBLEMS
+
+    stack_text = three_site_problems(DEV)
+    prog = ccp_program(tmp_path / "p", stack_text)
+    result = review(prog, "dev", tmp_path / "out")
+    assert_refused(result)
+    stack_file = prog / "Pulumi.dev.yaml"
+    lines = [line.removeprefix("  - ") for line in result.output.splitlines() if line.startswith("  - ")]
+    assert lines == [
+        f"{stack_file}:{line_of(stack_text, 'region: eu-central-1')}: {THREE_PROBLEMS[0]}",
+        f"{stack_file}:{line_of(stack_text, 'ownerPrincipal: alice@example.org')}: {THREE_PROBLEMS[1]}",
+        f"{stack_file}:{line_of(stack_text, 'instanceType: e2-standard-4')}: {THREE_PROBLEMS[2]}",
+    ]
+    assert "the program failed" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_pulumi_up_path_reports_every_site_problem_before_any_resource(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pulumi up` runs stacks.program.main: the same three problems, and no resource registered."""
+    from policies.review import project
+    from policies.review.mocks import RecordingMonitor
+    from stacks import config as stack_config
+    from stacks.program import main
+    from tests.config.test_site_checks import THREE_PROBLEMS
+
+    texts = project.load(REPO_ROOT, "dev").config
+    collaboration = json.loads(texts["ccp:collaboration"])
+    collaboration["parties"][0]["region"] = "eu-central-1"
+    collaboration["parties"][1].update(ownerDecrypt=True, ownerPrincipal="alice@example.org")
+    collaboration["workload"]["hosts"][2]["instanceType"] = "e2-standard-4"
+    texts["ccp:collaboration"] = json.dumps(collaboration)
+    registered: list[str] = []
+    original = RecordingMonitor.RegisterResource
+
+    def spy(self: RecordingMonitor, request: Any) -> Any:
+        if request.type != "pulumi:pulumi:Stack":
+            registered.append(request.type)
+        return original(self, request)
+
+    monkeypatch.setattr(RecordingMonitor, "RegisterResource", spy)
+    with pytest.raises(stack_config.ConfigError) as caught:
+        run(main, project="ccp", stack="dev", config=texts)
+    assert caught.value.problems == THREE_PROBLEMS
+    assert registered == []
+
+
+def test_unknown_ccp_azure_key_is_refused_by_the_review(tmp_path: Path) -> None:
+    stack_text = DEV.replace("  ccp:environment: dev\n", "  ccp:environment: dev\n  ccp-azure:cvmOrchestratorObjectID: x\n")
     assert stack_text != DEV
     prog = ccp_program(tmp_path / "p", stack_text)
     result = review(prog, "dev", tmp_path / "out")
     assert_refused(
         result,
-        f"{prog / 'Pulumi.dev.yaml'}:11: ccp:collaboration.parties[0]: party clinic-aws: its key is in "
-        "eu-central-1 but no AWS Nitro host runs there",
+        f"{prog / 'Pulumi.dev.yaml'}:{line_of(stack_text, 'cvmOrchestratorObjectID')}: "
+        "ccp-azure:cvmOrchestratorObjectID: unknown key (value 'x'); check its spelling (keys are camelCase)",
     )
-    assert "the program failed" not in result.output
+
+
+def test_pulumi_up_path_refuses_an_unknown_ccp_azure_key_like_the_review() -> None:
+    from policies.review import project
+    from stacks import config as stack_config
+    from stacks.program import main
+
+    texts = project.load(REPO_ROOT, "dev").config
+    texts["ccp-azure:cvmOrchestratorObjectID"] = "x"
+    with pytest.raises(stack_config.ConfigError) as caught:
+        run(main, project="ccp", stack="dev", config=texts)
+    assert caught.value.problems == [
+        "ccp-azure:cvmOrchestratorObjectID: unknown key (value 'x'); check its spelling (keys are camelCase)"
+    ]
 
 
 def test_misspelt_ccp_key_exits_2_naming_file_line_and_key(tmp_path: Path) -> None:

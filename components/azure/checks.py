@@ -1,0 +1,106 @@
+"""Config checks of the Azure slice of a collaboration: pure functions over the config model.
+
+Run by the config validation (`stacks.config.parse`) before any resource is declared, so every
+problem is reported in one run with its `ccp:` (or `ccp-azure:`) path; `components.azure.site.Site`
+then only declares. What they refuse, and why:
+- a confidential container group host without a digest-pinned image or a CCE policy (the data key
+  pins the policy's hash, and the policy pins the image's layers);
+- a VM host whose size does not provide its TEE (ARM refuses it only at deployment time);
+- Azure parties without a host Key Vault can release their key to (an Azure SEV-SNP CVM never is one);
+- measurements the release policy cannot be built from;
+- in prod: no Confidential VM Orchestrator id (or a placeholder one) for confidential VM disks, and an
+  attestation provider without policy signing certificates (AAD mode);
+- an `ownerPrincipal` with `ownerDecrypt` that is not an Entra object id (GUID).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from components.attestation.azure_release_policy import AZURE_RELEASE_TEES, release_policy
+from components.azure.container_group import validate_container_group
+from components.azure.options import AzureOptions
+from components.azure.vm import host_size
+from components.model import releases_key
+from components.site import SiteArgs, problem
+
+CONTAINER_GROUP_TEE: Final = "confidential-containers"
+# Any https URL serves to validate the measurements before the provider's URI is known.
+VALIDATION_AUTHORITY: Final = "https://validation.attest.azure.net"
+_GUID: Final = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def options_of(args: SiteArgs) -> AzureOptions:
+    """The `ccp-azure` section the site was given (defaults when the stack sets none)."""
+    return args.options if isinstance(args.options, AzureOptions) else AzureOptions()
+
+
+def release_tees(args: SiteArgs) -> list[str]:
+    """The TEEs of the hosts an Azure data key is released to (never an Azure CVM: see
+    components.model.CVM_REFUSED)."""
+    return sorted({h.tee for h in args.hosts if h.tee in AZURE_RELEASE_TEES and releases_key("azure", h)})
+
+
+def problems(args: SiteArgs) -> list[str]:
+    """Every config problem of the Azure slice (empty when the site can be declared)."""
+    return _hosts(args) + _release(args) + _prod(args) + _owners(args)
+
+
+def _hosts(args: SiteArgs) -> list[str]:
+    found: list[str] = []
+    snp = args.collaboration.measurements.sev_snp
+    for index, host in args.indexed_hosts():
+        path = f"collaboration.workload.hosts[{index}]"
+        if host.tee == CONTAINER_GROUP_TEE:
+            # Each problem names the field it is about (`workload.image`, `measurements.sevSnp.ccePolicy`).
+            found += [
+                problem(f"collaboration.{text.split(' ', 1)[0]}", text)
+                for text in validate_container_group(args.collaboration.workload.image, snp.cce_policy if snp else None)
+            ]
+            continue
+        try:
+            host_size(host)
+        except ValueError as error:
+            found.append(problem(f"{path}.instanceType", str(error)))
+    return found
+
+
+def _release(args: SiteArgs) -> list[str]:
+    tees = release_tees(args)
+    if args.parties and not tees:
+        return [problem(
+            "collaboration.workload.hosts",
+            "Azure parties need an Azure workload host with tee confidential-containers, tdx or sgx (or sev-snp "
+            "on AKS): Key Vault releases keys only against Azure Attestation tokens of those TEEs; add one",
+        )]
+    found: list[str] = []
+    for tee in tees:
+        try:
+            release_policy(args.collaboration.measurements, tee=tee, authority=VALIDATION_AUTHORITY)
+        except ValueError as error:
+            found.append(problem("collaboration.measurements", str(error)))
+    return found
+
+
+def _prod(args: SiteArgs) -> list[str]:
+    """Orchestrator id (never a placeholder), isolated-mode provider: components/azure/options.py."""
+    if not args.prod:
+        return []
+    options = options_of(args)
+    return options.prod_problems(
+        confidential_vms=any(h.tee in ("sev-snp", "tdx") and not h.kubernetes for h in args.hosts),
+        attestation_provider=options.shared_attestation_endpoint is None,
+    )
+
+
+def _owners(args: SiteArgs) -> list[str]:
+    return [
+        problem(
+            f"collaboration.parties[{index}].ownerPrincipal",
+            f"party {party.name}: ownerPrincipal {party.owner_principal!r} must be the Entra object id (GUID) of "
+            "the principal allowed to decrypt outside the enclave (`az ad user show --id <upn> --query id -o tsv`)",
+        )
+        for index, party in args.indexed_parties()
+        if party.owner_decrypt and not _GUID.match(party.owner_principal or "")
+    ]
