@@ -781,6 +781,14 @@ def azure_network_networksecuritygroup_disallow_open_ingress(subject: Subject) -
         rules = [subject.props]
     else:
         rules = subject.all("securityRules[*]")
+        # Fail closed as for a SecurityRule: an inline rule without direction, access or a source is not
+        # judged "not inbound" or "not open" by default.
+        for i, rule in enumerate(rules):
+            for key in ("direction", "access"):
+                if rule.get(key) is None:
+                    raise MissingProperty(f"securityRules[{i}].{key}")
+            if rule.get("sourceAddressPrefix") is None and not rule.get("sourceAddressPrefixes"):
+                raise MissingProperty(f"securityRules[{i}].sourceAddressPrefix")
     for rule in rules:
         for source in _open_inbound(rule):
             yield f"{subject.name}: rule {rule.get('name', '?')!r} allows inbound from {source}"

@@ -15,7 +15,7 @@ from typing import Any, Final, Iterable, Iterator
 
 from pulumi_policy import Severity
 
-from components.attestation.gcp_condition import compile_cel, evaluate_condition
+from components.attestation.gcp_condition import CONFIDENTIAL_SPACE_HWMODELS, compile_cel, evaluate_condition
 from enclave_runtime.simulate.tokens import confidential_space_payload
 from policies.zero_trust.rules._base import (
     OPEN_CIDRS,
@@ -80,6 +80,12 @@ _DIGEST_FUNCTION: Final = re.compile(
 _SHA256_LITERAL: Final = re.compile(r"""['"](sha256:[^'"]*)['"]""")
 
 
+# Claims of a token the condition must refuse although every other clause holds (token-claims reference):
+# Shielded VM is not confidential computing; an account no condition names is not the operator's VM.
+NON_CONFIDENTIAL_HWMODEL: Final = "GCP_SHIELDED_VM"
+OTHER_SERVICE_ACCOUNT: Final = "not-the-workload@another-project.iam.gserviceaccount.com"
+
+
 def digest_pattern_problems(condition: str) -> list[str]:
     """How the condition matches the image digest by pattern instead of equality ([] if it does not)."""
     problems = [
@@ -110,7 +116,7 @@ def _evaluated_problems(condition: str) -> list[str]:
     except Exception as error:  # noqa: BLE001 - an unparsable condition admits nobody, but is a bug
         return problems + [f"is not valid CEL ({str(error).splitlines()[0]})"]
     emails = re.findall(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+\.iam\.gserviceaccount\.com", condition)
-    hwmodel = next(iter(re.findall(r"GCP_[A-Z_]+", condition)), "GCP_AMD_SEV")
+    hwmodel = next((m for m in re.findall(r"GCP_[A-Z_]+", condition) if m in CONFIDENTIAL_SPACE_HWMODELS), "GCP_AMD_SEV")
     if not evaluate_condition(condition, confidential_space_payload(digests[0], emails, hwmodel)):
         return problems + ["rejects a production token of its own approved image: cannot verify it is strict"]
     unapproved = "sha256:" + "f" * 64 if "sha256:" + "f" * 64 not in digests else "sha256:" + "e" * 64
@@ -128,6 +134,10 @@ def _evaluated_problems(condition: str) -> list[str]:
         "an image without STABLE support": variant(("submods", "confidential_space", "support_attributes"), []),
         "software other than CONFIDENTIAL_SPACE": variant(("swname",), "GCE"),
         "an unapproved image digest": variant(("submods", "container", "image_digest"), unapproved),
+        # The remediation's other clauses: each one excludes a token the ones above admit.
+        f"a non-confidential hardware model (hwmodel {NON_CONFIDENTIAL_HWMODEL!r})": variant(("hwmodel",), NON_CONFIDENTIAL_HWMODEL),
+        "a token without secure boot (secboot false)": variant(("secboot",), False),
+        "a VM running as another service account": variant(("google_service_accounts",), [OTHER_SERVICE_ACCOUNT]),
     }
     problems += [f"admits {what}" for what, token in cases.items() if evaluate_condition(condition, token)]
     return problems
@@ -143,7 +153,10 @@ def _evaluated_problems(condition: str) -> list[str]:
     remediation=(
         "Use assertion.swname == 'CONFIDENTIAL_SPACE' && assertion.dbgstat == 'disabled-since-boot' && "
         "'STABLE' in assertion.submods.confidential_space.support_attributes && "
-        "assertion.submods.container.image_digest in ['sha256:<approved>'] (plus hwmodel, secboot, service account)."
+        "assertion.hwmodel in ['GCP_AMD_SEV', 'GCP_INTEL_TDX'] && assertion.secboot == true && "
+        "assertion.submods.container.image_digest in ['sha256:<approved>'] && "
+        "'<workload service account>' in assertion.google_service_accounts (components/attestation/gcp_condition.py "
+        "generates it); the rule evaluates the condition against tokens missing each of these."
     ),
     url=CS_DOCS,
     confidential=True,
@@ -621,11 +634,12 @@ AUDITED_SERVICES: Final = ("allServices", "cloudkms.googleapis.com", "sts.google
     url="https://cloud.google.com/logging/docs/audit/configure-data-access",
 )
 def gcp_projects_iamauditconfig_enable_data_access(subject: Subject) -> Iterable[str]:
+    service = subject.need("service")  # fail closed: which service's logs this configures is part of the promise
     configs = subject.need_all("auditLogConfigs[*]")
     types = {str(c.get("logType")) for c in configs}
     for needed in ("DATA_READ", "DATA_WRITE", "ADMIN_READ"):
         if needed not in types:
-            yield f"{subject.name}: {subject.need('service')} does not log {needed}"
+            yield f"{subject.name}: {service} does not log {needed}"
     for c in configs:
         if c.get("exemptedMembers"):
             yield f"{subject.name}: {c.get('logType')} exempts {list(c.get('exemptedMembers'))}"
