@@ -8,7 +8,7 @@ PROGRAM ?= .
 NAME ?=
 FROM ?= banks
 
-.PHONY: venv tools review demo test test-full bench lint collaboration clean
+.PHONY: venv tools review demo test test-ml test-full mutate bench lint collaboration clean
 
 venv: $(STAMP)
 
@@ -16,6 +16,21 @@ $(STAMP): requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -qq --disable-pip-version-check -r requirements.lock
 	@touch $@
+
+# The privacy-preserving ML runtime (enclave_runtime/ml) has its own environment: flwr needs protobuf 6,
+# the Pulumi SDK above pins protobuf 5. .venv-ml is (re)built from its lock whenever the lock changes.
+VENV_ML := .venv-ml
+PY_ML := $(VENV_ML)/bin/python
+STAMP_ML := $(VENV_ML)/.ccp-installed
+LOCK_ML := enclave_runtime/ml/requirements.lock
+
+$(STAMP_ML): $(LOCK_ML)
+	@test -x $(PY_ML) || $(PYTHON) -m venv $(VENV_ML)
+	@$(PY_ML) -m pip install -qq --disable-pip-version-check -r $(LOCK_ML)
+	@touch $@
+
+test-ml: $(STAMP_ML)
+	@$(PY_ML) -m pytest tests/ml
 
 # The software TPM the vTPM tests quote with (Debian packages; installed when missing and we are root).
 TPM_TOOLS := swtpm swtpm-tools tpm2-tools
@@ -33,18 +48,26 @@ review: $(STAMP)
 demo: $(STAMP)
 	@$(PY) -m standins.demo --stack $(STACK)
 
-test: $(STAMP) tools
+# The suite in ccp's environment, then the ML runtime's tests in its own (.venv-ml, built on first use).
+test: $(STAMP) tools $(STAMP_ML)
 	@$(PY) -m pytest -n 2 tests
+	@$(PY_ML) -m pytest -q tests/ml
 
 # The property tests at full strength (10,000 mutations of each genuine sample; minutes, not seconds).
 test-full: $(STAMP) tools
 	@CCP_HYPOTHESIS_PROFILE=full $(PY) -m pytest -n 2 tests/runtime/test_mutations.py
+
+# Mutation check (not part of `test`): each edit in tools/mutations.py breaks one security promise in a
+# temp copy of the repo; exits 1 if any edit survives its tests (or is stale). A few minutes on 2 cores.
+mutate: $(STAMP) tools
+	@$(PY) tools/mutate.py --jobs 2
 
 bench: $(STAMP)
 	@$(PY) -m benchmarks.bench_review
 	@$(PY) -m benchmarks.bench_verify
 	@$(PY) -m benchmarks.bench_keyrelease
 	@$(PY) -m benchmarks.bench_seal
+	@$(PY) -m benchmarks.bench_service
 
 # ruff, then the CI workflows: GitHub's workflow schema (check-jsonschema's vendored copy, offline) and
 # zizmor's security audit (offline; medium and high findings fail).
@@ -58,4 +81,4 @@ collaboration: $(STAMP)
 	@$(PY) -m stacks.new_collaboration $(NAME) --from $(FROM)
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) $(VENV_ML) out .pytest_cache

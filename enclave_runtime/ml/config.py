@@ -1,0 +1,160 @@
+"""The job specification of the privacy-preserving workload: what the parties approve, checked before use.
+
+Everything the parties agree to (rounds, SecAgg+ parameters, the privacy budget) is a frozen model read
+from the collaboration's stack config, so a value outside what the protocol can honour is refused with
+the field, the value and the fix, instead of being silently clipped or letting the protocol degrade
+(e.g. a SecAgg+ threshold of 1 would let the server unmask single clients).
+
+Stack config shape (camelCase, as in Pulumi config), under `ccp:collaboration`:
+
+    privacy:    {epsilon: 3.0, delta: 1.0e-6, outputs: [cohort-statistics]}
+    federated:  {rounds: 5, localEpochs: 5, learningRate: 0.5, l2: 0.001,
+                 secAgg: {numShares: 3, reconstructionThreshold: 2, clippingRange: 8.0,
+                          quantizationRange: 4194304, modulusRange: 4294967296, maxWeight: 1000.0}}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from enclave_runtime.measurements import Model
+
+
+class ConfigError(ValueError):
+    """The job specification is unusable: the message names the field, the value and the fix."""
+
+
+class SecAggParams(Model):
+    """SecAgg+ parameters (flwr `SecAggPlusWorkflow`), with the limits that keep the protocol meaningful."""
+
+    num_shares: int = Field(default=3, ge=3)
+    reconstruction_threshold: int = Field(default=2, ge=2)
+    clipping_range: float = Field(default=8.0, gt=0)
+    quantization_range: int = Field(default=2**22, gt=0)
+    modulus_range: int = Field(default=2**32, gt=0, le=2**32)
+    max_weight: float = Field(default=1000.0, gt=0)
+    timeout: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SecAggParams":
+        if self.reconstruction_threshold >= self.num_shares:
+            raise ValueError(
+                f"secAgg.reconstructionThreshold is {self.reconstruction_threshold} but must be below "
+                f"secAgg.numShares ({self.num_shares}): set it to at most {self.num_shares - 1}"
+            )
+        if self.modulus_range <= self.quantization_range:
+            raise ValueError(
+                f"secAgg.modulusRange ({self.modulus_range}) must exceed secAgg.quantizationRange "
+                f"({self.quantization_range}): masks are drawn mod modulusRange"
+            )
+        if self.modulus_range & (self.modulus_range - 1):
+            raise ValueError(f"secAgg.modulusRange is {self.modulus_range}: use a power of two (e.g. 4294967296)")
+        return self
+
+
+class FederatedJob(Model):
+    """One federated training job: local logistic regression, FedAvg over SecAgg+ (or plain, for baselines)."""
+
+    rounds: int = Field(default=5, ge=1, le=1000)
+    local_epochs: int = Field(default=5, ge=1, le=10_000)
+    learning_rate: float = Field(default=0.5, gt=0, le=10)
+    l2: float = Field(default=1e-3, ge=0)
+    secure_aggregation: bool = True
+    sec_agg: SecAggParams = Field(default_factory=SecAggParams)
+
+    def check_clients(self, example_counts: Mapping[str, int]) -> None:
+        """Refuse a job SecAgg+ cannot run correctly for these parties, before any party trains.
+
+        A party with more examples than `maxWeight` overflows the quantized weight (flwr only warns), and
+        fewer clients than `numShares` means the key shares cannot be distributed as configured.
+        """
+        if not self.secure_aggregation:
+            return
+        if len(example_counts) < self.sec_agg.num_shares:
+            raise ConfigError(
+                f"federated.secAgg.numShares is {self.sec_agg.num_shares} but only {len(example_counts)} "
+                f"parties take part: lower numShares to {len(example_counts)} or add parties"
+            )
+        for party, count in example_counts.items():
+            if count > self.sec_agg.max_weight:
+                raise ConfigError(
+                    f"party {party!r} has {count} examples, above federated.secAgg.maxWeight "
+                    f"({self.sec_agg.max_weight:g}): raise maxWeight to at least {count}"
+                )
+
+
+def _decimal(value: Any, name: str) -> Decimal:
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"{name} is {value!r}, not a number") from None
+    if not number.is_finite():
+        raise ValueError(f"{name} is {value!r}: give a finite number")
+    return number
+
+
+class PrivacyBudget(Model):
+    """The collaboration's total (epsilon, delta) under basic sequential composition.
+
+    Kept as exact decimals (read from the config's text), so `remaining` after a series of spends is
+    exact: 1.0 - 0.3 - 0.2 is 0.5, not 0.49999999999999994, and a query is never refused or admitted by a
+    rounding error.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    epsilon: Decimal
+    delta: Decimal = Decimal(0)
+    outputs: tuple[str, ...] = ()
+
+    @field_validator("epsilon", "delta", mode="before")
+    @classmethod
+    def _exact(cls, value: Any, info: Any) -> Decimal:
+        return _decimal(value, f"privacy.{info.field_name}")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "PrivacyBudget":
+        if self.epsilon <= 0:
+            raise ValueError(f"privacy.epsilon is {self.epsilon}: give a total budget above 0 (e.g. 3.0)")
+        if not 0 <= self.delta < 1:
+            raise ValueError(f"privacy.delta is {self.delta}: give 0 <= delta < 1 (e.g. 1e-6)")
+        return self
+
+
+class MLConfig(Model):
+    """The ML part of `ccp:collaboration`: its privacy budget and its federated job."""
+
+    model_config = ConfigDict(extra="ignore")  # the rest of ccp:collaboration belongs to the IaC
+
+    name: str
+    privacy: PrivacyBudget | None = None
+    federated: FederatedJob = Field(default_factory=FederatedJob)
+
+    @classmethod
+    def load(cls, data: Mapping[str, Any]) -> "MLConfig":
+        """`ccp:collaboration` itself, or a whole stack file (`config: {ccp:collaboration: ...}`)."""
+        config = data.get("config")
+        if isinstance(config, Mapping) and "ccp:collaboration" in config:
+            data = config["ccp:collaboration"]
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"ccp:collaboration.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                + ("" if err["type"].startswith("value_error") or isinstance(err["input"], Mapping) else f" (got {err['input']!r})")
+                for err in exc.errors()
+            )
+            raise ConfigError(problems) from None
+
+
+def job_digest(job: Model) -> str:
+    """SHA-256 of the job's canonical JSON: what a host binds into its attestation's report data, so a
+    changed job (rounds, SecAgg+ or DP parameters) is a different attested workload."""
+    canonical = json.dumps(job.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
