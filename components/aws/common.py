@@ -6,18 +6,14 @@ so that the policies that reference them are known at `pulumi preview` and the r
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
-import pulumi
 import pulumi_aws as aws
 
-
-def child(parent: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
-    """Options for a component's child: always parented (the review walks the tree)."""
-    return pulumi.ResourceOptions(parent=parent, **kwargs)
+from components.common import bounded
+from components.common import child as child  # the one shape, re-exported for the AWS components
 
 
 def to_json(document: dict[str, Any]) -> str:
@@ -26,12 +22,8 @@ def to_json(document: dict[str, Any]) -> str:
 
 
 def short_name(*parts: str, limit: int = 63) -> str:
-    """Join parts with '-'; if too long, cut and append a stable 8-hex hash so names stay unique."""
-    name = "-".join(p for p in parts if p)
-    if len(name) <= limit:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: limit - 9].rstrip('-')}-{digest}"
+    """Parts joined with '-', bounded to `limit` (S3 bucket and IAM names allow 63/64)."""
+    return bounded("-".join(p for p in parts if p), limit)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from typing import Any, Final
 import pulumi
 from pulumi_azure_native import authorization
 
+from components.common import child as child  # the one shape, re-exported for the Azure components
+
 # Built-in role definition ids (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 KEY_VAULT_CRYPTO_SERVICE_RELEASE_USER: Final = "08bbd89e-9f13-488c-ac41-acfcb10c90ab"
 KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER: Final = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
@@ -68,7 +70,3 @@ def placement(resource_group_name: pulumi.Input[str], location: str, tags: dict[
     """The resource group, region and tags a component's regional ARM resources all carry, as
     keyword arguments: one place, so none of them lands untagged or in another group or region."""
     return {"resource_group_name": resource_group_name, "location": location, "tags": tags}
-
-
-def child(parent: pulumi.Resource, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-    return pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on))

@@ -6,13 +6,14 @@ sets) are plain strings known at preview, which is what the policies and the rev
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from typing import Final
 
 import pulumi
 import pulumi_gcp as gcp
+
+from components import common
 
 # Hardened instance metadata shared by every VM (Compute Engine metadata keys).
 HARDENED_METADATA: Final[dict[str, str]] = {
@@ -26,11 +27,8 @@ _MEMBER = re.compile(r"^(user|group|serviceAccount|domain|principal|principalSet
 
 
 def bounded(name: str, max_length: int) -> str:
-    """`name` if it fits, else a prefix plus a short stable hash (GCP names are length-limited)."""
-    if len(name) <= max_length:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
-    return f"{name[: max_length - 7].rstrip('-')}-{digest}"
+    """`components.common.bounded` with a 6-hex hash: GCP ids are short (service accounts: 30)."""
+    return common.bounded(name, max_length, digest_chars=6)
 
 
 def service_account_id(*parts: str) -> str:

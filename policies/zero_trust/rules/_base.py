@@ -32,6 +32,7 @@ from pulumi_policy import (
 from pulumi_policy.policy import Policy, PolicyResource
 
 from components import key_purpose
+from enclave_runtime.measurements import is_all_zero as is_all_zero  # the one check, re-exported for the rules
 
 CONFIDENTIAL: Final = "confidential-computing"
 _MISSING: Final = object()
@@ -628,12 +629,6 @@ def require_set(subject: Subject, *paths: str) -> Iterator[str]:
 # Shared value checks (used by several clouds' rules).
 
 OPEN_CIDRS: Final = frozenset({"0.0.0.0/0", "::/0", "*", "internet", "any", "0.0.0.0"})
-
-
-def is_all_zero(value: str) -> bool:
-    """What debug TEEs report (Nitro `--debug-mode` zeroes PCRs): never an approved measurement."""
-    stripped = value.lower().removeprefix("sha256:")
-    return bool(stripped) and set(stripped) == {"0"}
 
 
 _ISO_DURATION = re.compile(
