@@ -7,8 +7,9 @@ checks in `components.site.CLOUDS`) has already refused any party whose cloud ha
 key-release path to a host (see `stacks/collaborations/README.md`) and every other site-level
 problem, so this component never has to weaken a binding to make a collaboration work.
 
-If the approved measurements are signed, the signature is verified by `stacks.config` before this
-component is constructed; the component itself re-checks nothing it cannot fix.
+Whether every party has signed the approved measurements (the measurement contract,
+`components.attestation.contract`) is the review's and `python -m stacks.contract verify`'s check;
+the component itself re-checks nothing it cannot fix.
 """
 
 from __future__ import annotations

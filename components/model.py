@@ -122,6 +122,30 @@ class Dataset(Model):
     description: str = ""
 
 
+def _signing_key(value: str) -> str:
+    """Inline PEM must be a supported public key; a path must stay inside the repository (the file
+    itself is read by the contract check, which knows the repository root)."""
+    from pathlib import PurePosixPath
+
+    from components.attestation.contract import ContractError, is_pem, load_public_key
+
+    if is_pem(value):
+        try:
+            load_public_key(value)
+        except ContractError as error:
+            raise PydanticCustomError("ccp_signing_key", "{error}", {"error": str(error)}) from None
+        return value
+    path = PurePosixPath(value)
+    if not value.strip() or path.is_absolute() or ".." in path.parts or path.suffix != ".pem":
+        raise PydanticCustomError(
+            "ccp_signing_key",
+            "'{value}' is neither a PEM public key nor a repository-relative path of a .pem file (no '..', "
+            "not absolute)",
+            {"value": value},
+        )
+    return value
+
+
 class Party(Located):
     """An organisation that contributes data; it owns its key and storage on its own cloud.
 
@@ -141,6 +165,9 @@ class Party(Located):
     owner_principal: str | None = None
     break_glass_principal: str | None = None
     deploy_role: str | None = None
+    # The party's key for signing the measurement contract (components/attestation/contract.py):
+    # an Ed25519 / ECDSA P-256 PEM public key, or the repository path of a PEM file holding one.
+    measurement_signing_key: Annotated[str, AfterValidator(_signing_key)] | None = None
 
     @model_validator(mode="after")
     def _break_glass(self) -> "Party":

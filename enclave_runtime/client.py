@@ -14,6 +14,12 @@ Any failure closes the connection and raises `AttestationRefused(check, message)
 The verified connection is kept open (keep-alive) and reused for every request: attestation costs once
 per connection, never per request. If the server closes it, the next request opens and attests a new
 one before sending anything (`http.client` reconnects through `connect`, which attests).
+
+Availability: `FailoverClient` holds one attested session per replica (the pods behind the Kubernetes
+Service, `components.kubernetes.query_service`) and retries an idempotent request on another replica
+when its replica's connection fails, attesting that replica first like any new connection. A replica
+whose attestation is refused is never used again by that client: failover never sends to an unattested
+peer and never turns a refusal into an answer from an unverified server.
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ import json
 import secrets
 import socket
 import ssl
+import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +61,12 @@ class AttestationRefused(Exception):
     def __init__(self, check: str, message: str) -> None:
         super().__init__(f"{check}: {message}")
         self.check, self.message = check, message
+
+
+class Unreachable(AttestationRefused):
+    """The TLS handshake itself failed (the replica is down or going away): no evidence was judged and
+    nothing was sent. Still an `AttestationRefused` (check `tls`), so single-server callers fail closed
+    as before; `FailoverClient` treats it as an outage, not as a refused TEE."""
 
 
 class QueryError(Exception):
@@ -193,7 +206,7 @@ class _AttestedConnection(http.client.HTTPConnection):
             tls = self.context.wrap_socket(raw, server_hostname=self.host)
         except (ssl.SSLError, OSError) as exc:
             raw.close()
-            raise AttestationRefused("tls", f"TLS 1.3 handshake with {self.host}:{self.port} failed: {exc}") from None
+            raise Unreachable("tls", f"TLS 1.3 handshake with {self.host}:{self.port} failed: {exc}") from None
         try:
             certificate = tls.getpeercert(binary_form=True)
             if not certificate:
@@ -216,7 +229,28 @@ class _AttestedConnection(http.client.HTTPConnection):
         self.on_attested(peer)
 
 
-class AttestedClient:
+class _Queries:
+    """The service's API in terms of `request` (shared by the single-replica and the failover client)."""
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        raise NotImplementedError
+
+    def infer(self, inputs: list[list[float]]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", "/v1/infer", {"inputs": inputs})
+        return result
+
+    def model(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", "/v1/model")
+        return result
+
+    def outputs(self) -> list[str]:
+        return list(self.request("GET", "/v1/outputs")["outputs"])
+
+    def output(self, name: str) -> Any:
+        return self.request("GET", f"/v1/outputs/{urllib.parse.quote(name, safe='')}")["value"]
+
+
+class AttestedClient(_Queries):
     """A session with the attested service: `with AttestedClient(url, verifier) as c: c.infer([[...]])`.
 
     Not thread-safe (one connection); use one client per thread or task.
@@ -279,16 +313,119 @@ class AttestedClient:
                              error.get("message", str(answer)[:300]))
         return answer
 
-    def infer(self, inputs: list[list[float]]) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("POST", "/v1/infer", {"inputs": inputs})
-        return result
 
-    def model(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.request("GET", "/v1/model")
-        return result
+# Requests that may be sent twice: reads, and inference (a pure function of its input on an immutable
+# in-memory model). A request outside this set is never retried after its connection failed: it may have
+# been processed.
+IDEMPOTENT: frozenset[tuple[str, str]] = frozenset({("POST", "/v1/infer")})
+# A connection that failed, or an overloaded/draining replica (uvicorn's 503): another replica may answer.
+_OUTAGES: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException, Unreachable)
 
-    def outputs(self) -> list[str]:
-        return list(self.request("GET", "/v1/outputs")["outputs"])
 
-    def output(self, name: str) -> Any:
-        return self.request("GET", f"/v1/outputs/{urllib.parse.quote(name, safe='')}")["value"]
+class ReplicasUnavailable(ConnectionError):
+    """No replica answered; `failures` lists (url, error) for each one tried, in order."""
+
+    def __init__(self, failures: list[tuple[str, BaseException]]) -> None:
+        detail = "; ".join(f"{url}: {type(error).__name__}: {error}" for url, error in failures) or "none usable"
+        super().__init__(f"no replica of the attested service answered ({detail})")
+        self.failures = failures
+
+
+class FailoverClient(_Queries):
+    """Sessions with several replicas of the attested service, e.g.
+    `FailoverClient(["https://10.0.1.7:8443", "https://10.0.2.9:8443"], verifier)` (the headless Service's
+    addresses), with the same API as `AttestedClient`.
+
+    - Every replica is reached only through its own `AttestedClient`: each connection is attested (and
+      bound to its TLS key) before anything is sent; there is no other path to a replica.
+    - Requests stick to the replica that last answered (one attestation per session, keep-alive).
+    - An idempotent request (`GET`, `IDEMPOTENT`) whose connection fails, or that a replica answers 503,
+      is retried on the next replica; the failed one is skipped for `cooldown` seconds (tried last, not
+      never: when every replica is cooling down, they are tried anyway rather than failing at once).
+    - A replica whose attestation is refused (any check but an unreachable handshake) is dropped for the
+      client's lifetime and its refusal kept in `refused`; when every replica is refused, the first
+      refusal is raised (fail closed, the check named). An answer's replica is `last_url` / `last_peer`.
+    - Other errors (4xx, a malformed answer) are the request's own: raised as `QueryError`, never retried.
+
+    Not thread-safe, like `AttestedClient`: one per thread or task. `start` picks the first replica, so
+    many clients can spread over the replicas.
+    """
+
+    def __init__(self, urls: Sequence[str], verifier: Verifier, *, timeout: float = 10.0, cooldown: float = 5.0,
+                 start: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
+        unique = list(dict.fromkeys(urls))
+        if not unique:
+            raise ValueError("FailoverClient needs at least one replica URL")
+        self.urls = unique
+        self._replicas = [AttestedClient(url, verifier, timeout=timeout) for url in unique]  # validates each url
+        self._current = start % len(unique)
+        self._down_until: dict[int, float] = {}
+        self._cooldown, self._clock = cooldown, clock
+        self.refused: dict[str, AttestationRefused] = {}
+        self.failovers = 0
+        self.last_url: str | None = None
+        self.last_peer: AttestedPeer | None = None
+
+    def __enter__(self) -> "FailoverClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for replica in self._replicas:
+            replica.close()
+
+    @property
+    def attestations(self) -> int:
+        return sum(replica.attestations for replica in self._replicas)
+
+    def _order(self) -> list[int]:
+        """Replicas to try: the current one first, then the others in ring order; cooling-down ones last;
+        refused ones never."""
+        n, now = len(self._replicas), self._clock()
+        ring = [(self._current + k) % n for k in range(n)]
+        usable = [i for i in ring if self.urls[i] not in self.refused]
+        up = [i for i in usable if self._down_until.get(i, 0.0) <= now]
+        return up + [i for i in usable if i not in up]
+
+    def request(self, method: str, path: str, body: Any = None, *, idempotent: bool | None = None) -> Any:
+        """One request, answered by an attested replica; see the class docstring for when it fails over."""
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD") or (method, path) in IDEMPOTENT
+        order = self._order()
+        failures: list[tuple[str, BaseException]] = []
+        for position, index in enumerate(order):
+            url, replica = self.urls[index], self._replicas[index]
+            try:
+                answer = replica.request(method, path, body)
+            except Unreachable as exc:
+                self._down(index, failures, exc)  # the handshake failed: nothing was judged or sent
+                continue
+            except AttestationRefused as exc:
+                replica.close()
+                self.refused[url] = exc
+                failures.append((url, exc))
+                continue
+            except QueryError as exc:
+                if exc.status != 503 or not idempotent:
+                    raise
+                self._down(index, failures, exc)
+                continue
+            except _OUTAGES as exc:
+                self._down(index, failures, exc)
+                if not idempotent:
+                    raise  # it may have been processed: the caller decides, never a silent second send
+                continue
+            if position:
+                self.failovers += 1
+            self._current, self.last_url, self.last_peer = index, url, replica.peer
+            return answer
+        if self.refused and len(self.refused) == len(self.urls):
+            raise next(iter(self.refused.values()))
+        raise ReplicasUnavailable(failures)
+
+    def _down(self, index: int, failures: list[tuple[str, BaseException]], error: BaseException) -> None:
+        self._replicas[index].close()
+        self._down_until[index] = self._clock() + self._cooldown
+        failures.append((self.urls[index], error))

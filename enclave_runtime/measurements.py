@@ -16,7 +16,6 @@ Formats (lowercase hex, as the clouds' condition keys and claims compare them):
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from typing import Annotated, Literal
 
@@ -30,6 +29,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
+
+from enclave_runtime.jcs import canonicalize
 
 NitroPcr = Literal["pcr0", "pcr1", "pcr2", "pcr3", "pcr8"]
 
@@ -73,8 +74,10 @@ ImageDigest = Annotated[str, AfterValidator(_digest)]
 
 
 def is_all_zero(value: str) -> bool:
-    """What a debug-mode enclave reports (Nitro `--debug-mode` zeroes every PCR)."""
-    return set(value.removeprefix("sha256:")) == {"0"}
+    """What a debug-mode TEE reports (Nitro `--debug-mode` zeroes every PCR): never an approved
+    measurement. The one check, used by the config model and the policy rules alike."""
+    stripped = value.lower().removeprefix("sha256:")
+    return bool(stripped) and set(stripped) == {"0"}
 
 
 class NitroMeasurements(Model):
@@ -187,13 +190,6 @@ class ConfidentialSpaceMeasurements(Model):
     image_digests: list[ImageDigest] = Field(min_length=1)
 
 
-class MeasurementSignature(Model):
-    """Detached signature over the canonical JSON of the measurements (without this field)."""
-
-    key_id: str = Field(min_length=1)
-    signature: str = Field(min_length=1)
-
-
 class ApprovedMeasurements(Model):
     """One reviewed, versioned set of measurements every party binds its key to."""
 
@@ -203,7 +199,6 @@ class ApprovedMeasurements(Model):
     tdx: TdxMeasurements | None = None
     sgx: SgxMeasurements | None = None
     confidential_space: ConfidentialSpaceMeasurements | None = None
-    signature: MeasurementSignature | None = None
 
     @model_validator(mode="after")
     def _not_debug_in_prod(self, info: ValidationInfo) -> "ApprovedMeasurements":
@@ -224,7 +219,7 @@ class ApprovedMeasurements(Model):
     def values(self) -> list[tuple[str, str]]:
         """Every measurement value with its dotted camelCase path, for checks that span formats."""
         found: list[tuple[str, str]] = []
-        data = self.model_dump(by_alias=True, exclude_none=True, exclude={"signature"})
+        data = self.document()
         for section, fields in data.items():
             if not isinstance(fields, dict):
                 continue
@@ -239,11 +234,21 @@ class ApprovedMeasurements(Model):
                     )
         return found
 
+    def document(self) -> dict:
+        """The set as the measurement contract records it: camelCase keys, defaults filled in (e.g.
+        `nitro.pin`), absent sections left out. What the key policies are generated from."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
     def canonical_json(self) -> bytes:
-        """The bytes a signature covers: sorted keys, no whitespace, signature excluded."""
-        data = self.model_dump(by_alias=True, exclude_none=True, exclude={"signature"})
-        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        """RFC 8785 (JCS) bytes of `document()`: what the contract digest, and so every party's
+        signature, covers (`components.attestation.contract`)."""
+        return canonicalize(self.document())
+
+    def digest(self) -> str:
+        """`sha256:<hex>` of the canonical JSON: the measurement contract's digest."""
+        return "sha256:" + hashlib.sha256(self.canonical_json()).hexdigest()
 
     def fingerprint(self) -> str:
-        """Short stable id of the set, used to show that all party keys pin the same measurements."""
-        return hashlib.sha256(self.canonical_json()).hexdigest()[:16]
+        """Short stable id of the set, used to show that all party keys pin the same measurements
+        (the first 16 hex digits of `digest()`)."""
+        return self.digest().removeprefix("sha256:")[:16]

@@ -7,7 +7,10 @@ never read Pulumi config themselves. Unknown keys and unknown `ccp-*` namespaces
 Every invalid value is reported before any resource is declared, one message per problem, naming
 the config key (`ccp:collaboration.parties[1].region`), the bad value and what is expected: the
 model's own checks first, then (on a valid model) every used cloud's site checks
-(`components.site.CLOUDS`) and the measurement signature, all of them in one run.
+(`components.site.CLOUDS`), all of them in one run. Whether every party has signed the measurements
+(the measurement contract, `components.attestation.contract`) is checked by the review and by
+`python -m stacks.contract verify`, not here: an unsigned change is reported with who has and has not
+signed, not as an unusable config.
 """
 
 from __future__ import annotations
@@ -51,9 +54,6 @@ class StackConfig(Model):
     environment: Environment
     collaboration: Collaboration
     log_retention_days: int = Field(default=365, ge=1, le=3653)
-    # Trusted signers of the approved measurements: key id -> PEM public key (Ed25519 or ECDSA
-    # P-256). When set, the measurements must carry a valid signature by one of them.
-    measurement_signers: dict[str, str] = Field(default_factory=dict)
     # Component options: the `ccp-azure:*` and `ccp-gcp:*` keys.
     azure: AzureOptions = Field(default_factory=AzureOptions, alias="ccp-azure")
     gcp: GcpSiteOptions = Field(default_factory=GcpSiteOptions, alias="ccp-gcp")
@@ -137,8 +137,8 @@ def validate(raw: Mapping[str, Any]) -> StackConfig:
 
 def check(settings: StackConfig, deployment: Deployment = Deployment()) -> None:
     """The checks that need the whole, valid model: every used cloud's site checks (hosts per key
-    region, accounts, residency, orchestrator ids, ...) and the measurement signature, all reported
-    together so one run shows every problem."""
+    region, accounts, residency, orchestrator ids, ...), all reported together so one run shows
+    every problem."""
     problems = site_problems(
         settings.environment,
         settings.collaboration,
@@ -146,21 +146,9 @@ def check(settings: StackConfig, deployment: Deployment = Deployment()) -> None:
         deployment,
         settings.log_retention_days,
     )
-    problems += _signature_problems(settings)
     if problems:
         # Two hosts can share one problem (e.g. the workload image): it is reported once.
         raise ConfigError(list(dict.fromkeys(problems)))
-
-
-def _signature_problems(settings: StackConfig) -> list[str]:
-    """Signed measurements are verified here, before any resource can be declared from them."""
-    from components.attestation.signing import SignatureError, verify_measurements
-
-    try:
-        verify_measurements(settings.collaboration.measurements, settings.measurement_signers)
-    except SignatureError as error:
-        return [f"{NAMESPACE}:collaboration.measurements.signature: {error}"]
-    return []
 
 
 def _decoded(text: Any) -> Any:

@@ -100,7 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"created {path.name} from Pulumi.{args.template}.yaml")
-    print("next: edit its parties, workload hosts and measurements, then")
+    print("next: edit its parties (each with its own measurementSigningKey: the template's are EXAMPLE keys),")
+    print("workload hosts and measurements; have every party sign the measurements")
+    print(f"  python -m stacks.contract sign --stack {args.name} --party PARTY --key PARTY-KEY.pem")
+    print("then")
     print(f"  make review STACK={args.name}")
     print(f"with the Pulumi CLI: pulumi stack init {args.name} && pulumi preview --stack {args.name}")
     return 0

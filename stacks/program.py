@@ -1,7 +1,7 @@
 """The ccp Pulumi program: one collaboration per stack, declared from the validated `ccp` config.
 
-`config.load()` reports every config problem (the model's, every used cloud's site checks, the
-measurement signature) as one ConfigError before any resource is declared; the components are then
+`config.load()` reports every config problem (the model's and every used cloud's site checks) as
+one ConfigError before any resource is declared; the components are then
 given typed config (the collaboration and each cloud's options section) and only declare resources.
 """
 

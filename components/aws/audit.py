@@ -18,6 +18,16 @@
   event), successful or not: only the party's break-glass role may make them, so any occurrence is a
   break-glass use (or an attempt) the parties must see.
 - The runtime log group (enclave host logs) is KMS-encrypted, retention from config.
+- Operations (README "Operations"): metric filters for key releases granted (a Decrypt on a party data
+  key whose event carries `additionalEventData.recipient`, i.e. answered to an attested enclave),
+  attested requests refused (the attestation document did not match the key policy), IAM changes to
+  the enclave role, and trail tampering (`StopLogging`, `DeleteTrail`, `UpdateTrail`,
+  `PutEventSelectors`); an alarm on each failure/change metric and an "audit delivery stopped" alarm
+  (no CloudTrail event reached the log group for an hour: missing data is breaching); all alarms
+  notify the stack's SNS topic (`alarmTopicArn`, the notification channel: subscribe on-call to it).
+  One CloudWatch dashboard shows every metric and the alarms' states.
+- Backup (prod): the trail bucket has S3 Object Lock in COMPLIANCE mode for the log retention period,
+  so no principal (the account root included) can delete or overwrite a delivered log file.
 """
 
 from __future__ import annotations
@@ -40,6 +50,22 @@ KEY_ADMIN_METRIC: Final = "KeyAdministration"
 # The KMS management calls that change, hand out or destroy a party key (data or storage).
 KEY_ADMIN_EVENTS: Final[tuple[str, ...]] = ("PutKeyPolicy", "CreateGrant", "ScheduleKeyDeletion", "DisableKey")
 
+KEY_RELEASE_METRIC: Final = "KeyReleaseGranted"
+ATTESTED_DENIED_METRIC: Final = "AttestedDecryptDenied"
+ENCLAVE_ROLE_CHANGE_METRIC: Final = "EnclaveRoleChange"
+TRAIL_CHANGE_METRIC: Final = "TrailChange"
+AUDIT_EVENTS_METRIC: Final = "AuditEventsDelivered"
+# IAM calls that change what the enclave role may do or who may assume it.
+ROLE_CHANGE_EVENTS: Final[tuple[str, ...]] = (
+    "PutRolePolicy", "DeleteRolePolicy", "AttachRolePolicy", "DetachRolePolicy", "UpdateAssumeRolePolicy",
+    "PutRolePermissionsBoundary", "DeleteRolePermissionsBoundary",
+)
+# CloudTrail calls that stop or narrow the audit trail (CIS AWS 4.5).
+TRAIL_CHANGE_EVENTS: Final[tuple[str, ...]] = ("StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors")
+# Every CloudTrail event has an eventVersion: the heartbeat of delivery into the log group.
+ALL_EVENTS_PATTERN: Final = '{ $.eventVersion = "*" }'
+AUDIT_SILENCE_PERIOD: Final = 3600
+
 DENIED_DECRYPT_PATTERN: Final = (
     '{ ($.eventSource = "kms.amazonaws.com") && ($.eventName = "Decrypt") && '
     '(($.errorCode = "*AccessDenied*") || ($.errorCode = "*UnauthorizedOperation*")) }'
@@ -56,6 +82,40 @@ def unattested_decrypt_pattern(data_key_arns: Sequence[str]) -> str:
         "($.additionalEventData.recipient.attestationDocumentModuleId NOT EXISTS) && "
         f"({keys}) }}"
     )
+
+
+def _key_clause(data_key_arns: Sequence[str]) -> str:
+    return " || ".join(f'($.resources[0].ARN = "{arn}")' for arn in sorted(data_key_arns))
+
+
+def key_release_pattern(data_key_arns: Sequence[str]) -> str:
+    """A granted Decrypt on a party data key answered to an attested enclave (the event carries
+    `additionalEventData.recipient`; `= "*"` is the filter syntax for "exists")."""
+    return (
+        '{ ($.eventSource = "kms.amazonaws.com") && ($.eventName = "Decrypt") && ($.errorCode NOT EXISTS) && '
+        '($.additionalEventData.recipient.attestationDocumentModuleId = "*") && '
+        f"({_key_clause(data_key_arns)}) }}"
+    )
+
+
+def attested_denied_pattern(data_key_arns: Sequence[str]) -> str:
+    """A Decrypt on a party data key with an attestation document that KMS refused: the enclave's
+    measurements (or role) do not match the key policy, i.e. an attestation failure."""
+    return (
+        '{ ($.eventSource = "kms.amazonaws.com") && ($.eventName = "Decrypt") && ($.errorCode = "*") && '
+        '($.additionalEventData.recipient.attestationDocumentModuleId = "*") && '
+        f"({_key_clause(data_key_arns)}) }}"
+    )
+
+
+def role_change_pattern(role_name: str) -> str:
+    events = " || ".join(f'($.eventName = "{event}")' for event in ROLE_CHANGE_EVENTS)
+    return f'{{ ($.eventSource = "iam.amazonaws.com") && ({events}) && ($.requestParameters.roleName = "{role_name}") }}'
+
+
+def trail_change_pattern() -> str:
+    events = " || ".join(f'($.eventName = "{event}")' for event in TRAIL_CHANGE_EVENTS)
+    return f'{{ ($.eventSource = "cloudtrail.amazonaws.com") && ({events}) }}'
 
 
 def key_administration_pattern(key_arn: str) -> str:
@@ -167,6 +227,10 @@ class AuditArgs:
     party_storage_key_arns: dict[str, pulumi.Input[str]] = field(default_factory=dict)  # party -> storage key ARN
     # The enclave hosts' log group; an audit that only watches a party's keys in its own account has none.
     runtime_logs: bool = True
+    # Prod: the trail bucket is WORM (S3 Object Lock, COMPLIANCE, for log_retention_days).
+    prod: bool = False
+    # The enclave role whose IAM changes raise an alarm (None: an audit of a party's own account).
+    enclave_role_name: str | None = None
 
 
 class Audit(pulumi.ComponentResource):
@@ -177,6 +241,8 @@ class Audit(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AuditArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ccp:aws:Audit", name, None, opts)
+        self.metrics: set[str] = set()
+        self.alarm_names: list[str] = []
         account, region = args.account, args.region
         prefix = short_name("ccp", args.collaboration, args.environment)
         trail_name = short_name(prefix, "trail", limit=128)
@@ -204,6 +270,7 @@ class Audit(pulumi.ComponentResource):
                 kms_key_arn=self.key.arn,
                 statements=lambda arn: trail_bucket_statements(arn, self.trail_arn, account),
                 noncurrent_version_days=max(args.log_retention_days, 1),
+                object_lock_days=args.log_retention_days if args.prod else None,
             ),
             opts=child(self),
         )
@@ -283,6 +350,51 @@ class Audit(pulumi.ComponentResource):
             "a party data key was used without a Nitro attestation document",
             args,
         )
+        self.release_pattern = pulumi.Output.all(*args.data_key_arns).apply(
+            lambda arns: key_release_pattern(list(arns))
+        )
+        self._metric(name, "key-release-granted", trail_logs, self.release_pattern, KEY_RELEASE_METRIC, args)
+        self.attested_denied_pattern = pulumi.Output.all(*args.data_key_arns).apply(
+            lambda arns: attested_denied_pattern(list(arns))
+        )
+        self._alarm(
+            name, "attested-decrypt-denied", trail_logs, self.attested_denied_pattern, ATTESTED_DENIED_METRIC,
+            "an enclave presented an attestation document that the party key policy refused (attestation failure)",
+            args,
+        )
+        if args.enclave_role_name is not None:
+            self._alarm(
+                name, "enclave-role-change", trail_logs, role_change_pattern(args.enclave_role_name),
+                ENCLAVE_ROLE_CHANGE_METRIC,
+                f"the IAM policies or trust of the enclave role {args.enclave_role_name} changed",
+                args,
+            )
+        self._alarm(
+            name, "trail-change", trail_logs, trail_change_pattern(), TRAIL_CHANGE_METRIC,
+            f"{', '.join(TRAIL_CHANGE_EVENTS)}: the audit trail was stopped, deleted or narrowed",
+            args,
+        )
+        self._metric(name, "audit-events", trail_logs, ALL_EVENTS_PATTERN, AUDIT_EVENTS_METRIC, args)
+        delivery_alarm_name = short_name("ccp", args.collaboration, args.environment, "audit-delivery-stopped", limit=255)
+        self.alarm_names.append(delivery_alarm_name)
+        self.delivery_alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-audit-delivery-stopped",
+            name=delivery_alarm_name,
+            region=args.region,
+            alarm_description="no CloudTrail event reached the trail log group for an hour: audit delivery failed",
+            namespace=METRIC_NAMESPACE,
+            metric_name=AUDIT_EVENTS_METRIC,
+            statistic="Sum",
+            period=AUDIT_SILENCE_PERIOD,
+            evaluation_periods=1,
+            threshold=1,
+            comparison_operator="LessThanThreshold",
+            treat_missing_data="breaching",
+            alarm_actions=[self.alarm_topic.arn],
+            ok_actions=[self.alarm_topic.arn],
+            tags=args.tags,
+            opts=child(self),
+        )
         party_keys = [(party, "", "data", arn) for party, arn in args.party_key_arns.items()] + [
             (party, "-storage", "storage", arn) for party, arn in args.party_storage_key_arns.items()
         ]
@@ -295,6 +407,19 @@ class Audit(pulumi.ComponentResource):
                 "may do that",
                 args,
             )
+        self.dashboard = aws.cloudwatch.Dashboard(
+            f"{name}-dashboard",
+            dashboard_name=short_name("ccp", args.collaboration, args.environment, "key-release", limit=255),
+            region=args.region,
+            dashboard_body=to_json(
+                dashboard_body(
+                    args.region,
+                    sorted(self.metrics),
+                    [f"arn:{account.partition}:cloudwatch:{region}:{account.account_id}:alarm:{n}" for n in self.alarm_names],
+                )
+            ),
+            opts=child(self),
+        )
         self.register_outputs(
             {
                 "trailArn": self.trail.arn,
@@ -340,17 +465,17 @@ class Audit(pulumi.ComponentResource):
             )
         return selectors
 
-    def _alarm(
+    def _metric(
         self,
         name: str,
         suffix: str,
         log_group: aws.cloudwatch.LogGroup,
         pattern: pulumi.Input[str],
         metric: str,
-        description: str,
         args: AuditArgs,
-    ) -> aws.cloudwatch.MetricAlarm:
-        aws.cloudwatch.LogMetricFilter(
+    ) -> aws.cloudwatch.LogMetricFilter:
+        self.metrics.add(metric)
+        return aws.cloudwatch.LogMetricFilter(
             f"{name}-{suffix}",
             name=f"ccp-{suffix}",
             log_group_name=log_group.name,
@@ -361,9 +486,22 @@ class Audit(pulumi.ComponentResource):
             ),
             opts=child(self),
         )
-        return aws.cloudwatch.MetricAlarm(
+
+    def _alarm(
+        self,
+        name: str,
+        suffix: str,
+        log_group: aws.cloudwatch.LogGroup,
+        pattern: pulumi.Input[str],
+        metric: str,
+        description: str,
+        args: AuditArgs,
+    ) -> aws.cloudwatch.MetricAlarm:
+        self._metric(name, suffix, log_group, pattern, metric, args)
+        alarm_name = short_name("ccp", args.collaboration, args.environment, suffix, limit=255)
+        alarm = aws.cloudwatch.MetricAlarm(
             f"{name}-{suffix}",
-            name=short_name("ccp", args.collaboration, args.environment, suffix, limit=255),
+            name=alarm_name,
             region=args.region,
             alarm_description=description,
             namespace=METRIC_NAMESPACE,
@@ -378,3 +516,32 @@ class Audit(pulumi.ComponentResource):
             tags=args.tags,
             opts=child(self),
         )
+        self.alarm_names.append(alarm_name)
+        return alarm
+
+
+def dashboard_body(region: str, metrics: Sequence[str], alarm_arns: Sequence[str]) -> dict[str, Any]:
+    """The CloudWatch dashboard: one graph per ccp metric (5-minute sums) and the alarms' states."""
+    widgets: list[dict[str, Any]] = [
+        {
+            "type": "alarm",
+            "x": 0, "y": 0, "width": 24, "height": 4,
+            "properties": {"title": "ccp alarms", "alarms": sorted(alarm_arns)},
+        }
+    ]
+    for index, metric in enumerate(metrics):
+        widgets.append(
+            {
+                "type": "metric",
+                "x": (index % 3) * 8, "y": 4 + (index // 3) * 6, "width": 8, "height": 6,
+                "properties": {
+                    "title": metric,
+                    "region": region,
+                    "stat": "Sum",
+                    "period": 300,
+                    "view": "timeSeries",
+                    "metrics": [[METRIC_NAMESPACE, metric]],
+                },
+            }
+        )
+    return {"widgets": widgets}

@@ -38,6 +38,11 @@ class PrivateBucketArgs:
     access_log_bucket: pulumi.Input[str] | None = None
     noncurrent_version_days: int = 90
     force_destroy: bool = False
+    # S3 Object Lock (WORM): every object version is kept for `object_lock_days` in `object_lock_mode`
+    # (COMPLIANCE: nobody, not even the account root, can shorten it or delete the version). Set only at
+    # bucket creation; None: no lock.
+    object_lock_days: int | None = None
+    object_lock_mode: str = "COMPLIANCE"
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -52,6 +57,7 @@ class PrivateBucket(pulumi.ComponentResource):
             bucket=args.bucket_name,
             region=region,
             force_destroy=args.force_destroy,
+            object_lock_enabled=args.object_lock_days is not None,
             tags=args.tags,
             opts=child(self),
         )
@@ -101,6 +107,22 @@ class PrivateBucket(pulumi.ComponentResource):
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
             opts=child(self),
         )
+        self.object_lock: aws.s3.BucketObjectLockConfiguration | None = None
+        if args.object_lock_days is not None:
+            if args.object_lock_mode not in ("COMPLIANCE", "GOVERNANCE"):
+                raise ValueError(f"{name}: Object Lock mode is COMPLIANCE or GOVERNANCE, not {args.object_lock_mode!r}")
+            self.object_lock = aws.s3.BucketObjectLockConfiguration(
+                f"{name}-object-lock",
+                bucket=bucket_id,
+                region=region,
+                object_lock_enabled="Enabled",
+                rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
+                    default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(
+                        mode=args.object_lock_mode, days=args.object_lock_days
+                    )
+                ),
+                opts=child(self, depends_on=[versioning]),
+            )
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
             bucket=bucket_id,

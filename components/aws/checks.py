@@ -10,7 +10,9 @@ What they refuse, and why:
 - a party `account` that is not the deploying account without a `deployRole` (the keys would land in
   the wrong account), or a `deployRole` while the keys stay in the deploying account;
 - a break-glass role outside the account (and partition) the party's keys live in: KMS creates the
-  key in the caller's account and its lockout check requires the creator to hold PutKeyPolicy.
+  key in the caller's account and its lockout check requires the creator to hold PutKeyPolicy;
+- an EKS host (`kubernetes: true`) without a digest-pinned workload image: its pods run the attested
+  query service from that image (`components.kubernetes.query_service`).
 The account checks need the deploying account (`SiteArgs.deployment`); when it is unknown they are
 skipped and every other check still runs.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 from typing import Final
 
 from components.aws.enclave_host import enclave_resources
+from components.kubernetes.query_service import image_problems
 from components.model import Party
 from components.site import SiteArgs, problem
 
@@ -29,7 +32,10 @@ ENCLAVE_MEMORY_MIB: Final = 4096
 
 def problems(args: SiteArgs) -> list[str]:
     """Every config problem of the AWS slice (empty when the site can be declared)."""
-    return _measurements(args) + _host_regions(args) + _instance_types(args) + _accounts(args)
+    return (
+        _measurements(args) + _host_regions(args) + _instance_types(args) + _accounts(args)
+        + image_problems(args.indexed_hosts(), args.collaboration.workload.image)
+    )
 
 
 def nitro_hosts(args: SiteArgs) -> list[int]:

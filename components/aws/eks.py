@@ -10,7 +10,8 @@
 - The AWS Nitro Enclaves Kubernetes device plugin DaemonSet (upstream manifest
   https://github.com/aws/aws-nitro-enclaves-k8s-device-plugin, image tag from its Helm values),
   through an explicit Kubernetes provider whose kubeconfig is built from the cluster's outputs.
-  Pods request `aws.ec2.nitro/nitro_enclaves: 1` and `hugepages-2Mi` (reserved by the allocator).
+  Pods request `aws.ec2.nitro/nitro_enclaves: 1` and `hugepages-2Mi` (reserved by the allocator):
+  `query_placement` is where the attested query service's replicas run (`components.kubernetes`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from components.aws.keys import (
     via_service_statement,
 )
 from components.key_purpose import CLUSTER_SECRETS
+from components.kubernetes.query_service import Placement
 
 KUBERNETES_VERSION: Final = "1.33"
 CONTROL_PLANE_LOGS: Final[tuple[str, ...]] = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -106,6 +108,21 @@ def device_plugin_spec() -> dict[str, Any]:
     }
 
 
+def query_placement(enclave_memory_mib: int) -> Placement:
+    """The enclave nodes (the device plugin's label), one enclave device per pod and the hugepages the
+    allocator reserved for it, behind an internal NLB that passes TCP through (no TLS listener: TLS
+    ends inside the enclave)."""
+    return Placement(
+        node_selector={DEVICE_PLUGIN_LABEL: "enabled"},
+        resources={ENCLAVE_RESOURCE: "1", "hugepages-2Mi": f"{enclave_memory_mib}Mi"},
+        service_annotations={
+            "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
+            "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
+            "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+        },
+    )
+
+
 @dataclass(frozen=True)
 class EksClusterArgs:
     cluster_name: str
@@ -132,6 +149,7 @@ class EksCluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None):
         cpus, memory = enclave_resources(args.instance_type, args.enclave_cpu_count, args.enclave_memory_mib)
         super().__init__("ccp:aws:EksCluster", name, None, opts)
+        self.query_placement = query_placement(memory)
         account, region = args.account, args.region
         role_name = short_name(args.cluster_name, "control-plane", limit=64)
         role_arn = account.role_arn(role_name)

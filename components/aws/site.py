@@ -46,6 +46,7 @@ from components.aws.network import EKS_INTERFACE_SERVICES, Network, NetworkArgs
 from components.aws.party_key import PartyDataKey, PartyDataKeyArgs
 from components.aws.storage import PartyStorage, PartyStorageArgs
 from components.key_purpose import DISK
+from components.kubernetes.query_service import QueryService, QueryServiceArgs
 from components.model import WorkloadHost
 from components.site import SiteArgs
 
@@ -191,6 +192,7 @@ class Site(pulumi.ComponentResource):
                     party_storage_key_arns={party.name: self.storage[party.name].storage_key.arn},
                     party_bucket_arns=[],
                     runtime_logs=False,
+                    prod=args.prod,
                 ),
                 opts=child(self, provider=provider),
             )
@@ -209,6 +211,8 @@ class Site(pulumi.ComponentResource):
                     party_key_arns={party: self.keys[party].arn for party in own_account},
                     party_storage_key_arns={party: self.storage[party].storage_key.arn for party in own_account},
                     party_bucket_arns=[s.bucket_arn for s in self.storage.values()],
+                    prod=args.prod,
+                    enclave_role_name=short_name("ccp", collab, env, "enclave", limit=64),
                 ),
                 opts=child(self),
             )
@@ -249,6 +253,7 @@ class Site(pulumi.ComponentResource):
 
         self.hosts: list[EnclaveHost] = []
         self.clusters: list[EksCluster] = []
+        self.query_services: list[QueryService] = []
         for index, host in enumerate(hosts):
             self._host(name, index, host, args, account, role, role_policy, ebs_keys[host.region])
 
@@ -278,23 +283,38 @@ class Site(pulumi.ComponentResource):
         if host.kubernetes:
             if self.audit is None:
                 raise ValueError("an EKS host needs the site's audit key for its control-plane logs")
-            self.clusters.append(
-                EksCluster(
-                    host_name,
-                    EksClusterArgs(
-                        cluster_name=short_name("ccp", args.collaboration.name, args.environment, str(index), limit=100),
-                        region=host.region,
-                        account=account,
-                        subnet_ids=[s.id for s in network.private_subnets],
-                        workload_security_group_id=network.workload_security_group.id,
-                        node_role_arn=role.arn,
-                        instance_type=instance_type,
-                        ebs_kms_key_arn=ebs_key.key.arn,
-                        log_kms_key_arn=self.audit.key.arn,
-                        log_retention_days=args.log_retention_days,
-                        tags=args.shared_tags(),
+            cluster = EksCluster(
+                host_name,
+                EksClusterArgs(
+                    cluster_name=short_name("ccp", args.collaboration.name, args.environment, str(index), limit=100),
+                    region=host.region,
+                    account=account,
+                    subnet_ids=[s.id for s in network.private_subnets],
+                    workload_security_group_id=network.workload_security_group.id,
+                    node_role_arn=role.arn,
+                    instance_type=instance_type,
+                    ebs_kms_key_arn=ebs_key.key.arn,
+                    log_kms_key_arn=self.audit.key.arn,
+                    log_retention_days=args.log_retention_days,
+                    tags=args.shared_tags(),
+                ),
+                opts=child(self, depends_on=[role_policy, *network.interface_endpoints.values()]),
+            )
+            self.clusters.append(cluster)
+            # The attested query service's replicas on the enclave nodes, through the cluster's provider
+            # (image: checked pinned by `checks`; QueryService refuses it again if not).
+            self.query_services.append(
+                QueryService(
+                    f"{host_name}-query",
+                    QueryServiceArgs(
+                        image=args.collaboration.workload.image or "",
+                        placement=cluster.query_placement,
+                        labels=args.shared_tags(),
+                        collaboration=args.collaboration.name,
                     ),
-                    opts=child(self, depends_on=[role_policy, *network.interface_endpoints.values()]),
+                    provider=cluster.provider,
+                    after=[cluster.node_group],
+                    opts=child(cluster),
                 )
             )
             return

@@ -25,6 +25,7 @@ from components.azure.common import (
 )
 from components.azure.keyvault import KeyVault
 from components.azure.vm import ADMIN_USERNAME, host_size
+from components.kubernetes.query_service import Placement
 from components.model import WorkloadHost
 
 SYSTEM_POOL_SIZE: Final = "Standard_D4ds_v5"
@@ -32,6 +33,23 @@ SYSTEM_POOL_SIZE: Final = "Standard_D4ds_v5"
 SGX_ADDON: Final = "ACCSGXDevicePlugin"
 WORKLOAD_NAMESPACE: Final = "ccp"
 WORKLOAD_SERVICE_ACCOUNT: Final = "workload"
+TEE_LABEL: Final = "ccp.io/tee"  # label and taint of the confidential pool
+
+
+def query_placement(tee: str, workload_client_id: pulumi.Input[str]) -> Placement:
+    """The confidential pool (its label, tolerating its taint), the workload identity the federated
+    credential trusts (service account `ccp/workload`, no stored secret), behind an internal Azure load
+    balancer (L4: TLS ends in the pod). Not wired into the site yet: the cluster's Kubernetes provider
+    needs its user kubeconfig (`listManagedClusterUserCredentials`, an invoke the offline review does
+    not answer yet). No RuntimeClass: the pool runs confidential VM nodes, not Kata confidential
+    containers (`kata-cc-isolation` would need `workloadRuntime: KataCcIsolation` on the pool)."""
+    return Placement(
+        node_selector={TEE_LABEL: tee},
+        tolerations=({"key": TEE_LABEL, "operator": "Equal", "value": tee, "effect": "NoSchedule"},),
+        service_annotations={"service.beta.kubernetes.io/azure-load-balancer-internal": "true"},
+        service_account_annotations={"azure.workload.identity/client-id": workload_client_id},
+        pod_labels={"azure.workload.identity/use": "true"},
+    )
 
 
 @dataclass(frozen=True)
@@ -148,8 +166,8 @@ class ConfidentialAks(pulumi.ComponentResource):
             count=2,
             type="VirtualMachineScaleSets",
             os_sku="Ubuntu",
-            node_labels={"ccp.io/tee": args.host.tee},
-            node_taints=[f"ccp.io/tee={args.host.tee}:NoSchedule"],
+            node_labels={TEE_LABEL: args.host.tee},
+            node_taints=[f"{TEE_LABEL}={args.host.tee}:NoSchedule"],
             tags=args.tags,
             **no_public_ip,
             opts=child(self),

@@ -23,6 +23,14 @@ gets these as `SiteArgs.options`.
   https://learn.microsoft.com/azure/attestation/policy-signer-examples).
 - `sharedAttestationEndpoint`: use a regional shared MAA endpoint
   (e.g. https://sharedweu.weu.attest.azure.net) instead of a private attestation provider.
+- `alertEmails`: addresses the site's action group (the stack's notification channel) emails when an
+  alert fires (refused key releases, refused access, audit ingestion errors, key-vault / key /
+  role-assignment / diagnostic-setting / attestation-provider changes). Default: none (the action
+  group exists; add receivers outside ccp, or here).
+- `auditArchiveLock`: the state of the prod audit archive's immutability policy, `Locked` (default:
+  nobody can shorten it) or `Unlocked`. Azure creates a policy Unlocked only, so the first `pulumi up`
+  of a new archive sets `Unlocked` (and waives `azure-storage-storageaccount-enforce-immutable-audit`
+  with that reason) and the next one `Locked`.
 - `addressSpace`: the /16 base of the first regional VNet (default 10.40.0.0/16; the next region
   takes 10.41.0.0/16, ...).
 """
@@ -31,7 +39,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, field_validator
 from pydantic_core import PydanticCustomError
@@ -57,6 +65,7 @@ _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 _PLACEHOLDER_GUID = re.compile(r"^00000000-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----")
 ORCHESTRATOR_COMMAND: Final = f"az ad sp show --id {CVM_ORCHESTRATOR_APP_ID} --query id -o tsv"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SHARED_MAA = re.compile(r"^https://shared[a-z0-9]+\.[a-z0-9]+\.attest\.azure\.net/?$")
 
 
@@ -86,6 +95,16 @@ class AzureOptions(Model):
     shared_attestation_endpoint: str | None = None
     address_space: str = "10.40.0.0/16"
     attestation_policy_signing_certificates: tuple[Certificate, ...] = ()
+    alert_emails: tuple[str, ...] = ()
+    audit_archive_lock: Literal["Locked", "Unlocked"] = "Locked"
+
+    @field_validator("alert_emails")
+    @classmethod
+    def _emails(cls, emails: tuple[str, ...]) -> tuple[str, ...]:
+        for email in emails:
+            if not _EMAIL.match(email):
+                raise _message(f"'{email}' is not an email address (name@domain)")
+        return emails
 
     @field_validator("admin_ssh_public_key")
     @classmethod

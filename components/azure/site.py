@@ -24,7 +24,7 @@ from __future__ import annotations
 
 
 import pulumi
-from pulumi_azure_native import authorization, keyvault, managedidentity, resources
+from pulumi_azure_native import authorization, keyvault, managedidentity, monitor, resources
 
 from components.attestation.azure_release_policy import (
     AZURE_RELEASE_TEES,
@@ -35,11 +35,17 @@ from components.attestation.azure_release_policy import (
 )
 from components.azure.aks import AksArgs, ConfidentialAks
 from components.azure.attestation import AttestationArgs, AttestationProvider
-from components.azure.common import KEY_VAULT_CRYPTO_USER, assign_role, child, global_name
+from components.azure.common import (
+    KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER,
+    KEY_VAULT_CRYPTO_USER,
+    assign_role,
+    child,
+    global_name,
+)
 from components.azure.container_group import ContainerGroupArgs, ConfidentialContainerGroup
 from components.azure.data_key import PartyDataKey, PartyDataKeyArgs
 from components.azure.keyvault import KeyVault, KeyVaultArgs, hsm_key
-from components.azure.monitoring import Monitoring, MonitoringArgs
+from components.azure.monitoring import ArchiveArgs, Monitoring, MonitoringArgs
 from components.azure.network import Network, NetworkArgs, PrivateDns, PrivateDnsArgs, peer
 from components.azure.checks import CONTAINER_GROUP_TEE, options_of, release_tees
 from components.azure.storage import PartyStorage, PartyStorageArgs
@@ -52,9 +58,23 @@ from components.azure.vm import (
     SgxVm,
     VmArgs,
 )
-from components.key_purpose import CLUSTER_SECRETS
+from components.key_purpose import AUDIT, CLUSTER_SECRETS
 from components.model import Party, WorkloadHost, releases_key
 from components.site import SiteArgs
+
+ACTION_GROUP_SHORT_NAME = "ccp-alerts"  # at most 12 characters (shown in SMS and email subjects)
+# Control-plane operations (Azure Activity Log `operationName`) the parties must see.
+WATCHED_OPERATIONS = (
+    "Microsoft.KeyVault/vaults/write",
+    "Microsoft.KeyVault/vaults/delete",
+    "Microsoft.KeyVault/vaults/keys/write",
+    "Microsoft.Authorization/roleAssignments/write",
+    "Microsoft.Authorization/roleAssignments/delete",
+    "Microsoft.Insights/diagnosticSettings/write",
+    "Microsoft.Insights/diagnosticSettings/delete",
+    "Microsoft.Attestation/attestationProviders/write",
+)
+
 
 def _ordered_regions(args: SiteArgs) -> list[str]:
     regions: list[str] = []
@@ -138,6 +158,7 @@ class Site(pulumi.ComponentResource):
             opts=child(self),
         )
         self._ops_vaults: dict[str, KeyVault] = {}
+        self.action_group, self.activity_alert = self._notifications(regions)
 
         releasers: dict[str, pulumi.Output[str]] = {}
         self.hosts: dict[str, pulumi.ComponentResource] = {}
@@ -159,6 +180,8 @@ class Site(pulumi.ComponentResource):
                     vault_id=vault.id,
                     storage_account_id=None,
                     tags=self._host_tags,
+                    action_group_id=self.action_group.id,
+                    archive=self._ops_archive(region, vault) if args.prod else None,
                 ),
                 opts=child(self),
             )
@@ -179,6 +202,77 @@ class Site(pulumi.ComponentResource):
             "keys": {party: key.id for party, key in self.keys.items()},
             "authority": self.attestation.authority,
         })
+
+    # -- operations ------------------------------------------------------------------------
+    def _notifications(self, regions: list[str]) -> tuple[monitor.ActionGroup, monitor.ActivityLogAlert]:
+        """The stack's notification channel (one action group) and one activity-log alert on the
+        control-plane changes that matter: vaults, keys (their release policies), role assignments,
+        diagnostic settings (audit delivery) and the attestation provider (its policy)."""
+        group = self._group_names[regions[0]]
+        action_group = monitor.ActionGroup(
+            f"{self._name}-alerts",
+            action_group_name=f"ccp-{self._collab.name}-alerts",
+            resource_group_name=group,
+            location="global",
+            group_short_name=ACTION_GROUP_SHORT_NAME,
+            enabled=True,
+            email_receivers=[
+                monitor.MicrosoftCommonEmailReceiverArgs(name=f"email-{i}", email_address=email, use_common_alert_schema=True)
+                for i, email in enumerate(self._options.alert_emails)
+            ],
+            tags=self._site_tags,
+            opts=child(self),
+        )
+        alert = monitor.ActivityLogAlert(
+            f"{self._name}-control-plane-changes",
+            activity_log_alert_name=f"ccp-{self._collab.name}-control-plane-changes",
+            resource_group_name=group,
+            location="global",
+            description="A key vault, key (release policy), role assignment, diagnostic setting or attestation provider "
+            "of the collaboration was written or deleted",
+            enabled=True,
+            scopes=[g.id for g in self.resource_groups.values()],
+            condition=monitor.AlertRuleAllOfConditionArgs(
+                all_of=[
+                    monitor.AlertRuleAnyOfOrLeafConditionArgs(field="category", equals="Administrative"),
+                    monitor.AlertRuleAnyOfOrLeafConditionArgs(
+                        any_of=[
+                            monitor.AlertRuleLeafConditionArgs(field="operationName", equals=operation)
+                            for operation in WATCHED_OPERATIONS
+                        ]
+                    ),
+                ]
+            ),
+            actions=monitor.ActionListArgs(action_groups=[monitor.ActionGroupArgs(action_group_id=action_group.id)]),
+            tags=self._site_tags,
+            opts=child(self),
+        )
+        return action_group, alert
+
+    def _ops_archive(self, region: str, vault: KeyVault) -> ArchiveArgs:
+        """The operator vault's immutable audit copy, under an `audit` key of that vault."""
+        name = f"{self._name}-ops-{region}-archive"
+        key_name = f"ops-{region}-audit"
+        key = hsm_key(f"{name}-key", vault=vault, key_name=key_name, key_ops=["wrapKey", "unwrapKey"],
+                      tags=self._host_tags, parent=self, purpose=AUDIT)
+        identity = managedidentity.UserAssignedIdentity(
+            f"{name}-identity", resource_group_name=self._group_names[region], location=region,
+            tags=self._host_tags, opts=child(self),
+        )
+        grant = assign_role(
+            f"{name}-encryption", scope=key.id, role=KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER,
+            principal_id=identity.principal_id, parent=self,
+            description=f"the audit archive of the operator vault in {region} wraps its account key",
+        )
+        return ArchiveArgs(
+            account_name=global_name("ccp", self._collab.name, "ops", region, "audit", alphanumeric=True),
+            cmk_name=key_name,
+            vault_uri=vault.uri,
+            identity_id=identity.id,
+            retention_days=self._args.log_retention_days,
+            lock_state=self._options.audit_archive_lock,
+            after=(grant,),
+        )
 
     # -- workload hosts -------------------------------------------------------------------
     def _host_policy_data(self, host: WorkloadHost) -> pulumi.Output[str]:
@@ -356,6 +450,17 @@ class Site(pulumi.ComponentResource):
                 vault_id=vault.id,
                 storage_account_id=store.account.id,
                 tags=tags,
+                action_group_id=self.action_group.id,
+                # The party's immutable audit copy: its storage key (party-storage) through its storage identity.
+                archive=ArchiveArgs(
+                    account_name=global_name("ccp", self._collab.name, party.name, "audit", alphanumeric=True),
+                    cmk_name=f"{party.name}-storage",
+                    vault_uri=vault.uri,
+                    identity_id=store.identity.id,
+                    retention_days=self._args.log_retention_days,
+                    lock_state=self._options.audit_archive_lock,
+                    after=(store.account,),
+                ) if self._args.prod else None,
             ),
             opts=child(self),
         )

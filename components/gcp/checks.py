@@ -6,7 +6,8 @@ then only declares. What they refuse, and why:
 - the dev-only options (software keys, the debug image) in a prod stack;
 - a Confidential Space host on GKE (Confidential Space runs on Compute Engine VMs only);
 - GCP parties without a Confidential Space host (their key could never be released);
-- a workload image that is not pinned by an approved digest (the VM must run the attested image);
+- a workload image that is not pinned by an approved digest (the VM must run the attested image), and
+  for GKE hosts one not pinned by digest at all (their pods run the attested query service from it);
 - a machine type whose family cannot run the host's confidential type (fails only after minutes at
   `pulumi up` otherwise).
 """
@@ -17,6 +18,7 @@ from components.attestation.gcp_condition import approved_digests
 from components.gcp.compute import pinned_image
 from components.gcp.machines import DEFAULT_MACHINE_TYPE, TYPE_BY_TEE, confidential_space_type, validate_machine_type
 from components.gcp.options import NAMESPACE, GcpSiteOptions
+from components.kubernetes.query_service import image_problems
 from components.model import WorkloadHost
 from components.site import SiteArgs, problem
 
@@ -36,7 +38,10 @@ def machine_type(host: WorkloadHost) -> str:
 
 def problems(args: SiteArgs) -> list[str]:
     """Every config problem of the GCP slice (empty when the site can be declared)."""
-    return _dev_only(args) + _hosts(args) + _parties(args) + _image(args)
+    return (
+        _dev_only(args) + _hosts(args) + _parties(args) + _image(args)
+        + image_problems(args.indexed_hosts(), args.collaboration.workload.image)
+    )
 
 
 def _dev_only(args: SiteArgs) -> list[str]:

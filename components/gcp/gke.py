@@ -5,20 +5,67 @@ Nodes of the host's confidential type, Shielded GKE Nodes, Workload Identity wit
 server (`GKE_METADATA` hides the node's credentials from pods), and application-layer secrets
 encryption with a CMEK (`databaseEncryption.state = ENCRYPTED`), whose encrypter/decrypter is the
 GKE service agent (https://cloud.google.com/kubernetes-engine/docs/how-to/encrypting-secrets).
+
+The cluster's explicit Kubernetes provider authenticates with `gke-gcloud-auth-plugin` (short-lived
+tokens of the deploying identity, no static credential) and verifies the API server against the
+cluster's own CA; through it the attested query service's replicas are declared on the confidential
+pool (`query_placement`, `components.kubernetes.query_service`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+import json
 from typing import Final, Sequence
 
 import pulumi
 import pulumi_gcp as gcp
+import pulumi_kubernetes as k8s
 
 from components.gcp.common import CLOUD_PLATFORM_SCOPE, HARDENED_METADATA, bounded
 from components.gcp.machines import MIN_CPU_PLATFORM, validate_machine_type
+from components.kubernetes.query_service import Placement
 
 NODE_SERVICE_ACCOUNT_ROLE: Final = "roles/container.defaultNodeServiceAccount"
+NODE_POOL: Final = "confidential"
+NODE_POOL_LABEL: Final = "cloud.google.com/gke-nodepool"  # set by GKE on every node of a pool
+
+
+def kubeconfig(cluster_name: str, endpoint: str, ca_data: str) -> str:
+    """A kubeconfig for the private endpoint that authenticates with `gke-gcloud-auth-plugin`."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": cluster_name, "cluster": {"server": f"https://{endpoint}", "certificate-authority-data": ca_data}}
+            ],
+            "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
+            "current-context": cluster_name,
+            "users": [
+                {
+                    "name": cluster_name,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "gke-gcloud-auth-plugin",
+                            "provideClusterInfo": True,
+                            "installHint": "gcloud components install gke-gcloud-auth-plugin",
+                        }
+                    },
+                }
+            ],
+        }
+    )
+
+
+def query_placement() -> Placement:
+    """The confidential pool (on Confidential GKE Nodes every node is a confidential VM, so no
+    RuntimeClass is needed), behind an internal passthrough Network Load Balancer (L4: TLS ends in the pod)."""
+    return Placement(
+        node_selector={NODE_POOL_LABEL: NODE_POOL},
+        service_annotations={"networking.gke.io/load-balancer-type": "Internal"},
+    )
 
 
 @dataclass(frozen=True)
@@ -119,7 +166,7 @@ class GkeCluster(pulumi.ComponentResource):
         )
         self.node_pool = gcp.container.NodePool(
             f"{name}-nodes",
-            name="confidential",
+            name=NODE_POOL,
             project=args.project,
             location=args.region,
             cluster=self.cluster.name,
@@ -128,6 +175,19 @@ class GkeCluster(pulumi.ComponentResource):
             management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=True),
             opts=child,
         )
+        ca_data = self.cluster.master_auth.apply(lambda auth: (auth.cluster_ca_certificate if auth else None) or "")
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(self.cluster.name, self.cluster.endpoint, ca_data).apply(
+                lambda v: kubeconfig(v[0] or "", v[1] or "", v[2])
+            )
+        )
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            enable_server_side_apply=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.node_pool]),
+        )
+        self.query_placement = query_placement()
         self.register_outputs({"cluster": self.cluster.id, "nodePool": self.node_pool.id})
 
 

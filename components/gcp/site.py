@@ -2,7 +2,8 @@
 
 One `Site` per collaboration declares the network, the Confidential Space workload identity (pool,
 provider with the strict attestation condition), one workload per GCP host (Confidential Space VM,
-Confidential VM or private confidential GKE cluster), and for each GCP party its two keys (the data
+Confidential VM or private confidential GKE cluster, whose confidential pool runs the attested query
+service's replicas), and for each GCP party its two keys (the data
 key, released only to the approved image digests, and the storage key, the buckets' CMEK used only
 by the Cloud Storage service agent) and its buckets; plus data-access audit logs and alerts.
 
@@ -22,7 +23,7 @@ from components.attestation.gcp_condition import (
     approved_digests,
     attribute_condition,
 )
-from components.gcp.audit import Audit, AuditArgs
+from components.gcp.audit import Audit, AuditArchiveArgs, AuditArgs
 from components.gcp.checks import options_of
 from components.gcp.common import Project, bounded, service_account_email, service_account_id, service_agent
 from components.gcp.compute import (
@@ -43,7 +44,8 @@ from components.gcp.machines import DEFAULT_MACHINE_TYPE, TYPE_BY_TEE, confident
 from components.gcp.network import Network, NetworkArgs, plan_subnets
 from components.gcp.options import GcpSiteOptions
 from components.gcp.storage import PartyStorage, PartyStorageArgs
-from components.key_purpose import CLUSTER_SECRETS, DISK, PARTY_STORAGE
+from components.key_purpose import AUDIT, CLUSTER_SECRETS, DISK, PARTY_STORAGE
+from components.kubernetes.query_service import QueryService, QueryServiceArgs
 from components.model import Party, WorkloadHost
 from components.site import SiteArgs
 
@@ -156,8 +158,27 @@ class Site(pulumi.ComponentResource):
                         opts=self._child,
                     )
                 )
+        self.query_services: list[QueryService] = []
         for i, host in enumerate(h for h in hosts if h.tee in TYPE_BY_TEE):
-            self.workloads.append(self._confidential_host(name, i, host))
+            workload = self._confidential_host(name, i, host)
+            self.workloads.append(workload)
+            if isinstance(workload, GkeCluster):
+                # The attested query service's replicas on the confidential pool, through the cluster's
+                # provider (image: checked pinned by `checks`; QueryService refuses it again if not).
+                self.query_services.append(
+                    QueryService(
+                        f"{name}-gke-{i}-query",
+                        QueryServiceArgs(
+                            image=args.collaboration.workload.image or "",
+                            placement=workload.query_placement,
+                            labels=self.labels,
+                            collaboration=collab,
+                        ),
+                        provider=workload.provider,
+                        after=[workload.node_pool],
+                        opts=pulumi.ResourceOptions(parent=workload),
+                    )
+                )
 
         # Parties: a key released only to the approved digests, and a CMEK bucket.
         self.keys: dict[str, gcp.kms.CryptoKey] = {}
@@ -165,10 +186,13 @@ class Site(pulumi.ComponentResource):
         self.storage_keys: dict[str, ServiceKey] = {}
         self.storage: dict[str, PartyStorage] = {}
         party_projects: set[str] = set()
+        numbers = {self.project.id: self.project.number}
         for party in args.parties:
             project = Project.lookup(party.account, opts=invoke) if party.account else self.project
             party_projects.add(project.id)
+            numbers[project.id] = project.number
             self._party(name, party, project, digests)
+        archive = self._audit_archive(name, hosts[0].region if hosts else (args.parties[0].region if args.parties else None))
 
         self.audit = Audit(
             f"{name}-audit",
@@ -178,6 +202,8 @@ class Site(pulumi.ComponentResource):
                 metric_prefix=bounded(f"ccp-{collab}", 40),
                 labels=self.labels,
                 notification_channels=list(self.options.notification_channels),
+                project_numbers=numbers,
+                archive=archive,
             ),
             opts=self._child,
         )
@@ -193,6 +219,36 @@ class Site(pulumi.ComponentResource):
         )
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _audit_archive(self, name: str, region: str | None) -> AuditArchiveArgs | None:
+        """The audit bucket's CMEK (purpose `audit`, used only by this project's Cloud Storage agent)
+        and where it lives: where the workload runs (a shared resource), else the first party's region."""
+        if region is None:
+            return None
+        agent = gcp.storage.get_project_service_account(
+            project=self.project.id, opts=pulumi.InvokeOptions(parent=self)
+        ).email_address
+        key = ServiceKey(
+            f"{name}-audit-key",
+            ServiceKeyArgs(
+                project=self.project.id,
+                location=region,
+                service_agents=[f"serviceAccount:{agent}"],
+                labels=self.labels,
+                purpose=AUDIT,
+                prod=self.args.prod,
+                allow_software_key=self.options.software_keys_in_dev,
+            ),
+            opts=self._child,
+        )
+        return AuditArchiveArgs(
+            bucket_name=bounded(f"ccp-{self.args.collaboration.name}-audit-{self.project.id}", 63),
+            location=region,
+            key_id=key.key_id,
+            after=list(key.bindings),
+            retention_days=self.args.log_retention_days,
+            locked=self.args.prod,
+        )
 
     def _machine_type(self, host: WorkloadHost, confidential_type: str) -> str:
         return host.instance_type or DEFAULT_MACHINE_TYPE[confidential_type]

@@ -46,7 +46,9 @@ def _bucket(
     opts: pulumi.ResourceOptions,
     **extra: object,
 ) -> gcp.storage.Bucket:
-    """The settings every ccp bucket has: CMEK, uniform access, public access prevention, versioning."""
+    """The settings every ccp bucket has: CMEK, uniform access, public access prevention, and versioning
+    unless a retention policy keeps the objects (Cloud Storage refuses the two together)."""
+    versioned = "retention_policy" not in extra
     return gcp.storage.Bucket(
         resource_name,
         name=bucket_name,
@@ -55,7 +57,7 @@ def _bucket(
         storage_class="STANDARD",
         uniform_bucket_level_access=True,
         public_access_prevention="enforced",
-        versioning=gcp.storage.BucketVersioningArgs(enabled=True),
+        versioning=gcp.storage.BucketVersioningArgs(enabled=versioned),
         encryption=gcp.storage.BucketEncryptionArgs(default_kms_key_name=args.storage_key.key_id),
         force_destroy=False,
         labels=args.labels,
@@ -82,7 +84,7 @@ class PartyStorage(pulumi.ComponentResource):
             args,
             after_agent,
             retention_policy=gcp.storage.BucketRetentionPolicyArgs(
-                retention_period=retention, is_locked=False
+                retention_period=retention, is_locked=args.prod
             ),
             lifecycle_rules=[
                 gcp.storage.BucketLifecycleRuleArgs(

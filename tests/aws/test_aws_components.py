@@ -435,10 +435,93 @@ def test_alarms_on_denied_and_unattested_decrypt(dev: Recording) -> None:
     assert props(topic)["kmsMasterKeyId"]
     alarms = [props(a) for a in dev.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")]
     assert sorted(a["metricName"] for a in alarms) == [
-        "DecryptWithoutAttestation", "DeniedDecrypt", "KeyAdministration-clinic-aws",
-        "KeyAdministration-clinic-aws-storage",
+        "AttestedDecryptDenied", "AuditEventsDelivered", "DecryptWithoutAttestation", "DeniedDecrypt",
+        "EnclaveRoleChange", "KeyAdministration-clinic-aws", "KeyAdministration-clinic-aws-storage", "TrailChange",
     ]
+    # Every alarm notifies the stack's channel (the encrypted SNS topic), and only it.
     assert all(a["alarmActions"] == [topic.outputs["arn"]] and a["threshold"] == 1 for a in alarms)
+
+
+# --- Operations: dashboard and the alarms of issue 18 ---------------------------------------------------
+
+
+def _filters(recording: Recording) -> dict[str, dict[str, Any]]:
+    return {props(f)["name"]: props(f) for f in recording.of_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")}
+
+
+def _alarms(recording: Recording) -> dict[str, dict[str, Any]]:
+    return {props(a)["metricName"]: props(a) for a in recording.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+
+
+def test_key_release_grants_and_attestation_failures_are_counted_on_the_party_data_keys(dev: Recording) -> None:
+    from components.aws.audit import attested_denied_pattern, key_release_pattern
+
+    arn = data_key(dev).outputs["arn"]
+    filters = _filters(dev)
+    granted = filters["ccp-key-release-granted"]
+    assert granted["pattern"] == key_release_pattern([arn]) == (
+        '{ ($.eventSource = "kms.amazonaws.com") && ($.eventName = "Decrypt") && ($.errorCode NOT EXISTS) && '
+        '($.additionalEventData.recipient.attestationDocumentModuleId = "*") && '
+        f'(($.resources[0].ARN = "{arn}")) }}'
+    )
+    assert granted["metricTransformation"] == {"name": "KeyReleaseGranted", "namespace": "ccp/KeyRelease", "value": "1", "defaultValue": "0"}
+    denied = filters["ccp-attested-decrypt-denied"]["pattern"]
+    assert denied == attested_denied_pattern([arn])
+    assert '($.errorCode = "*")' in denied and 'attestationDocumentModuleId = "*"' in denied
+    # A grant is not an alarm (it is the normal path); a refused attested request is.
+    alarms = _alarms(dev)
+    assert "KeyReleaseGranted" not in alarms
+    assert alarms["AttestedDecryptDenied"]["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_enclave_role_and_trail_changes_raise_alarms(dev: Recording) -> None:
+    filters = _filters(dev)
+    role = filters["ccp-enclave-role-change"]["pattern"]
+    assert '($.eventSource = "iam.amazonaws.com")' in role
+    for event in ("PutRolePolicy", "AttachRolePolicy", "UpdateAssumeRolePolicy", "DetachRolePolicy"):
+        assert f'($.eventName = "{event}")' in role
+    assert '($.requestParameters.roleName = "ccp-dev-demo-dev-enclave")' in role
+    trail = filters["ccp-trail-change"]["pattern"]
+    assert '($.eventSource = "cloudtrail.amazonaws.com")' in trail
+    for event in ("StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors"):
+        assert f'($.eventName = "{event}")' in trail
+
+
+def test_audit_delivery_failure_alarm_breaches_on_silence(dev: Recording) -> None:
+    assert _filters(dev)["ccp-audit-events"]["pattern"] == '{ $.eventVersion = "*" }'
+    topic = dev.one("aws:sns/topic:Topic").outputs["arn"]
+    alarm = _alarms(dev)["AuditEventsDelivered"]
+    assert alarm["comparisonOperator"] == "LessThanThreshold" and alarm["threshold"] == 1
+    assert alarm["treatMissingData"] == "breaching" and alarm["period"] == 3600
+    assert alarm["alarmActions"] == [topic] and alarm["okActions"] == [topic]
+
+
+def test_dashboard_shows_every_metric_and_every_alarm(dev: Recording) -> None:
+    dashboard = props(dev.one("aws:cloudwatch/dashboard:Dashboard"))
+    assert dashboard["dashboardName"] == "ccp-dev-demo-dev-key-release" and dashboard["region"] == "eu-west-1"
+    body = json.loads(dashboard["dashboardBody"])
+    graphed = {w["properties"]["metrics"][0][1] for w in body["widgets"] if w["type"] == "metric"}
+    assert graphed == {props(f)["metricTransformation"]["name"] for f in dev.of_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")}
+    (alarm_widget,) = [w for w in body["widgets"] if w["type"] == "alarm"]
+    names = {props(a)["name"] for a in dev.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")}
+    assert alarm_widget["properties"]["alarms"] == sorted(f"arn:aws:cloudwatch:eu-west-1:{ACCOUNT}:alarm:{n}" for n in names)
+
+
+def test_dev_trail_bucket_has_no_object_lock(dev: Recording) -> None:
+    assert not dev.of_type("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
+    assert all(props(b).get("objectLockEnabled") is False for b in dev.of_type("aws:s3/bucket:Bucket"))
+
+
+def test_prod_trail_bucket_is_worm_for_the_log_retention() -> None:
+    recording = run(lambda: Site("prod-aws", site_args(read_stack("prod"))))
+    (lock,) = [props(c) for c in recording.of_type("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")]
+    assert lock["objectLockEnabled"] == "Enabled"
+    assert lock["rule"] == {"defaultRetention": {"mode": "COMPLIANCE", "days": 2557}}
+    trail_bucket = props(recording.one("aws:cloudtrail/trail:Trail"))["s3BucketName"]
+    locked = [props(b) for b in recording.of_type("aws:s3/bucket:Bucket") if props(b).get("objectLockEnabled")]
+    assert [b["bucket"] for b in locked] == [trail_bucket.removesuffix("-id")] or len(locked) == 1
+    keys = [props(k) for k in recording.of_type("aws:kms/key:Key")]
+    assert keys and all(k["deletionWindowInDays"] == 30 for k in keys)
 
 
 # --- Site-wide --------------------------------------------------------------------------------------

@@ -123,7 +123,7 @@ def test_dev_site_declares_the_azure_slice(dev: Recording) -> None:
     assert types.count("azure-native:containerinstance:ContainerGroup") == 1
     assert types.count("azure-native:compute:VirtualMachine") == 0
     assert types.count("azure-native:keyvault:Key") == 2  # data key + storage CMK
-    assert types.count("azure-native:monitor:ScheduledQueryRule") == 2
+    assert types.count("azure-native:monitor:ScheduledQueryRule") == 3  # refused releases, refused access, ingestion errors
     assert "ccp:azure:SgxVm" not in types and "azure-native:containerservice:ManagedCluster" not in types
     # every resource is in the tree under the site
     site = dev.one("ccp:azure:Site")
@@ -326,7 +326,11 @@ def test_prod_encrypts_confidential_disks_with_customer_key() -> None:
     assert [props(r)["principalId"] for r in party_release] == [
         principal_id(f"{SITE}-tdx-germanywestcentral-0-identity")
     ]
-    assert props(rec.one("azure-native:storage:StorageAccount"))["sku"] == {"name": "Standard_ZRS"}
+    accounts = {r.name: props(r) for r in rec.of_type("azure-native:storage:StorageAccount")}
+    assert {a["sku"]["name"] for a in accounts.values()} == {"Standard_ZRS"}
+    # prod: an immutable audit copy per vault (the party's and the operator vault's)
+    archives = [a for a in accounts.values() if "immutableStorageWithVersioning" in a]
+    assert len(archives) == 2 and len(accounts) == 3
     tables = {props(r)["tableName"]: props(r) for r in rec.of_type("azure-native:operationalinsights:Table")}
     assert tables["AzureDiagnostics"]["totalRetentionInDays"] == 2557
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import copy
 from dataclasses import replace
 from typing import Any
@@ -162,6 +164,7 @@ def test_labels_and_placement_everywhere(dev: tuple[Recording, Site]) -> None:
         "dev-demo-gcp-lab-gcp-key-key": "party-data",
         "dev-demo-gcp-lab-gcp-storage-key-key": "party-storage",
         "dev-demo-gcp-disks-europe-west4-key": "disk",
+        "dev-demo-gcp-audit-key-key": "audit",
     }
 
 
@@ -247,15 +250,17 @@ def test_party_storage(dev: tuple[Recording, Site]) -> None:
         assert bucket["encryption"] == {"defaultKmsKeyName": key_id}
         assert bucket["uniformBucketLevelAccess"] is True
         assert bucket["publicAccessPrevention"] == "enforced"
-        assert bucket["versioning"] == {"enabled": True}
         assert bucket["forceDestroy"] is False
+    # Cloud Storage refuses Object Versioning with a retention policy: the log bucket keeps its objects by retention.
+    assert data["versioning"] == {"enabled": True}
+    assert logs["versioning"] == {"enabled": False}
     assert data["name"] == "ccp-dev-demo-lab-gcp"
     assert data["logging"] == {
         "logBucket": "ccp-dev-demo-lab-gcp-logs",
         "logObjectPrefix": "ccp-dev-demo-lab-gcp",
     }
     assert logs["retentionPolicy"] == {"retentionPeriod": 30 * 86400, "isLocked": False}
-    readers = [props(r) for r in recording.of_type("gcp:storage/bucketIAMMember:BucketIAMMember")]
+    readers = [props(r) for r in recording.of_type("gcp:storage/bucketIAMMember:BucketIAMMember") if "-audit-" not in props(r)["bucket"]]
     assert sorted((r["bucket"], r["role"], r["member"]) for r in readers) == [
         ("ccp-dev-demo-lab-gcp", "roles/storage.objectViewer", PRINCIPAL),
         (
@@ -379,12 +384,64 @@ def test_audit_and_alerts(dev: tuple[Recording, Site]) -> None:
         "protoPayload.status.code>0",
         "ccp-dev-demo-kms-decrypt-denied": 'protoPayload.serviceName="cloudkms.googleapis.com" AND '
         'protoPayload.methodName="Decrypt" AND protoPayload.status.code=7',
+        "ccp-dev-demo-use-to-decrypt-denied": 'protoPayload.serviceName="cloudkms.googleapis.com" AND '
+        'protoPayload.authorizationInfo.permission="cloudkms.cryptoKeyVersions.useToDecrypt" AND '
+        "protoPayload.authorizationInfo.granted=false",
+        "ccp-dev-demo-key-release-granted": 'protoPayload.serviceName="cloudkms.googleapis.com" AND '
+        'protoPayload.authorizationInfo.permission="cloudkms.cryptoKeyVersions.useToDecrypt" AND '
+        "protoPayload.authorizationInfo.granted=true",
+        "ccp-dev-demo-iam-policy-change": 'logName:"cloudaudit.googleapis.com%2Factivity" AND ('
+        'protoPayload.methodName="SetIamPolicy" OR '
+        'protoPayload.methodName:"UpdateWorkloadIdentityPoolProvider" OR '
+        'protoPayload.methodName:"DeleteWorkloadIdentityPoolProvider")',
     }
-    filters = sorted(
-        p["conditions"][0]["conditionThreshold"]["filter"]
-        for p in map(props, recording.of_type("gcp:monitoring/alertPolicy:AlertPolicy"))
+    policies = {p["displayName"]: p for p in map(props, recording.of_type("gcp:monitoring/alertPolicy:AlertPolicy"))}
+    filters = sorted(p["conditions"][0]["conditionThreshold"]["filter"] for p in policies.values())
+    # A grant is the normal path: charted, never alerted. Sink export errors are the built-in metric.
+    alerted = sorted(set(metrics) - {"ccp-dev-demo-key-release-granted"})
+    assert filters == sorted(
+        [f'metric.type="logging.googleapis.com/user/{name}"' for name in alerted]
+        + ['metric.type="logging.googleapis.com/exports/error_count" AND resource.type="logging_sink"']
     )
-    assert filters == [f'metric.type="logging.googleapis.com/user/{name}"' for name in sorted(metrics)]
+    channels = list(GcpSiteOptions().notification_channels)
+    assert all(p["notificationChannels"] == channels and p["severity"] == "CRITICAL" for p in policies.values())
+
+
+def test_alert_policies_notify_the_stacks_channels() -> None:
+    channel = "projects/ccp-dev-project/notificationChannels/1234567890"
+    recording, _ = build(options=GcpSiteOptions(notification_channels=(channel,)))
+    policies = [props(p) for p in recording.of_type("gcp:monitoring/alertPolicy:AlertPolicy")]
+    assert len(policies) == 5 and all(p["notificationChannels"] == [channel] for p in policies)
+
+
+def test_dashboard_charts_every_metric_and_the_export_errors(dev: tuple[Recording, Site]) -> None:
+    recording, _ = dev
+    board = json.loads(props(recording.one("gcp:monitoring/dashboard:Dashboard"))["dashboardJson"])
+    charted = [t["widget"]["xyChart"]["dataSets"][0]["timeSeriesQuery"]["timeSeriesFilter"]["filter"] for t in board["mosaicLayout"]["tiles"]]
+    metrics = sorted(props(m)["name"] for m in recording.of_type("gcp:logging/metric:Metric"))
+    assert charted == [f'metric.type="logging.googleapis.com/user/{m}"' for m in metrics] + [
+        'metric.type="logging.googleapis.com/exports/error_count"'
+    ]
+
+
+def test_audit_logs_are_exported_to_a_retained_cmek_bucket(dev: tuple[Recording, Site]) -> None:
+    recording, site = dev
+    (sink,) = [props(s) for s in recording.of_type("gcp:logging/projectSink:ProjectSink")]
+    bucket = props(recording.named("dev-demo-gcp-audit-archive"))
+    assert sink["destination"] == f"storage.googleapis.com/{bucket['name']}"
+    assert sink["filter"] == (
+        'logName:"cloudaudit.googleapis.com" AND '
+        'protoPayload.serviceName=("cloudkms.googleapis.com" OR "sts.googleapis.com" OR "iam.googleapis.com")'
+    )
+    assert sink["uniqueWriterIdentity"] is True
+    assert bucket["retentionPolicy"] == {"retentionPeriod": 30 * 86400, "isLocked": False}
+    assert bucket["versioning"] == {"enabled": False} and bucket["publicAccessPrevention"] == "enforced"
+    audit_key = props(recording.named("dev-demo-gcp-audit-key-key"))
+    assert bucket["encryption"]["defaultKmsKeyName"].endswith(f"/cryptoKeys/{audit_key['name']}")
+    writers = [props(m) for m in recording.of_type("gcp:storage/bucketIAMMember:BucketIAMMember") if props(m)["bucket"] == bucket["name"]]
+    assert [(w["role"], w["member"]) for w in writers] == [
+        ("roles/storage.objectCreator", f"serviceAccount:service-{site.project.number}@gcp-sa-logging.iam.gserviceaccount.com")
+    ]
 
 
 def test_prod_stack() -> None:

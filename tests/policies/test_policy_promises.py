@@ -184,6 +184,12 @@ SAFE_ABSENCE: dict[tuple[str, str], str] = {
     ("gcp-compute-firewall-disallow-open-ingress", "sourceServiceAccounts"): "alternative source; dropping the only one fails",
     ("gcp-compute-instance-enforce-confidential", "confidentialInstanceConfig.enableConfidentialCompute"): "alternative to confidentialInstanceType; dropping the one in use fails",
     ("gcp-compute-instance-enforce-confidential", "confidentialInstanceConfig.confidentialInstanceType"): "alternative to enableConfidentialCompute; dropping the one in use fails",
+    # Backup and recovery (issue 18): untagged is prod (the strict minimum applies).
+    ("aws-kms-key-enforce-deletion-window", "tags"): _UNTAGGED_PROD,
+    ("azure-keyvault-vault-enforce-soft-delete-retention", "tags"): _UNTAGGED_PROD,
+    ("azure-storage-storageaccount-enforce-immutable-audit", "tags"): _UNTAGGED_PROD,
+    ("gcp-kms-cryptokey-enforce-destroy-scheduled-duration", "labels"): _UNTAGGED_PROD,
+    ("gcp-storage-bucket-enforce-locked-retention", "labels"): _UNTAGGED_PROD,
 }
 
 
@@ -389,6 +395,12 @@ PROBLEM: dict[str, str] = {
     "aws-kms-key-disallow-owner-decrypt": "AllowOwnerDecryptOutsideEnclave",
     "aws-kms-key-disallow-root-admin": "names the account root arn:aws:iam::111122223333:root",
     "aws-kms-key-enable-rotation": "rotationPeriodInDays is 365",
+    "aws-kms-key-enforce-deletion-window": "deletionWindowInDays 7 is under 30",
+    "aws-s3-bucketobjectlockconfiguration-enforce-retention": "defaultRetention.days 30 is under 2192",
+    "azure-keyvault-vault-enforce-soft-delete-retention": "softDeleteRetentionInDays 7 is under 90",
+    "azure-storage-storageaccount-enforce-immutable-audit": "state is 'Unlocked', not 'Locked'",
+    "gcp-kms-cryptokey-enforce-destroy-scheduled-duration": "'86400s' is under 30 days",
+    "gcp-storage-bucket-enforce-locked-retention": "retentionPolicy.isLocked is not true",
     "aws-kms-key-enforce-attestation": "statement 'EnableRoot'",
     "aws-kms-key-enforce-policy-change-deny": "no explicit Deny to Principal '*'",
     "aws-kms-key-enforce-via-service": "'DirectUse'",

@@ -34,6 +34,7 @@ REQUIRED: dict[str, dict[str, Any]] = {
     "aws:ebs/volume:Volume": {"availability_zone": "eu-west-1a"},
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": {"bucket": "b", "rules": []},
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": {"bucket": "b"},
+    "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration": {"bucket": "b"},
     "aws:s3/bucketLogging:BucketLogging": {"bucket": "b", "target_prefix": "p/"},
     "aws:s3/bucketPolicy:BucketPolicy": {"bucket": "b", "policy": "{}"},
     "aws:cloudtrail/trail:Trail": {"s3_bucket_name": "b"},

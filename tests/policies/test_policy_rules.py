@@ -420,6 +420,79 @@ CASES.update(
     }
 )
 
+# Backup and recovery (issue 18): compliant prod settings, the weakened prod value, the property dropped.
+LOCK = {"objectLockEnabled": "Enabled", "rule": {"defaultRetention": {"mode": "COMPLIANCE", "days": 2557}}}
+ARCHIVE = {"tags": PROD, "immutableStorageWithVersioning": {"enabled": True, "immutabilityPolicy": {
+    "state": "Locked", "immutabilityPeriodSinceCreationInDays": 2557, "allowProtectedAppendWrites": True}}}
+AUDIT_BUCKET = {"labels": PROD, "retentionPolicy": {"isLocked": True, "retentionPeriod": 2557 * 86400}}
+CASES.update(
+    {
+        "aws-kms-key-enforce-deletion-window": ("aws:kms/key:Key", {"tags": PROD, "deletionWindowInDays": 30}, {"tags": PROD, "deletionWindowInDays": 7}, {"tags": PROD}),
+        "aws-s3-bucketobjectlockconfiguration-enforce-retention": (
+            "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration", LOCK,
+            with_(LOCK, "rule.defaultRetention.days", 30), with_(LOCK, "rule.defaultRetention", DROP)),
+        "azure-keyvault-vault-enforce-soft-delete-retention": (
+            "azure-native:keyvault:Vault", {"tags": PROD, "properties": {"softDeleteRetentionInDays": 90}},
+            {"tags": PROD, "properties": {"softDeleteRetentionInDays": 7}}, {"tags": PROD, "properties": {}}),
+        "azure-storage-storageaccount-enforce-immutable-audit": (
+            "azure-native:storage:StorageAccount", ARCHIVE,
+            with_(ARCHIVE, "immutableStorageWithVersioning.immutabilityPolicy.state", "Unlocked"),
+            with_(ARCHIVE, "immutableStorageWithVersioning.immutabilityPolicy", DROP)),
+        "gcp-kms-cryptokey-enforce-destroy-scheduled-duration": (
+            "gcp:kms/cryptoKey:CryptoKey", {"labels": PROD, "destroyScheduledDuration": "2592000s"},
+            {"labels": PROD, "destroyScheduledDuration": "86400s"}, {"labels": PROD}),
+        "gcp-storage-bucket-enforce-locked-retention": (
+            "gcp:storage/bucket:Bucket", AUDIT_BUCKET, with_(AUDIT_BUCKET, "retentionPolicy.isLocked", False),
+            with_(AUDIT_BUCKET, "retentionPolicy.isLocked", DROP)),
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "type_", "props"),
+    [
+        ("aws-kms-key-enforce-deletion-window", "aws:kms/key:Key", {"tags": DEV, "deletionWindowInDays": 7}),
+        ("azure-keyvault-vault-enforce-soft-delete-retention", "azure-native:keyvault:Vault", {"tags": DEV, "properties": {"softDeleteRetentionInDays": 7}}),
+        ("azure-storage-storageaccount-enforce-immutable-audit", "azure-native:storage:StorageAccount",
+         {**with_(ARCHIVE, "immutableStorageWithVersioning.immutabilityPolicy.state", "Unlocked"), "tags": DEV}),
+        ("azure-storage-storageaccount-enforce-immutable-audit", "azure-native:storage:StorageAccount", {"tags": PROD, "allowBlobPublicAccess": False}),
+        ("gcp-kms-cryptokey-enforce-destroy-scheduled-duration", "gcp:kms/cryptoKey:CryptoKey", {"labels": DEV, "destroyScheduledDuration": "86400s"}),
+        ("gcp-storage-bucket-enforce-locked-retention", "gcp:storage/bucket:Bucket", {**with_(AUDIT_BUCKET, "retentionPolicy.isLocked", False), "labels": DEV}),
+        ("gcp-storage-bucket-enforce-locked-retention", "gcp:storage/bucket:Bucket", {"labels": PROD, "versioning": {"enabled": True}}),
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 80 else "",
+)
+def test_backup_settings_relaxed_outside_prod_or_not_applicable(name: str, type_: str, props: dict[str, Any]) -> None:
+    """Dev keeps short windows and unlocked retention (it is torn down); accounts/buckets without an
+    immutability or retention policy are data stores, judged by their own rules."""
+    policy = next(p for p in POLICIES if p.name == name)
+    assert violations(policy, type_, props) == []  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "type_", "props", "problem"),
+    [
+        ("aws-kms-key-enforce-deletion-window", "aws:kms/key:Key", {"tags": PROD, "deletionWindowInDays": 29}, "deletionWindowInDays 29 is under 30"),
+        ("aws-kms-key-enforce-deletion-window", "aws:kms/key:Key", {"tags": DEV, "deletionWindowInDays": 0}, "is under 7"),
+        ("aws-s3-bucketobjectlockconfiguration-enforce-retention", "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+         with_(LOCK, "rule.defaultRetention.mode", "NONE"), "mode 'NONE' is not one of"),
+        ("aws-s3-bucketobjectlockconfiguration-enforce-retention", "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+         with_(LOCK, "objectLockEnabled", "Disabled"), "objectLockEnabled is 'Disabled'"),
+        ("azure-storage-storageaccount-enforce-immutable-audit", "azure-native:storage:StorageAccount",
+         with_(ARCHIVE, "immutableStorageWithVersioning.immutabilityPolicy.immutabilityPeriodSinceCreationInDays", 30), "is under 2192 in prod"),
+        ("azure-storage-storageaccount-enforce-immutable-audit", "azure-native:storage:StorageAccount",
+         with_(ARCHIVE, "immutableStorageWithVersioning.enabled", False), "enabled is not true"),
+        ("gcp-kms-cryptokey-enforce-destroy-scheduled-duration", "gcp:kms/cryptoKey:CryptoKey", {"labels": PROD, "destroyScheduledDuration": "30d"}, "not a duration in seconds"),
+        ("gcp-storage-bucket-enforce-locked-retention", "gcp:storage/bucket:Bucket", with_(AUDIT_BUCKET, "retentionPolicy.retentionPeriod", 30 * 86400), "is under 2192 days in prod"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 80 else "",
+)
+def test_backup_settings_refused_in_prod(name: str, type_: str, props: dict[str, Any], problem: str) -> None:
+    policy = next(p for p in POLICIES if p.name == name)
+    found = violations(policy, type_, props)  # type: ignore[arg-type]
+    assert any(problem in m for m in found), (problem, found)
+
+
 RESOURCE_RULES = {p.name: p for p in POLICIES if isinstance(p, ZeroTrustResourcePolicy)}
 
 

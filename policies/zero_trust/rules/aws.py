@@ -1192,3 +1192,62 @@ def aws_kms_grant_disallow_unattested_data_plane(stack: Stack) -> Iterator[Findi
 RESOURCE_POLICIES += [aws_kms_key_disallow_attestation_pattern]
 STACK_POLICIES += [aws_kms_grant_disallow_unattested_data_plane]
 POLICIES = RESOURCE_POLICIES + STACK_POLICIES
+
+
+# --- backup and recovery (issue 18): deletion protection and WORM audit storage in prod -------------
+
+BUCKET_OBJECT_LOCK: Final = "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration"
+_BACKUP_CONTROLS: Final = ("hipaa:164.308(a)(7)", "nist:CP-9", "nist:AU-9", "gdpr:art32")
+LOCK_MODES: Final = ("COMPLIANCE", "GOVERNANCE")
+
+
+@resource_rule(
+    name="aws-kms-key-enforce-deletion-window",
+    description="KMS keys wait the longest deletion window (30 days in prod) before a scheduled deletion destroys them.",
+    types=(KEY,),
+    reads=("deletionWindowInDays", "tags"),
+    severity=Severity.HIGH,
+    controls=("hipaa:164.308(a)(7)", "nist:CP-9", "nist:SC-12"),
+    remediation=(
+        "Set deletion_window_in_days=30 (prod minimum minDeletionWindowDays, default 30: a ScheduleKeyDeletion "
+        "can be noticed by the key-administration alarm and cancelled before the key and every sealed dataset under it are lost)."
+    ),
+    url="https://docs.aws.amazon.com/kms/latest/developerguide/deleting-keys.html",
+    config={"minDeletionWindowDays": {"type": "integer", "minimum": 7, "maximum": 30}},
+)
+def aws_kms_key_enforce_deletion_window(subject: Subject) -> Iterable[str]:
+    days = subject.need("deletionWindowInDays")
+    minimum = subject.config.get("minDeletionWindowDays", 30) if subject.prod else 7
+    if not isinstance(days, (int, float)) or isinstance(days, bool) or days < minimum:
+        yield f"{subject.name}: deletionWindowInDays {days!r} is under {minimum} ({subject.environment})"
+
+
+@resource_rule(
+    name="aws-s3-bucketobjectlockconfiguration-enforce-retention",
+    description="S3 Object Lock default retention is COMPLIANCE (or GOVERNANCE) for at least the audit retention period in prod.",
+    types=(BUCKET_OBJECT_LOCK,),
+    reads=("objectLockEnabled", "rule.defaultRetention.mode", "rule.defaultRetention.days"),
+    severity=Severity.HIGH,
+    controls=_BACKUP_CONTROLS,
+    remediation=(
+        "Set object_lock_enabled='Enabled' and rule.default_retention mode='COMPLIANCE' with days >= minRetentionDays "
+        "(default 2192, six years) on the trail bucket (created with object_lock_enabled=True)."
+    ),
+    url="https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock.html",
+    config={"minRetentionDays": {"type": "integer", "minimum": 1}, "modes": {"type": "array", "items": {"enum": list(LOCK_MODES)}}},
+)
+def aws_s3_bucketobjectlockconfiguration_enforce_retention(subject: Subject) -> Iterable[str]:
+    if subject.need("objectLockEnabled") != "Enabled":
+        yield f"{subject.name}: objectLockEnabled is {subject.get('objectLockEnabled')!r}, not 'Enabled'"
+    mode = subject.need("rule.defaultRetention.mode")
+    modes = tuple(subject.config.get("modes") or LOCK_MODES)
+    if mode not in modes:
+        yield f"{subject.name}: defaultRetention.mode {mode!r} is not one of {list(modes)}"
+    days = subject.need("rule.defaultRetention.days")
+    minimum = subject.config.get("minRetentionDays", 2192)
+    if subject.prod and (not isinstance(days, (int, float)) or isinstance(days, bool) or days < minimum):
+        yield f"{subject.name}: defaultRetention.days {days!r} is under {minimum} in prod"
+
+
+RESOURCE_POLICIES += [aws_kms_key_enforce_deletion_window, aws_s3_bucketobjectlockconfiguration_enforce_retention]
+POLICIES = RESOURCE_POLICIES + STACK_POLICIES

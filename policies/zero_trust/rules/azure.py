@@ -1199,3 +1199,69 @@ RESOURCE_POLICIES += [
 ]
 STACK_POLICIES = [azure_authorization_roleassignment_disallow_data_plane_role]
 POLICIES = RESOURCE_POLICIES + STACK_POLICIES
+
+
+# --- backup and recovery (issue 18): soft-delete retention and immutable audit copies in prod -------
+
+_BACKUP_CONTROLS: Final = ("hipaa:164.308(a)(7)", "nist:CP-9", "nist:AU-9", "gdpr:art32")
+
+
+@resource_rule(
+    name="azure-keyvault-vault-enforce-soft-delete-retention",
+    description="Deleted vaults and keys stay recoverable for at least 90 days in prod (soft-delete retention).",
+    types=(VAULT,),
+    reads=("properties.softDeleteRetentionInDays", "tags"),
+    severity=Severity.HIGH,
+    controls=VAULT_CONTROLS,
+    remediation="Set soft_delete_retention_in_days=90 (prod minimum minSoftDeleteDays, default 90; with purge protection).",
+    url="https://learn.microsoft.com/azure/key-vault/general/soft-delete-overview",
+    config={"minSoftDeleteDays": {"type": "integer", "minimum": 7, "maximum": 90}},
+)
+def azure_keyvault_vault_enforce_soft_delete_retention(subject: Subject) -> Iterable[str]:
+    days = subject.need("properties.softDeleteRetentionInDays")
+    minimum = subject.config.get("minSoftDeleteDays", 90) if subject.prod else 7
+    if not isinstance(days, (int, float)) or isinstance(days, bool) or days < minimum:
+        yield f"{subject.name}: softDeleteRetentionInDays {days!r} is under {minimum} ({subject.environment})"
+
+
+@resource_rule(
+    name="azure-storage-storageaccount-enforce-immutable-audit",
+    description=(
+        "An account with version-level immutability (an audit archive) keeps every blob for at least the audit "
+        "retention period, Locked in prod, with append writes allowed for diagnostic logs."
+    ),
+    types=(STORAGE,),
+    reads=(
+        "immutableStorageWithVersioning.enabled",
+        "immutableStorageWithVersioning.immutabilityPolicy.state",
+        "immutableStorageWithVersioning.immutabilityPolicy.immutabilityPeriodSinceCreationInDays",
+        "tags",
+    ),
+    severity=Severity.HIGH,
+    controls=_BACKUP_CONTROLS,
+    remediation=(
+        "Set immutable_storage_with_versioning enabled=True with immutability_policy state='Locked', "
+        "immutability_period_since_creation_in_days >= minRetentionDays (default 2192) and allow_protected_append_writes=True "
+        "(a new archive is created Unlocked: waive this rule with that reason for its first deployment)."
+    ),
+    url="https://learn.microsoft.com/azure/storage/blobs/immutable-policy-configure-version-scope",
+    config={"minRetentionDays": {"type": "integer", "minimum": 1}},
+)
+def azure_storage_storageaccount_enforce_immutable_audit(subject: Subject) -> Iterable[str]:
+    if not subject.has("immutableStorageWithVersioning"):
+        return  # not an archive: a party data account (its own rules)
+    if not truthy(subject.need("immutableStorageWithVersioning.enabled")):
+        yield f"{subject.name}: immutableStorageWithVersioning.enabled is not true"
+    policy = "immutableStorageWithVersioning.immutabilityPolicy"
+    state = subject.need(f"{policy}.state")
+    days = subject.need(f"{policy}.immutabilityPeriodSinceCreationInDays")
+    if subject.prod:
+        if state != "Locked":
+            yield f"{subject.name}: immutabilityPolicy.state is {state!r}, not 'Locked' in prod"
+        minimum = subject.config.get("minRetentionDays", 2192)
+        if not isinstance(days, (int, float)) or isinstance(days, bool) or days < minimum:
+            yield f"{subject.name}: immutabilityPeriodSinceCreationInDays {days!r} is under {minimum} in prod"
+
+
+RESOURCE_POLICIES += [azure_keyvault_vault_enforce_soft_delete_retention, azure_storage_storageaccount_enforce_immutable_audit]
+POLICIES = RESOURCE_POLICIES + STACK_POLICIES

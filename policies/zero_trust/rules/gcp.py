@@ -815,3 +815,59 @@ def gcp_storage_hmackey_disallow_active_key(subject: Subject) -> Iterable[str]:
 RESOURCE_POLICIES += [gcp_storage_hmackey_disallow_active_key]
 STACK_POLICIES += [gcp_kms_keyringiammember_disallow_unattested_decrypt]
 POLICIES = RESOURCE_POLICIES + STACK_POLICIES
+
+
+# --- backup and recovery (issue 18): scheduled-destruction delay and locked audit retention in prod --
+
+_BACKUP_CONTROLS: Final = ("hipaa:164.308(a)(7)", "nist:CP-9", "nist:AU-9", "gdpr:art32")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)s$")
+
+
+@resource_rule(
+    name="gcp-kms-cryptokey-enforce-destroy-scheduled-duration",
+    description="Key versions scheduled for destruction stay restorable for at least 30 days in prod.",
+    types=(CRYPTO_KEY,),
+    reads=("destroyScheduledDuration", "labels"),
+    severity=Severity.HIGH,
+    controls=("hipaa:164.308(a)(7)", "nist:CP-9", "nist:SC-12"),
+    remediation="Set destroy_scheduled_duration='2592000s' (prod minimum minDestroyScheduledDays, default 30; Cloud KMS allows up to 120).",
+    url="https://cloud.google.com/kms/docs/key-destruction",
+    config={"minDestroyScheduledDays": {"type": "integer", "minimum": 1, "maximum": 120}},
+)
+def gcp_kms_cryptokey_enforce_destroy_scheduled_duration(subject: Subject) -> Iterable[str]:
+    value = subject.need("destroyScheduledDuration")
+    match = _DURATION.match(str(value))
+    minimum = subject.config.get("minDestroyScheduledDays", 30) if subject.prod else 1
+    if match is None:
+        yield f"{subject.name}: destroyScheduledDuration {value!r} is not a duration in seconds ('2592000s')"
+    elif float(match.group(1)) < minimum * 86400:
+        yield f"{subject.name}: destroyScheduledDuration {value!r} is under {minimum} days ({subject.environment})"
+
+
+@resource_rule(
+    name="gcp-storage-bucket-enforce-locked-retention",
+    description="A bucket with a retention policy (audit or access logs) keeps objects for the audit period, locked, in prod.",
+    types=(BUCKET,),
+    reads=("retentionPolicy.isLocked", "retentionPolicy.retentionPeriod", "labels"),
+    severity=Severity.HIGH,
+    controls=_BACKUP_CONTROLS,
+    remediation=(
+        "Set retention_policy is_locked=True and retention_period >= minRetentionDays * 86400 (default 2192 days) on "
+        "log buckets in prod; a locked policy cannot be shortened or removed."
+    ),
+    url="https://cloud.google.com/storage/docs/bucket-lock",
+    config={"minRetentionDays": {"type": "integer", "minimum": 1}},
+)
+def gcp_storage_bucket_enforce_locked_retention(subject: Subject) -> Iterable[str]:
+    if not subject.has("retentionPolicy") or not subject.prod:
+        return  # a data bucket (versioned, no retention policy), or dev
+    if not truthy(subject.need("retentionPolicy.isLocked")):
+        yield f"{subject.name}: retentionPolicy.isLocked is not true in prod"
+    period = subject.need("retentionPolicy.retentionPeriod")
+    minimum = subject.config.get("minRetentionDays", 2192)
+    if not isinstance(period, (int, float)) or isinstance(period, bool) or period < minimum * 86400:
+        yield f"{subject.name}: retentionPolicy.retentionPeriod {period!r} is under {minimum} days in prod"
+
+
+RESOURCE_POLICIES += [gcp_kms_cryptokey_enforce_destroy_scheduled_duration, gcp_storage_bucket_enforce_locked_retention]
+POLICIES = RESOURCE_POLICIES + STACK_POLICIES

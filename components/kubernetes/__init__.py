@@ -1,0 +1,1 @@
+"""What the components run inside the Kubernetes clusters they declare (`kubernetes: true` hosts)."""
