@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 
 from policies.review.run import EXIT_INVALID, REPO_ROOT, ReviewResult, run_review
+from policies.review.sandbox import DEFAULT_TIMEOUT
 
 
 def _summary(result: ReviewResult, seconds: float) -> str:
@@ -50,6 +51,16 @@ def _internal_error(error: BaseException) -> str:
     return f"ccp review: internal error: {type(error).__name__}: {text}{where}; {BUG_HINT}"
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 (clean report written), 1 (mandatory violations) or 2 (anything else): never a traceback.
 
@@ -60,10 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default dev)")
     parser.add_argument("--program", type=Path, default=REPO_ROOT, help="Pulumi Python project directory")
     parser.add_argument("--out", type=Path, default=Path("out"), help="where review-<stack>.{json,md} go")
+    parser.add_argument(
+        "--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+        help=f"stop the program (exit 2) if it runs longer (default {DEFAULT_TIMEOUT:g})",
+    )
     args = parser.parse_args(argv)
     try:
         started = time.perf_counter()
-        result = run_review(args.program, args.stack, args.out)
+        result = run_review(args.program, args.stack, args.out, args.timeout)
         print(_summary(result, time.perf_counter() - started))
         return result.exit_code
     except KeyboardInterrupt:

@@ -3,6 +3,11 @@
 The SDK's `MockMonitor` forgets parents and dependencies; the review and stack policies need the
 tree, so `RecordingMonitor` keeps each `RegisterResource` request as the engine would have seen it.
 Tests of components use the same mocks as the review, so what a test asserts is what review checks.
+
+This module needs only the standard library, the `pulumi` SDK (and its protobuf) and `fakes/`: the
+review runs programs in their own environment with a copy of it (`policies/review/sandbox.py`).
+The review runs programs as a preview (`preview=True`): outputs the mocks leave empty are unknown,
+as `pulumi preview` gives them, and `pulumi.runtime.is_dry_run()` is true.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from policies.review.fakes import aws as fake_aws
-from policies.review.fakes import cloud_outputs, invoke_answer
+# Relative, so that this module and `fakes/` can be shipped into a program's own environment
+# (policies/review/sandbox.py) where `policies` may be the program's own package, or not exist.
+from .fakes import aws as fake_aws
+from .fakes import cloud_outputs, invoke_answer
 
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 UNKNOWN = rpc.UNKNOWN
@@ -143,10 +150,40 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+def _plain(value: Any) -> Any:
+    """Mock state as JSON data: SDK objects it may hold (resource references, assets, unknowns)
+    become a "[TypeName]" marker; secrets keep their wire-form marker (see `redact`)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return f"[{type(value).__name__}]"
+
+
 @dataclass
 class Recording:
     stack_urn: str | None
     resources: list[RecordedResource]
+
+    def to_data(self) -> dict[str, Any]:
+        """JSON-ready form (what a sandboxed run sends back); `from_data` reads it."""
+        return {
+            "stack_urn": self.stack_urn,
+            "resources": [
+                {
+                    "urn": r.urn, "type": r.type, "name": r.name, "custom": r.custom, "parent": r.parent,
+                    "dependencies": r.dependencies, "property_dependencies": r.property_dependencies,
+                    "provider": r.provider, "properties": r.properties, "outputs": _plain(r.outputs),
+                }
+                for r in self.resources
+            ],
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> "Recording":
+        return cls(data.get("stack_urn"), [RecordedResource(**r) for r in data["resources"]])
 
     def of_type(self, type_: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_]
@@ -171,8 +208,13 @@ def run(
     stack: str = "test",
     config: dict[str, str] | None = None,
     secret_keys: list[str] | None = None,
+    preview: bool = False,
 ) -> Recording:
     """Run `program` as a Pulumi program under recording mocks and return what it declared.
+
+    `preview`: run as `pulumi preview` would (what the review does): `is_dry_run()` is true and
+    outputs the mocks leave empty (None or absent) are unknown, so `apply` callbacks on them do not
+    run. Component tests keep the default (as `pulumi up`: every output known, missing ones None).
 
     Raises whatever the program raises (after the runtime has settled), so config errors surface
     as themselves.
@@ -182,9 +224,12 @@ def run(
     set_all_config(dict(config or {}), secret_keys or [])
     monitor = RecordingMonitor()
     settings.set_root_resource(None)  # type: ignore[arg-type]  # set_mocks then makes a fresh Stack
-    pulumi_mocks.set_mocks(CcpMocks(), project=project, stack=stack, preview=False, monitor=monitor)
-    settings.SETTINGS.rpc_manager.clear()
-    settings.SETTINGS.outputs.clear()
+    pulumi_mocks.set_mocks(CcpMocks(), project=project, stack=stack, preview=preview, monitor=monitor)
+    # Older SDKs (a program's own environment may pin one) lack some of these.
+    for name in ("rpc_manager", "outputs"):
+        pending = getattr(settings.SETTINGS, name, None)
+        if pending is not None:
+            pending.clear()
     _sync_await(run_pulumi_func(program))
     return Recording(monitor.stack_urn, monitor.recorded)
 

@@ -44,6 +44,8 @@ class Project:
     secret_keys: list[str] = field(default_factory=list)
     stack_file: Path | None = None
     stack_node: yaml.Node | None = None
+    # `runtime.options.virtualenv` of Pulumi.yaml (relative to the project directory), if given.
+    virtualenv: str | None = None
 
     def namespace(self, namespace: str) -> dict[str, Any]:
         """Config values under `namespace:` decoded back to data (objects are stored as JSON text)."""
@@ -180,6 +182,18 @@ def _entry(directory: Path, manifest: Path, spec: dict[str, Any], node: yaml.Nod
     return entry
 
 
+def _virtualenv(manifest: Path, spec: dict[str, Any], node: yaml.Node | None) -> str | None:
+    runtime = spec.get("runtime")
+    options = runtime.get("options") if isinstance(runtime, dict) else None
+    venv = options.get("virtualenv") if isinstance(options, dict) else None
+    if venv is not None and (not isinstance(venv, str) or not venv.strip()):
+        raise ProjectError(
+            f"{shown(manifest)}{_line_of(node, 'runtime')}: runtime.options.virtualenv: {venv!r} must be a "
+            "directory path (a string), e.g. `virtualenv: venv`"
+        )
+    return venv
+
+
 def _stack_values(stack_file: Path) -> tuple[dict[Any, Any], yaml.Node | None]:
     data, node = _read_yaml(stack_file)
     if data is None:
@@ -210,7 +224,8 @@ def load(directory: Path, stack: str) -> Project:
             f"{shown(directory)}: no stack file Pulumi.{stack}.yaml (stacks here: {', '.join(known) or 'none'})"
         )
     values, node = _stack_values(stack_file)
-    project = Project(directory=directory, name=name, main=entry, stack=stack, stack_file=stack_file, stack_node=node)
+    project = Project(directory=directory, name=name, main=entry, stack=stack, stack_file=stack_file, stack_node=node,
+                      virtualenv=_virtualenv(manifest, spec, manifest_node))
     bad_keys = [key for key in values if not isinstance(key, str) or not key]
     if bad_keys:
         raise ProjectError(

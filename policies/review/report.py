@@ -25,7 +25,10 @@ def to_json(
     analysis: Analysis,
     key_release: list[dict[str, Any]],
     reachability: list[dict[str, Any]] | None = None,
+    contract: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`contract`: the measurement contract's {version, digest, parties: [{party, signed, valid}]}
+    (policies/review/contract.py); None for programs that are not ccp stacks."""
     return {
         "stack": stack,
         "resources": [
@@ -49,6 +52,7 @@ def to_json(
         "waivers": analysis.waivers,
         "key_release": key_release,
         "reachability": reachability if reachability is not None else [],
+        "contract": contract,
     }
 
 

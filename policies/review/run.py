@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from components.site import Deployment
-from policies.review import analyzer, key_release, project, reachability, report
+from policies.review import analyzer, key_release, project, reachability, report, sandbox
+from policies.review import contract
 from policies.review.fakes import aws as fake_aws
-from policies.review.mocks import ProgramExit, Recording, run_directory
+from policies.review.mocks import Recording
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KEY_RELEASE_POLICY = "ccp-key-release-simulation"
@@ -158,29 +158,35 @@ def _settings(proj: project.Project) -> tuple[Any, list[str]]:
         return None, [proj.where(p) for p in error.problems]
 
 
-def _program_failure(error: Exception) -> str:
-    """One line for a program that raised: the exception and where, outside installed packages."""
-    frames = traceback.extract_tb(error.__traceback__)
-    where = next((f"{f.filename}:{f.lineno}" for f in reversed(frames) if "site-packages" not in f.filename), "")
-    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
-    return f"the program failed: {type(error).__name__}: {text}" + (f" (at {where})" if where else "")
+def _record(proj: project.Project, timeout: float, settings: Any) -> tuple[sandbox.Run, list[str]]:
+    """Run the program in its own environment (a subprocess, as a preview: `policies/review/sandbox.py`);
+    every way it can fail or end itself becomes problems (ccp config problems with their stack file line).
+
+    A ccp stack (`settings`) is ccp's program wherever its directory is (a copy, a generated
+    collaboration, a test fixture): its `sys.path` gets this repository after its own directory, as the
+    review's own process had it when programs ran in-process."""
+    program_run = sandbox.record(proj, timeout, paths=(REPO_ROOT,) if settings is not None else ())
+    if program_run.kind == "config":
+        return program_run, [proj.where(p) for p in program_run.problems]
+    return program_run, program_run.problems
 
 
-def _record(proj: project.Project) -> tuple[Recording | None, list[str]]:
-    """Run the program under the mocks; every way it can fail or end itself becomes problems."""
-    from stacks.config import ConfigError
+def _environment_note(program_run: sandbox.Run) -> dict[str, Any]:
+    env = program_run.environment
+    return {
+        "python": str(env.python) if env else None,
+        "source": env.source if env else None,
+        "preview": True,
+        "seconds": round(program_run.seconds, 2),
+    }
 
-    try:
-        recording = run_directory(
-            proj.main, project=proj.name, stack=proj.stack, config=proj.config, secret_keys=proj.secret_keys
-        )
-    except ConfigError as error:
-        return None, [proj.where(p) for p in error.problems]
-    except ProgramExit as error:
-        return None, [f"{error}" + (f" (at {error.where})" if error.where else "")]
-    except Exception as error:  # noqa: BLE001 - any program failure is reported, with its origin
-        return None, [_program_failure(error)]
-    return recording, []
+
+def _environment_markdown(note: dict[str, Any]) -> str:
+    return (
+        "## How the program ran\n\n"
+        f"As a preview (`pulumi.runtime.is_dry_run()` true; outputs no fake answers are unknown), with "
+        f"{note['source']}: `{note['python']}` ({note['seconds']:.1f} s).\n"
+    )
 
 
 def _write(result: ReviewResult, out_dir: Path) -> list[str]:
@@ -198,10 +204,12 @@ def run_review(
     program_dir: Path = REPO_ROOT,
     stack: str = "dev",
     out_dir: Path | None = None,
+    timeout: float = sandbox.DEFAULT_TIMEOUT,
     packs: list[analyzer.Pack] | None = None,
 ) -> ReviewResult:
     """Exit 0 only when the review ran to the end, wrote its report (when `out_dir` is given) and
-    found no mandatory violation; 1 only for violations; 2 with `problems` for anything else."""
+    found no mandatory violation; 1 only for violations; 2 with `problems` for anything else.
+    `timeout`: seconds the program may run (in its own process) before it is stopped (exit 2)."""
     result = ReviewResult(exit_code=EXIT_INVALID, stack=stack)
     problems = _out_problems(out_dir, stack)
     try:
@@ -215,19 +223,27 @@ def run_review(
     if problems:
         result.problems = problems
         return result
-    recording, result.problems = _record(proj)
+    program_run, result.problems = _record(proj, timeout, settings)
+    recording = program_run.recording
     if recording is None:
         return result
+    note = _environment_note(program_run)
 
     analysis, rows, key_release_md = evaluate(recording, settings, stack, packs)
     reach, reach_md = evaluate_reachability(recording, settings, stack, analysis)
+    # Who has signed the measurements the key policies are generated from: mandatory in prod.
+    signed = contract.status(settings, proj.directory, stack)
+    analysis.violations.extend(contract.violations(signed, stack, _is_prod(settings, stack)))
     sections = [key_release_md] if key_release_md else []
+    sections += [contract.markdown(signed)] if signed is not None else []
     sections.append(reach_md)
+    sections.append(_environment_markdown(note))
     for pack in packs:
         compliance = getattr(pack.module, "compliance_markdown", None)
         if compliance is not None:
             sections.append(compliance(analysis.policies, analysis.violations))
-    result.record = report.to_json(stack, recording.resources, analysis, rows, reach)
+    result.record = report.to_json(stack, recording.resources, analysis, rows, reach, contract.record(signed))
+    result.record["program_environment"] = note
     result.markdown = report.to_markdown(stack, recording.resources, analysis, sections)
     if out_dir is not None:
         result.problems = _write(result, out_dir)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from policies.review.fakes import aws, azure, gcp, kubernetes
+from . import aws, azure, gcp, kubernetes  # relative: shipped into programs' environments too
 
 _MODULES = {"aws": aws, "azure-native": azure, "gcp": gcp, "kubernetes": kubernetes}
 _INVOKES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -18,8 +18,18 @@ _INVOKES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
+# Answers a program gives for itself (ANSWERS_FILE beside its Pulumi.yaml): token -> result.
+ANSWERS_FILE = "ccp-review-invokes.json"
+_PROGRAM_ANSWERS: dict[str, dict[str, Any]] = {}
+
+
 class UnansweredInvoke(Exception):
     pass
+
+
+def add_answers(answers: dict[str, dict[str, Any]]) -> None:
+    """Fixed results for invokes, from the program's ANSWERS_FILE; they take precedence over the fakes."""
+    _PROGRAM_ANSWERS.update(answers)
 
 
 def _package(type_: str) -> str:
@@ -41,10 +51,14 @@ def cloud_outputs(
 
 
 def invoke_answer(token: str, args: dict[str, Any]) -> dict[str, Any]:
+    if token in _PROGRAM_ANSWERS:
+        return dict(_PROGRAM_ANSWERS[token])
     answer = _INVOKES.get(token)
     if answer is None:
+        module = {"azure-native": "azure"}.get(_package(token), _package(token))
         raise UnansweredInvoke(
             f"the offline review has no answer for invoke {token!r}; add one to "
-            f"policies/review/fakes/{_package(token).replace('azure-native', 'azure')}.py"
+            f"policies/review/fakes/{module}.py, or give this program's answer in "
+            f"{ANSWERS_FILE} beside its Pulumi.yaml ({{\"{token}\": {{...result...}}}})"
         )
     return answer(args)

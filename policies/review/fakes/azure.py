@@ -1,11 +1,20 @@
-"""Azure answers: one subscription and tenant, ids and endpoints built the way ARM builds them."""
+"""Azure answers: one subscription and tenant, ids and endpoints built the way ARM builds them.
+
+Data sources answered (stand-ins, deterministic): azure-native authorization getClientConfig,
+network getPublicIPAddress (static, an address in TEST-NET-3 203.0.113.0/24), resources
+getResourceGroup (westeurope); classic azure core getClientConfig / getSubscription /
+getResourceGroup and azuread getClientConfig (the same subscription, tenant and client).
+"""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any, Callable
 
-from components.attestation import maa_regions
+try:
+    from components.attestation import maa_regions
+except ImportError:  # shipped into a program's own environment (policies/review/sandbox.py) with a copy
+    from . import maa_regions  # type: ignore[no-redef]
 
 SUBSCRIPTION = "00000000-0000-4000-8000-000000000001"
 TENANT = "00000000-0000-4000-8000-0000000000aa"
@@ -111,3 +120,51 @@ INVOKES: dict[str, Any] = {
         "tenantId": TENANT,
     },
 }
+
+
+# --- Common data sources (stand-ins: deterministic, derived from the invoke's arguments) ----------
+
+DEFAULT_LOCATION = "westeurope"
+
+
+def _public_ip(args: dict[str, Any]) -> dict[str, Any]:
+    """A static Standard public IP with an address from TEST-NET-3 (203.0.113.0/24, never routed)."""
+    group, name = args.get("resourceGroupName", "rg"), args.get("publicIpAddressName", "ip")
+    return {
+        "id": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Network/publicIPAddresses/{name}",
+        "name": name, "location": DEFAULT_LOCATION, "type": "Microsoft.Network/publicIPAddresses",
+        "ipAddress": f"203.0.113.{int(_uuid('ip', f'{group}/{name}')[:2], 16) % 254 + 1}",
+        "publicIPAllocationMethod": "Static", "publicIPAddressVersion": "IPv4",
+        "sku": {"name": "Standard", "tier": "Regional"}, "provisioningState": "Succeeded",
+        "resourceGuid": _uuid("ip-guid", f"{group}/{name}"), "idleTimeoutInMinutes": 4,
+    }
+
+
+def _resource_group(args: dict[str, Any]) -> dict[str, Any]:
+    name = args.get("resourceGroupName") or args.get("name") or "rg"
+    return {
+        "id": f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{name}", "name": name, "location": DEFAULT_LOCATION,
+        "type": "Microsoft.Resources/resourceGroups", "properties": {"provisioningState": "Succeeded"},
+        "tags": {}, "managedBy": None,
+    }
+
+
+_CLIENT = {"clientId": "00000000-0000-4000-8000-0000000000c1", "objectId": "00000000-0000-4000-8000-0000000000d1",
+           "tenantId": TENANT}
+
+INVOKES.update({
+    "azure-native:network:getPublicIPAddress": _public_ip,
+    "azure-native:resources:getResourceGroup": _resource_group,
+    # The classic `azure` (azurerm) provider and `azuread`: the same deploying identity.
+    "azure:core/getClientConfig:getClientConfig": lambda args: {**_CLIENT, "subscriptionId": SUBSCRIPTION,
+                                                                "id": SUBSCRIPTION},
+    "azure:core/getSubscription:getSubscription": lambda args: {
+        "subscriptionId": args.get("subscriptionId") or SUBSCRIPTION, "tenantId": TENANT,
+        "displayName": "review stand-in subscription", "state": "Enabled",
+        "id": f"/subscriptions/{args.get('subscriptionId') or SUBSCRIPTION}",
+    },
+    "azure:core/getResourceGroup:getResourceGroup": lambda args: {
+        **_resource_group({"name": args.get("name")}), "tags": {},
+    },
+    "azuread:index/getClientConfig:getClientConfig": lambda args: {**_CLIENT, "id": _CLIENT["clientId"]},
+})

@@ -1,4 +1,10 @@
-"""GCP answers: project ccp-mock-project (number 123456789012), ids and self links as the APIs return them."""
+"""GCP answers: project ccp-mock-project (number 123456789012), ids and self links as the APIs return them.
+
+Data sources answered (stand-ins, deterministic): organizations getProject / getClientConfig
+(ccp-mock-project, europe-west4), compute getZones (`<region>-a..c`), getImage (`<family>-v20240101`),
+getNetwork / getSubnetwork (`default`, 10.164.0.0/20), getDefaultServiceAccount, storage
+getProjectServiceAccount.
+"""
 
 from __future__ import annotations
 
@@ -93,3 +99,60 @@ INVOKES: dict[str, Any] = {
         "id": args.get("project") or PROJECT,
     },
 }
+
+
+# --- Common data sources (stand-ins: deterministic, derived from the invoke's arguments) ----------
+
+
+def _image(args: dict[str, Any]) -> dict[str, Any]:
+    """The newest image of `family` (named `<family>-v20240101`), or the image `name` asked for."""
+    project = args.get("project") or PROJECT
+    family = args.get("family") or ""
+    name = args.get("name") or (f"{family}-v20240101" if family else "stand-in-image-v20240101")
+    link = f"{_API}/projects/{project}/global/images/{name}"
+    return {
+        "id": f"projects/{project}/global/images/{name}", "name": name, "family": family, "project": project,
+        "selfLink": link, "status": "READY", "diskSizeGb": 10, "archiveSizeBytes": 0, "imageId": "1000000000000000001",
+        "creationTimestamp": "2024-01-01T00:00:00.000-00:00", "description": "review stand-in image",
+        "labels": {}, "labelFingerprint": "42WmSpB8rSM=", "licenses": [], "sourceDisk": "", "sourceImageId": "",
+        "sourceDiskId": "", "sourceImage": "", "sourceDiskEncryptionKeySha256": "", "sourceImageEncryptionKeySha256": "",
+        "imageEncryptionKeySha256": "", "filter": args.get("filter"), "mostRecent": args.get("mostRecent"),
+    }
+
+
+def _network(args: dict[str, Any]) -> dict[str, Any]:
+    project = args.get("project") or PROJECT
+    name = args.get("name") or "default"
+    return {
+        "id": f"projects/{project}/global/networks/{name}", "name": name, "project": project,
+        "selfLink": f"{_API}/projects/{project}/global/networks/{name}", "gatewayIpv4": "",
+        "description": "", "subnetworksSelfLinks": [], "networkId": "1000000000000000002",
+        "internalIpv6Range": "",
+    }
+
+
+def _subnetwork(args: dict[str, Any]) -> dict[str, Any]:
+    project = args.get("project") or PROJECT
+    region = args.get("region") or DEFAULT_REGION
+    name = args.get("name") or "default"
+    return {
+        "id": f"projects/{project}/regions/{region}/subnetworks/{name}", "name": name, "project": project,
+        "region": region, "ipCidrRange": "10.164.0.0/20", "gatewayAddress": "10.164.0.1",
+        "network": f"{_API}/projects/{project}/global/networks/default", "privateIpGoogleAccess": True,
+        "selfLink": f"{_API}/projects/{project}/regions/{region}/subnetworks/{name}", "secondaryIpRanges": [],
+        "description": "", "subnetworkId": 1000000000000000003,
+    }
+
+
+INVOKES.update({
+    "gcp:compute/getImage:getImage": _image,
+    "gcp:compute/getNetwork:getNetwork": _network,
+    "gcp:compute/getSubnetwork:getSubnetwork": _subnetwork,
+    "gcp:compute/getDefaultServiceAccount:getDefaultServiceAccount": lambda args: {
+        "email": f"{PROJECT_NUMBER}-compute@developer.gserviceaccount.com",
+        "member": f"serviceAccount:{PROJECT_NUMBER}-compute@developer.gserviceaccount.com",
+        "name": f"projects/{args.get('project') or PROJECT}/serviceAccounts/{PROJECT_NUMBER}-compute@developer.gserviceaccount.com",
+        "project": args.get("project") or PROJECT, "uniqueId": "100000000000000000002", "displayName": "Compute Engine default service account",
+        "id": f"projects/{args.get('project') or PROJECT}/serviceAccounts/{PROJECT_NUMBER}-compute@developer.gserviceaccount.com",
+    },
+})
