@@ -2,7 +2,8 @@
 
 For the dev stack and a generated 30-party collaboration, the same process times (median of 3,
 after one warm-up of each so that imports are not counted):
-- `program`: the program under the recording mocks, no policies (`policies.review.mocks.run_directory`);
+- `program`: the program under the recording mocks in its own environment, no policies (the subprocess
+  `policies.review.sandbox.record` that the review itself runs);
 - `review`: the whole review (`policies.review.run_review`: program, every policy pack, key-release
   simulation, report rendering; no files written),
 and prints each as seconds and as a ratio to `program`.
@@ -19,7 +20,7 @@ from typing import Callable
 
 from benchmarks.generate import ROOT, write_project
 from policies.review import project
-from policies.review.mocks import run_directory
+from policies.review import sandbox
 
 RUNS = 3
 
@@ -39,8 +40,8 @@ def measure(directory: Path, stack: str) -> dict[str, float]:
 
     proj = project.load(directory, stack)
 
-    def program() -> object:
-        return run_directory(proj.main, project=proj.name, stack=stack, config=proj.config)
+    def program() -> sandbox.Run:
+        return sandbox.record(proj, sandbox.DEFAULT_TIMEOUT, paths=(ROOT,))
 
     def review() -> object:
         result = run_review(directory, stack, None)
@@ -48,7 +49,10 @@ def measure(directory: Path, stack: str) -> dict[str, float]:
             raise SystemExit(f"review of {stack} did not pass: {result.problems or 'violations'}")
         return result
 
-    resources = len(program().resources)
+    first = program()
+    if first.recording is None:
+        raise SystemExit(f"the program of {stack} did not run: {first.problems}")
+    resources = len(first.recording.resources)
     return {"resources": resources, "program": _median_seconds(program), "review": _median_seconds(review)}
 
 
@@ -63,7 +67,7 @@ def main() -> int:
                 f"{label:<10} {int(m['resources']):>9} {m['program']:>12.2f} {m['review']:>11.2f} "
                 f"{m['review'] / m['program']:>6.2f}x"
             )
-    print(f"(median of {RUNS} runs each, same process, after one warm-up run)")
+    print(f"(median of {RUNS} runs each, after one warm-up run; both run the program in a subprocess)")
     return 0
 
 

@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import yaml
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from components.attestation import contract
+from enclave_runtime.measurements import ApprovedMeasurements
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 CLOUDS: Final = ("aws", "azure", "gcp")
@@ -47,6 +51,11 @@ def _hex(label: str, chars: int) -> str:
     return hashlib.sha512(f"ccp-bench:{label}".encode()).hexdigest()[:chars]
 
 
+def _signing_key(party: str) -> ed25519.Ed25519PrivateKey:
+    """A deterministic example key per generated party (bench only: the contract must verify)."""
+    return ed25519.Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"ccp-bench-key:{party}".encode()).digest())
+
+
 def collaboration_config(parties: int = 30, name: str = "bench-collab") -> dict[str, Any]:
     """The `config:` mapping of a Pulumi.<stack>.yaml for an N-party dev collaboration."""
     digest = f"sha256:{_hex('image', 64)}"
@@ -61,6 +70,7 @@ def collaboration_config(parties: int = 30, name: str = "bench-collab") -> dict[
         for i in range(parties)
     ]
     for member in members:
+        member["measurementSigningKey"] = contract.public_key_pem(_signing_key(member["name"]))
         if member["cloud"] == "aws":  # illustrative: each AWS party's key administrator (MFA)
             member["breakGlassPrincipal"] = f"arn:aws:iam::111122223333:role/{member['name']}-key-break-glass"
     return {
@@ -92,11 +102,17 @@ def collaboration_config(parties: int = 30, name: str = "bench-collab") -> dict[
 
 
 def write_project(directory: Path, stack: str = "bench30", parties: int = 30) -> Path:
-    """A Pulumi project directory running ccp's own program with the generated stack config."""
+    """A Pulumi project directory running ccp's own program with the generated stack config, and its
+    measurement contract signed by every generated party (a prod stack's review requires it)."""
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "Pulumi.yaml", directory / "Pulumi.yaml")
     shutil.copy(ROOT / "__main__.py", directory / "__main__.py")
-    (directory / f"Pulumi.{stack}.yaml").write_text(
-        yaml.safe_dump({"config": collaboration_config(parties)}, sort_keys=False)
-    )
+    config = collaboration_config(parties)
+    (directory / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    collaboration = config["ccp:collaboration"]
+    measurements = ApprovedMeasurements.model_validate(collaboration["measurements"], context={"environment": "prod"})
+    document = contract.new_document(collaboration["name"], measurements)
+    for member in collaboration["parties"]:
+        document = contract.add_signature(document, member["name"], _signing_key(member["name"]))
+    contract.write(contract.contract_path(directory, stack), document)
     return directory
