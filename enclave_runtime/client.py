@@ -151,13 +151,16 @@ class Verifier:
     def _check_binding(kind: str, claims: Claims, live: bytes, claimed: bytes, nonce: bytes) -> None:
         name, size = BOUND_FIELD[kind]
         bound = getattr(claims, name, None)
-        expected = report_data(live, nonce)
-        if size is not None:
-            expected = expected.ljust(size, b"\0")
-        if isinstance(bound, bytes) and secrets.compare_digest(bound, expected):
+
+        def field_value(spki: bytes) -> bytes:
+            value = report_data(spki, nonce)
+            return value.ljust(size, b"\0") if size is not None else value
+
+        if isinstance(bound, bytes) and secrets.compare_digest(bound, field_value(live)):
             return
-        # Refused either way; the diagnosis says which attack (or bug) it looks like.
-        claimed_ok = claimed and isinstance(bound, bytes) and bound.rstrip(b"\0") == report_data(claimed, nonce)
+        # Refused either way; the diagnosis says which attack (or bug) it looks like. (Compared padded, not
+        # with the padding stripped: a digest may itself end in zero bytes.)
+        claimed_ok = bool(claimed) and isinstance(bound, bytes) and bound == field_value(claimed)
         if claimed_ok and claimed != live:
             raise AttestationRefused(
                 "tls-binding",
