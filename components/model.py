@@ -6,6 +6,7 @@ runs before any resource is declared, and each failure names the field, the valu
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Final, Literal
 
@@ -311,12 +312,47 @@ class Output(Model):
     description: str = ""
 
 
+class Privacy(Model):
+    """The collaboration's total differential-privacy budget (`ccp:collaboration.privacy`).
+
+    `epsilon` and `delta` are the totals every DP release of the collaboration spends from (basic
+    sequential composition, enforced by the runtime's ledger, `enclave_runtime.ml.dp`); `outputs` names
+    the declared outputs whose releases spend it. A job feeding any other output may not spend.
+    """
+
+    epsilon: float
+    delta: float
+    outputs: list[Name] = Field(min_length=1)
+
+    @field_validator("epsilon")
+    @classmethod
+    def _epsilon(cls, value: float) -> float:
+        if not (math.isfinite(value) and value > 0):
+            raise PydanticCustomError(
+                "ccp_privacy", "{value} is not a usable total epsilon: give a finite number above 0 (e.g. 3.0)",
+                {"value": value},
+            )
+        return value
+
+    @field_validator("delta")
+    @classmethod
+    def _delta(cls, value: float) -> float:
+        if not (math.isfinite(value) and 0 < value < 1):
+            raise PydanticCustomError(
+                "ccp_privacy", "{value} is not a usable total delta: give a number above 0 and below 1, far below "
+                "1/rows (e.g. 1e-6)",
+                {"value": value},
+            )
+        return value
+
+
 class Collaboration(Model):
     name: Name
     parties: list[Party] = Field(min_length=1)
     workload: Workload
     measurements: ApprovedMeasurements
     outputs: list[Output] = Field(default_factory=list)
+    privacy: Privacy | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "Collaboration":
@@ -358,7 +394,7 @@ class Collaboration(Model):
                 problems.append(
                     f"parties[{i}].cloud: {party.cloud!r} has no workload host its key can be released to: "
                     f"{KEY_RELEASE_HINT[party.cloud]}; add a workload host on {party.cloud} with tee "
-                    f"{' or '.join(sorted(paths - ({'sev-snp'} if party.cloud == 'azure' else set())))}"
+                    f"{' or '.join(sorted(paths - ({'sev-snp', 'tdx'} if party.cloud == 'azure' else set())))}"
                 )
         for i, output in enumerate(self.outputs):
             for j, recipient in enumerate(output.recipients):
@@ -367,6 +403,16 @@ class Collaboration(Model):
                         f"outputs[{i}].recipients[{j}]: {recipient!r} is not a party of this "
                         f"collaboration (parties: {', '.join(names)})"
                     )
+        declared = [o.name for o in self.outputs]
+        spending = self.privacy.outputs if self.privacy is not None else []
+        for i, output in enumerate(spending):
+            if output not in declared:
+                problems.append(
+                    f"privacy.outputs[{i}]: {output!r} is not a declared output (outputs: "
+                    f"{', '.join(declared) or 'none'}): declare it under outputs or remove it here"
+                )
+            elif spending.index(output) != i:
+                problems.append(f"privacy.outputs[{i}]: {output!r} is listed twice")
         if problems:
             raise PydanticCustomError("ccp_many", "\n".join(problems))
         return self

@@ -27,9 +27,20 @@ _X86_FAMILIES: Final = frozenset(
     x2idn x2iedn x2iezn z1d
     """.split()
 )
+# Graviton: the user guide admits Graviton-based instances "excluding A1, C7gd, C7gn, Hpc7g, M7gd, R7gd,
+# G5g, Im4gn, Is4gen, and T4g" (source above); C7gd/C7gn/M7gd/R7gd were wrongly listed here before.
 _ARM_FAMILIES: Final = frozenset(
-    "m6g m6gd m7g m7gd m8g c6g c6gd c6gn c7g c7gd c7gn c8g r6g r6gd r7g r7gd r8g".split()
+    "m6g m6gd m7g m8g c6g c6gd c6gn c7g c8g r6g r6gd r7g r8g".split()
 )
+# Families the Nitro Enclaves user guide ("Requirements", source above) excludes by name: refused
+# with that reason, so nobody re-adds them to the allowlist by mistake.
+EXCLUDED_FAMILIES: Final[dict[str, str]] = {
+    **{f: "burstable T-family instances do not support Nitro Enclaves" for f in ("t3", "t3a", "t4g")},
+    **{
+        f: "the Nitro Enclaves user guide excludes this Graviton family"
+        for f in ("a1", "c7gd", "c7gn", "hpc7g", "m7gd", "r7gd", "g5g", "im4gn", "is4gen")
+    },
+}
 # vCPUs of the `.large` step; every `Nxlarge` has 4*N vCPUs on these families.
 _SIZE = re.compile(r"^(?:(\d+)?xlarge|large|medium|small|micro|nano|metal(?:-\d+xl)?)$")
 
@@ -74,6 +85,12 @@ def validate_enclave_instance_type(instance_type: str) -> None:
         raise ValueError(
             f"instance type {instance_type!r} cannot host a Nitro enclave: bare-metal instances do not "
             "support Nitro Enclaves; use a virtualized size such as m6i.xlarge"
+        )
+    if family in EXCLUDED_FAMILIES:
+        raise ValueError(
+            f"instance type {instance_type!r} cannot host a Nitro enclave: {EXCLUDED_FAMILIES[family]} "
+            "(https://docs.aws.amazon.com/enclaves/latest/user/nitro-enclave.html#nitro-enclave-reqs); "
+            "use e.g. m6i.xlarge or m7g.xlarge"
         )
     if family not in _X86_FAMILIES | _ARM_FAMILIES:
         raise ValueError(

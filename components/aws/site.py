@@ -34,6 +34,7 @@ from components.aws.checks import DEFAULT_INSTANCE_TYPE
 from components.aws.common import Account, child, short_name
 from components.aws.eks import EksCluster, EksClusterArgs
 from components.aws.enclave_host import EnclaveHost, EnclaveHostArgs
+from components.aws.enclave_image import EnclaveImageStore, EnclaveImageStoreArgs, eif_object_key
 from components.aws.enclave_role import EnclaveRole, EnclaveRoleArgs
 from components.aws.keys import (
     ServiceKey,
@@ -219,6 +220,17 @@ class Site(pulumi.ComponentResource):
 
         self.networks: dict[str, Network] = {}
         ebs_keys: dict[str, ServiceKey] = {}
+        # Where the plain enclave hosts of each region fetch the approved EIF (EKS nodes get theirs
+        # from the pods' device plugin, not from user data).
+        self.image_stores: dict[str, EnclaveImageStore] = {}
+        for region in sorted({h.region for h in hosts if not h.kubernetes}):
+            self.image_stores[region] = EnclaveImageStore(
+                f"{name}-eif-{region}",
+                EnclaveImageStoreArgs(
+                    region=region, collaboration=collab, environment=env, account=account, tags=site_tags
+                ),
+                opts=child(self),
+            )
         for region in host_regions:
             regional_k8s = any(h.kubernetes for h in hosts if h.region == region)
             self.networks[region] = Network(
@@ -245,10 +257,16 @@ class Site(pulumi.ComponentResource):
         role_policy = role.allow_access(
             f"{name}-enclave-access",
             data_key_arns=[k.arn for k in self.keys.values()],
-            storage_key_arns=[s.storage_key.arn for s in self.storage.values()],
-            bucket_arns=[s.bucket_arn for s in self.storage.values()],
+            storage_key_arns=[
+                *(s.storage_key.arn for s in self.storage.values()),
+                *(i.key.key.arn for i in self.image_stores.values()),
+            ],
+            bucket_arns=[
+                *(s.bucket_arn for s in self.storage.values()),
+                *(i.bucket_arn for i in self.image_stores.values()),
+            ],
             log_group_arns=[self.audit.runtime_log_group.arn] if self.audit and self.audit.runtime_log_group else [],
-            regions=sorted({p.region for p in parties}),
+            regions=sorted({p.region for p in parties} | set(self.image_stores)),
         )
 
         self.hosts: list[EnclaveHost] = []
@@ -277,6 +295,8 @@ class Site(pulumi.ComponentResource):
         ebs_key: ServiceKey,
     ) -> None:
         network = self.networks[host.region]
+        nitro = args.collaboration.measurements.nitro
+        assert nitro is not None  # checked by the config validation for every nitro host
         instance_type = host.instance_type or DEFAULT_INSTANCE_TYPE
         workload = args.collaboration.workload.name
         host_name = f"{name}-{workload}-{index}"
@@ -329,6 +349,10 @@ class Site(pulumi.ComponentResource):
                     instance_profile_name=role.instance_profile.name,
                     ebs_kms_key_arn=ebs_key.key.arn,
                     tags=args.shared_tags(),
+                    image_bucket=self.image_stores[host.region].bucket_name,
+                    image_object_key=eif_object_key(args.collaboration.measurements.version),
+                    approved_pcr0=nitro.pcr0 or nitro.pcr8 or "",
+                    approved_pcr="PCR0" if nitro.pcr0 else "PCR8",
                     depends_on=[role_policy, *network.interface_endpoints.values()],
                 ),
                 opts=child(self),

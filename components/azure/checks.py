@@ -7,6 +7,9 @@ then only declares. What they refuse, and why:
   pins the policy's hash, and the policy pins the image's layers);
 - a VM host whose size does not provide its TEE (ARM refuses it only at deployment time);
 - Azure parties without a host Key Vault can release their key to (an Azure SEV-SNP CVM never is one);
+- an Azure data key released to a TDX confidential VM (TDX_CVM_REFUSED): its only pin, MRTD, measures
+  Microsoft's firmware and paravisor, not the workload; the CVM may stay a host when no Azure party
+  releases a key to it;
 - measurements the release policy cannot be built from;
 - in prod: no Confidential VM Orchestrator id (or a placeholder one) for confidential VM disks, and an
   attestation provider without policy signing certificates (AAD mode);
@@ -22,12 +25,22 @@ from components.attestation.azure_release_policy import AZURE_RELEASE_TEES, rele
 from components.azure.container_group import validate_container_group
 from components.azure.options import AzureOptions
 from components.azure.vm import host_size
-from components.model import releases_key
+from components.model import GUEST_ATTESTATION_DOCS, releases_key
 from components.site import SiteArgs, problem
 
 CONTAINER_GROUP_TEE: Final = "confidential-containers"
 # Any https URL serves to validate the measurements before the provider's URI is known.
 VALIDATION_AUTHORITY: Final = "https://validation.attest.azure.net"
+TDX_CVM_REFUSED: Final = (
+    "an Azure TDX confidential VM cannot be the release target of an Azure data key: its release policy "
+    "could pin only tdx_mrtd (measurements.tdx.mrtd), which on an Azure confidential VM measures Microsoft's "
+    "firmware and paravisor, not the guest or the workload (" + GUEST_ATTESTATION_DOCS + "), so any code "
+    "running in the VM with its identity (VM agent, extensions, Run Command, an admin login) would get the "
+    "key, and the value changes when Microsoft services the paravisor; use tee 'confidential-containers' "
+    "(an Azure confidential container group) with measurements.sevSnp.ccePolicy (from `az confcom "
+    "acipolicygen`) and measurements.sevSnp.hostData (its SHA-256), or tee 'sgx' with measurements.sgx "
+    "(MRENCLAVE/MRSIGNER measure the enclave itself)"
+)
 _GUID: Final = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -71,10 +84,17 @@ def _release(args: SiteArgs) -> list[str]:
     if args.parties and not tees:
         return [problem(
             "collaboration.workload.hosts",
-            "Azure parties need an Azure workload host with tee confidential-containers, tdx or sgx (or sev-snp "
-            "on AKS): Key Vault releases keys only against Azure Attestation tokens of those TEEs; add one",
+            "Azure parties need an Azure workload host with tee confidential-containers or sgx (or sev-snp "
+            "on AKS): Key Vault releases keys only against Azure Attestation tokens that identify the "
+            "workload; add one",
         )]
-    found: list[str] = []
+    # Old configs (an Azure data key bound to a TDX CVM's MRTD) fail loudly here, like an Azure SEV-SNP
+    # CVM pinned by its launch measurement does in the model (components.model.CVM_REFUSED).
+    found: list[str] = [
+        problem(f"collaboration.workload.hosts[{index}].tee", TDX_CVM_REFUSED)
+        for index, host in args.indexed_hosts()
+        if args.parties and host.tee == "tdx"
+    ]
     for tee in tees:
         try:
             release_policy(args.collaboration.measurements, tee=tee, authority=VALIDATION_AUTHORITY)

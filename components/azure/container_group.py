@@ -17,7 +17,10 @@ What the group declares, and why:
 - the host's user-assigned identity only (the principal its party keys are released to);
 - private networking: a subnet delegated to `Microsoft.ContainerInstance/containerGroups`, no IP
   address block at all (so no public IP), egress through the site's NAT gateway;
-- no privileged container, no privilege escalation, no command override; interactive exec is
+- the workload started at boot by an explicit `command` (`RUNTIME_COMMAND`, the same as the image's
+  ENTRYPOINT + CMD in images/aci/Dockerfile, so the policy `az confcom acipolicygen` derives from the
+  template pins exactly it) and restarted on failure; no operator path in: no privileged container, no
+  privilege escalation, no exec (see below), no public IP; interactive exec is
   governed by the CCE policy (`az confcom acipolicygen` denies exec unless the template asks for it),
   and a policy that allows it is a different policy with a different hash.
 """
@@ -40,6 +43,10 @@ _BY_DIGEST: Final = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 # Per-container resources of the workload (ACI confidential groups: up to 4 vCPU / 16 GB).
 WORKLOAD_CPU: Final = 4.0
 WORKLOAD_MEMORY_GB: Final = 16.0
+# What the group runs at boot: the enclave runtime's attested service (images/aci/Dockerfile).
+RUNTIME_COMMAND: Final[tuple[str, ...]] = (
+    "python", "-m", "enclave_runtime", "serve", "--host", "0.0.0.0", "--port", "8443",
+)
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,7 @@ class ConfidentialContainerGroup(pulumi.ComponentResource):
                 containerinstance.ContainerArgs(
                     name=args.workload_name,
                     image=args.image,  # type: ignore[arg-type]
+                    command=list(RUNTIME_COMMAND),
                     resources=containerinstance.ResourceRequirementsArgs(
                         requests=containerinstance.ResourceRequestsArgs(
                             cpu=WORKLOAD_CPU, memory_in_gb=WORKLOAD_MEMORY_GB

@@ -1,8 +1,11 @@
 """Workload hosts on Azure: confidential VMs (AMD SEV-SNP / Intel TDX) and SGX VMs.
 
 Every host: a validated size, UEFI secure boot + vTPM, a NIC without a public IP on a subnet
-without inbound rules, Linux with SSH keys only (password authentication disabled), and the
-host's user-assigned identity (the principal its party keys are released to).
+without inbound rules, Linux with password authentication disabled, the host's user-assigned
+identity (the principal its party keys are released to), and a cloud-init custom data
+(`runtime_cloud_init`) that starts the enclave runtime at boot and closes the operator paths (sshd
+masked, no VM agent, no extensions; ARM still requires an SSH key in the Linux profile, which the
+first boot removes).
 Confidential VMs also encrypt the OS disk together with the VM guest state
 (`DiskWithVMGuestState`); in prod under a customer key through a `DiskEncryptionSet` of type
 `ConfidentialVmEncryptedWithCustomerKey` (https://learn.microsoft.com/azure/confidential-computing/confidential-vm-overview).
@@ -10,6 +13,7 @@ Confidential VMs also encrypt the OS disk together with the VM guest state
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Final
 
@@ -44,6 +48,47 @@ SGX_IMAGE: Final = {
 }
 CONFIDENTIAL_DES_TYPE: Final = "ConfidentialVmEncryptedWithCustomerKey"
 STANDARD_DES_TYPE: Final = "EncryptionAtRestWithCustomerKey"
+
+
+RUNTIME_UNIT: Final = "ccp-runtime.service"
+
+
+def runtime_cloud_init(workload_name: str = "workload") -> str:
+    """cloud-init user data of a workload VM: start the enclave runtime at boot, close the operator paths.
+
+    - `ccp-runtime.service` runs `python3 -m enclave_runtime serve` (the runtime baked into the image,
+      images/cvm/README.md) as an unprivileged dynamic user, restarted on failure;
+    - sshd is masked and the admin account's authorized keys removed at first boot (Azure requires a
+      key in the Linux profile; the NSG admits no SSH either), and the Azure Linux agent is stopped
+      (the VM also declares provisionVMAgent/allowExtensionOperations false: no Run Command, no extensions).
+    """
+    return (
+        "#cloud-config\n"
+        "ssh_pwauth: false\n"
+        "disable_root: true\n"
+        "write_files:\n"
+        f"  - path: /etc/systemd/system/{RUNTIME_UNIT}\n"
+        "    permissions: '0644'\n"
+        "    content: |\n"
+        f"      [Unit]\n"
+        f"      Description=ccp enclave runtime ({workload_name})\n"
+        "      After=network-online.target\n"
+        "      Wants=network-online.target\n"
+        "      [Service]\n"
+        "      ExecStart=/usr/bin/python3 -m enclave_runtime serve --host 0.0.0.0 --port 8443\n"
+        "      Environment=PYTHONPATH=/opt/ccp\n"
+        "      DynamicUser=yes\n"
+        "      NoNewPrivileges=yes\n"
+        "      Restart=on-failure\n"
+        "      [Install]\n"
+        "      WantedBy=multi-user.target\n"
+        "runcmd:\n"
+        f"  - [systemctl, daemon-reload]\n"
+        f"  - [systemctl, enable, --now, {RUNTIME_UNIT}]\n"
+        "  - [systemctl, mask, --now, ssh.service, ssh.socket]\n"
+        f"  - [rm, -f, /home/{ADMIN_USERNAME}/.ssh/authorized_keys]\n"
+        "  - [systemctl, mask, --now, walinuxagent.service]\n"
+    )
 
 
 def host_size(host: WorkloadHost) -> str:
@@ -214,10 +259,13 @@ def _linux_vm(
         os_profile=compute.OSProfileArgs(
             computer_name=name[:63],
             admin_username=ADMIN_USERNAME,
-            allow_extension_operations=True,
+            # The workload starts at boot from this cloud-init; nobody gets in afterwards (no extensions,
+            # no Run Command through the agent, sshd masked, no inbound NSG rule).
+            custom_data=base64.b64encode(runtime_cloud_init().encode()).decode(),
+            allow_extension_operations=False,
             linux_configuration=compute.LinuxConfigurationArgs(
                 disable_password_authentication=True,
-                provision_vm_agent=True,
+                provision_vm_agent=False,
                 ssh=compute.SshConfigurationArgs(
                     public_keys=[
                         compute.SshPublicKeyArgs(

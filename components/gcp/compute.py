@@ -52,6 +52,57 @@ SHIELDED_BOOT: Final[dict[str, bool]] = {
 _PINNED_IMAGE = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._/-]+@(sha256:[0-9a-f]{64})$")
 
 
+ARTIFACT_REGISTRY_READER: Final = "roles/artifactregistry.reader"
+_ARTIFACT_REGISTRY = re.compile(
+    r"^(?P<location>[a-z0-9-]+)-docker\.pkg\.dev/(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9])/"
+    r"(?P<repository>[a-z0-9][a-z0-9._-]*)/[^@\s]+@sha256:[0-9a-f]{64}$"
+)
+
+
+@dataclass(frozen=True)
+class ImageRepository:
+    """The Artifact Registry repository a workload image is pulled from."""
+
+    project: str
+    location: str
+    repository: str
+
+
+def image_repository(image: str) -> ImageRepository | None:
+    """The Artifact Registry repository of `<location>-docker.pkg.dev/<project>/<repo>/<image>@sha256:...`,
+    or None for an image elsewhere (a public registry needs no grant; anything else is the operator's
+    precondition, reported by the site)."""
+    match = _ARTIFACT_REGISTRY.match(image)
+    if match is None:
+        return None
+    return ImageRepository(match["project"], match["location"], match["repository"])
+
+
+class ImagePullGrant(pulumi.ComponentResource):
+    """`roles/artifactregistry.reader` for the workload service account on the image's repository only
+    (not the project): the Confidential Space launcher pulls the container as that account
+    (https://cloud.google.com/confidential-computing/confidential-space/docs/create-your-first-confidential-space-environment)."""
+
+    def __init__(
+        self,
+        name: str,
+        repository: ImageRepository,
+        service_account: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("ccp:gcp:ImagePullGrant", name, None, opts)
+        self.member = gcp.artifactregistry.RepositoryIamMember(
+            name,
+            project=repository.project,
+            location=repository.location,
+            repository=repository.repository,
+            role=ARTIFACT_REGISTRY_READER,
+            member=f"serviceAccount:{service_account}",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"repository": repository.repository})
+
+
 def confidential_space_image(debug: bool = False) -> str:
     family = CONFIDENTIAL_SPACE_DEBUG_FAMILY if debug else CONFIDENTIAL_SPACE_FAMILY
     return f"projects/{CONFIDENTIAL_SPACE_PROJECT}/global/images/family/{family}"

@@ -3,7 +3,8 @@
 Sources: Compute Engine `ConfidentialInstanceConfig.confidentialInstanceType` (SEV, SEV_SNP, TDX) and
 the Confidential VM supported configurations
 (https://cloud.google.com/confidential-computing/confidential-vm/docs/supported-configurations):
-AMD SEV on N2D and C2D, AMD SEV-SNP on N2D/C2D with `minCpuPlatform = "AMD Milan"`, Intel TDX on C3.
+AMD SEV on N2D and C2D, AMD SEV-SNP on N2D only (with `minCpuPlatform = "AMD Milan"`; Google does not
+list C2D for SEV-SNP, which was wrongly mapped here before), Intel TDX on C3.
 Confidential Space workload VMs use SEV or TDX only
 (https://cloud.google.com/confidential-computing/confidential-space/docs/deploy-workloads).
 A wrong family fails at `pulumi up` after minutes; this check fails before anything is declared.
@@ -17,7 +18,7 @@ ConfidentialType = Literal["SEV", "SEV_SNP", "TDX"]
 
 FAMILIES: Final[dict[str, frozenset[str]]] = {
     "SEV": frozenset({"n2d", "c2d"}),
-    "SEV_SNP": frozenset({"n2d", "c2d"}),
+    "SEV_SNP": frozenset({"n2d"}),  # not c2d: see the supported configurations (source above)
     "TDX": frozenset({"c3"}),
 }
 MIN_CPU_PLATFORM: Final[dict[str, str]] = {"SEV_SNP": "AMD Milan"}

@@ -30,6 +30,8 @@ from components.gcp.compute import (
     LOG_WRITER,
     WORKLOAD_USER,
     ConfidentialSpaceWorkload,
+    ImagePullGrant,
+    image_repository,
     ConfidentialSpaceWorkloadArgs,
     ConfidentialVm,
     ConfidentialVmArgs,
@@ -98,6 +100,7 @@ class Site(pulumi.ComponentResource):
         # Confidential Space: one workload identity, one workload service account.
         self.pool_id = self.provider_id = self.condition = self.workload_service_account = None
         self.identity: WorkloadIdentity | None = None
+        self.image_pull_grant: ImagePullGrant | None = None
         self.workloads: list[pulumi.ComponentResource] = []
         digests: list[str] = []
         if space_hosts:
@@ -115,6 +118,16 @@ class Site(pulumi.ComponentResource):
                 ),
                 opts=self._child,
             )
+            # The launcher pulls the image as the workload service account: it needs read access to the
+            # image's repository (often in another project), granted on that repository only.
+            repository = image_repository(image)
+            if repository is not None:
+                self.image_pull_grant = ImagePullGrant(
+                    f"{name}-cs-image-pull",
+                    repository,
+                    self.workload_service_account,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[space_sa]),
+                )
             types = {h.region: confidential_space_type(self._machine_type(h, "SEV")) for h in space_hosts}
             self.condition = attribute_condition(
                 args.collaboration.measurements,
@@ -153,7 +166,11 @@ class Site(pulumi.ComponentResource):
                             restart_policy=self.options.restart_policy,
                             debug_image=self.options.debug_image_in_dev,
                             managed_group=self.options.managed_group,
-                            after=[space_sa, self.disk_keys[host.region]],
+                            after=[
+                                space_sa,
+                                self.disk_keys[host.region],
+                                *([self.image_pull_grant] if self.image_pull_grant else []),
+                            ],
                         ),
                         opts=self._child,
                     )

@@ -20,10 +20,16 @@ than `shared`, or untagged: fail closed), one entry `{key_urn, party, paths}`; e
 - `owner` / `owner-encrypt`: owners allowed to decrypt / only to encrypt (seal; Encrypt never returns
   plaintext, so it is listed but is no path to plaintext).
 - `key-policy`: any other key-policy allow of a data-plane action.
-- `iam-policy`: an IAM role policy allowing kms actions on the key (or `*`) where the key policy
-  delegates to the account.
+- `iam-policy`: an IAM role (or user) policy allowing kms actions on the key (or `*`) where the key
+  policy delegates to the account.
+- `access-key`: an IAM user policy allowing kms actions on the key (where the key policy delegates to the
+  account) for a user with an active long-lived access key.
 - `grant`: a declared KMS grant.
-- `rbac` / `iam`: Azure role assignments on the key, vault, resource group or subscription; GCP IAM
+- `rbac-access-admin`: Azure "Key Vault Data Access Administrator" on the key, vault or an enclosing scope
+  (resource group, subscription, management group): it can assign itself release or decrypt.
+- `iam-conditional`: a GCP grant on a party key under an IAM condition, to anyone but the attestation
+  principal set (whose conditional binding stays `attested-workload`, the condition in its text).
+- `rbac` / `iam`: Azure role assignments on the key, vault, resource group, subscription or management group; GCP IAM
   members/bindings on the crypto key, key ring or project with a Cloud KMS (or basic) role (a GCP
   `cryptoKeyEncrypter` is `owner-encrypt`).
 - `service`: a cloud service using a service-bound key on a caller's behalf (S3 through
@@ -324,8 +330,13 @@ def _aws_paths(index: _Index, key: RecordedResource, props: Mapping[str, Any], s
 
 def _aws_iam_paths(index: _Index, key_arn: str, delegated: set[str]) -> list[dict[str, Any]]:
     paths = []
-    for policy in index.of("aws:iam/rolePolicy:RolePolicy"):
+    keyed_users = {
+        str(index.p(k).get("user")) for k in index.of("aws:iam/accessKey:AccessKey")
+        if str(index.p(k).get("status") or "Active") != "Inactive"
+    }
+    for policy in index.of("aws:iam/rolePolicy:RolePolicy", "aws:iam/userPolicy:UserPolicy"):
         props = index.p(policy)
+        user = policy.type == "aws:iam/userPolicy:UserPolicy"
         try:
             document = json.loads(props.get("policy") or "{}")
         except (TypeError, ValueError):
@@ -336,8 +347,14 @@ def _aws_iam_paths(index: _Index, key_arn: str, delegated: set[str]) -> list[dic
             resources = [str(r) for r in _list(statement.get("Resource"))]
             if not any(r == "*" or r == key_arn or r == "arn:aws:kms:*" for r in resources):
                 continue
-            if _granted(_list(statement.get("Action")), delegated):
-                paths.append(_path("iam-policy", f"role {props.get('role')}", _condition_text(statement.get("Condition"))))
+            if not _granted(_list(statement.get("Action")), delegated):
+                continue
+            condition = _condition_text(statement.get("Condition"))
+            if user and str(props.get("user")) in keyed_users:
+                # A long-lived access key acts as the user from anywhere, without attestation or expiry.
+                paths.append(_path("access-key", f"user {props.get('user')}", f"active IAM access key; {condition}"))
+            else:
+                paths.append(_path("iam-policy", f"{'user' if user else 'role'} {props.get('user' if user else 'role')}", condition))
     return paths
 
 
@@ -345,6 +362,8 @@ def _aws_iam_paths(index: _Index, key_arn: str, delegated: set[str]) -> list[dic
 
 RELEASE_ROLE: Final = "08bbd89e-9f13-488c-ac41-acfcb10c90ab"  # Key Vault Crypto Service Release User
 ENCRYPTION_ROLE: Final = "e147488a-f6f5-4113-8e2d-b22465e65bf6"  # Key Vault Crypto Service Encryption User
+# Manages role assignments on Key Vault: can grant itself release or decrypt (a path to the key's policy).
+DATA_ACCESS_ADMIN_ROLE: Final = "8b54135c-b56d-4d72-a534-26097cfdc8d8"
 # Claims that identify the workload when compared exactly (container group host data = CCE policy
 # hash, SGX enclave/signer, a custom attestation policy's PCR claims).
 WORKLOAD_CLAIMS: Final = ("x-ms-sevsnpvm-hostdata", "x-ms-sgx-mrenclave", "x-ms-sgx-mrsigner", "pcr")
@@ -397,7 +416,8 @@ def _azure_scope_matches(scope: str, key: RecordedResource, key_props: Mapping[s
     if vault_name and lowered.endswith(f"/vaults/{vault_name.lower()}"):
         return True
     rg = str(key_props.get("resourceGroupName") or "").lower()
-    if re.fullmatch(r"/subscriptions/[^/]+", lowered):
+    # A subscription or a management group covers every vault below it.
+    if re.fullmatch(r"/subscriptions/[^/]+|/providers/microsoft\.management/managementgroups/[^/]+", lowered):
         return True
     return bool(rg) and re.fullmatch(rf"/subscriptions/[^/]+/resourcegroups/{re.escape(rg)}", lowered) is not None
 
@@ -465,6 +485,9 @@ def _azure_paths(index: _Index, key: RecordedResource, props: Mapping[str, Any],
                 paths += _azure_operator_paths(index, vm, vm_props)
         elif role == ENCRYPTION_ROLE and service_bound:
             paths.append(_path("service", principal, f"role {role} at {aprops.get('scope')}"))
+        elif role == DATA_ACCESS_ADMIN_ROLE:
+            paths.append(_path("rbac-access-admin", principal, f"Key Vault Data Access Administrator at {aprops.get('scope')}: "
+                                                            "can assign itself the roles that decrypt or release the key"))
         else:
             paths.append(_path("rbac", principal, f"role {role} at {aprops.get('scope')}"))
     return paths
@@ -479,7 +502,8 @@ ENCRYPT_ONLY_ROLES: Final = frozenset({"roles/cloudkms.cryptoKeyEncrypter"})
 KEY_ROLES: Final = re.compile(r"^roles/(cloudkms\.|owner$|editor$)|^projects/.+/roles/|^organizations/.+/roles/")
 
 
-def _gcp_members(index: _Index, types: tuple[str, ...], field: str, target: str) -> list[tuple[str, str]]:
+def _gcp_members(index: _Index, types: tuple[str, ...], field: str, target: str) -> list[tuple[str, str, str]]:
+    """(role, member, IAM condition expression or "") of every grant on `target`."""
     found = []
     for resource in index.of(*types):
         props = index.p(resource)
@@ -490,10 +514,18 @@ def _gcp_members(index: _Index, types: tuple[str, ...], field: str, target: str)
                 bindings = json.loads(props.get("policyData") or "{}").get("bindings", [])
             except (TypeError, ValueError):
                 continue
-            found += [(str(b.get("role")), str(m)) for b in bindings for m in _list(b.get("members"))]
+            found += [(str(b.get("role")), str(m), _iam_condition(b.get("condition")))
+                      for b in bindings for m in _list(b.get("members"))]
         else:
-            found += [(str(props.get("role")), str(m)) for m in _list(props.get("member")) + _list(props.get("members"))]
+            condition = _iam_condition(props.get("condition"))
+            found += [(str(props.get("role")), str(m), condition) for m in _list(props.get("member")) + _list(props.get("members"))]
     return found
+
+
+def _iam_condition(condition: Any) -> str:
+    if not condition:
+        return ""
+    return str(condition.get("expression") or condition) if isinstance(condition, Mapping) else str(condition)
 
 
 def _gcp_paths(index: _Index, key: RecordedResource, props: Mapping[str, Any], service_bound: bool) -> list[dict[str, Any]]:
@@ -512,10 +544,12 @@ def _gcp_paths(index: _Index, key: RecordedResource, props: Mapping[str, Any], s
                 "gcp:projects/iAMPolicy:IAMPolicy"), "project", project)]
     paths: list[dict[str, Any]] = []
     attested_digests: list[str] = []
-    for level, (role, member) in members:
+    for level, (role, member, iam_condition) in members:
         if not KEY_ROLES.match(role):
             continue
         where = f"{role} on the {level}"
+        if iam_condition:
+            where += f" under IAM condition {iam_condition}"
         pool = re.search(r"/workloadIdentityPools/([^/]+)/(attribute\.[\w]+)/(.+)$", member)
         if pool:
             conditions = [
@@ -528,6 +562,9 @@ def _gcp_paths(index: _Index, key: RecordedResource, props: Mapping[str, Any], s
             if attested:
                 attested_digests.append(value)
             paths.append(_path("attested-workload", member, f"{where}; WIF condition: " + " | ".join(conditions), attested=attested))
+        elif iam_condition and not service_bound:
+            # A conditional grant on a party key (the condition may widen or narrow who reaches it).
+            paths.append(_path("iam-conditional", member, where))
         elif service_bound and SERVICE_AGENT.match(member):
             paths.append(_path("service", member, where))
         elif role in ENCRYPT_ONLY_ROLES:

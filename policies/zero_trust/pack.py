@@ -13,7 +13,7 @@ from pulumi_policy import EnforcementLevel
 from pulumi_policy.policy import Policy
 
 from components.site import SHARED_PARTY
-from policies.zero_trust.rules import aws, azure, gcp, kubernetes, stack
+from policies.zero_trust.rules import aws, azure, gcp, kubernetes, stack, workload
 from policies.zero_trust.rules._base import (
     CONFIDENTIAL,
     ZeroTrustResourcePolicy,
@@ -31,6 +31,7 @@ POLICIES: list[Policy] = [
     *gcp.POLICIES,
     *kubernetes.POLICIES,
     *stack.POLICIES,
+    *workload.POLICIES,
 ]
 
 # Mandatory for critical/high, advisory otherwise; config/<stack>.json may change any of them.

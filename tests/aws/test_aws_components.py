@@ -559,6 +559,7 @@ def test_every_key_carries_its_purpose_and_owner(dev: Recording) -> None:
         "dev-demo-aws-clinic-aws-storage-key": ("party-storage", "clinic-aws"),
         "dev-demo-aws-audit-key": ("audit", "shared"),
         "dev-demo-aws-ebs-eu-west-1": ("disk", "shared"),
+        "dev-demo-aws-eif-eu-west-1-key": ("disk", "shared"),
     }
     # Shared keys carry the most sensitive classification of the collaboration.
     assert tags["dev-demo-aws-ebs-eu-west-1"]["data-classification"] == "phi"

@@ -47,3 +47,18 @@ def test_enclave_resources_leave_the_parent_two_vcpus() -> None:
 
 def test_allocator_yaml() -> None:
     assert allocator_yaml(2, 4096) == "---\nmemory_mib: 4096\ncpu_count: 2\n"
+
+
+# Item 4 (issue 14): every family the Nitro Enclaves user guide's "Requirements"
+# (https://docs.aws.amazon.com/enclaves/latest/user/nitro-enclave.html#nitro-enclave-reqs) excludes is
+# refused by name, at a size that would otherwise qualify.
+@pytest.mark.parametrize(
+    "family", ["t3", "t3a", "t4g", "a1", "c7gd", "c7gn", "hpc7g", "m7gd", "r7gd", "g5g", "im4gn", "is4gen"]
+)
+def test_family_excluded_by_the_user_guide_is_refused(family: str) -> None:
+    from components.aws.instance_types import EXCLUDED_FAMILIES, _ARM_FAMILIES, _X86_FAMILIES
+
+    assert family in EXCLUDED_FAMILIES and family not in _ARM_FAMILIES | _X86_FAMILIES
+    with pytest.raises(ValueError, match=f"'{family}.2xlarge' cannot host a Nitro enclave"):
+        validate_enclave_instance_type(f"{family}.2xlarge")
+

@@ -31,8 +31,8 @@ def test_dev_site_declares_the_aws_slice() -> None:
     assert counts["ccp:aws:PartyStorage"] == 1
     assert counts["aws:ec2/instance:Instance"] == 1
     assert counts["aws:cloudtrail/trail:Trail"] == 1
-    assert counts["aws:kms/key:Key"] == 4  # data, storage, audit, EBS
-    assert counts["aws:s3/bucket:Bucket"] == 3  # party data, its access logs, trail
+    assert counts["aws:kms/key:Key"] == 5  # data, storage, audit, EBS, enclave image (EIF)
+    assert counts["aws:s3/bucket:Bucket"] == 4  # party data, its access logs, trail, enclave images
     assert counts["aws:ec2/vpcEndpoint:VpcEndpoint"] == 7
     site = sites[0]
     assert list(site.keys) == ["clinic-aws"]

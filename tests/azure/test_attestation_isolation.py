@@ -18,7 +18,7 @@ from components.azure.options import AzureOptions
 from components.azure.site import Site
 from policies.review.mocks import run, unwrap
 
-from tests.support import read_stack, stack_site_args
+from tests.support import read_stack, stack_site_args, with_tdx_cvm_host
 
 ORCHESTRATOR = "0b0b0b0b-0000-4000-8000-00000000000e"
 SIGNER_PEM = (Path(__file__).parent / "policy_signer.pem").read_text()
@@ -34,12 +34,10 @@ def prod_options(**over: Any) -> AzureOptions:
 
 
 def cvm_prod() -> dict[str, Any]:
+    """Prod with its Azure host as a TDX confidential VM and no Azure party (no Azure data key is ever
+    released to a CVM pinned by MRTD: components/azure/checks.TDX_CVM_REFUSED)."""
     raw = copy.deepcopy(read_stack("prod"))
-    collab = raw["collaboration"]
-    collab["workload"]["hosts"] = [h for h in collab["workload"]["hosts"] if h["cloud"] != "azure"] + [
-        {"cloud": "azure", "region": "germanywestcentral", "tee": "tdx", "instanceType": "Standard_DC8es_v5"}
-    ]
-    collab["measurements"]["tdx"] = {"mrtd": "5d" * 48}
+    with_tdx_cvm_host(raw["collaboration"])
     return raw
 
 

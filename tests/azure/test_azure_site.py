@@ -81,13 +81,14 @@ def without_azure_parties(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def prod_cvm() -> dict[str, Any]:
-    """The prod stack with its Azure host as a TDX confidential VM (the CVM kind an Azure data key may
-    still name; an Azure SEV-SNP CVM is refused as a data-key release target)."""
-    return with_hosts(
+    """The prod stack with its Azure host as a TDX confidential VM and no Azure party: a CVM may be a host,
+    but no Azure data key is released to it (MRTD measures Microsoft's firmware and paravisor, not the
+    workload: components/azure/checks.TDX_CVM_REFUSED)."""
+    return without_azure_parties(with_hosts(
         read_stack("prod"),
         [{"cloud": "azure", "region": "germanywestcentral", "tee": "tdx", "instanceType": "Standard_DC8es_v5"}],
         tdx={"mrtd": "5d" * 48},
-    )
+    ))
 
 
 @pytest.fixture(scope="module")
@@ -320,17 +321,21 @@ def test_prod_encrypts_confidential_disks_with_customer_key() -> None:
     assert disk_key["attributes"]["exportable"] is True  # its release policy: tests/azure/test_cvm_disk_key.py
     orchestrator = props(custom(rec, f"{SITE}-tdx-germanywestcentral-0-disk-orchestrator-release"))
     assert orchestrator["principalId"] == ORCHESTRATOR and orchestrator["roleDefinitionId"].endswith(RELEASE_USER)
-    # the party data key is still released to the workload identity only
-    party_release = [r for r in rec.of_type("azure-native:authorization:RoleAssignment")
-                     if props(r)["roleDefinitionId"].endswith(RELEASE_USER) and props(r)["scope"] == resource_id(data_key(rec))]
-    assert [props(r)["principalId"] for r in party_release] == [
-        principal_id(f"{SITE}-tdx-germanywestcentral-0-identity")
-    ]
+    # no party data key exists to be released to the CVM: the only key release is the platform's disk key
+    assert not [r for r in rec.of_type("azure-native:keyvault:Key") if props(r)["tags"]["ccp-key-purpose"] == "party-data"]
+    releasers = [props(r)["principalId"] for r in rec.of_type("azure-native:authorization:RoleAssignment")
+                 if props(r)["roleDefinitionId"].endswith(RELEASE_USER)]
+    assert releasers == [ORCHESTRATOR]
     accounts = {r.name: props(r) for r in rec.of_type("azure-native:storage:StorageAccount")}
     assert {a["sku"]["name"] for a in accounts.values()} == {"Standard_ZRS"}
-    # prod: an immutable audit copy per vault (the party's and the operator vault's)
+    # prod: an immutable audit copy per vault (here only the operator vault's: no Azure party)
     archives = [a for a in accounts.values() if "immutableStorageWithVersioning" in a]
-    assert len(archives) == 2 and len(accounts) == 3
+    assert len(archives) == 1 and len(accounts) == 1
+    # with its Azure party (prod's container group host, no disk key, so no operator vault) the party's vault gets one
+    with_party = build(read_stack("prod"), AzureOptions(cvm_orchestrator_object_id=ORCHESTRATOR,
+                                                        attestation_policy_signing_certificates=(SIGNER_PEM,)))
+    party_accounts = [props(r) for r in with_party.of_type("azure-native:storage:StorageAccount")]
+    assert len([a for a in party_accounts if "immutableStorageWithVersioning" in a]) == 1 and len(party_accounts) == 2
     tables = {props(r)["tableName"]: props(r) for r in rec.of_type("azure-native:operationalinsights:Table")}
     assert tables["AzureDiagnostics"]["totalRetentionInDays"] == 2557
 

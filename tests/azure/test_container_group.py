@@ -59,7 +59,10 @@ def test_workload_image_by_digest_unprivileged_with_its_identity_only(dev: Recor
     assert container["image"] == read_stack("dev")["collaboration"]["workload"]["image"]
     assert "@sha256:" in container["image"]
     assert container["securityContext"] == {"privileged": False, "allowPrivilegeEscalation": False}
-    assert "command" not in container and "ports" not in container
+    # The runtime starts at boot by the declared command: exactly the image's ENTRYPOINT + CMD
+    # (images/aci/Dockerfile), which the CCE policy generated from this template pins.
+    assert container["command"] == ["python", "-m", "enclave_runtime", "serve", "--host", "0.0.0.0", "--port", "8443"]
+    assert "ports" not in container
     assert props["identity"] == {"type": "UserAssigned", "userAssignedIdentities": [f"{SITE}-{HOST}-identity-id"]}
     assert "imageRegistryCredentials" not in props  # no registry password in the template
 

@@ -24,7 +24,7 @@ from components.azure.site import Site
 from policies.review.key_release import azure as skr
 from policies.review.mocks import Recording, RecordedResource, run, unwrap
 
-from tests.support import read_stack, stack_site_args
+from tests.support import read_stack, stack_site_args, with_tdx_cvm_host
 
 SITE = "t-azure"
 ORCHESTRATOR = "0b0b0b0b-0000-4000-8000-00000000000e"
@@ -83,14 +83,11 @@ HOST = "tdx-germanywestcentral-0"
 
 
 def cvm_stack() -> dict[str, Any]:
-    """The prod stack with its Azure workload host as a confidential VM (TDX, measured by MRTD):
-    the host kind whose OS disk is encrypted under a confidential disk key in prod."""
+    """The prod stack with its Azure workload host as a confidential VM (TDX, measured by MRTD): the host
+    kind whose OS disk is encrypted under a confidential disk key in prod. It has no Azure party: no Azure
+    data key is released to a CVM pinned by MRTD (components/azure/checks.TDX_CVM_REFUSED)."""
     raw = copy.deepcopy(read_stack("prod"))
-    collab = raw["collaboration"]
-    collab["workload"]["hosts"] = [h for h in collab["workload"]["hosts"] if h["cloud"] != "azure"] + [
-        {"cloud": "azure", "region": "germanywestcentral", "tee": "tdx", "instanceType": "Standard_DC8es_v5"}
-    ]
-    collab["measurements"]["tdx"] = {"mrtd": MRTD}
+    with_tdx_cvm_host(raw["collaboration"], MRTD)
     return raw
 
 

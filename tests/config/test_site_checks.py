@@ -169,7 +169,7 @@ def with_azure_host(raw: dict[str, Any], new_host: dict[str, Any], drop_parties:
 )
 def test_azure_vm_size_without_its_tee_is_refused(size: str, tee: str, families: str, example: str) -> None:
     new_host = {"cloud": "azure", "region": "westeurope", "tee": tee, "instanceType": size}
-    raw = edited("dev", lambda r: with_azure_host(r, new_host, drop_parties=tee == "sev-snp"))
+    raw = edited("dev", lambda r: with_azure_host(r, new_host, drop_parties=tee in ("sev-snp", "tdx")))
     assert problems(raw) == [
         f"ccp:collaboration.workload.hosts[2].instanceType: VM size '{size}' does not provide {tee}: use a size "
         f"of the {families} families (e.g. {example})"
@@ -216,9 +216,30 @@ def test_dev_provider_may_stay_in_aad_mode() -> None:
 
 
 def cvm_prod(raw: dict[str, Any]) -> None:
-    """The prod stack with its Azure host as a TDX confidential VM (its OS disk needs the orchestrator)."""
+    """The prod stack with its Azure host as a TDX confidential VM (its OS disk needs the orchestrator) and
+    no Azure party (an Azure data key released to a TDX CVM is refused: see the test below)."""
     with_azure_host(raw, {"cloud": "azure", "region": "germanywestcentral", "tee": "tdx",
-                          "instanceType": "Standard_DC8es_v5"})
+                          "instanceType": "Standard_DC8es_v5"}, drop_parties=True)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("kubernetes", [False, True])
+def test_an_azure_data_key_released_to_a_tdx_cvm_is_refused_with_the_fix(stack: str, kubernetes: bool) -> None:
+    """A TDX CVM's only pin, MRTD, measures Microsoft's firmware and paravisor, not the workload."""
+    host = {"cloud": "azure", "region": "germanywestcentral", "tee": "tdx", "instanceType": "Standard_DC8es_v5"}
+    if kubernetes:
+        host["kubernetes"] = True
+    raw = edited(stack, lambda r: with_azure_host(r, host))
+    index = len(raw["collaboration"]["workload"]["hosts"]) - 1
+    (found,) = [p for p in problems(raw) if "TDX" in p]
+    assert found.startswith(f"ccp:collaboration.workload.hosts[{index}].tee: an Azure TDX confidential VM cannot "
+                            "be the release target of an Azure data key")
+    for part in ("tdx_mrtd", "Microsoft's firmware and paravisor, not the guest or the workload",
+                 "tee 'confidential-containers'", "measurements.sevSnp.hostData", "tee 'sgx'"):
+        assert part in found
+    # the fix: the CVM stays a host with no Azure party's key released to it
+    fixed = edited(stack, lambda r: with_azure_host(r, host, drop_parties=True))
+    valid(fixed)
 
 
 @pytest.mark.parametrize("oid", ["00000000-0000-0000-0000-000000000000", "00000000-0000-4000-8000-00000000c0de"])
@@ -297,7 +318,7 @@ def test_gcp_confidential_vm_machine_type_is_validated() -> None:
     raw = edited("dev", lambda r: gcp_host(r, tee="sev-snp", instanceType="c3-standard-4"))
     assert problems(raw) == [
         "ccp:collaboration.workload.hosts[3].instanceType: machine type 'c3-standard-4' (family c3) cannot run "
-        "SEV_SNP confidential VMs: use a c2d or n2d machine type, e.g. 'n2d-standard-2'"
+        "SEV_SNP confidential VMs: use a n2d machine type, e.g. 'n2d-standard-2'"
     ]
     valid(edited("dev", lambda r: gcp_host(r, tee="sev-snp", instanceType="n2d-standard-4")))
 

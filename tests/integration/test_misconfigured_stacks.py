@@ -3,8 +3,9 @@
 Each case edits one recorded resource of the real prod program (the exact wire-form inputs the
 analyzer sees) the way a careless or hostile pull request could, then runs the same evaluation as
 `make review`: the expected mandatory violation must appear on that resource and must not be there
-before the edit. The prod stack's Azure host is a confidential container group; a TDX confidential
-VM host is added to it here so that the VM and NIC cases have a VM to edit.
+before the edit. The prod stack's Azure host is a confidential container group; the VM and NIC cases
+edit a prod variant with a TDX confidential VM host added and no Azure party (no Azure data key may be
+released to a CVM), so that they have a VM to edit.
 """
 
 from __future__ import annotations
@@ -20,22 +21,33 @@ from policies.review import analyzer, project
 from policies.review.mocks import Recording, RecordedResource, run_directory
 from policies.review.run import KEY_RELEASE_POLICY, REPO_ROOT, ccp_settings, evaluate
 
+from tests.support import with_tdx_cvm_host
+
 STACK = "prod"
 Edit = Callable[[dict[str, Any]], None]
 
 
-@pytest.fixture(scope="module")
-def prod() -> tuple[Recording, Any, list[analyzer.Pack]]:
+def _record(edit: Callable[[dict[str, Any]], Any] | None = None) -> tuple[Recording, Any, list[analyzer.Pack]]:
     proj = project.load(REPO_ROOT, STACK)
-    collaboration = json.loads(proj.config["ccp:collaboration"])
-    collaboration["workload"]["hosts"].append(
-        {"cloud": "azure", "region": "germanywestcentral", "tee": "tdx", "instanceType": "Standard_DC8es_v5"}
-    )
-    collaboration["measurements"]["tdx"] = {"mrtd": "5d" * 48}
-    proj.config["ccp:collaboration"] = json.dumps(collaboration)
+    if edit is not None:
+        collaboration = json.loads(proj.config["ccp:collaboration"])
+        edit(collaboration)
+        proj.config["ccp:collaboration"] = json.dumps(collaboration)
     recording = run_directory(proj.main, project=proj.name, stack=STACK, config=proj.config,
                               secret_keys=proj.secret_keys)
     return recording, ccp_settings(proj), analyzer.discover_packs()
+
+
+@pytest.fixture(scope="module")
+def prod() -> tuple[Recording, Any, list[analyzer.Pack]]:
+    return _record()
+
+
+@pytest.fixture(scope="module")
+def cvm() -> tuple[Recording, Any, list[analyzer.Pack]]:
+    """Prod with a TDX confidential VM added as an Azure host and no Azure party (an Azure data key is
+    never released to a CVM pinned by MRTD: components/azure/checks.TDX_CVM_REFUSED)."""
+    return _record(lambda collaboration: with_tdx_cvm_host(collaboration, replace=False))
 
 
 def _find(recording: Recording, type_: str, predicate: Callable[[RecordedResource], bool]) -> RecordedResource:
@@ -173,27 +185,31 @@ CASES: list[tuple[str, str, Callable[[RecordedResource], bool], Edit, set[str]]]
 ]
 
 
+# Cases that edit the confidential VM (the `cvm` variant); the others edit the prod stack itself.
+CVM_CASES = frozenset({"Azure NIC with a public IP", "Azure CVM without secure boot", "Azure VM that is not confidential"})
+
+
 def _mandatory(analysis: analyzer.Analysis) -> set[tuple[str, str]]:
     return {(v.policy, v.urn) for v in analysis.mandatory}
 
 
-@pytest.fixture(scope="module")
-def baseline(prod: tuple[Recording, Any, list[analyzer.Pack]]) -> set[tuple[str, str]]:
-    recording, settings, packs = prod
-    return _mandatory(evaluate(recording, settings, STACK, packs)[0])
+_BASELINES: dict[str, set[tuple[str, str]]] = {}
 
 
 @pytest.mark.parametrize(("case", "type_", "select", "edit", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_misconfiguration_is_caught(
-    prod: tuple[Recording, Any, list[analyzer.Pack]],
-    baseline: set[tuple[str, str]],
+    request: pytest.FixtureRequest,
     case: str,
     type_: str,
     select: Callable[[RecordedResource], bool],
     edit: Edit,
     expected: set[str],
 ) -> None:
-    recording, settings, packs = prod
+    variant = "cvm" if case in CVM_CASES else "prod"
+    recording, settings, packs = request.getfixturevalue(variant)
+    if variant not in _BASELINES:
+        _BASELINES[variant] = _mandatory(evaluate(recording, settings, STACK, packs)[0])
+    baseline = _BASELINES[variant]
     target = _find(recording, type_, select)
     resources = []
     for resource in recording.resources:

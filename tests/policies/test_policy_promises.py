@@ -21,6 +21,7 @@ import pytest
 from pulumi_policy import StackValidationArgs
 from pulumi_policy.policy import PolicyResource, PolicyResourceOptions
 
+import kubernetes_cases
 from policies.zero_trust import pack
 from policies.zero_trust.rules._base import ZeroTrustStackPolicy, _segments, lookup, read_waivers
 from test_policy_rules import (
@@ -42,6 +43,8 @@ from test_policy_rules import (
     DROP,
     PROD,
     GOOD_CLAIMS,
+    RUN_ENCLAVE_SCRIPT,
+    b64text,
 )
 
 # --- fixtures: every compliant shape of every (rule, type) -----------------------------------------
@@ -114,11 +117,26 @@ EXTRA: dict[tuple[str, str], list[dict[str, Any]]] = {
     ],
     **{("kubernetes-apps-workload-enforce-image-digest", t): [{"spec": {"template": {"spec": POD_SPEC}}}] for t in ("kubernetes:apps/v1:DaemonSet", "kubernetes:apps/v1:StatefulSet")},
     ("kubernetes-apps-workload-enforce-image-digest", "kubernetes:core/v1:Pod"): [{"spec": POD_SPEC}],
+    # Workload start: every host type's compliant shape (the instance case is in CASES).
+    ("stack-compute-host-enforce-workload-start", AWS_INSTANCE): [{**EC2, "userData": RUN_ENCLAVE_SCRIPT}],
+    ("stack-compute-host-enforce-workload-start", AWS_LT): [
+        {**LT, "userData": b64text(RUN_ENCLAVE_SCRIPT)},
+        {**LT, "userData": b64text("# ccp-workload-start: kubernetes\n")},
+    ],
+    ("stack-compute-host-enforce-workload-start", "azure-native:compute:VirtualMachine"): [
+        {**AZ_VM, "osProfile": {"customData": b64text("#cloud-config\n")}}],
+    ("stack-compute-host-enforce-workload-start", "azure-native:containerinstance:ContainerGroup"): [
+        {"containers": [{"name": "w", "image": f"r/w@{DIGEST}", "command": ["python", "-m", "enclave_runtime", "serve"]}]}],
+    ("stack-compute-host-enforce-workload-start", GCE): [GCP_VM],
+    ("stack-compute-host-enforce-workload-start", GCE_TEMPLATE): [GCP_TEMPLATE],
     # Tagged variants: a tag that only narrows which keys/stores a rule judges, dropped, must leave the rule judging.
     **{(r, "azure-native:keyvault:Key"): [{**azure_key(), "tags": purpose("party-data")}] for r in (
         "azure-keyvault-key-enforce-workload-claim", "azure-keyvault-key-disallow-debuggable-release",
         "azure-keyvault-key-disallow-client-payload-claim", "azure-keyvault-key-disallow-measurement-pattern")},
 }
+
+
+EXTRA.update(kubernetes_cases.EXTRA)
 
 
 def fixtures(rule: str, type_: str) -> list[dict[str, Any]]:
@@ -157,6 +175,7 @@ SAFE_ABSENCE: dict[tuple[str, str], str] = {
     ("gcp-compute-instance-disallow-public-ip", "networkInterfaces[*].accessConfigs"): "no access config is the compliant state: no external IP",
     ("gcp-projects-iamauditconfig-enable-data-access", "auditLogConfigs[*].exemptedMembers"): "no exemption list is the compliant state: nobody is exempt",
     ("gcp-storage-hmackey-disallow-active-key", "serviceAccountEmail"): "an INACTIVE key signs nothing, whichever account it belongs to",
+    ("aws-iam-accesskey-disallow-long-lived-key", "user"): "an Inactive access key signs nothing, whichever user it belongs to",
     ("azure-network-networkinterface-disallow-public-ip", "ipConfigurations[*].name"): "the name labels the configuration; only publicIPAddress exposes it",
     ("azure-network-networkinterface-disallow-public-ip", "ipConfigurations[*].publicIPAddress"): "no public IP is the compliant state",
     ("aws-ec2-securitygroup-disallow-open-ingress", "ingress[*].cidrBlocks"): "an ingress block without CIDRs admits no address range (it names groups or prefix lists)",
@@ -184,6 +203,9 @@ SAFE_ABSENCE: dict[tuple[str, str], str] = {
     ("gcp-compute-firewall-disallow-open-ingress", "sourceServiceAccounts"): "alternative source; dropping the only one fails",
     ("gcp-compute-instance-enforce-confidential", "confidentialInstanceConfig.enableConfidentialCompute"): "alternative to confidentialInstanceType; dropping the one in use fails",
     ("gcp-compute-instance-enforce-confidential", "confidentialInstanceConfig.confidentialInstanceType"): "alternative to enableConfidentialCompute; dropping the one in use fails",
+    ("stack-compute-host-enforce-workload-start", "enclaveOptions.enabled"): "a host without Nitro Enclaves is not an enclave host: aws-ec2-instance-enable-enclave judges that",
+    ("stack-compute-host-enforce-workload-start", "bootDisk.initializeParams.image"): "a VM not booting the Confidential Space image has no launcher to start; the GCP image rules judge the image",
+    ("stack-compute-host-enforce-workload-start", "disks[*].sourceImage"): "a template not booting the Confidential Space image has no launcher to start; the GCP image rules judge the image",
     # Backup and recovery (issue 18): untagged is prod (the strict minimum applies).
     ("aws-kms-key-enforce-deletion-window", "tags"): _UNTAGGED_PROD,
     ("azure-keyvault-vault-enforce-soft-delete-retention", "tags"): _UNTAGGED_PROD,
@@ -192,6 +214,7 @@ SAFE_ABSENCE: dict[tuple[str, str], str] = {
     ("gcp-storage-bucket-enforce-locked-retention", "labels"): _UNTAGGED_PROD,
 }
 
+SAFE_ABSENCE.update(kubernetes_cases.SAFE_ABSENCE)
 
 # path -> how a rule's message names it when the path's last key is not the word it uses.
 NAMED_AS: dict[str, str] = {
@@ -319,6 +342,7 @@ def test_nsg_inline_rule_without_direction_or_access_fails_closed(path: str) -> 
 
 # (rule, path) -> why flipping that boolean in a compliant resource is safe.
 SAFE_FLIP: dict[tuple[str, str], str] = {
+    ("stack-compute-host-enforce-workload-start", "enclaveOptions.enabled"): "a host with enclaves off starts no enclave; aws-ec2-instance-enable-enclave refuses it",
     ("aws-ec2-instance-enable-enclave", "enclaveOptions.enabled"): "the SEV-SNP fixture has Nitro off on purpose: either TEE suffices",
     **{(r, "properties.attributes.exportable"): "false is the stricter value (the key never leaves the HSM); a present release policy is judged either way"
        for r in ("azure-keyvault-key-enforce-workload-claim", "azure-keyvault-key-disallow-debuggable-release",
@@ -460,8 +484,12 @@ PROBLEM: dict[str, str] = {
     "gcp-storage-bucket-disallow-public-access": "publicAccessPrevention is not 'enforced'",
     "gcp-storage-bucket-enforce-cmk": "encryption.defaultKmsKeyName is empty",
     "gcp-storage-hmackey-disallow-active-key": "HMAC key of sa@p.iam.gserviceaccount.com is active",
+    "aws-iam-accesskey-disallow-long-lived-key": "access key of IAM user 'ops-deployer' is 'Active'",
+    "azure-authorization-roleassignment-disallow-management-group-scope": "is a management group",
     "kubernetes-apps-workload-enforce-image-digest": "'r/w:1.0' is not pinned by digest",
+    "stack-compute-host-enforce-workload-start": "never runs `nitro-cli run-enclave`",
 }
+PROBLEM.update(kubernetes_cases.PROBLEM)
 
 
 def test_every_non_compliant_case_has_a_named_problem() -> None:
@@ -681,6 +709,13 @@ STACK_SAFE_ABSENCE: dict[tuple[str, str], str] = {
     ("azure-authorization-roleassignment-disallow-data-plane-role", "keyName"): _NO_SUBJECT,
     ("azure-authorization-roleassignment-disallow-data-plane-role", "vaultName"): _NO_SUBJECT,
     ("azure-authorization-roleassignment-disallow-data-plane-role", "tags"): _UNTAGGED_DATA,
+    ("azure-authorization-roleassignment-disallow-data-access-administrator", "keyName"): _NO_SUBJECT,
+    ("azure-authorization-roleassignment-disallow-data-access-administrator", "vaultName"): _NO_SUBJECT,
+    ("azure-authorization-roleassignment-disallow-data-access-administrator", "tags"): _UNTAGGED_DATA,
+    ("gcp-kms-cryptokeyiammember-disallow-conditional-binding", "labels"): _UNTAGGED_DATA,
+    ("gcp-kms-cryptokeyiammember-disallow-conditional-binding", "cryptoKeyId"): "an unresolved key is judged as a data key (on_service_key fails closed); an unconditional binding is compliant there",
+    ("gcp-kms-cryptokeyiammember-disallow-conditional-binding", "member"): "the compliant stack's bindings carry no condition: members are read only for a conditional binding (test_gcp_conditional_binding_on_party_key_is_refused)",
+    ("gcp-kms-cryptokeyiammember-disallow-conditional-binding", "role"): "the compliant stack's bindings carry no condition: the role is read only for a conditional binding",
     ("gcp-kms-cryptokeyiammember-enforce-digest-principalset", "labels"): _UNTAGGED_DATA,
     ("gcp-kms-cryptokeyiammember-enforce-digest-principalset", "cryptoKeyId"): "an unresolved key is judged as a data key (on_service_key fails closed); the digest principalSet is compliant there",
     ("gcp-kms-cryptokeyiammember-enforce-digest-principalset", "member"): _SERVICE_SIDE,
@@ -711,13 +746,19 @@ STACK_SAFE_ABSENCE: dict[tuple[str, str], str] = {
     ("stack-residency-enforce-allowed-regions", "labels"): _NO_PARTY,
     ("stack-residency-enforce-allowed-regions", "location"): "the region is derived through dependencies (the bucket's key ring location): test_residency_derives_region_through_dependencies",
 }
+STACK_SAFE_ABSENCE.update(kubernetes_cases.STACK_SAFE_ABSENCE)
+
+
+def compliant_stack(rule: str) -> list[tuple]:
+    """The Kubernetes stack rules are judged on the query service's objects, the others on the three-cloud stack."""
+    from test_policy_servicer import good_stack
+
+    return kubernetes_cases.kubernetes_stack() if rule.startswith("kubernetes-") else good_stack()
 
 
 def _stack_drops() -> Iterator[tuple[str, str, str, str]]:
-    from test_policy_servicer import good_stack
-
-    stack = good_stack()
     for name, rule in sorted(STACK_RULES.items()):
+        stack = compliant_stack(name)
         for type_, path in sorted(set(rule.reads)):
             for t, resource, props, _ in stack:
                 if t == type_ and lookup(props, path):
@@ -736,12 +777,12 @@ def test_stack_drops_cover_every_stack_rule() -> None:
 def test_stack_rule_fails_closed_without_a_read_property(name: str, type_: str, path: str, resource: str) -> None:
     """The property (and the dependency Pulumi records for it) removed from one resource of the compliant
     stack: the rule reports it, or the allow-list says why that is safe."""
-    from test_policy_servicer import STACK_CONFIG, good_stack
+    from test_policy_servicer import STACK_CONFIG
 
     top = _segments(path)[0]
     stack = [
         (t, n, drop(p, path) if n == resource else p, {k: v for k, v in d.items() if not (n == resource and k == top)})
-        for t, n, p, d in good_stack()
+        for t, n, p, d in compliant_stack(name)
     ]
     found = stack_findings(STACK_RULES[name], stack, STACK_CONFIG.get(name))
     if (name, path) in STACK_SAFE_ABSENCE:

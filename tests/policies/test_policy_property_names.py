@@ -79,6 +79,9 @@ REQUIRED: dict[str, dict[str, Any]] = {
     "gcp:projects/iAMBinding:IAMBinding": {"project": "p", "role": "r", "members": ["m"]},
     "gcp:projects/iAMPolicy:IAMPolicy": {"project": "p", "policy_data": "{}"},
     "gcp:storage/hmacKey:HmacKey": {"service_account_email": "sa@p.iam.gserviceaccount.com"},
+    "aws:iam/accessKey:AccessKey": {"user": "u"},
+    **{t: {"spec": {"selector": {}, "template": {}}} for t in (
+        "kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:DaemonSet", "kubernetes:apps/v1:StatefulSet")},
 }
 
 
@@ -92,7 +95,8 @@ def _resource_class(type_: str) -> type:
     package, middle, cls = type_.split(":")
     module = ".".join([PACKAGES[package], *middle.split("/")[:-1]]) if package != "azure-native" else f"{PACKAGES[package]}.{middle}"
     if package == "kubernetes":
-        module = f"{PACKAGES[package]}.{middle.replace('/', '.')}"
+        group, version = middle.split("/")
+        module = f"{PACKAGES[package]}.{group.split('.')[0]}.{version}"  # networking.k8s.io/v1 -> networking.v1
     return getattr(importlib.import_module(module), cls)
 
 

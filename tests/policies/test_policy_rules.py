@@ -18,6 +18,8 @@ from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy, UNKNO
 from policies.zero_trust.pack import POLICIES
 from policies.zero_trust.rules._base import ZeroTrustResourcePolicy
 
+import kubernetes_cases
+
 PCR0 = "ab" * 48
 ZERO = "0" * 96
 DIGEST = "sha256:" + "a1" * 32
@@ -193,6 +195,15 @@ LT = {
 }
 
 
+RUN_ENCLAVE_SCRIPT = "#!/bin/bash\nnitro-cli run-enclave --eif-path /opt/ccp/enclave.eif --cpu-count 2 --memory 4096\n"
+
+
+def b64text(text: str) -> str:
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
+
+
 def with_(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     """A deep copy of `base` with `path` (dotted, `[n]` for list items) set, or removed if value is DROP."""
     out = copy.deepcopy(base)
@@ -362,6 +373,13 @@ CASES: dict[str, tuple[str, dict, dict, dict]] = {
         {"service": "cloudkms.googleapis.com", "auditLogConfigs": [{"logType": "ADMIN_READ"}]},
         {"service": "cloudkms.googleapis.com"},
     ),
+    # Workload start (issue 14 item 3): the host boots the approved workload, in production mode.
+    "stack-compute-host-enforce-workload-start": (
+        "aws:ec2/instance:Instance",
+        {**EC2, "userDataBase64": b64text(RUN_ENCLAVE_SCRIPT)},
+        {**EC2, "userDataBase64": b64text("#!/bin/bash\ndnf install -y aws-nitro-enclaves-cli\n")},
+        EC2,
+    ),
     # Kubernetes
     "kubernetes-apps-workload-enforce-image-digest": (
         "kubernetes:apps/v1:Deployment",
@@ -446,6 +464,23 @@ CASES.update(
             with_(AUDIT_BUCKET, "retentionPolicy.isLocked", DROP)),
     }
 )
+
+# Issue 12: long-lived credentials and who can grant themselves a party key.
+ACCESS_KEY = {"user": "ops-deployer", "status": "Inactive"}
+MG_SCOPE = "/providers/Microsoft.Management/managementGroups/corp"
+CASES.update(
+    {
+        "aws-iam-accesskey-disallow-long-lived-key": (
+            "aws:iam/accessKey:AccessKey", ACCESS_KEY, with_(ACCESS_KEY, "status", "Active"), with_(ACCESS_KEY, "status", DROP)),
+        "azure-authorization-roleassignment-disallow-management-group-scope": (
+            "azure-native:authorization:RoleAssignment",
+            {"scope": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v/keys/k"},
+            {"scope": MG_SCOPE}, {}),
+    }
+)
+
+# The query service's hardening, availability and exposure (tests/policies/kubernetes_cases.py).
+CASES.update(kubernetes_cases.CASES)
 
 
 @pytest.mark.parametrize(

@@ -686,3 +686,66 @@ def test_gcp_decrypt_rights_on_key_ring_or_project_go_only_to_digest_principalse
     assert rule not in analyze_stack(good_stack() + [log_writer, on_service_key])
     missing = ("gcp:projects/iAMBinding:IAMBinding", "proj-binding", {"project": "p", "role": "roles/owner"}, {})
     assert messages(analyze_stack(good_stack() + [missing]), rule) == [f"proj-binding: `members` {FAIL_CLOSED}"]
+
+
+# --- issue 12: who can grant themselves a party key; conditional bindings ---------------------------
+
+DATA_ACCESS_ADMIN = "8b54135c-b56d-4d72-a534-26097cfdc8d8"
+
+
+def test_azure_data_access_administrator_on_party_vault_or_above_is_refused() -> None:
+    rule = "azure-authorization-roleassignment-disallow-data-access-administrator"
+    on_vault = assignment("vault-access-admin", DATA_ACCESS_ADMIN, "/vault", "azure-native:keyvault:Vault::vault")
+    assert messages(analyze_stack(good_stack() + [on_vault]), rule) == [
+        "vault-access-admin: assigns 'Key Vault Data Access Administrator' to principal p-1 at a scope reaching party data "
+        "key az-key: it can grant itself Crypto Officer or Crypto Service Release User on the key and so decrypt it or "
+        "change who may release it, without attestation"
+    ]
+    subscription = assignment("sub-access-admin", DATA_ACCESS_ADMIN, "/subscriptions/s")
+    assert "reaching party data key az-key" in messages(analyze_stack(good_stack() + [subscription]), rule)[0]
+    group = assignment("mg-access-admin", DATA_ACCESS_ADMIN, "/providers/Microsoft.Management/managementGroups/corp")
+    assert "reaching party data key az-key" in messages(analyze_stack(good_stack() + [group]), rule)[0]
+    # on the party's storage key only, or another role on the vault: not this rule's path
+    storage = assignment("storage-admin", DATA_ACCESS_ADMIN, "/k", "azure-native:keyvault:Key::az-storage-key")
+    release = assignment("release", RELEASE_USER, "/k", "azure-native:keyvault:Key::az-key")
+    assert rule not in analyze_stack(good_stack() + [storage, release])
+    missing = ("azure-native:authorization:RoleAssignment", "no-scope", {"roleDefinitionId": ROLE_ID + DATA_ACCESS_ADMIN, "principalId": "p"}, {})
+    assert messages(analyze_stack(good_stack() + [missing]), rule) == [f"no-scope: `scope` {FAIL_CLOSED}"]
+
+
+def test_azure_management_group_scope_is_refused_for_any_role() -> None:
+    from test_policy_rules import RESOURCE_RULES, violations
+
+    rule = RESOURCE_RULES["azure-authorization-roleassignment-disallow-management-group-scope"]
+    reader = {"roleDefinitionId": ROLE_ID + "acdd72a7-3385-48ef-bd42-f606fba81ae7", "principalId": "p"}
+    group = {**reader, "scope": "/providers/Microsoft.Management/managementGroups/corp"}
+    assert violations(rule, "azure-native:authorization:RoleAssignment", group) == [
+        "subject: scope '/providers/Microsoft.Management/managementGroups/corp' is a management group: the role reaches "
+        "every subscription and key below it"
+    ]
+    assert violations(rule, "azure-native:authorization:RoleAssignment", {**reader, "scope": "/subscriptions/s"}) == []
+
+
+def test_gcp_conditional_binding_on_party_key_is_refused() -> None:
+    rule = "gcp-kms-cryptokeyiammember-disallow-conditional-binding"
+    condition = {"title": "office-hours", "expression": "request.time < timestamp('2030-01-01T00:00:00Z')"}
+    ops = ("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember", "ops-conditional",
+           {"cryptoKeyId": "gcp-key-id", "role": "roles/cloudkms.cryptoKeyEncrypter", "member": "group:ops@example.org",
+            "condition": condition}, {"cryptoKeyId": ["gcp:kms/cryptoKey:CryptoKey::gcp-key"]})
+    assert messages(analyze_stack(good_stack() + [ops]), rule) == [
+        "ops-conditional: roles/cloudkms.cryptoKeyEncrypter granted to 'group:ops@example.org' under IAM condition "
+        "\"request.time < timestamp('2030-01-01T00:00:00Z')\" on a party data key: a condition (time, request attributes, "
+        "resource names) decides who reaches the key outside the attestation principalSet; only the image-digest "
+        "principalSet's binding may carry one"
+    ]
+    binding = ("gcp:kms/cryptoKeyIAMBinding:CryptoKeyIAMBinding", "ops-binding",
+               {"cryptoKeyId": "gcp-key-id", "role": "roles/cloudkms.cryptoKeyDecrypter", "members": [PRINCIPAL, "user:a@example.org"],
+                "condition": condition}, {"cryptoKeyId": ["gcp:kms/cryptoKey:CryptoKey::gcp-key"]})
+    assert "'user:a@example.org' under IAM condition" in messages(analyze_stack(good_stack() + [binding]), rule)[0]
+    # the attestation principalSet may carry a condition; a service key's agent binding is judged elsewhere
+    attested = (ops[0], "attested-conditional", {**ops[2], "member": PRINCIPAL, "role": "roles/cloudkms.cryptoKeyDecrypter"}, ops[3])
+    on_service_key = (ops[0], "agent-conditional", {**ops[2], "cryptoKeyId": "gcp-storage-key-id"},
+                      {"cryptoKeyId": ["gcp:kms/cryptoKey:CryptoKey::gcp-storage-key"]})
+    assert rule not in analyze_stack(good_stack() + [attested, on_service_key])
+    missing = (ops[0], "no-member", {"cryptoKeyId": "gcp-key-id", "role": "roles/cloudkms.cryptoKeyEncrypter", "condition": condition}, ops[3])
+    assert messages(analyze_stack(good_stack() + [missing]), rule) == [f"no-member: `member` {FAIL_CLOSED}"]

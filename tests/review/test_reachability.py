@@ -135,3 +135,76 @@ def test_gcp_encrypt_only_owner_is_seal_only_and_passes(tmp_path: Path) -> None:
     ]
     assert not [v for v in result.analysis.violations if v.urn == gcp["key_urn"]]
     assert result.exit_code == 0, result.problems
+
+
+# --- issue 12: long-lived access keys, Data Access Administrator, management groups, IAM conditions --
+
+
+def _resource(type_: str, name: str, props: dict, **outputs: object):
+    from policies.review.mocks import RecordedResource
+
+    return RecordedResource(f"urn:pulumi:prod::p::{type_}::{name}", type_, name, True, None, [], {}, None, props, dict(outputs))
+
+
+def _paths(resources: list) -> list[tuple[str, str, str, bool]]:
+    from policies.review.reachability import reachability
+
+    (entry,) = reachability(resources)
+    return [(p["kind"], p["principal"], p["condition"], p["attested"]) for p in entry["paths"]]
+
+
+def test_aws_user_with_an_active_access_key_is_a_path_to_a_delegated_key() -> None:
+    root_policy = json.dumps({"Statement": [
+        {"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "kms:*", "Resource": "*"},
+    ]})
+    key = _resource("aws:kms/key:Key", "data", {"policy": root_policy, "tags": {"party": "beta"}},
+                    arn="arn:aws:kms:eu-central-1:111122223333:key/k")
+    user_policy = _resource("aws:iam/userPolicy:UserPolicy", "deployer-kms", {"user": "deployer", "policy": json.dumps(
+        {"Statement": [{"Effect": "Allow", "Action": ["kms:Decrypt", "kms:PutKeyPolicy"], "Resource": "*"}]})})
+    access_key = _resource("aws:iam/accessKey:AccessKey", "deployer-key", {"user": "deployer", "status": "Active"})
+    assert ("access-key", "user deployer", "active IAM access key; ", False) in _paths([key, user_policy, access_key])
+    # an inactive key signs nothing: the user policy is still an IAM path, not an access-key one
+    retired = _resource("aws:iam/accessKey:AccessKey", "deployer-key", {"user": "deployer", "status": "Inactive"})
+    paths = _paths([key, user_policy, retired])
+    assert ("iam-policy", "user deployer", "", False) in paths and not [p for p in paths if p[0] == "access-key"]
+
+
+AZ_KEY_PROPS = {"keyName": "alpha-data", "vaultName": "alpha-vault", "resourceGroupName": "rg", "tags": {"party": "alpha"}}
+
+
+def _assignment(name: str, role: str, scope: str):
+    return _resource("azure-native:authorization:RoleAssignment", name, {
+        "roleDefinitionId": f"/providers/Microsoft.Authorization/roleDefinitions/{role}", "scope": scope, "principalId": name})
+
+
+def test_azure_data_access_administrator_and_management_group_scope_are_paths() -> None:
+    key = _resource("azure-native:keyvault:Key", "alpha-data-key", AZ_KEY_PROPS)
+    admin = _assignment("vault-admin", "8b54135c-b56d-4d72-a534-26097cfdc8d8",
+                        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/alpha-vault")
+    officer_mg = _assignment("mg-officer", "14b46e9e-c2b7-41b4-b07b-48a6ebf60603",
+                             "/providers/Microsoft.Management/managementGroups/corp")
+    paths = _paths([key, admin, officer_mg])
+    assert [(kind, principal, attested) for kind, principal, _, attested in paths] == [
+        ("rbac", "mg-officer", False), ("rbac-access-admin", "vault-admin", False),
+    ]
+    assert "can assign itself the roles that decrypt or release the key" in paths[1][2]
+    assert "/providers/Microsoft.Management/managementGroups/corp" in paths[0][2]
+
+
+def test_gcp_conditional_binding_on_a_party_key_is_its_own_path() -> None:
+    key = _resource("gcp:kms/cryptoKey:CryptoKey", "alpha-data", {"name": "alpha", "keyRing": "projects/p/locations/l/keyRings/r",
+                                                                   "labels": {"party": "alpha"}})
+    key_id = "projects/p/locations/l/keyRings/r/cryptoKeys/alpha"
+    expression = "request.time < timestamp('2030-01-01T00:00:00Z')"
+    conditional = _resource("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember", "ops", {
+        "cryptoKeyId": key_id, "role": "roles/cloudkms.cryptoKeyEncrypter", "member": "group:ops@example.org",
+        "condition": {"title": "until-2030", "expression": expression}})
+    provider = _resource("gcp:iam/workloadIdentityPoolProvider:WorkloadIdentityPoolProvider", "wif", {
+        "workloadIdentityPoolId": "holders", "attributeCondition": f"assertion.submods.container.image_digest == '{DIGEST}'"})
+    attested = _resource("gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember", "release", {
+        "cryptoKeyId": key_id, "role": "roles/cloudkms.cryptoKeyDecrypter", "member": WIF,
+        "condition": {"title": "until-2030", "expression": expression}})
+    paths = _paths([key, conditional, provider, attested])
+    assert paths[0][0] == "attested-workload" and paths[0][3] is True and f"under IAM condition {expression}" in paths[0][2]
+    assert paths[1:] == [("iam-conditional", "group:ops@example.org",
+                          f"roles/cloudkms.cryptoKeyEncrypter on the crypto key under IAM condition {expression}", False)]

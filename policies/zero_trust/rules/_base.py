@@ -66,6 +66,11 @@ FRAMEWORKS: Final[dict[str, tuple[str, str, str]]] = {
         "3.0.0",
         "https://www.cisecurity.org/benchmark/google_cloud_computing_platform",
     ),
+    "cis-k8s": (
+        "CIS Kubernetes Benchmark",
+        "1.9.0",
+        "https://www.cisecurity.org/benchmark/kubernetes",
+    ),
     "ccp": (
         "ccp zero-trust confidential computing",
         "1",

@@ -13,6 +13,7 @@ from typing import Any, Callable, Final, Iterable, Iterator
 
 from pulumi_policy import Severity
 
+from components.aws.instance_types import EXCLUDED_FAMILIES as EXCLUDED_ENCLAVE_FAMILIES
 from components.key_purpose import PARTY_STORAGE
 from policies.zero_trust.rules._base import (
     OPEN_CIDRS,
@@ -619,6 +620,8 @@ def aws_ec2_instance_enforce_enclave_capable_type(subject: Subject) -> Iterable[
     family, _, size = instance_type.partition(".")
     if family.startswith(("t", "a1", "mac")) or size in _NITRO_SMALL or size.startswith("metal") or not size:
         yield f"{subject.name}: {instance_type!r} cannot run Nitro Enclaves (needs >= 4 vCPUs, Nitro, not metal)"
+    elif family in EXCLUDED_ENCLAVE_FAMILIES:
+        yield f"{subject.name}: {instance_type!r} cannot run Nitro Enclaves ({EXCLUDED_ENCLAVE_FAMILIES[family]})"
 
 
 @resource_rule(
@@ -1250,4 +1253,40 @@ def aws_s3_bucketobjectlockconfiguration_enforce_retention(subject: Subject) -> 
 
 
 RESOURCE_POLICIES += [aws_kms_key_enforce_deletion_window, aws_s3_bucketobjectlockconfiguration_enforce_retention]
+POLICIES = RESOURCE_POLICIES + STACK_POLICIES
+
+
+# --- long-lived IAM user credentials (issue 12) ----------------------------------------------------
+
+ACCESS_KEY: Final = "aws:iam/accessKey:AccessKey"
+ACCESS_KEY_DOCS: Final = "https://docs.aws.amazon.com/IAM/latest/UserGuide/best-practices.html#bp-workloads-use-roles"
+
+
+@resource_rule(
+    name="aws-iam-accesskey-disallow-long-lived-key",
+    description=(
+        "No active IAM user access key in a collaboration account: a long-lived secret that acts as its user "
+        "(including any kms:PutKeyPolicy or IAM rights it holds) from anywhere, without attestation or expiry."
+    ),
+    types=(ACCESS_KEY,),
+    reads=("user", "status"),
+    severity=Severity.HIGH,
+    controls=("nist:IA-5", "nist:AC-2", "cis-aws:1.14", "hipaa:164.312(d)", "gdpr:art32"),
+    remediation=(
+        "Delete the access key (status Inactive only while it is being retired) and use short-lived credentials: an "
+        "IAM role (the enclave host's instance profile, IAM Identity Center for people, the break-glass role with MFA). "
+        "An access key has no attestation and no expiry: whoever copies it is the user until someone deletes it."
+    ),
+    url=ACCESS_KEY_DOCS,
+)
+def aws_iam_accesskey_disallow_long_lived_key(subject: Subject) -> Iterable[str]:
+    # The provider's default status is Active: a missing status fails closed (need).
+    if str(subject.need("status")) != "Inactive":
+        yield (
+            f"{subject.name}: access key of IAM user {subject.need('user')!r} is {subject.get('status')!r}: a long-lived "
+            "secret that acts as the user without attestation or expiry"
+        )
+
+
+RESOURCE_POLICIES += [aws_iam_accesskey_disallow_long_lived_key]
 POLICIES = RESOURCE_POLICIES + STACK_POLICIES

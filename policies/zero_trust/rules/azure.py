@@ -1265,3 +1265,81 @@ def azure_storage_storageaccount_enforce_immutable_audit(subject: Subject) -> It
 
 RESOURCE_POLICIES += [azure_keyvault_vault_enforce_soft_delete_retention, azure_storage_storageaccount_enforce_immutable_audit]
 POLICIES = RESOURCE_POLICIES + STACK_POLICIES
+
+
+# --- who can grant themselves a party key (issue 12) -----------------------------------------------
+
+# "Key Vault Data Access Administrator" manages role assignments on Key Vault: it can assign itself (or
+# anyone) Key Vault Crypto Officer or Crypto Service Release User on the party data key and so decrypt or
+# release it without the workload's attestation (role id from the built-in roles reference, ROLE_DOCS).
+DATA_ACCESS_ADMINISTRATOR: Final = "8b54135c-b56d-4d72-a534-26097cfdc8d8"
+MANAGEMENT_GROUP_SCOPE: Final = "/providers/microsoft.management/managementgroups/"
+RBAC_SCOPE_DOCS: Final = "https://learn.microsoft.com/azure/role-based-access-control/scope-overview"
+
+
+def _data_access_admin_problems(stack: Stack, assignment: Subject) -> Iterable[str]:
+    if _role_of(assignment) != DATA_ACCESS_ADMINISTRATOR:
+        return
+    reached = _data_keys_in_scope(stack, assignment)
+    if reached == []:
+        return
+    what = f"party data key {', '.join(sorted(k.name for k in reached))}" if reached else "a key or vault not declared in this stack"
+    yield (
+        f"{assignment.name}: assigns 'Key Vault Data Access Administrator' to principal {assignment.need('principalId')} "
+        f"at a scope reaching {what}: it can grant itself Crypto Officer or Crypto Service Release User on the key "
+        "and so decrypt it or change who may release it, without attestation"
+    )
+
+
+@stack_rule(
+    name="azure-authorization-roleassignment-disallow-data-access-administrator",
+    description=(
+        "No 'Key Vault Data Access Administrator' on a party data key, its vault or an enclosing scope: it can assign "
+        "itself the roles that decrypt or release the key."
+    ),
+    reads={
+        ROLE_ASSIGNMENT: ("roleDefinitionId", "scope", "principalId"),
+        KEY: ("tags", "keyName", "vaultName"),
+        VAULT: ("vaultName",),
+    },
+    severity=Severity.CRITICAL,
+    controls=KEY_CONTROLS + ("nist:AC-6(5)",),
+    remediation=(
+        "Remove the assignment. The stack declares the only role assignments on a party data key (the attested "
+        "workload's Crypto Service Release User); a person who must manage access gets it through the party's declared, "
+        "alarmed break-glass process, never a standing role that can grant itself key access (" + ROLE_DOCS + ")."
+    ),
+    url=ROLE_DOCS,
+    confidential=True,
+)
+def azure_authorization_roleassignment_disallow_data_access_administrator(stack: Stack) -> Iterator[Finding]:
+    for assignment in stack.of_type(ROLE_ASSIGNMENT):
+        for message in run_check(lambda s: _data_access_admin_problems(stack, s), assignment):
+            yield Finding(message, assignment.resource)
+
+
+@resource_rule(
+    name="azure-authorization-roleassignment-disallow-management-group-scope",
+    description=(
+        "No role assignment at management-group scope from a collaboration stack: it reaches every subscription, "
+        "vault and key below the group, including the party vaults, and outlives the collaboration."
+    ),
+    types=(ROLE_ASSIGNMENT,),
+    reads=("scope",),
+    severity=Severity.HIGH,
+    controls=("nist:AC-6", "nist:AC-3", "hipaa:164.312(a)(1)", "gdpr:art25"),
+    remediation=(
+        "Scope the assignment to the resource it is for (the key, the vault, at most the collaboration's resource "
+        "group). A management-group assignment is inherited by every subscription below it (" + RBAC_SCOPE_DOCS + ")."
+    ),
+    url=RBAC_SCOPE_DOCS,
+)
+def azure_authorization_roleassignment_disallow_management_group_scope(subject: Subject) -> Iterable[str]:
+    scope = str(subject.need("scope"))
+    if MANAGEMENT_GROUP_SCOPE in scope.lower():
+        yield f"{subject.name}: scope {scope!r} is a management group: the role reaches every subscription and key below it"
+
+
+RESOURCE_POLICIES += [azure_authorization_roleassignment_disallow_management_group_scope]
+STACK_POLICIES += [azure_authorization_roleassignment_disallow_data_access_administrator]
+POLICIES = RESOURCE_POLICIES + STACK_POLICIES

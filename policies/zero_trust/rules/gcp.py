@@ -871,3 +871,57 @@ def gcp_storage_bucket_enforce_locked_retention(subject: Subject) -> Iterable[st
 
 RESOURCE_POLICIES += [gcp_kms_cryptokey_enforce_destroy_scheduled_duration, gcp_storage_bucket_enforce_locked_retention]
 POLICIES = RESOURCE_POLICIES + STACK_POLICIES
+
+
+# --- conditional IAM bindings on party data keys (issue 12) ----------------------------------------
+
+IAM_CONDITIONS_DOCS: Final = "https://cloud.google.com/iam/docs/conditions-overview"
+
+
+def _conditional_binding(subject: Subject) -> Iterable[str]:
+    condition = subject.get("condition")
+    if not condition:
+        return
+    expression = condition.get("expression") if hasattr(condition, "get") else condition
+    for member in _members(subject):
+        if principal_digest(member) is None:
+            yield (
+                f"{subject.name}: {subject.need('role')} granted to {member!r} under IAM condition {expression!r} on a "
+                "party data key: a condition (time, request attributes, resource names) decides who reaches the key "
+                "outside the attestation principalSet; only the image-digest principalSet's binding may carry one"
+            )
+
+
+@stack_rule(
+    name="gcp-kms-cryptokeyiammember-disallow-conditional-binding",
+    description=(
+        "No IAM condition on a party data key's binding except on the workload's image-digest principalSet: a "
+        "conditional grant to anyone else is a path to the key that the review cannot read as attested."
+    ),
+    reads={
+        KMS_MEMBER: ("cryptoKeyId", "role", "member", "condition"),
+        KMS_BINDING: ("cryptoKeyId", "role", "members", "condition"),
+        CRYPTO_KEY: ("name", "labels"),
+    },
+    severity=Severity.CRITICAL,
+    controls=KEY_CONTROLS,
+    remediation=(
+        "Remove the conditional binding from the party data key. The key's only data-plane member is principalSet://"
+        "iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/attribute.image_digest/"
+        "sha256:<digest>, whose attestation is the workload identity provider's condition; IAM conditions on other "
+        "members (request.time, resource.name, access levels) widen or narrow access by attributes that are not the "
+        "workload's measurement (" + IAM_CONDITIONS_DOCS + ")."
+    ),
+    url=IAM_CONDITIONS_DOCS,
+    confidential=True,
+)
+def gcp_kms_cryptokeyiammember_disallow_conditional_binding(stack: Stack) -> Iterator[Finding]:
+    for binding in stack.of_type(KMS_MEMBER, KMS_BINDING):
+        if on_service_key(stack, binding):
+            continue
+        for message in run_check(_conditional_binding, binding):
+            yield Finding(message, binding.resource)
+
+
+STACK_POLICIES += [gcp_kms_cryptokeyiammember_disallow_conditional_binding]
+POLICIES = RESOURCE_POLICIES + STACK_POLICIES
