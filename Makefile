@@ -46,7 +46,7 @@ review: $(STAMP)
 	@$(PY) -m policies.review --stack $(STACK) --program $(PROGRAM)
 
 # A collaboration end to end on this machine: review, key-service stand-ins, sealed data, attested release.
-demo: $(STAMP)
+demo: $(STAMP) $(STAMP_ML)
 	@$(PY) -m standins.demo --stack $(STACK)
 
 # The suite in ccp's environment, then the ML runtime's tests in its own (.venv-ml, built on first use).

@@ -46,7 +46,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 GENESIS_PREV: Final = "0" * 64
 FIELDS: Final = frozenset({"seq", "time", "event", "data", "prev", "sig"})
 # What the runtime logs; `append` refuses anything else, so a typo is not a new kind of event.
-EVENTS: Final = frozenset({"verification", "key-release", "unseal", "output"})
+# `privacy-spend` mirrors each charge of the privacy ledger (enclave_runtime/ml/dp.py) with the ledger's head
+# after it, so the signed log pins the ledger: a ledger rolled back or rewritten no longer contains that head.
+EVENTS: Final = frozenset({"verification", "key-release", "unseal", "output", "privacy-spend"})
 
 Signer = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
@@ -168,6 +170,14 @@ class AuditLog:
 
     def output(self, name: str, size: int, sha256: str) -> int:
         return self.append("output", {"name": name, "bytes": size, "sha256": sha256})
+
+    def privacy_spend(self, collaboration: str, job: str, output: str, epsilon: str, delta: str, head: str) -> int:
+        """One job's charge to the privacy budget: amounts as the ledger's exact decimal strings, and the
+        ledger's head after the charge."""
+        return self.append("privacy-spend", {
+            "collaboration": collaboration, "job": job, "output": output, "epsilon": epsilon, "delta": delta,
+            "head": head,
+        })
 
     def close(self) -> None:
         with self._lock:

@@ -1,10 +1,14 @@
 """The collaboration's job inside one TEE host: unseal each party's dataset, compute, seal the outputs.
 
-This is the placeholder computation the demo runs end to end (the privacy-preserving ML of a later
-issue replaces `summarize`): each host streams the datasets whose keys its cloud released to it and
-computes a partial aggregate (row count and sum of the `value` column); partials are combined into the
-joint result. Plaintext never leaves this process: outputs are sealed to the declared recipients only,
-and every unseal and output is written to the audit log.
+`unseal` streams one sealed dataset (after attested key release) into memory and logs its size and hash;
+`run_private_job` hands the unsealed datasets to the privacy-preserving job (`enclave_runtime.ml.job`,
+federated learning with SecAgg+ and DP statistics against the collaboration's budget), which runs in its own
+environment (`.venv-ml`: flwr needs protobuf 6) as a child process: the plaintext crosses a pipe, never a
+file. `record_privacy_spends` mirrors every charge the job reports into the signed audit log
+(`privacy-spend`), and `seal_outputs` seals each output to its declared recipients only.
+
+`summarize`/`joint_result` are the earlier placeholder computation (row count and mean of a `value`
+column), kept for datasets of that shape.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import csv
 import hashlib
 import io
 import json
+import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, ContextManager, Iterable, Iterator, Mapping
@@ -110,6 +116,59 @@ def unseal_and_summarize(
         partial = summarize(item.party, item.dataset, lines(measured))
     audit.unseal(collaboration, item.party, item.dataset, measured.size, measured.sha256)
     return partial
+
+
+def unseal(
+    item: SealedInput,
+    *,
+    collaboration: str,
+    data_key_for: Callable[[WrappedKey], bytes],
+    audit: AuditLog,
+) -> bytes:
+    """One sealed dataset's plaintext, in memory only; the audit entry names its size and hash."""
+    from .seal import open_sealed
+
+    expect = {"collaboration": collaboration, "party": item.party, "dataset": item.dataset}
+    with item.open() as source, open_sealed(source, data_key_for=data_key_for, expect=expect) as chunks:
+        measured = _Measured(chunks)
+        plaintext = b"".join(measured)
+    audit.unseal(collaboration, item.party, item.dataset, measured.size, measured.sha256)
+    return plaintext
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ML_PYTHON = REPO_ROOT / ".venv-ml" / "bin" / "python"
+
+
+def ml_process(command: str, request: Mapping[str, Any], *, python: Path = ML_PYTHON, timeout: float = 600) -> Any:
+    """Run `python -m enclave_runtime.ml.job COMMAND` in the ML environment: the request goes in on stdin,
+    the JSON result comes back on stdout (pipes only: nothing the request carries is written to disk)."""
+    if not python.exists():
+        raise WorkloadError(f"the ML environment is missing ({python}): build it with `make test-ml` (or `make demo`)")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    done = subprocess.run(
+        [str(python), "-m", "enclave_runtime.ml.job", command], input=json.dumps(request).encode(),
+        capture_output=True, cwd=REPO_ROOT, env=env, timeout=timeout, check=False,
+    )
+    if done.returncode != 0:
+        last = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["(no message)"]
+        raise WorkloadError(f"the privacy-preserving job failed (exit {done.returncode}): {last[0]}")
+    return json.loads(done.stdout)
+
+
+def run_private_job(
+    datasets: Mapping[str, bytes], request: Mapping[str, Any], *, python: Path = ML_PYTHON
+) -> dict[str, Any]:
+    """The privacy-preserving job on the unsealed `datasets` (`party/dataset` -> CSV plaintext)."""
+    return ml_process("run", {**request, "datasets": {name: text.decode() for name, text in datasets.items()}}, python=python)
+
+
+def record_privacy_spends(audit: AuditLog, collaboration: str, spends: Iterable[Mapping[str, Any]]) -> list[int]:
+    """Mirror each ledger charge the job reported into the signed audit log (one `privacy-spend` each)."""
+    return [
+        audit.privacy_spend(collaboration, s["job"], s["output"], s["epsilon"], s["delta"], s["head"])
+        for s in spends
+    ]
 
 
 def joint_result(partials: Iterable[Partial]) -> dict[str, Any]:

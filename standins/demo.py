@@ -3,14 +3,20 @@
 1. the review of the stack (its recorded policies are what the stand-ins enforce);
 2. the stand-ins of each party's key service start (AWS KMS, Azure Attestation + Key Vault, GCP STS +
    Cloud KMS), speaking the real APIs to the official SDKs;
-3. each party seals a sample dataset on "its own machine" under its party key (the owner may only wrap)
-   and an AWS party uploads it to its recorded data bucket (moto's S3 server), whence the workload streams it;
+3. each party seals its dataset on "its own machine" under its party key (the owner may only wrap) and an
+   AWS party uploads it to its recorded data bucket (moto's S3 server), whence the workload streams it. The
+   datasets are real: the parties' non-IID partitions of scikit-learn's breast-cancer set, as CSV;
 4. the workload runs in the simulated TEE with the approved measurements: each party key is released
-   by its own cloud, the datasets are unsealed inside, a joint result is computed and sealed to the
-   declared recipients only;
-5. the same release is tried as a debug build, an unapproved image, another collaboration's workload
+   by its own cloud and the datasets are unsealed inside;
+5. the privacy-preserving job runs in the ML environment (`.venv-ml`) as a child process, the unsealed data
+   reaching it over a pipe only: federated training with SecAgg+ behind the aggregator's attestation gate,
+   and DP statistics charged to the collaboration's budget (`ccp:collaboration.privacy`) in the privacy
+   ledger; a rerun that would exceed the budget and a job feeding an undeclared output are refused, the
+   ledger unchanged. Each spend is mirrored into the signed audit log (`privacy-spend`), and each output is
+   sealed to its declared recipients only;
+6. the same release is tried as a debug build, an unapproved image, another collaboration's workload
    and an unattested caller: each must be refused by the stack's own policy, with the service's reason;
-6. the audit log the workload wrote is verified.
+7. the audit log the workload wrote is verified.
 Exit 0 only if every decision matches what the stack promises; `out/demo-STACK.json` records them.
 """
 
@@ -38,7 +44,9 @@ from enclave_runtime.keyrelease import KeyReleaseError, KeySession, WrappedKey
 from enclave_runtime.recipients import RecipientOpener, RecipientWrapper
 from enclave_runtime.seal import SealError, open_sealed, seal
 from enclave_runtime.simulate.nitro import SimulatedNitro
-from enclave_runtime.workload import SealedInput, joint_result, seal_outputs, unseal_and_summarize
+from enclave_runtime.workload import (
+    SealedInput, ml_process, record_privacy_spends, run_private_job, seal_outputs, unseal,
+)
 from policies.review import project
 from policies.review.run import REPO_ROOT, ccp_settings, run_review
 from standins.cloud import CASES, EXPECTED, CloudStandIns
@@ -103,6 +111,51 @@ def sample_dataset(party: str, dataset: str, rows: int = SAMPLE_ROWS) -> bytes:
     return ("id,value\n" + body).encode()
 
 
+def real_datasets(collaboration: Any) -> dict[str, bytes]:
+    """`party/dataset` -> CSV of that dataset's rows of the breast-cancer set (generated in `.venv-ml`,
+    where scikit-learn is): the parties' non-IID partitions, deterministic, nothing downloaded."""
+    pairs = [[p.name, d.name] for p in collaboration.parties for d in p.datasets]
+    return {name: text.encode() for name, text in ml_process("partitions", {"datasets": pairs}).items()}
+
+
+def dp_jobs(privacy: Any) -> list[dict[str, Any]]:
+    """The DP statistics the workload releases, sized from the budget: `cohort-statistics` spends 2/3 of
+    epsilon on the first output that `privacy.outputs` names; its rerun would exceed what is left, and a
+    job feeding an output the budget does not name is refused whatever it costs."""
+    if privacy is None:
+        return []
+    sixth = privacy.epsilon / 6
+    output = privacy.outputs[0]
+    cohort = [
+        {"name": "cohort-size", "column": "rows", "kind": "count", "epsilon": sixth},
+        {"name": "mean-radius", "column": "mean radius", "kind": "mean", "epsilon": 2 * sixth, "bounds": [5.0, 30.0]},
+        {"name": "malignant-cases", "column": "malignant", "kind": "count", "epsilon": sixth},
+    ]
+    return [
+        {"job": "cohort-statistics", "output": output, "queries": cohort},
+        {"job": "cohort-statistics-rerun", "output": output, "queries": cohort},
+        {"job": "per-site-statistics", "output": "per-site-statistics",
+         "queries": [{"name": "site-size", "column": "rows", "kind": "count", "epsilon": sixth}]},
+    ]
+
+
+def output_payloads(collaboration: Any, job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What each declared output carries: every output the federated metrics; the first declared output the
+    model; an output the budget names the DP releases charged to it (and nothing else is released)."""
+    fl = job["fl"]
+    metrics = {k: fl[k] for k in ("clients", "rounds", "secagg", "auroc_federated", "auroc_centralized", "test_rows")}
+    payloads: dict[str, dict[str, Any]] = {}
+    for i, output in enumerate(collaboration.outputs):
+        payload: dict[str, Any] = {"metrics": metrics}
+        if i == 0:
+            payload["model"] = fl["model"]
+        releases = [r for r in (job["dp"] or {}).get("releases", []) if r["output"] == output.name]
+        if releases:
+            payload["dp"] = releases
+        payloads[output.name] = payload
+    return payloads
+
+
 def _decision(key: PartyKey, case: str, decision: str, reason: str) -> dict[str, str]:
     return {
         "party": key.party,
@@ -127,7 +180,7 @@ def _try_release(
 
 
 def run(stack: str, *, quiet: bool = False, out: Path = OUT) -> int:
-    progress = Progress(7, quiet)
+    progress = Progress(8, quiet)
     work = out / f"demo-{stack}"
     work.mkdir(parents=True, exist_ok=True)
     with progress.step(f"review of stack {stack!r}"):
@@ -153,13 +206,14 @@ def run(stack: str, *, quiet: bool = False, out: Path = OUT) -> int:
         sealed: dict[str, SealedInput] = {}
         wrapped_keys: dict[str, WrappedKey] = {}
         with progress.step("each party seals its datasets under its own key (AWS parties upload to their bucket)"):
+            plaintexts = real_datasets(collaboration)
             for key in keys:
                 party = next(p for p in collaboration.parties if p.name == key.party)
                 for dataset in party.datasets:
                     path = work / f"{key.party}.{dataset.name}.sealed"
                     with path.open("wb") as sink:
                         header = seal(
-                            io.BytesIO(sample_dataset(key.party, dataset.name)), sink, collaboration=collaboration.name,
+                            io.BytesIO(plaintexts[f"{key.party}/{dataset.name}"]), sink, collaboration=collaboration.name,
                             party=key.party, dataset=dataset.name, wrapper=services[key.cloud].wrapper(key),
                         )
                     name = f"{key.party}/{dataset.name}"
@@ -175,8 +229,10 @@ def run(stack: str, *, quiet: bool = False, out: Path = OUT) -> int:
         nsm = SimulatedNitro()
         audit = audit_log.AuditLog(log_path, signer, _audit_evidence(nsm, signer))
         running.callback(audit.close)
-        with progress.step("the approved workload: release each party key on its own cloud, unseal, compute"):
-            partials = []
+        ledger_path = work / "privacy-ledger.jsonl"
+        ledger_path.unlink(missing_ok=True)  # a new run of the demo is a new collaboration run: a fresh budget
+        with progress.step("the approved workload: release each party key on its own cloud, unseal"):
+            unsealed: dict[str, bytes] = {}
             for key in keys:
                 for name, item in sealed.items():
                     if item.party != key.party:
@@ -186,20 +242,39 @@ def run(stack: str, *, quiet: bool = False, out: Path = OUT) -> int:
                     row, data_key = _try_release(session.data_key, key, "approved", wrapped_keys[name], audit)
                     decisions.append(row)
                     if data_key is not None:
-                        partials.append(
-                            unseal_and_summarize(item, collaboration=collaboration.name, data_key_for=session.data_key, audit=audit)
-                        )
+                        unsealed[name] = unseal(item, collaboration=collaboration.name, data_key_for=session.data_key, audit=audit)
                     session.close()
-            result = joint_result(partials)
+            result = {
+                "parties": sorted({name.split("/")[0] for name in unsealed}),
+                "rows": sum(text.count(b"\n") - 1 for text in unsealed.values()),
+            }
+
+        with progress.step("the privacy-preserving job in .venv-ml (data over a pipe): FL with SecAgg+, DP statistics"):
+            privacy = collaboration.privacy
+            request: dict[str, Any] = {
+                "collaboration": collaboration.name,
+                "measurements": collaboration.measurements.model_dump(mode="json", by_alias=True, exclude_none=True),
+                "ledger": str(ledger_path),
+                "dp_jobs": dp_jobs(privacy),
+            }
+            if privacy is not None:  # the model's values, as exact decimal strings for the ledger
+                request["budget"] = {"epsilon": repr(privacy.epsilon), "delta": repr(privacy.delta), "outputs": list(privacy.outputs)}
+            missing = sorted({f"{p.name}/{d.name}" for p in collaboration.parties for d in p.datasets} - set(unsealed))
+            job: dict[str, Any] | None = None
+            if not missing:  # the job the parties approved runs on every party's data, or not at all
+                job = run_private_job(unsealed, request)
+                record_privacy_spends(audit, collaboration.name, (job["dp"] or {}).get("spends", []))
+            unsealed.clear()
 
         recipients = {p.name: rsa.generate_private_key(public_exponent=65537, key_size=3072) for p in collaboration.parties}
-        with progress.step("seal the joint result to the declared recipients only"):
-            outputs = {o.name: list(o.recipients) for o in collaboration.outputs}
-            written = seal_outputs(
-                result, collaboration=collaboration.name, outputs=outputs,
-                recipients={n: RecipientWrapper(n, k.public_key()) for n, k in recipients.items()},
-                out_dir=work, audit=audit,
-            )
+        with progress.step("seal each output to its declared recipients only"):
+            recipient_keys = {n: RecipientWrapper(n, k.public_key()) for n, k in recipients.items()}
+            written = []
+            for output in (collaboration.outputs if job is not None else []):
+                written += seal_outputs(
+                    output_payloads(collaboration, job)[output.name], collaboration=collaboration.name,
+                    outputs={output.name: list(output.recipients)}, recipients=recipient_keys, out_dir=work, audit=audit,
+                )
             opened = _open_outputs(written, recipients, collaboration.name)
 
         with progress.step("the same release as a debug build, an unapproved image, another collaboration, an unattested caller"):
@@ -214,23 +289,83 @@ def run(stack: str, *, quiet: bool = False, out: Path = OUT) -> int:
     with progress.step("verify the audit log (chain, signatures, and the evidence binding its key)"):
         report = audit_log.verify(log_path, check_evidence=partial(_check_audit_evidence, nsm))
     verified = report.status == "valid" and report.evidence_checked
-    ok = all(d["decision"] == d["expected"] for d in decisions) and verified and opened
+    ppml = _ppml(job) if job is not None else {"fl": None, "dp": None, "skipped": f"datasets not released: {', '.join(missing)}"}
+    ppml_ok = job is not None and _ppml_ok(ppml, report.events.get("privacy-spend", 0), collaboration.privacy is not None)
+    ok = all(d["decision"] == d["expected"] for d in decisions) and verified and opened and ppml_ok
     record = {
         "stack": stack,
         "decisions": decisions,
         "result": result,
         "outputs": [p.name for p in written],
         "audit": {"entries": report.entries, "verified": verified},
+        "ppml": ppml,
     }
     (out / f"demo-{stack}.json").write_text(json.dumps(record, indent=2) + "\n")
     if not quiet:
         print(_table(decisions))
-        print(f"joint result: {json.dumps(result)}")
+        print(f"datasets: {result['rows']} rows of the breast-cancer set across {', '.join(result['parties'])}")
+        print(_ppml_summary(ppml))
         print(f"outputs: {', '.join(p.name for p in written)} (each opens only with its recipient's key: {opened})")
         print(f"audit log: {report.entries} entries, {'verified' if verified else 'NOT verified: ' + report.message}")
         print(f"decisions: {out / f'demo-{stack}.json'}")
         print("PASS: every decision matches the stack's policies" if ok else "FAIL: see the rows marked ✗")
     return 0 if ok else 1
+
+
+def _ppml(job: dict[str, Any]) -> dict[str, Any]:
+    """The `ppml` block of out/demo-STACK.json (no model weights, no data: figures and decisions only)."""
+    fl = job["fl"]
+    block: dict[str, Any] = {"fl": {
+        "clients": fl["clients"], "rounds": fl["rounds"], "secagg": fl["secagg"],
+        "auroc": fl["auroc_federated"], "auroc_centralized": fl["auroc_centralized"], "test_rows": fl["test_rows"],
+    }, "dp": None}
+    if job["dp"] is not None:
+        dp = job["dp"]
+        block["dp"] = {
+            "budget": dp["budget"], "spent": dp["spent"], "remaining": dp["remaining"],
+            "spends": [{k: s[k] for k in ("job", "output", "epsilon", "delta", "head")} for s in dp["spends"]],
+            "releases": [{k: r[k] for k in ("job", "output", "name", "value", "epsilon")} for r in dp["releases"]],
+            "refused": dp["refused"], "ledger_head": dp["head"],
+        }
+    return block
+
+
+def _ppml_ok(ppml: dict[str, Any], audited_spends: int, budgeted: bool) -> bool:
+    """The job trained every round with SecAgg+; with a budget: something was spent and mirrored in the audit
+    log, and each refused job loaded no data and left the ledger as it was."""
+    fl = ppml["fl"]
+    if not (fl["secagg"] and fl["rounds"] >= 1 and 0.5 < fl["auroc"] <= 1):
+        return False
+    if not budgeted:
+        return ppml["dp"] is None
+    dp = ppml["dp"]
+    refusals_clean = all(r["ledger_unchanged"] and not r["data_loaded"] for r in dp["refused"])
+    return bool(dp["spends"]) and audited_spends == len(dp["spends"]) and bool(dp["refused"]) and refusals_clean
+
+
+def _ppml_summary(ppml: dict[str, Any]) -> str:
+    fl = ppml["fl"]
+    if fl is None:
+        return f"privacy-preserving job NOT run: {ppml['skipped']}"
+    lines = [
+        f"federated training: {fl['clients']} parties, {fl['rounds']} rounds, SecAgg+ {fl['secagg']}: test AUROC "
+        f"{fl['auroc']:.4f} (centralized on the same rows {fl['auroc_centralized']:.4f}, {fl['test_rows']} held-out rows)"
+    ]
+    dp = ppml["dp"]
+    if dp is None:
+        lines.append("differential privacy: no ccp:collaboration.privacy budget declared: no DP statistics released")
+        return "\n".join(lines)
+    releases = ", ".join(f"{r['name']}={r['value']:.2f} (eps {r['epsilon']})" for r in dp["releases"])
+    lines.append(f"DP releases: {releases}")
+    lines.append(
+        f"privacy budget: epsilon {dp['budget']['epsilon']}, delta {dp['budget']['delta']}; spent epsilon "
+        f"{dp['spent']['epsilon']} delta {dp['spent']['delta']}; remaining epsilon {dp['remaining']['epsilon']} "
+        f"delta {dp['remaining']['delta']}"
+    )
+    for r in dp["refused"]:
+        unchanged = "ledger unchanged" if r["ledger_unchanged"] else "LEDGER CHANGED"
+        lines.append(f"refused: {r['job']} -> {r['output']} (epsilon {r['epsilon']}; {unchanged}): {r['reason']}")
+    return "\n".join(lines)
 
 
 def _in_bucket(s3: S3StandIn, recording: Any, party: str, dataset: str, path: Path) -> SealedInput:

@@ -73,3 +73,17 @@ def test_recipient_opener_refuses_another_algorithm() -> None:
 
     with pytest.raises(KeyReleaseError, match="RSA1_5"):
         RecipientOpener("alice", key).unwrap(replace(wrapped, algorithm="RSA1_5"))
+
+
+def test_privacy_spends_are_mirrored_into_the_signed_audit_log(tmp_path: Path) -> None:
+    from enclave_runtime.workload import record_privacy_spends
+
+    log = audit_log.AuditLog(tmp_path / "audit.jsonl", ed25519.Ed25519PrivateKey.generate(), audit_log.Evidence("none", b"x"))
+    spend = {"job": "cohort", "output": "metrics", "epsilon": "1.5", "delta": "0", "head": "ab" * 32, "queries": ["n"]}
+    assert record_privacy_spends(log, "study", [spend]) == [1]
+    log.close()
+    report = audit_log.verify(tmp_path / "audit.jsonl")
+    assert report.status == "valid" and report.events == {"genesis": 1, "privacy-spend": 1}
+    entry = json.loads((tmp_path / "audit.jsonl").read_text().splitlines()[1])
+    assert entry["data"] == {"collaboration": "study", "job": "cohort", "output": "metrics", "epsilon": "1.5",
+                             "delta": "0", "head": "ab" * 32}

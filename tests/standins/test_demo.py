@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ def _record(out: Path) -> dict:
 def test_dev_demo_every_decision_matches(tmp_path: Path) -> None:
     assert demo.run("dev", quiet=True, out=tmp_path) == 0
     record = _record(tmp_path)
-    assert list(record) == ["stack", "decisions", "result", "outputs", "audit"]
+    assert list(record) == ["stack", "decisions", "result", "outputs", "audit", "ppml"]
     assert all(list(d) == ["party", "cloud", "case", "expected", "decision", "reason"] for d in record["decisions"])
     seen = {(d["party"], d["cloud"], d["case"]) for d in record["decisions"]}
     parties = {("clinic-aws", "aws"), ("clinic-azure", "azure"), ("lab-gcp", "gcp")}
@@ -29,12 +30,52 @@ def test_dev_demo_every_decision_matches(tmp_path: Path) -> None:
         assert row["decision"] == ("granted" if row["case"] == "approved" else "denied"), row
         if row["decision"] == "denied":
             assert row["reason"].startswith(("AWS KMS: ", "Azure Key Vault: ", "GCP STS: ", "Cloud KMS: ")), row
-    # 2000 rows per party's one dataset; every party's data reached the joint result
-    assert record["result"]["parties"] == ["clinic-aws", "clinic-azure", "lab-gcp"]
-    assert record["result"]["rows"] == 6000
+    # the training 75 % of the breast-cancer set (426 of 569 rows), every party's partition unsealed
+    assert record["result"] == {"parties": ["clinic-aws", "clinic-azure", "lab-gcp"], "rows": 426}
     assert record["outputs"] == [f"global-model.{p}.sealed" for p in ("clinic-aws", "clinic-azure", "lab-gcp")]
-    # genesis + 3 approved releases + 3 unseals + 3 outputs + 12 refusals
-    assert record["audit"] == {"entries": 22, "verified": True}
+    # genesis + 3 approved releases + 3 unseals + 1 privacy-spend + 3 outputs + 12 refusals
+    assert record["audit"] == {"entries": 23, "verified": True}
+    assert_ppml(record["ppml"], tmp_path / "demo-dev", output="global-model")
+
+
+def assert_ppml(ppml: dict, work: Path, *, output: str) -> None:
+    fl = ppml["fl"]
+    assert (fl["clients"], fl["rounds"], fl["secagg"], fl["test_rows"]) == (3, 5, True, 143)
+    assert 0.95 <= fl["auroc"] <= 1.0 and abs(fl["auroc"] - fl["auroc_centralized"]) <= 0.02
+    dp = ppml["dp"]
+    # the stack's budget, exactly, and exact arithmetic: spent + remaining == total, spent == the one spend
+    assert dp["budget"] == {"epsilon": "3.0", "delta": "0.000001", "outputs": [output]}
+    total, spent, remaining = (Decimal(dp[k]["epsilon"]) for k in ("budget", "spent", "remaining"))
+    assert spent + remaining == total and Decimal(dp["remaining"]["delta"]) + Decimal(dp["spent"]["delta"]) == Decimal("0.000001")
+    assert [s["job"] for s in dp["spends"]] == ["cohort-statistics"] and dp["spends"][0]["output"] == output
+    assert Decimal(dp["spends"][0]["epsilon"]) == spent and Decimal("1.99") <= spent <= Decimal("2.0")
+    assert sum(Decimal(r["epsilon"]) for r in dp["releases"]) == spent
+    values = {r["name"]: r["value"] for r in dp["releases"]}
+    assert abs(values["cohort-size"] - 426) < 40 and abs(values["malignant-cases"] - 159) < 40  # Laplace, eps 0.5
+    assert 11.0 < values["mean-radius"] < 17.0  # true mean ~14.1, clamped to [5, 30], eps 1.0
+    # the rerun over budget and the undeclared output: refused before loading data, ledger unchanged
+    refused = {r["job"]: r for r in dp["refused"]}
+    assert set(refused) == {"cohort-statistics-rerun", "per-site-statistics"}
+    assert all(r["ledger_unchanged"] and not r["data_loaded"] for r in refused.values())
+    assert f"remaining budget is epsilon={remaining}" in refused["cohort-statistics-rerun"]["reason"]
+    assert "privacy.outputs does not declare" in refused["per-site-statistics"]["reason"]
+    # the ledger holds the budget and the one spend; its head is the spend mirrored in the signed audit log
+    ledger = [json.loads(line) for line in (work / "privacy-ledger.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in ledger] == ["budget", "spend"]
+    audited = [json.loads(line)["data"] for line in (work / "audit.jsonl").read_text().splitlines()
+               if json.loads(line)["event"] == "privacy-spend"]
+    assert audited == [{"collaboration": ledger[0]["data"]["collaboration"], "job": "cohort-statistics", "output": output,
+                        "epsilon": str(spent), "delta": "0", "head": dp["ledger_head"]}]
+
+
+def test_hospitals_demo_trains_across_three_hospitals_and_spends_on_the_declared_output(tmp_path: Path) -> None:
+    assert demo.run("hospitals", quiet=True, out=tmp_path) == 0
+    record = json.loads((tmp_path / "demo-hospitals.json").read_text())
+    # the model goes to sepsis-model, the DP statistics (and metrics) to validation-metrics
+    assert record["outputs"] == [f"{o}.{p}.sealed" for o in ("sepsis-model", "validation-metrics")
+                                 for p in ("hospital-aws", "hospital-azure", "hospital-gcp")]
+    assert record["audit"] == {"entries": 26, "verified": True}
+    assert_ppml(record["ppml"], tmp_path / "demo-hospitals", output="validation-metrics")
 
 
 def test_demo_fails_when_a_recorded_binding_no_longer_admits_the_approved_build(
@@ -57,3 +98,7 @@ def test_demo_fails_when_a_recorded_binding_no_longer_admits_the_approved_build(
     assert rows[("lab-gcp", "approved")]["decision"] == "denied"
     assert rows[("lab-gcp", "approved")]["reason"].startswith("Cloud KMS: ")
     assert rows[("clinic-aws", "approved")]["decision"] == "granted"
+    # without every party's data the approved job does not run (nothing is trained, spent or released)
+    record = _record(tmp_path)
+    assert record["ppml"] == {"fl": None, "dp": None, "skipped": "datasets not released: lab-gcp/genotypes"}
+    assert record["outputs"] == []

@@ -1,0 +1,231 @@
+"""The privacy-preserving job as one process: what the demo runs inside its TEE boundary, in `.venv-ml`.
+
+    python -m enclave_runtime.ml.job partitions   # stdin {"datasets": [[party, dataset], ...]}
+    python -m enclave_runtime.ml.job run          # stdin: the request below; stdout: the result
+
+`partitions` writes each dataset's rows of scikit-learn's breast-cancer set (the non-IID split of
+`data.load`, by party; a party with several datasets gets its rows round-robin) as CSV: the 30 features
+and `label`. It is how the demo's parties get real data to seal.
+
+`run` reads one JSON request from stdin: the plaintext of every unsealed dataset (the caller unsealed them
+after attested key release; they arrive over the pipe, never through a file), the collaboration's budget as
+the stack's model validated it (`ccp:collaboration.privacy`, decimal strings), the ledger path, the approved
+measurements (the aggregator's attestation gate checks them) and the DP jobs to run. It trains with SecAgg+
+(`fl.run_federated`), runs each DP job against the ledger (`dp.run_job`; a refused job writes nothing and
+never loads data) and writes one JSON result to stdout: model, metrics, releases, every spend with its
+ledger head (for the caller's audit log), the refusals, and spent/remaining as exact decimal strings.
+Nothing here writes data to disk; the ledger holds amounts only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import data, dp, fl
+from .config import FederatedJob, PrivacyBudget
+
+LABEL = "label"
+
+
+def partitions(datasets: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """`party/dataset` -> CSV text of its rows (header: the 30 feature names, then `label`)."""
+    parties = list(dict.fromkeys(party for party, _ in datasets))
+    split = data.load(parties)
+    out: dict[str, str] = {}
+    for party in parties:
+        names = [name for p, name in datasets if p == party]
+        part = split.parties[party]
+        for k, name in enumerate(names):
+            rows = slice(k, None, len(names))
+            text = io.StringIO()
+            writer = csv.writer(text, lineterminator="\n")
+            writer.writerow([*split.feature_names, LABEL])
+            for x, y in zip(part.x[rows], part.y[rows], strict=True):
+                writer.writerow([repr(float(v)) for v in x] + [int(y)])
+            out[f"{party}/{name}"] = text.getvalue()
+    return out
+
+
+def parse_csv(text: str, features: Sequence[str]) -> data.Partition:
+    """One dataset's CSV back into a partition; the header must be exactly the features and `label`."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header != [*features, LABEL]:
+        raise ValueError(f"dataset header is {header[:3] if header else header}..., expected the 30 features and {LABEL!r}")
+    rows = [[float(v) for v in row] for row in reader if row]
+    matrix = np.asarray(rows, dtype=np.float64).reshape(-1, len(features) + 1)
+    labels = matrix[:, -1]
+    if not np.isin(labels, (0.0, 1.0)).all():
+        raise ValueError("dataset labels must be 0 (malignant) or 1 (benign)")
+    return data.Partition(matrix[:, :-1], labels)
+
+
+def _aggregator(measurements: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    """The aggregator's identity (simulated Nitro evidence carrying the stack's approved PCRs, bound to its
+    channel key) and the trust store and policy every party's gate checks it with.
+
+    The aggregator here is a simulated enclave, so the gate's policy is a dev policy (it accepts the
+    simulation root, which a prod policy refuses) pinning the stack's own approved measurements: an
+    aggregator with other PCRs is still refused. On real hardware the gate uses the stack's environment."""
+    from enclave_runtime.attest import TrustStore
+    from enclave_runtime.policy import Policy
+    from enclave_runtime.simulate.nitro import SimulatedNitro, SimulatedNitroEnclave
+
+    from .attestation import AggregatorIdentity
+
+    nitro = measurements.get("nitro") or {}
+    pcrs = {int(k[3:]): v for k, v in nitro.items() if k.startswith("pcr") and isinstance(v, str)}
+    policy = Policy.load({"environment": "dev", "measurements": measurements})
+    sim = SimulatedNitro()
+    channel_key = hashlib.sha256(f"aggregator channel {dt.datetime.now(dt.timezone.utc).isoformat()}".encode()).digest()
+    identity = AggregatorIdentity("aws-nitro", SimulatedNitroEnclave(sim, pcrs).attest(channel_key), channel_key)
+    return identity, TrustStore(simulation_roots=[sim.root]), policy
+
+
+def _federated(parts: Mapping[str, data.Partition], request: Mapping[str, Any], split: data.Dataset) -> dict[str, Any]:
+    from .attestation import AttestationGate
+
+    job = FederatedJob.model_validate(request.get("federated") or {})
+    standardize = data.Standardizer.pooled(parts)
+    identity, store, policy = _aggregator(request["measurements"])
+    gates = {party: AttestationGate(store, policy) for party in parts}
+    features = len(split.feature_names)
+    result = fl.run_federated(
+        job, {p: (lambda p=p: parts[p]) for p in parts}, {p: len(parts[p]) for p in parts},
+        standardize, features, gates, identity,
+    )
+    if result.parameters is None:
+        raise RuntimeError(f"federated training produced no model: refusals {result.refusals}")
+    test_x = standardize(split.test.x)
+    central = fl.train_centralized(parts.values(), standardize, job)
+    return {
+        "clients": len(parts),
+        "rounds": result.rounds_completed,
+        "secagg": job.secure_aggregation,
+        "auroc_federated": round(fl.auroc(result.parameters, test_x, split.test.y), 6),
+        "auroc_centralized": round(fl.auroc(central, test_x, split.test.y), 6),
+        "test_rows": len(split.test),
+        "model": {
+            "features": list(split.feature_names),
+            "center": [float(v) for v in standardize.center],
+            "scale": [float(v) for v in standardize.scale],
+            "weights": [float(v) for v in result.parameters[0]],
+            "bias": float(result.parameters[1][0]),
+        },
+    }
+
+
+def _columns(parts: Mapping[str, data.Partition], features: Sequence[str]) -> dict[str, np.ndarray]:
+    """The joint data's columns for DP queries: every feature by name, `rows` (one 0.0 per row, for
+    counts) and `malignant` (one 0.0 per malignant row: its count is the malignant cohort size)."""
+    x = np.vstack([p.x for p in parts.values()])
+    y = np.concatenate([p.y for p in parts.values()])
+    columns = {name: x[:, i] for i, name in enumerate(features)}
+    columns["rows"] = np.zeros(len(y))
+    columns["malignant"] = np.zeros(int((y == 0).sum()))
+    return columns
+
+
+def _dp(parts: Mapping[str, data.Partition], request: Mapping[str, Any], features: Sequence[str]) -> dict[str, Any] | None:
+    """Every DP job against the ledger of the collaboration's budget; None when no budget is declared
+    (then no DP job may run at all)."""
+    b = request.get("budget")
+    if b is None:
+        if request.get("dp_jobs"):
+            raise ValueError("DP jobs were requested but the collaboration declares no privacy budget")
+        return None
+    budget = PrivacyBudget(epsilon=b["epsilon"], delta=b["delta"], outputs=tuple(b["outputs"]))
+    ledger_path = Path(request["ledger"])
+    ledger = dp.PrivacyLedger.open(ledger_path, budget, request["collaboration"], expected_head=request.get("expected_head"))
+    releases: list[dict[str, Any]] = []
+    spends: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = []
+    for spec in request.get("dp_jobs", []):
+        queries = [
+            dp.Query(q["name"], q["column"], q["kind"], float(q["epsilon"]), tuple(q["bounds"]) if q.get("bounds") else None)
+            for q in spec["queries"]
+        ]
+        before = ledger_path.read_bytes()
+        loaded: list[bool] = []
+
+        def load() -> dict[str, np.ndarray]:
+            loaded.append(True)
+            return _columns(parts, features)
+
+        try:
+            done, spend = dp.run_job(ledger, spec["job"], spec["output"], queries, load)
+        except dp.BudgetExceeded as exc:
+            refused.append({
+                "job": spec["job"], "output": spec["output"],
+                "epsilon": str(sum((Decimal(str(q.epsilon)) for q in queries), Decimal(0))),
+                "reason": str(exc), "data_loaded": bool(loaded),
+                "ledger_unchanged": ledger_path.read_bytes() == before,
+            })
+            continue
+        releases += [
+            {"job": spec["job"], "output": spec["output"], "name": r.name, "value": r.value, "epsilon": str(r.epsilon)}
+            for r in done
+        ]
+        spends.append({
+            "job": spend.job, "output": spend.output, "epsilon": str(spend.epsilon), "delta": str(spend.delta),
+            "queries": list(spend.queries), "head": spend.head,
+        })
+    remaining = ledger.remaining
+    return {
+        "budget": {"epsilon": str(budget.epsilon), "delta": str(budget.delta), "outputs": list(budget.outputs)},
+        "spent": {"epsilon": str(ledger.spent_epsilon), "delta": str(ledger.spent_delta)},
+        "remaining": {"epsilon": str(remaining[0]), "delta": str(remaining[1])},
+        "releases": releases,
+        "spends": spends,
+        "refused": refused,
+        "head": ledger.head,
+    }
+
+
+def run(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The whole job on the unsealed datasets of `request` (see the module docstring)."""
+    split = data.load(list(dict.fromkeys(name.split("/")[0] for name in request["datasets"])))
+    by_party: dict[str, list[data.Partition]] = {}
+    for name, text in request["datasets"].items():
+        by_party.setdefault(name.split("/")[0], []).append(parse_csv(text, split.feature_names))
+    parts = {
+        party: data.Partition(np.vstack([p.x for p in ps]), np.concatenate([p.y for p in ps]))
+        for party, ps in by_party.items()
+    }
+    return {"fl": _federated(parts, request, split), "dp": _dp(parts, request, split.feature_names)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args not in (["partitions"], ["run"]):
+        print("usage: python -m enclave_runtime.ml.job partitions|run  (JSON on stdin, JSON on stdout)", file=sys.stderr)
+        return 2
+    request = json.load(sys.stdin)
+    out = sys.stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the result only, whatever a library prints
+            if args == ["partitions"]:
+                result: Any = partitions([(p, d) for p, d in request["datasets"]])
+            else:
+                result = run(request)
+    except Exception as exc:  # noqa: BLE001 -- one line for the caller, never a traceback with data in it
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    json.dump(result, out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""The demo's TEE-side job (`python -m enclave_runtime.ml.job`): real partitions as CSV, and one run that
+trains with SecAgg+, spends from the budget passed in, and refuses an over-budget job without touching data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from enclave_runtime.ml import job
+from tests.ml.conftest import APPROVED_PCR0, PARTIES
+
+PAIRS = [(p, "records") for p in PARTIES]
+
+
+@pytest.fixture(scope="module")
+def datasets() -> dict[str, str]:
+    return job.partitions(PAIRS)
+
+
+def test_partitions_are_the_non_iid_split_as_csv(datasets: dict[str, str], dataset) -> None:
+    assert list(datasets) == [f"{p}/records" for p in PARTIES]
+    for party in PARTIES:
+        part = job.parse_csv(datasets[f"{party}/records"], dataset.feature_names)
+        assert (part.x == dataset.parties[party].x).all() and (part.y == dataset.parties[party].y).all()
+    assert job.partitions(PAIRS) == datasets  # deterministic
+    with pytest.raises(ValueError, match="header"):
+        job.parse_csv("id,value\na,1\n", dataset.feature_names)
+
+
+def request(tmp_path: Path, datasets: dict[str, str], **extra) -> dict:
+    cohort = [{"name": "n", "column": "rows", "kind": "count", "epsilon": 0.5},
+              {"name": "r", "column": "mean radius", "kind": "mean", "epsilon": 1.0, "bounds": [5.0, 30.0]}]
+    return {
+        "collaboration": "hospitals-study", "datasets": datasets, "ledger": str(tmp_path / "ledger.jsonl"),
+        "measurements": {"version": "1", "nitro": {"pcr0": APPROVED_PCR0}},
+        "budget": {"epsilon": "2.0", "delta": "1e-06", "outputs": ["metrics"]},
+        "dp_jobs": [{"job": "a", "output": "metrics", "queries": cohort}, {"job": "b", "output": "metrics", "queries": cohort}],
+        **extra,
+    }
+
+
+def test_a_run_over_the_pipe_trains_spends_and_refuses(tmp_path: Path, datasets: dict[str, str]) -> None:
+    done = subprocess.run([sys.executable, "-m", "enclave_runtime.ml.job", "run"], input=json.dumps(request(tmp_path, datasets)),
+                          capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout)
+    assert result["fl"]["rounds"] == 5 and result["fl"]["secagg"] and result["fl"]["auroc_federated"] > 0.95
+    dp = result["dp"]
+    assert dp["spent"] == {"epsilon": "1.5", "delta": "0"} and dp["remaining"] == {"epsilon": "0.5", "delta": "0.000001"}
+    assert [s["job"] for s in dp["spends"]] == ["a"] and dp["spends"][0]["head"] == dp["head"]
+    assert [(r["job"], r["ledger_unchanged"], r["data_loaded"]) for r in dp["refused"]] == [("b", True, False)]
+    assert Decimal(dp["spent"]["epsilon"]) + Decimal(dp["remaining"]["epsilon"]) == Decimal(dp["budget"]["epsilon"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.jsonl"]  # no data written anywhere here
+
+
+def test_no_budget_no_dp(tmp_path: Path, datasets: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="declares no privacy budget"):
+        job.run(request(tmp_path, datasets, budget=None))
