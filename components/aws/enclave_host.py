@@ -182,29 +182,9 @@ def workload_units(launch: WorkloadLaunch) -> dict[str, str]:
             WantedBy=multi-user.target
             """
         ),
-        "ccp-kms-proxy.service": textwrap.dedent(
-            f"""\
-            [Unit]
-            Description=ccp vsock proxy: enclave -> KMS {launch.region}
-            After=network-online.target
-            [Service]
-            ExecStart={proxy} {KMS_VSOCK_PORT} kms.{launch.region}.amazonaws.com 443 --config {config}
-            Restart=always
-            [Install]
-            WantedBy=multi-user.target
-            """
-        ),
-        "ccp-s3-proxy.service": textwrap.dedent(
-            f"""\
-            [Unit]
-            Description=ccp vsock proxy: enclave -> S3 {launch.region} (sealed data)
-            After=network-online.target
-            [Service]
-            ExecStart={proxy} {S3_VSOCK_PORT} s3.{launch.region}.amazonaws.com 443 --config {config}
-            Restart=always
-            [Install]
-            WantedBy=multi-user.target
-            """
+        "ccp-kms-proxy.service": _proxy_unit("KMS", KMS_VSOCK_PORT, f"kms.{launch.region}.amazonaws.com", proxy, config),
+        "ccp-s3-proxy.service": _proxy_unit(
+            "S3 (sealed data)", S3_VSOCK_PORT, f"s3.{launch.region}.amazonaws.com", proxy, config
         ),
         "ccp-enclave-relay.service": textwrap.dedent(
             f"""\
@@ -493,3 +473,20 @@ class EnclaveHost(pulumi.ComponentResource):
             opts=child(self, depends_on=args.depends_on),
         )
         self.register_outputs({"instanceId": self.instance.id, "launchTemplateId": self.launch_template.id})
+
+
+def _proxy_unit(what: str, port: int, host: str, proxy: str, config: str) -> str:
+    """A systemd unit running vsock-proxy from the enclave's `port` to `host:443` (the allowlist in `config`
+    admits exactly the endpoints these units name)."""
+    return textwrap.dedent(
+        f"""\
+        [Unit]
+        Description=ccp vsock proxy: enclave -> {what} ({host})
+        After=network-online.target
+        [Service]
+        ExecStart={proxy} {port} {host} 443 --config {config}
+        Restart=always
+        [Install]
+        WantedBy=multi-user.target
+        """
+    )

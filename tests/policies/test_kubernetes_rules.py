@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kubernetes_cases import (
+from tests.policies.kubernetes_cases import (
     BUDGET, C0, DEPLOYMENT, DOCS_SERVICE, INGRESS, LB, NAMESPACE, PDB, SERVICE, TEMPLATE, WITH_INIT, WORKLOAD,
     kubernetes_stack, with_,
 )

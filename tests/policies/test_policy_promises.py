@@ -21,7 +21,7 @@ import pytest
 from pulumi_policy import StackValidationArgs
 from pulumi_policy.policy import PolicyResource, PolicyResourceOptions
 
-import kubernetes_cases
+from tests.policies import kubernetes_cases
 from policies.zero_trust import pack
 from policies.zero_trust.rules._base import ZeroTrustStackPolicy, _segments, lookup, read_waivers
 from test_policy_rules import (

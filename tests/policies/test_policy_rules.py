@@ -18,7 +18,7 @@ from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy, UNKNO
 from policies.zero_trust.pack import POLICIES
 from policies.zero_trust.rules._base import ZeroTrustResourcePolicy
 
-import kubernetes_cases
+from tests.policies import kubernetes_cases
 
 PCR0 = "ab" * 48
 ZERO = "0" * 96
