@@ -50,20 +50,25 @@ from .policy import Binding, Decision, Policy, PolicyError, validate
 EXIT_OK, EXIT_REJECTED, EXIT_UNUSABLE = 0, 1, 2
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as exit 2 in the CLI's own output format."""
+class UsageParser(argparse.ArgumentParser):
+    """argparse that reports usage errors as exit 2, under `--json` in the subcommand's own output shape
+    (each subcommand's parser overrides `usage_json`), so a caller parsing JSON never gets argparse text."""
 
     def __init__(self, *args: Any, json_output: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.json_output = json_output
 
+    def usage_json(self, message: str) -> None:
+        _emit_json(None, {"check": "usage", "message": message}, None, None)
+
     def error(self, message: str) -> NoReturn:
         if self.json_output:
-            _emit_json(None, {"check": "usage", "message": message}, None, None)
+            self.usage_json(message)
         else:
             self.print_usage(sys.stderr)
             print(f"error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_UNUSABLE)
+
 
 
 def _time(value: str) -> dt.datetime:
@@ -76,10 +81,10 @@ def _time(value: str) -> dt.datetime:
     return parsed.astimezone(dt.timezone.utc)
 
 
-def build_parser(json_output: bool = False) -> _Parser:
-    parser = _Parser(prog="python -m enclave_runtime", description=__doc__.splitlines()[0], json_output=json_output)
+def build_parser(json_output: bool = False) -> UsageParser:
+    parser = UsageParser(prog="python -m enclave_runtime", description=__doc__.splitlines()[0], json_output=json_output)
     commands = parser.add_subparsers(
-        dest="command", required=True, parser_class=partial(_Parser, json_output=json_output)
+        dest="command", required=True, parser_class=partial(UsageParser, json_output=json_output)
     )
     cmd = commands.add_parser("verify", help="verify attestation evidence, optionally validate it against a policy")
     cmd.add_argument("--kind", required=True, choices=sorted(KINDS))
@@ -112,16 +117,11 @@ def build_parser(json_output: bool = False) -> _Parser:
     return parser
 
 
-class _AuditParser(_Parser):
+class _AuditParser(UsageParser):
     """Usage errors under `audit` in the audit output's shape."""
 
-    def error(self, message: str) -> NoReturn:
-        if self.json_output:
-            print(json.dumps({"status": "unusable", "valid": False, "check": "usage", "message": message}, indent=2))
-        else:
-            self.print_usage(sys.stderr)
-            print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_UNUSABLE)
+    def usage_json(self, message: str) -> None:
+        print(json.dumps({"status": "unusable", "valid": False, "check": "usage", "message": message}, indent=2))
 
 
 def run_audit(args: argparse.Namespace) -> int:
@@ -259,16 +259,11 @@ def _seal_failure(check: str, field: str | None, message: str) -> dict[str, Any]
     return {"sealed": None, "error": {"check": check, "field": field, "message": message}}
 
 
-class _SealParser(_Parser):
+class _SealParser(UsageParser):
     """Usage errors under `seal` in the seal output's shape."""
 
-    def error(self, message: str) -> NoReturn:
-        if self.json_output:
-            print(json.dumps(_seal_failure("usage", None, message), indent=2))
-        else:
-            self.print_usage(sys.stderr)
-            print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_UNUSABLE)
+    def usage_json(self, message: str) -> None:
+        print(json.dumps(_seal_failure("usage", None, message), indent=2))
 
 
 def _add_seal_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ column), kept for datasets of that shape.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -100,6 +101,20 @@ def summarize(party: str, dataset: str, text_lines: Iterable[str]) -> Partial:
     return Partial(party, dataset, rows, total)
 
 
+@contextlib.contextmanager
+def _opened(
+    item: SealedInput, *, collaboration: str, data_key_for: Callable[[WrappedKey], bytes], audit: AuditLog
+) -> Iterator[_Measured]:
+    """One sealed dataset's plaintext chunks, streamed; once read, the audit entry names their size and hash."""
+    from .seal import open_sealed
+
+    expect = {"collaboration": collaboration, "party": item.party, "dataset": item.dataset}
+    with item.open() as source, open_sealed(source, data_key_for=data_key_for, expect=expect) as chunks:
+        measured = _Measured(chunks)
+        yield measured
+    audit.unseal(collaboration, item.party, item.dataset, measured.size, measured.sha256)
+
+
 def unseal_and_summarize(
     item: SealedInput,
     *,
@@ -107,15 +122,9 @@ def unseal_and_summarize(
     data_key_for: Callable[[WrappedKey], bytes],
     audit: AuditLog,
 ) -> Partial:
-    """Stream one sealed dataset into `summarize`; the audit entry names the plaintext's size and hash."""
-    from .seal import open_sealed
-
-    expect = {"collaboration": collaboration, "party": item.party, "dataset": item.dataset}
-    with item.open() as source, open_sealed(source, data_key_for=data_key_for, expect=expect) as chunks:
-        measured = _Measured(chunks)
-        partial = summarize(item.party, item.dataset, lines(measured))
-    audit.unseal(collaboration, item.party, item.dataset, measured.size, measured.sha256)
-    return partial
+    """Stream one sealed dataset into `summarize`, never holding the whole file."""
+    with _opened(item, collaboration=collaboration, data_key_for=data_key_for, audit=audit) as measured:
+        return summarize(item.party, item.dataset, lines(measured))
 
 
 def unseal(
@@ -125,15 +134,9 @@ def unseal(
     data_key_for: Callable[[WrappedKey], bytes],
     audit: AuditLog,
 ) -> bytes:
-    """One sealed dataset's plaintext, in memory only; the audit entry names its size and hash."""
-    from .seal import open_sealed
-
-    expect = {"collaboration": collaboration, "party": item.party, "dataset": item.dataset}
-    with item.open() as source, open_sealed(source, data_key_for=data_key_for, expect=expect) as chunks:
-        measured = _Measured(chunks)
-        plaintext = b"".join(measured)
-    audit.unseal(collaboration, item.party, item.dataset, measured.size, measured.sha256)
-    return plaintext
+    """One sealed dataset's plaintext, in memory only (the ML job reads it whole over a pipe)."""
+    with _opened(item, collaboration=collaboration, data_key_for=data_key_for, audit=audit) as measured:
+        return b"".join(measured)
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -21,26 +21,21 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
+
+from ..cli import UsageParser
 
 EXIT_OK, EXIT_REJECTED, EXIT_UNUSABLE = 0, 1, 2
 SERVE_HELP = "serve the collaboration's model and outputs over attested TLS 1.3 (inside the TEE)"
 QUERY_HELP = "verify the attested service, then query it (client side)"
 
 
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args: Any, json_output: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.json_output = json_output
+class _Parser(UsageParser):
+    """Usage errors of `serve`/`query` in the query output's shape."""
 
-    def error(self, message: str) -> NoReturn:
-        if self.json_output:
-            print(json.dumps({"attested": None, "result": None,
-                              "error": {"check": "usage", "field": None, "message": message}}, indent=2))
-        else:
-            self.print_usage(sys.stderr)
-            print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_UNUSABLE)
+    def usage_json(self, message: str) -> None:
+        print(json.dumps({"attested": None, "result": None,
+                          "error": {"check": "usage", "field": None, "message": message}}, indent=2))
 
 
 # --- serve ---------------------------------------------------------------------------------------------
