@@ -31,7 +31,7 @@ import uuid
 import pulumi
 from pulumi_azure_native import applicationinsights, monitor, operationalinsights, storage
 
-from components.azure.common import child
+from components.azure.common import child, hardened_storage_account
 
 MAX_INTERACTIVE_DAYS: Final = 730
 MAX_TOTAL_DAYS: Final = 4383
@@ -198,14 +198,7 @@ class Monitoring(pulumi.ComponentResource):
                     allow_protected_append_writes=True,
                 ),
             ),
-            enable_https_traffic_only=True,
-            minimum_tls_version="TLS1_2",
-            allow_blob_public_access=False,
-            allow_shared_key_access=False,
-            default_to_o_auth_authentication=True,
-            allow_cross_tenant_replication=False,
-            public_network_access="Disabled",
-            network_rule_set=storage.NetworkRuleSetArgs(default_action="Deny", bypass="AzureServices"),
+            **hardened_storage_account(bypass="AzureServices"),
             tags=args.tags,
             opts=child(self, *archive.after),
         )

@@ -17,7 +17,13 @@ from typing import Final
 import pulumi
 from pulumi_azure_native import managedidentity, network, storage
 
-from components.azure.common import KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER, assign_role, child, placement
+from components.azure.common import (
+    KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER,
+    assign_role,
+    child,
+    hardened_storage_account,
+    placement,
+)
 from components.azure.keyvault import KeyVault, hsm_key
 from components.azure.network import PrivateDns, private_endpoint
 from components.key_purpose import PARTY_STORAGE
@@ -85,14 +91,7 @@ class PartyStorage(pulumi.ComponentResource):
                     file=storage.EncryptionServiceArgs(enabled=True, key_type="Account"),
                 ),
             ),
-            enable_https_traffic_only=True,
-            minimum_tls_version="TLS1_2",
-            allow_blob_public_access=False,
-            allow_shared_key_access=False,
-            default_to_o_auth_authentication=True,
-            allow_cross_tenant_replication=False,
-            public_network_access="Disabled",
-            network_rule_set=storage.NetworkRuleSetArgs(default_action="Deny", bypass="None"),
+            **hardened_storage_account(bypass="None"),
             **common,
             opts=child(self, grant),
         )
