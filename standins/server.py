@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -67,6 +68,13 @@ class _Server(ThreadingHTTPServer):
     handler: Handler
     faults: Faults
     tls: ssl.SSLContext | None = None
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that gave up (a timeout or dropped-connection test) is normal, not a stand-in failure:
+        # nothing to print. Anything else keeps socketserver's report.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, ssl.SSLError)):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
     def finish_request(self, request: object, client_address: object) -> None:
         # The TLS handshake runs in the connection's own thread, so one slow client cannot stall accept().
