@@ -21,7 +21,8 @@ from pulumi.runtime import proto
 from pulumi_policy import EnforcementLevel
 from pulumi_policy.policy import _normalize_config, _PolicyAnalyzerServicer
 
-from policies.review.mocks import RecordedResource
+from policies.review.fakes.schema import PLACEHOLDER_PREFIX
+from policies.review.mocks import UNKNOWN, RecordedResource
 
 POLICIES_DIR = Path(__file__).resolve().parents[1]
 
@@ -141,6 +142,32 @@ def discover_packs(root: Path = POLICIES_DIR) -> list[Pack]:
     return packs
 
 
+def covered_types(packs: list[Pack]) -> set[str]:
+    """Resource types some policy of `packs` declares it reads: each policy's `types` (ccp's rules,
+    `policies/zero_trust/rules/_base.py`) and a pack's optional `RESOURCE_TYPES`. A policy that declares
+    no types covers none for this report (it may read anything, but nothing says it checks a given type)."""
+    types: set[str] = set()
+    for pack in packs:
+        types.update(getattr(pack.module, "RESOURCE_TYPES", ()) or ())
+        for policy in pack.module.POLICIES:
+            types.update(getattr(policy, "types", ()) or ())
+    return types
+
+
+def uncovered(resources: list[RecordedResource], packs: list[Pack]) -> list[dict[str, Any]]:
+    """[{type, count}] of the program's cloud resources whose type no policy declares: recorded and
+    reported as "not covered by any policy", never dropped. Component resources (`custom` false, no
+    cloud settings of their own) and provider resources (their settings reach the rules through the
+    resources declared with them) are not listed."""
+    covered = covered_types(packs)
+    counts: dict[str, int] = {}
+    for resource in resources:
+        if not resource.custom or resource.type.startswith("pulumi:providers:") or resource.type in covered:
+            continue
+        counts[resource.type] = counts.get(resource.type, 0) + 1
+    return [{"type": t, "count": n} for t, n in sorted(counts.items())]
+
+
 @dataclass
 class Violation:
     policy: str
@@ -212,8 +239,21 @@ def _configure(
 
 def _struct(props: dict[str, Any]) -> struct_pb2.Struct:
     message = struct_pb2.Struct()
-    json_format.ParseDict(props, message)
+    json_format.ParseDict(_without_placeholders(props), message)
     return message
+
+
+def _without_placeholders(value: Any) -> Any:
+    """A data-source placeholder (`fakes.schema`: a value the review made up for an invoke it could not
+    answer) reaches the policies as an unknown, never as a setting: a rule that only checks "is set" must
+    not pass on a made-up key id. Unknowns are reported as "can't run during preview", not as compliant."""
+    if isinstance(value, str) and value.startswith(PLACEHOLDER_PREFIX):
+        return UNKNOWN
+    if isinstance(value, dict):
+        return {k: _without_placeholders(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_placeholders(v) for v in value]
+    return value
 
 
 def _providers(resources: list[RecordedResource], structs: list[struct_pb2.Struct]) -> dict[str, Any]:

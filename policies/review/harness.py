@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import sysconfig
 import traceback
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,11 @@ PREVIEW = True  # a pull-request review is a preview: `pulumi.runtime.is_dry_run
 def program_failure(error: BaseException) -> str:
     """One line for a program that raised: the exception and where, outside installed packages."""
     frames = traceback.extract_tb(error.__traceback__)
+    stdlib = sysconfig.get_paths().get("stdlib") or "\0"
     where = next(
         (f"{f.filename}:{f.lineno}" for f in reversed(frames)
-         if "site-packages" not in f.filename and "_ccp_review" not in f.filename),
+         if "site-packages" not in f.filename and "_ccp_review" not in f.filename
+         and not f.filename.startswith(stdlib)),
         "",
     )
     text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())

@@ -30,6 +30,7 @@ from pulumi.runtime.sync_await import _sync_await
 # Relative, so that this module and `fakes/` can be shipped into a program's own environment
 # (policies/review/sandbox.py) where `policies` may be the program's own package, or not exist.
 from .fakes import aws as fake_aws
+from . import fakes
 from .fakes import cloud_outputs, invoke_answer
 
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -99,10 +100,25 @@ class CcpMocks(pulumi_mocks.Mocks):
 
     An explicit `aws` provider (a party's own-account provider) is remembered by its id, so the
     resources declared with it get ARNs in that provider's account, as AWS would give them.
+
+    Computed outputs under `preview` (the review): what the fakes answer (ids, ARNs, some endpoints)
+    is known; a provider-filled name the program left unset (`name`, an S3 bucket's `bucket`, where
+    the SDK's resource class declares it: `fakes.schema.provider_names`) gets the logical name; every
+    other output the mocks leave empty stays unknown, as in `pulumi preview`. Why names and nothing
+    more: a real preview knows auto-names (the provider computes them before creating anything), and
+    with them unknown a program that declares resources inside an `apply` on a name
+    (`queue.name.apply(lambda n: Alarm(...))`, tests/review/programs/computed_names) loses those
+    resources from the review without a word, where `pulumi preview` shows them. Placeholders for
+    ids/ARNs/endpoints beyond the fakes' would make the review see what a preview of a new stack does
+    not, and no program tested needed them: formatting or combining an unknown gives an unknown
+    (reported "[unknown]"), it does not stop the program. Policies never see outputs: they read the
+    inputs the program declared (`RecordedResource.properties`), so a filled name is never taken as a
+    setting (tests/review/test_review_programs.py::test_policies_see_only_declared_inputs).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, preview: bool = False) -> None:
         self.provider_accounts: dict[str, str] = {}
+        self.preview = preview
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
         resource_id = args.resource_id or f"{args.name}-id"
@@ -114,6 +130,8 @@ class CcpMocks(pulumi_mocks.Mocks):
         reference = args.provider or ""
         account = self.provider_accounts.get(reference.rsplit("::", 1)[-1]) if reference else None
         state.update(cloud_outputs(args.typ, args.name, args.inputs, resource_id, account))
+        if self.preview:
+            state.update(fakes.schema.provider_names(args.typ, args.name, state))
         return resource_id, state
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict:  # type: ignore[override]
@@ -166,11 +184,14 @@ def _plain(value: Any) -> Any:
 class Recording:
     stack_urn: str | None
     resources: list[RecordedResource]
+    # Invokes answered by schema placeholders (`fakes.placeholder_invokes`): [{token, function, result_type, count}].
+    placeholder_invokes: list[dict[str, Any]] = field(default_factory=list)
 
     def to_data(self) -> dict[str, Any]:
         """JSON-ready form (what a sandboxed run sends back); `from_data` reads it."""
         return {
             "stack_urn": self.stack_urn,
+            "placeholder_invokes": self.placeholder_invokes,
             "resources": [
                 {
                     "urn": r.urn, "type": r.type, "name": r.name, "custom": r.custom, "parent": r.parent,
@@ -183,7 +204,11 @@ class Recording:
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> "Recording":
-        return cls(data.get("stack_urn"), [RecordedResource(**r) for r in data["resources"]])
+        return cls(
+            data.get("stack_urn"),
+            [RecordedResource(**r) for r in data["resources"]],
+            list(data.get("placeholder_invokes") or []),
+        )
 
     def of_type(self, type_: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_]
@@ -222,16 +247,18 @@ def run(
     from pulumi.runtime.config import set_all_config
 
     set_all_config(dict(config or {}), secret_keys or [])
-    monitor = RecordingMonitor()
+    fakes.reset_placeholders()
+    mocks = CcpMocks(preview=preview)
+    monitor = RecordingMonitor(mocks)
     settings.set_root_resource(None)  # type: ignore[arg-type]  # set_mocks then makes a fresh Stack
-    pulumi_mocks.set_mocks(CcpMocks(), project=project, stack=stack, preview=preview, monitor=monitor)
+    pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor)
     # Older SDKs (a program's own environment may pin one) lack some of these.
     for name in ("rpc_manager", "outputs"):
         pending = getattr(settings.SETTINGS, name, None)
         if pending is not None:
             pending.clear()
     _sync_await(run_pulumi_func(program))
-    return Recording(monitor.stack_urn, monitor.recorded)
+    return Recording(monitor.stack_urn, monitor.recorded, fakes.placeholder_invokes())
 
 
 @contextlib.contextmanager

@@ -26,9 +26,14 @@ def to_json(
     key_release: list[dict[str, Any]],
     reachability: list[dict[str, Any]] | None = None,
     contract: dict[str, Any] | None = None,
+    *,
+    uncovered: list[dict[str, Any]] | None = None,
+    placeholder_invokes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """`contract`: the measurement contract's {version, digest, parties: [{party, signed, valid}]}
-    (policies/review/contract.py); None for programs that are not ccp stacks."""
+    (policies/review/contract.py); None for programs that are not ccp stacks. `uncovered`: [{type, count}]
+    of resources no policy covers (`analyzer.uncovered`); `placeholder_invokes`: [{token, function,
+    result_type, count}] of invokes answered by schema placeholders (`fakes.placeholder_invokes`)."""
     return {
         "stack": stack,
         "resources": [
@@ -53,6 +58,8 @@ def to_json(
         "key_release": key_release,
         "reachability": reachability if reachability is not None else [],
         "contract": contract,
+        "uncovered": uncovered if uncovered is not None else [],
+        "placeholder_invokes": placeholder_invokes if placeholder_invokes is not None else [],
     }
 
 
@@ -60,13 +67,51 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def uncovered_markdown(uncovered: list[dict[str, Any]]) -> str:
+    lines = ["## Not covered by any policy", ""]
+    if not uncovered:
+        return "\n".join(lines + ["Every cloud resource type of the program is read by some policy.", ""])
+    lines += [
+        f"{sum(u['count'] for u in uncovered)} resources of {len(uncovered)} types are recorded but no policy "
+        "declares it reads their type: nothing in this review checks them.",
+        "",
+        "| cloud | type | count |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {cloud_of(u['type'])} | `{u['type']}` | {u['count']} |" for u in uncovered]
+    return "\n".join(lines + [""])
+
+
+def placeholder_markdown(invokes: list[dict[str, Any]]) -> str:
+    lines = ["## Data sources answered by placeholders", ""]
+    if not invokes:
+        return "\n".join(lines + ["None: every data source was answered by a stand-in or the program's answers file.", ""])
+    lines += [
+        "These invokes got shape-correct placeholders from the provider's result type (strings "
+        "`placeholder-<field>`, numbers 0, false, empty lists), not values: settings derived from them are not "
+        "what a deployment would get. Give real answers in `ccp-review-invokes.json` beside `Pulumi.yaml` "
+        "(`{\"<token>\": {...result...}}`).",
+        "",
+        "| invoke | function | result type | calls |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{i['token']}` | `{i['function']}` | `{i['result_type']}` | {i['count']} |" for i in invokes
+    ]
+    return "\n".join(lines + [""])
+
+
 def to_markdown(
     stack: str,
     resources: list[RecordedResource],
     analysis: Analysis,
     sections: list[str],
+    *,
+    uncovered: list[dict[str, Any]] | None = None,
+    placeholder_invokes: list[dict[str, Any]] | None = None,
 ) -> str:
-    """PR-comment report; `sections` are extra Markdown blocks (key release, compliance) in order."""
+    """PR-comment report; `sections` are extra Markdown blocks (key release, compliance) in order.
+    The coverage and placeholder sections follow the resource table (see `to_json` for their data)."""
     lines = [f"# ccp offline review: stack `{stack}`", ""]
     mandatory = analysis.mandatory
     verdict = "**FAIL**" if mandatory else "**PASS**"
@@ -85,6 +130,7 @@ def to_markdown(
         lines.append(f"| {cloud} | `{type_}` | {count} |")
     per_cloud = Counter(cloud_of(r.type) for r in resources)
     lines += ["", "Per cloud: " + ", ".join(f"{c} {n}" for c, n in sorted(per_cloud.items())), ""]
+    lines += [uncovered_markdown(uncovered or []), placeholder_markdown(placeholder_invokes or [])]
 
     lines += ["## Violations", ""]
     if not analysis.violations:

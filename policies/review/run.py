@@ -242,9 +242,14 @@ def run_review(
         compliance = getattr(pack.module, "compliance_markdown", None)
         if compliance is not None:
             sections.append(compliance(analysis.policies, analysis.violations))
-    result.record = report.to_json(stack, recording.resources, analysis, rows, reach, contract.record(signed))
+    coverage = dict(
+        uncovered=analyzer.uncovered(recording.resources, packs), placeholder_invokes=recording.placeholder_invokes
+    )
+    result.record = report.to_json(
+        stack, recording.resources, analysis, rows, reach, contract.record(signed), **coverage
+    )
     result.record["program_environment"] = note
-    result.markdown = report.to_markdown(stack, recording.resources, analysis, sections)
+    result.markdown = report.to_markdown(stack, recording.resources, analysis, sections, **coverage)
     if out_dir is not None:
         result.problems = _write(result, out_dir)
         if result.problems:

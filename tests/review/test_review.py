@@ -204,11 +204,12 @@ def test_unanswered_invoke_fails_the_review_naming_the_token(tmp_path: Path) -> 
     (program / "Pulumi.yaml").write_text("name: p\nruntime: python\n")
     (program / "Pulumi.dev.yaml").write_text("config:\n  aws:region: eu-west-1\n")
     (program / "__main__.py").write_text(
-        "import pulumi_aws as aws\n"
-        "kind = aws.ec2.get_instance_type(instance_type='m6i.xlarge')\n"
-        "aws.ec2.Instance('vm', ami='ami-0123', instance_type=kind.instance_type)\n"
+        "import pulumi, pulumi_aws as aws\n"
+        "kind = pulumi.runtime.invoke('aws:ec2/getNoSuchThing:getNoSuchThing', {}).value\n"
+        "aws.ec2.Instance('vm', ami='ami-0123', instance_type=kind['instanceType'])\n"
     )
     result = run_review(program, "dev", None, packs=[])
     assert result.exit_code == 2
-    assert "no answer for invoke 'aws:ec2/getInstanceType:getInstanceType'" in result.problems[0]
+    assert "no answer for invoke 'aws:ec2/getNoSuchThing:getNoSuchThing'" in result.problems[0]
+    assert "function pulumi_aws.ec2.get_no_such_thing" in result.problems[0]
     assert "policies/review/fakes/aws.py" in result.problems[0]

@@ -9,7 +9,12 @@ way a program brought to the review used to stop it before any policy ran.
 - data_sources: getAmi, getAvailabilityZones, getVpc, getCallerIdentity, getRegion, getPolicyDocument;
 - computed_apply: an `apply` on a computed output no fake answers (None under `pulumi up` mocks);
 - dry_run_guard: an `if not pulumi.runtime.is_dry_run():` branch that must not run in a review;
-- answers_file: an invoke the fakes do not answer, answered by the program's ccp-review-invokes.json.
+- answers_file: an invoke the fakes do not answer, answered by the program's ccp-review-invokes.json;
+- generic_invokes: invokes no fake answers, answered by placeholders shaped by the provider SDK's result
+  type and listed in the report; unanswerable: an invoke with no result class (exit 2, naming it);
+- computed_names: a resource declared in an `apply` on a provider-filled name, and an output only known
+  after creation (unknown); policies still see only declared inputs;
+- uncovered: resources of a provider no policy declares (a made-up `acme`), listed as not covered.
 
 Content is asserted with `run_review(..., packs=[])` (the program still runs in its own process) so the
 assertions do not depend on the zero-trust pack; exit codes and messages through the CLI, as CI runs it.
@@ -27,8 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pulumi_policy import EnforcementLevel, ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 
-from policies.review import project, sandbox
+from policies.review import analyzer, project, sandbox
+from policies.review.fakes import invoke_answer, schema
 from policies.review.fakes import ANSWERS_FILE
 from policies.review.mocks import run_directory
 from policies.review.run import REPO_ROOT, run_review
@@ -254,14 +261,19 @@ def test_program_answers_an_invoke_the_fakes_do_not(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.problems
     assert by_name(result.record)["vm"]["inputs"]["tags"] == {"vcpus": "4"}
     assert by_name(result.record)["vm"]["inputs"]["instanceType"] == "m6i.xlarge"
-    # Without the answers file the review stops, naming the invoke and both ways to answer it.
+    assert result.record["placeholder_invokes"] == []
+    # Without the answers file the invoke gets the schema's placeholders, and the report says so.
     copy = tmp_path / "p"
     copy.mkdir()
     for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py"):
         (copy / name).write_text((PROGRAMS / "answers_file" / name).read_text())
-    refused = review(copy, tmp_path / "out")
-    assert_refused(refused, "no answer for invoke 'aws:ec2/getInstanceType:getInstanceType'",
-                   "policies/review/fakes/aws.py", f"{ANSWERS_FILE} beside its Pulumi.yaml")
+    placeholders = run_review(copy, "dev", None, packs=[])
+    assert placeholders.exit_code == 0, placeholders.problems
+    assert by_name(placeholders.record)["vm"]["inputs"]["tags"] == {"vcpus": "0"}
+    assert by_name(placeholders.record)["vm"]["inputs"]["instanceType"] == "placeholder-instanceType"
+    assert [i["token"] for i in placeholders.record["placeholder_invokes"]] == [
+        "aws:ec2/getInstanceType:getInstanceType"
+    ]
 
 
 def test_malformed_answers_file_exits_2_naming_it(tmp_path: Path) -> None:
@@ -285,3 +297,129 @@ def test_copy_of_ccps_program_elsewhere_finds_ccps_components(tmp_path: Path) ->
     assert result.exit_code == 0, result.problems
     assert result.record is not None and len(result.record["resources"]) > 100
     assert result.record["program_environment"]["python"] == sys.executable  # no .venv beside the copy
+
+
+# --- data sources answered from the provider's schema -------------------------------------------
+
+
+def test_data_sources_without_a_fake_get_placeholders_of_their_result_type(tmp_path: Path) -> None:
+    result = run_review(PROGRAMS / "generic_invokes", "dev", tmp_path, packs=[])
+    assert result.exit_code == 0, result.problems
+    resources = by_name(result.record)
+    # The region keeps its hand-written stand-in (its value matters); the others are placeholders.
+    assert resources["batch"]["inputs"]["tags"] == {"vcpus": "0", "arm": "False", "region": "eu-west-1"}
+    assert resources["results-sse"]["inputs"]["rules"] == [
+        {"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": "placeholder-targetKeyArn"}}
+    ]
+    assert result.record["placeholder_invokes"] == [
+        {"token": "aws:ec2/getInstanceType:getInstanceType", "function": "pulumi_aws.ec2.get_instance_type",
+         "result_type": "GetInstanceTypeResult", "count": 1},
+        {"token": "aws:kms/getAlias:getAlias", "function": "pulumi_aws.kms.get_alias",
+         "result_type": "GetAliasResult", "count": 1},
+        {"token": "gcp:storage/getBucket:getBucket", "function": "pulumi_gcp.storage.get_bucket",
+         "result_type": "GetBucketResult", "count": 1},
+    ]
+    assert json.loads((tmp_path / "review-dev.json").read_text())["placeholder_invokes"] == result.record[
+        "placeholder_invokes"
+    ]
+    markdown = (tmp_path / "review-dev.md").read_text()
+    assert "## Data sources answered by placeholders" in markdown
+    assert "| `aws:kms/getAlias:getAlias` | `pulumi_aws.kms.get_alias` | `GetAliasResult` | 1 |" in markdown
+    assert "ccp-review-invokes.json" in markdown
+
+
+def test_schema_placeholders_are_shape_correct_nested_and_deterministic() -> None:
+    function, result_type, ip = schema.answer("azure-native:network:getPublicIPAddress")  # type: ignore[misc]
+    assert (function, result_type) == ("pulumi_azure_native.network.get_public_ip_address", "GetPublicIPAddressResult")
+    assert ip["ipAddress"] == "placeholder-ipAddress" and ip["idleTimeoutInMinutes"] == 0
+    assert ip["ddosSettings"] == {"ddosProtectionPlan": {"id": "placeholder-id"}, "protectionMode": "placeholder-protectionMode"}
+    assert ip["ipTags"] == [] and ip["tags"] == {}
+    assert schema.answer("azure-native:network:getPublicIPAddress")[2] == ip  # type: ignore[index]
+    _, _, image = schema.answer("gcp:compute/getImage:getImage")  # type: ignore[misc]
+    assert image["diskSizeGb"] == 0 and image["labels"] == {} and image["family"] == "placeholder-family"
+    assert schema.function_path("aws:index/getRegion:getRegion") == ("pulumi_aws", "get_region", "GetRegionResult")
+    assert schema.answer("acme:inventory/getStock:getStock") is None
+    # Hand-written answers keep precedence where the value's meaning matters.
+    assert invoke_answer("aws:index/getCallerIdentity:getCallerIdentity", {})["accountId"] == "111122223333"
+
+
+def test_invoke_without_a_result_class_names_the_function_and_the_answers_file(tmp_path: Path) -> None:
+    result = review(PROGRAMS / "unanswerable", tmp_path / "out")
+    assert_refused(
+        result, "no answer for invoke 'acme:inventory/getStock:getStock'",
+        "function pulumi_acme.inventory.get_stock", "no typed result class",
+        f"{ANSWERS_FILE} beside its Pulumi.yaml",
+    )
+
+
+# --- computed outputs ---------------------------------------------------------------------------
+
+
+def test_resources_declared_on_provider_filled_names_are_reviewed() -> None:
+    """The queue's auto-name is known (as in a real preview), so the alarm declared in its `apply` is
+    recorded; the load balancer's DNS name is known only after creation, so it stays unknown."""
+    result = run_review(PROGRAMS / "computed_names", "dev", None, packs=[])
+    assert result.exit_code == 0, result.problems
+    resources = by_name(result.record)
+    assert sorted(resources) == ["front", "jobs", "jobs-depth", "jobs-events"]
+    assert resources["jobs-depth"]["inputs"]["dimensions"] == {"QueueName": "jobs"}
+    assert resources["jobs-events"]["inputs"]["displayName"] == "events of jobs"
+    assert resources["jobs-events"]["inputs"]["tags"] == {"url": "[unknown]"}
+    assert "name" not in resources["jobs"]["inputs"] and resources["jobs"]["outputs"]["name"] == "jobs"
+    assert "dnsName" not in resources["front"]["outputs"]
+
+
+def _queue_is_named(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type == "aws:sqs/queue:Queue" and not args.props.get("name"):
+        report("queues must be named explicitly")
+
+
+def test_policies_see_only_declared_inputs(tmp_path: Path) -> None:
+    """The queue's name is filled by the review (an output), never declared: a policy that would pass
+    on the filled value still sees the property missing."""
+    module = types.ModuleType("named_pack")
+    module.NAME, module.VERSION, module.ENFORCEMENT_LEVEL = "named", "0.0.1", EnforcementLevel.MANDATORY
+    module.POLICIES = [ResourceValidationPolicy(name="sqs-named", description="named queues", validate=_queue_is_named)]
+    module.INITIAL_CONFIG = {}
+    result = run_review(PROGRAMS / "computed_names", "dev", None, packs=[analyzer.Pack(tmp_path, module)])
+    assert result.exit_code == 1, result.problems
+    assert [(v.policy, v.urn.split("::")[-1], v.message) for v in result.analysis.violations] == [  # type: ignore[union-attr]
+        ("sqs-named", "jobs", "named queues\nqueues must be named explicitly")
+    ]
+
+
+# --- any provider -------------------------------------------------------------------------------
+
+
+def test_resources_no_policy_covers_are_listed(tmp_path: Path) -> None:
+    module = types.ModuleType("bucket_pack")
+    module.NAME, module.VERSION, module.ENFORCEMENT_LEVEL = "buckets", "0.0.1", EnforcementLevel.ADVISORY
+    module.POLICIES = [ResourceValidationPolicy(name="noop", description="reads buckets", validate=lambda a, r: None)]
+    module.RESOURCE_TYPES = ("aws:s3/bucket:Bucket",)
+    module.INITIAL_CONFIG = {}
+    result = run_review(PROGRAMS / "uncovered", "dev", tmp_path, packs=[analyzer.Pack(tmp_path, module)])
+    assert result.exit_code == 0, result.problems
+    # Every resource is recorded; the component (acme:shop:Shop) is not a cloud resource to cover.
+    assert len(result.record["resources"]) == 6  # type: ignore[index]
+    assert result.record["uncovered"] == [  # type: ignore[index]
+        {"type": "acme:widgets:Widget", "count": 2}, {"type": "aws:sns/topic:Topic", "count": 2},
+    ]
+    markdown = (tmp_path / "review-dev.md").read_text()
+    assert "## Not covered by any policy" in markdown
+    assert "4 resources of 2 types are recorded but no policy declares it reads their type" in markdown
+    assert "| acme | `acme:widgets:Widget` | 2 |" in markdown
+    # With ccp's own packs: coverage comes from the rules' declared types.
+    real = run_review(PROGRAMS / "uncovered", "dev", None)
+    uncovered = {u["type"]: u["count"] for u in real.record["uncovered"]}  # type: ignore[index]
+    assert uncovered["acme:widgets:Widget"] == 2 and "aws:s3/bucket:Bucket" not in uncovered
+
+
+def test_data_source_placeholders_reach_the_policies_as_unknowns() -> None:
+    """A made-up invoke answer must never count as a declared setting: policies see it as unknown."""
+    from policies.review import analyzer
+    from policies.review.fakes.schema import PLACEHOLDER_PREFIX
+    from policies.review.mocks import UNKNOWN
+
+    props = {"kmsKeyId": PLACEHOLDER_PREFIX + "targetKeyArn", "tags": {"a": "b"}, "list": [PLACEHOLDER_PREFIX + "x", "y"]}
+    assert analyzer._without_placeholders(props) == {"kmsKeyId": UNKNOWN, "tags": {"a": "b"}, "list": [UNKNOWN, "y"]}
+    assert analyzer._struct(props)["kmsKeyId"] == UNKNOWN

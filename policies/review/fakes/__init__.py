@@ -2,15 +2,21 @@
 
 Each module exports `INVOKES` (invoke token -> function of the invoke's args returning its result,
 camelCase keys) and `outputs(type, name, inputs, id)` (the computed outputs a real provider would
-add: ARNs, resource ids, URIs). An invoke with no answer fails loudly rather than returning
-nothing, so a missing fake cannot silently change what a program declares.
+add: ARNs, resource ids, URIs).
+
+An invoke is answered, in this order, by the program's answers file (ANSWERS_FILE), a hand-written
+fake (where a value's meaning matters: regions, zones, account ids, project numbers, AMIs, policy
+documents), else by placeholders of the shape of the provider SDK's result type (`schema.py`), which
+are recorded (`placeholder_invokes`) and listed in the report. An invoke with none of these (an
+unknown token, no typed result class) fails loudly, naming the function and the answers file, rather
+than returning nothing, so a missing answer cannot silently change what a program declares.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from . import aws, azure, gcp, kubernetes  # relative: shipped into programs' environments too
+from . import aws, azure, gcp, kubernetes, schema  # relative: shipped into programs' environments too
 
 _MODULES = {"aws": aws, "azure-native": azure, "gcp": gcp, "kubernetes": kubernetes}
 _INVOKES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -23,8 +29,21 @@ ANSWERS_FILE = "ccp-review-invokes.json"
 _PROGRAM_ANSWERS: dict[str, dict[str, Any]] = {}
 
 
+# Invokes answered by schema placeholders in this run: token -> {function, result_type, count}.
+_PLACEHOLDERS: dict[str, dict[str, Any]] = {}
+
+
 class UnansweredInvoke(Exception):
     pass
+
+
+def reset_placeholders() -> None:
+    _PLACEHOLDERS.clear()
+
+
+def placeholder_invokes() -> list[dict[str, Any]]:
+    """The invokes this run answered with schema placeholders, by token: [{token, function, result_type, count}]."""
+    return [{"token": token, **entry} for token, entry in sorted(_PLACEHOLDERS.items())]
 
 
 def add_answers(answers: dict[str, dict[str, Any]]) -> None:
@@ -54,11 +73,20 @@ def invoke_answer(token: str, args: dict[str, Any]) -> dict[str, Any]:
     if token in _PROGRAM_ANSWERS:
         return dict(_PROGRAM_ANSWERS[token])
     answer = _INVOKES.get(token)
-    if answer is None:
-        module = {"azure-native": "azure"}.get(_package(token), _package(token))
-        raise UnansweredInvoke(
-            f"the offline review has no answer for invoke {token!r}; add one to "
-            f"policies/review/fakes/{module}.py, or give this program's answer in "
-            f"{ANSWERS_FILE} beside its Pulumi.yaml ({{\"{token}\": {{...result...}}}})"
-        )
-    return answer(args)
+    if answer is not None:
+        return answer(args)
+    generic = schema.answer(token)
+    if generic is not None:
+        function, result_type, result = generic
+        entry = _PLACEHOLDERS.setdefault(token, {"function": function, "result_type": result_type, "count": 0})
+        entry["count"] += 1
+        return result
+    module = {"azure-native": "azure"}.get(_package(token), _package(token))
+    path = schema.function_path(token)
+    function = f"{path[0]}.{path[1]}" if path else token
+    raise UnansweredInvoke(
+        f"the offline review has no answer for invoke {token!r} (function {function}: the program's "
+        f"environment has no typed result class for it to answer from); give this program's answer in "
+        f"{ANSWERS_FILE} beside its Pulumi.yaml ({{\"{token}\": {{...result...}}}}), or add one to "
+        f"policies/review/fakes/{module}.py"
+    )
