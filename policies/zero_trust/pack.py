@@ -80,10 +80,22 @@ def allowed_regions(collaboration: Any) -> dict[str, list[str]]:
     return regions
 
 
+# Rules whose promise is a prod one (the components build what they check only in prod): mandatory in
+# prod, advisory in every other environment (the review from ccp:environment; the CLI from config/dev.json).
+PROD_ONLY: Final = ("stack-audit-enforce-immutable-copy",)
+
+
+def is_prod(settings: Any) -> bool:
+    environment = getattr(settings, "environment", None)
+    return str(getattr(environment, "value", environment)) == "prod"
+
+
 def config_for_stack(settings: Any) -> dict[str, dict[str, Any]]:
     """Policy properties derived from the typed ccp stack config (`stacks.config.StackConfig`)."""
     collaboration = settings.collaboration
+    levels = {} if is_prod(settings) else {name: {"enforcementLevel": "advisory"} for name in PROD_ONLY}
     return {
+        **levels,
         "stack-residency-enforce-allowed-regions": {"allowedRegions": allowed_regions(collaboration)},
         "stack-kms-partykey-enforce-same-measurements": {
             "approvedMeasurements": collaboration.measurements.model_dump(

@@ -745,8 +745,27 @@ STACK_SAFE_ABSENCE: dict[tuple[str, str], str] = {
     ("stack-residency-enforce-allowed-regions", "tags"): _NO_PARTY,
     ("stack-residency-enforce-allowed-regions", "labels"): _NO_PARTY,
     ("stack-residency-enforce-allowed-regions", "location"): "the region is derived through dependencies (the bucket's key ring location): test_residency_derives_region_through_dependencies",
+    ("stack-audit-enforce-immutable-copy", "tags"): (
+        _UNTAGGED_DATA + "; an untagged trail, vault or account is judged as prod (fail closed): the copy is still required"
+    ),
+    ("stack-audit-enforce-immutable-copy", "vaultName"): "a key reaches its vault through its own vaultName dependency, which remains",
+    ("stack-audit-enforce-immutable-copy", "filter"): "a sink without a filter exports every log entry, the audit logs included",
+    ("stack-audit-enforce-immutable-copy", "labels"): "an unlabelled resource is judged as prod (fail closed): the copy is still required",
 }
 STACK_SAFE_ABSENCE.update(kubernetes_cases.STACK_SAFE_ABSENCE)
+
+_TRAIL_BUCKET = (
+    "the trail bucket is `party: shared` (audit logs, no party data): its at-rest key is judged by "
+    "aws-s3-bucket-enforce-cmk-encryption, not by the party-key rule"
+)
+# (rule, path, resource) -> why dropping that property from that one resource is safe (the same path on
+# other resources stays judged by the (rule, path) table above).
+STACK_SAFE_ABSENCE_AT: dict[tuple[str, str, str], str] = {
+    ("aws-s3-bucket-missing-encryption", "bucket", "trail-bucket"): "its companions name it through their `bucket` dependency, which remains",
+    ("stack-audit-enforce-immutable-copy", "bucket", "trail-bucket"): "the trail names it through its s3BucketName dependency, which remains",
+    ("stack-kms-partykey-enforce-own-key", "bucket", "trail-bucket-sse"): _TRAIL_BUCKET,
+    ("stack-kms-partykey-enforce-own-key", "rules[*].applyServerSideEncryptionByDefault.kmsMasterKeyId", "trail-bucket-sse"): _TRAIL_BUCKET,
+}
 
 
 def compliant_stack(rule: str) -> list[tuple]:
@@ -785,15 +804,17 @@ def test_stack_rule_fails_closed_without_a_read_property(name: str, type_: str, 
         for t, n, p, d in compliant_stack(name)
     ]
     found = stack_findings(STACK_RULES[name], stack, STACK_CONFIG.get(name))
-    if (name, path) in STACK_SAFE_ABSENCE:
+    if (name, path) in STACK_SAFE_ABSENCE or (name, path, resource) in STACK_SAFE_ABSENCE_AT:
         return
     assert found, f"{name}: dropping {path} from {resource} ({type_}) is silent"
 
 
-@pytest.mark.parametrize("key", sorted(STACK_SAFE_ABSENCE), ids=lambda v: str(v))
-def test_stack_safe_absence_is_a_real_read(key: tuple[str, str]) -> None:
-    name, path = key
+@pytest.mark.parametrize("key", sorted(STACK_SAFE_ABSENCE) + sorted(STACK_SAFE_ABSENCE_AT), ids=lambda v: str(v))
+def test_stack_safe_absence_is_a_real_read(key: tuple[str, ...]) -> None:
+    name, path = key[:2]
     assert path in {p for _, p in STACK_RULES[name].reads}, key
+    if len(key) == 3:
+        assert any(n == key[2] and lookup(p, path) for _, n, p, _ in compliant_stack(name)), key
 
 
 # --- killed mutants the tables above did not reach (tools/mutations.py) ----------------------------

@@ -66,6 +66,7 @@ REQUIRED: dict[str, dict[str, Any]] = {
     "gcp:storage/bucketIAMMember:BucketIAMMember": {"bucket": "b", "role": "r", "member": "m"},
     "gcp:storage/bucketIAMBinding:BucketIAMBinding": {"bucket": "b", "role": "r", "members": ["m"]},
     "gcp:projects/iAMAuditConfig:IAMAuditConfig": {"project": "p", "service": "allServices", "audit_log_configs": [{"log_type": "DATA_READ"}]},
+    "gcp:logging/projectSink:ProjectSink": {"destination": "storage.googleapis.com/b"},
     "aws:kms/grant:Grant": {"key_id": "k", "grantee_principal": "arn:aws:iam::111122223333:role/r", "operations": ["Encrypt"]},
     "azure-native:containerinstance:ContainerGroup": {
         "resource_group_name": "rg", "os_type": "Linux",

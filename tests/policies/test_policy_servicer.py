@@ -171,12 +171,14 @@ def good_stack() -> list[dict[str, Any]]:
         ("aws:s3/bucketPolicy:BucketPolicy", "aws-data-tls",
          {"bucket": "aws-data-id", "policy": json.dumps({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})},
          {"bucket": ["aws:s3/bucket:Bucket::aws-data"]}),
-        ("aws:cloudtrail/trail:Trail", "trail", {"isMultiRegionTrail": True, "region": "eu-central-1", "tags": SHARED}, {}),
+        ("aws:cloudtrail/trail:Trail", "trail", {"isMultiRegionTrail": True, "s3BucketName": "ccp-trail-bucket", "region": "eu-central-1", "tags": SHARED},
+         {"s3BucketName": ["aws:s3/bucket:Bucket::trail-bucket"]}),
         ("azure-native:keyvault:Vault", "vault", {"vaultName": "ccp-vault-01", "location": "germanywestcentral", "tags": party_tags("clinic-azure")}, {}),
         ("azure-native:keyvault:Key", "az-key", az_key, {"vaultName": ["azure-native:keyvault:Vault::vault"]}),
         ("azure-native:keyvault:Key", "az-storage-key", az_storage_key, {"vaultName": ["azure-native:keyvault:Vault::vault"]}),
-        ("azure-native:monitor:DiagnosticSetting", "vault-audit", {"resourceUri": "/vault", "logs": [{"categoryGroup": "audit", "enabled": True}]},
-         {"resourceUri": ["azure-native:keyvault:Vault::vault"]}),
+        ("azure-native:monitor:DiagnosticSetting", "vault-audit", {"resourceUri": "/vault", "logs": [{"categoryGroup": "audit", "enabled": True}],
+                                                                   "storageAccountId": ARCHIVE_ID},
+         {"resourceUri": ["azure-native:keyvault:Vault::vault"], "storageAccountId": ["azure-native:storage:StorageAccount::az-archive"]}),
         ("azure-native:storage:StorageAccount", "azdata", {"location": "germanywestcentral", "tags": party_tags("clinic-azure"),
           "encryption": {"keySource": "Microsoft.Keyvault", "keyVaultProperties": {"keyName": "clinic-azure-storage"}}}, {}),
         ("gcp:kms/keyRing:KeyRing", "ring", {"location": "europe-west3"}, {}),
@@ -190,12 +192,52 @@ def good_stack() -> list[dict[str, Any]]:
          {"cryptoKeyId": ["gcp:kms/cryptoKey:CryptoKey::gcp-storage-key"]}),
         ("gcp:storage/bucket:Bucket", "gcp-data", {"location": "EUROPE-WEST3", "labels": party_tags("lab-gcp"), "encryption": {"defaultKmsKeyName": "gcp-storage-key-id"}},
          {"encryption": ["gcp:kms/cryptoKey:CryptoKey::gcp-storage-key"]}),
-        ("gcp:projects/iAMAuditConfig:IAMAuditConfig", "kms-audit", {"service": "cloudkms.googleapis.com", "auditLogConfigs": [{"logType": "DATA_READ"}, {"logType": "DATA_WRITE"}]}, {}),
+        ("gcp:projects/iAMAuditConfig:IAMAuditConfig", "kms-audit", {"project": "lab-project", "service": "cloudkms.googleapis.com",
+                                                                     "auditLogConfigs": [{"logType": "DATA_READ"}, {"logType": "DATA_WRITE"}]}, {}),
+        *immutable_audit_copies(),
+    ]
+
+
+ARCHIVE_ID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/ccparchive01"
+AUDIT = {**SHARED, "party": "shared", "data-classification": "audit"}
+TLS_ONLY = json.dumps({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})
+
+
+def immutable_audit_copies() -> list[tuple]:
+    """The prod audit copies of good_stack: the trail bucket with Object Lock, the vault's locked archive
+    account, the GCP project's sink to a bucket with a locked retention policy (stack-audit-enforce-immutable-copy)."""
+    trail_bucket = ["aws:s3/bucket:Bucket::trail-bucket"]
+    return [
+        ("aws:s3/bucket:Bucket", "trail-bucket", {"bucket": "ccp-trail-bucket", "objectLockEnabled": True, "region": "eu-central-1", "tags": AUDIT}, {}),
+        ("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "trail-bucket-sse",
+         {"bucket": "ccp-trail-bucket", "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": "arn-audit-key"}}]},
+         {"bucket": trail_bucket}),
+        ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "trail-bucket-pab",
+         {"bucket": "ccp-trail-bucket", **{f: True for f in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")}},
+         {"bucket": trail_bucket}),
+        ("aws:s3/bucketPolicy:BucketPolicy", "trail-bucket-tls", {"bucket": "ccp-trail-bucket", "policy": TLS_ONLY}, {"bucket": trail_bucket}),
+        ("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration", "trail-bucket-lock",
+         {"bucket": "ccp-trail-bucket", "objectLockEnabled": "Enabled", "rule": {"defaultRetention": {"mode": "COMPLIANCE", "days": 2192}}},
+         {"bucket": trail_bucket}),
+        ("azure-native:storage:StorageAccount", "az-archive", {
+            "accountName": "ccparchive01", "location": "germanywestcentral", "tags": AUDIT,
+            "immutableStorageWithVersioning": {"enabled": True, "immutabilityPolicy": {
+                "state": "Locked", "immutabilityPeriodSinceCreationInDays": 2192, "allowProtectedAppendWrites": True}},
+        }, {}),
+        ("gcp:storage/bucket:Bucket", "gcp-audit-archive", {
+            "name": "ccp-audit-lab", "location": "EUROPE-WEST3", "labels": AUDIT,
+            "retentionPolicy": {"isLocked": True, "retentionPeriod": 2192 * 86400},
+        }, {}),
+        ("gcp:logging/projectSink:ProjectSink", "gcp-audit-sink", {
+            "project": "lab-project", "destination": "storage.googleapis.com/ccp-audit-lab",
+            "filter": 'logName:"cloudaudit.googleapis.com" AND protoPayload.serviceName="cloudkms.googleapis.com"',
+        }, {}),
     ]
 
 
 STACK_CONFIG = {
-    "stack-residency-enforce-allowed-regions": {"allowedRegions": {"clinic-aws": ["eu-central-1"], "clinic-azure": ["germanywestcentral"], "lab-gcp": ["europe-west3"]}},
+    "stack-residency-enforce-allowed-regions": {"allowedRegions": {"clinic-aws": ["eu-central-1"], "clinic-azure": ["germanywestcentral"], "lab-gcp": ["europe-west3"],
+                                                                   "shared": ["eu-central-1", "germanywestcentral", "europe-west3"]}},
 }
 
 

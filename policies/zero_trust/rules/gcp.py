@@ -45,6 +45,7 @@ BUCKET_MEMBER: Final = "gcp:storage/bucketIAMMember:BucketIAMMember"
 BUCKET_BINDING: Final = "gcp:storage/bucketIAMBinding:BucketIAMBinding"
 CLUSTER: Final = "gcp:container/cluster:Cluster"
 AUDIT_CONFIG: Final = "gcp:projects/iAMAuditConfig:IAMAuditConfig"
+PROJECT_SINK: Final = "gcp:logging/projectSink:ProjectSink"
 
 CS_DOCS: Final = "https://cloud.google.com/confidential-computing/confidential-space/docs/create-grant-access-confidential-resources"
 DIGEST: Final = re.compile(r"sha256:[0-9a-f]{64}")

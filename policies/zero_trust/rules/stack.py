@@ -5,6 +5,9 @@
 - all party keys pin the same approved measurement set (tag and the values in the documents);
 - data residency: every party resource lives in one of the party's allowed regions;
 - every key's use is audit-logged;
+- in prod, the audit logs have an immutable copy (S3 Object Lock on every trail's bucket, a locked
+  immutability policy on the storage account each party vault's diagnostics write to, a locked
+  retention policy on the bucket every audited GCP project's sink exports to);
 - required tags/labels on every taggable resource.
 """
 
@@ -22,6 +25,7 @@ from policies.zero_trust.rules._base import (
     Finding,
     Stack,
     Subject,
+    identifiers,
     is_map,
     plain,
     stack_rule,
@@ -441,10 +445,258 @@ def stack_tags_missing_required(stack: Stack) -> Iterator[Finding]:
             )
 
 
+# --- the immutable audit copy (issue 18) --------------------------------------------------------
+
+GCS_DESTINATION: Final = "storage.googleapis.com/"
+LOCKED_STATES: Final = ("Locked",)
+
+
+def named_by(stack: Stack, subject: Subject, path: str, candidates: list[Subject]) -> list[Subject]:
+    """The candidates the one property `path` of `subject` points at: by that property's Pulumi
+    dependency, or by an id/name of the candidate as its value (not every dependency of `subject`:
+    a trail also depends on its log group and bucket policy)."""
+    res = subject.resource
+    linked = {d.urn for d in res.property_dependencies.get(path.split(".")[0], [])} if res is not None else set()
+    values = {str(v) for v in subject.all(path) if isinstance(v, str)}
+    found = []
+    for candidate in candidates:
+        if candidate.urn == subject.urn:
+            continue
+        ids = identifiers(candidate)
+        if candidate.urn in linked or values & ids or any(v.endswith("/" + i) for v in values for i in ids):
+            found.append(candidate)
+    return found
+
+
+ENVIRONMENT_TYPES: Final = (aws.TRAIL, aws.BUCKET, azure.KEY, azure.VAULT, azure.STORAGE, gcp.BUCKET)
+
+
+def _judged(stack: Stack, subject: Subject) -> bool:
+    """Prod only: a resource's own `environment` tag (or the stack tag) decides; one that carries no tags
+    (an IAMAuditConfig) is judged unless every tagged resource of these types says `dev` (fail closed)."""
+    own = subject.tags().get("environment") or subject.stack_tags.get("environment")
+    if own:
+        return own != "dev"
+    seen = {s.tags().get("environment") for s in stack.of_type(*ENVIRONMENT_TYPES)} - {None}
+    return seen != {"dev"}
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def _object_lock_problem(lock: Subject) -> str | None:
+    """None when the Object Lock configuration keeps every new object version, else why not."""
+    if lock.get("objectLockEnabled") != "Enabled":
+        return f"objectLockEnabled is {lock.get('objectLockEnabled')!r}, not 'Enabled'"
+    mode = lock.get("rule.defaultRetention.mode")
+    if mode not in aws.LOCK_MODES:
+        return f"its default retention mode is {mode!r}, not one of {list(aws.LOCK_MODES)}"
+    if not (_positive(lock.get("rule.defaultRetention.days")) or _positive(lock.get("rule.defaultRetention.years"))):
+        return "its default retention has no positive days or years"
+    return None
+
+
+def _aws_copies(stack: Stack) -> Iterator[Finding]:
+    buckets = stack.of_type(aws.BUCKET)
+    locks = stack.of_type(aws.BUCKET_OBJECT_LOCK)
+    for trail in stack.of_type(aws.TRAIL):
+        if not _judged(stack, trail):
+            continue
+        targets = named_by(stack, trail, "s3BucketName", buckets)
+        if not targets:
+            yield Finding(
+                f"trail {trail.name}: its bucket {trail.get('s3BucketName')!r} is not declared in this stack, so no "
+                "Object Lock on it can be shown",
+                trail.resource,
+            )
+            continue
+        for bucket in targets:
+            configs = [lock for lock in locks if named_by(stack, lock, "bucket", [bucket])]
+            if not configs:
+                yield Finding(
+                    f"trail {trail.name}: its bucket {bucket.name} has no Object Lock configuration (COMPLIANCE or "
+                    "GOVERNANCE default retention): the trail's log files can be deleted or overwritten",
+                    trail.resource,
+                )
+                continue
+            problems = [(lock, _object_lock_problem(lock)) for lock in configs]
+            if all(problem for _, problem in problems):
+                for lock, problem in problems:
+                    yield Finding(f"trail {trail.name}: Object Lock {lock.name} of bucket {bucket.name}: {problem}", lock.resource)
+
+
+def _archive_problem(account: Subject) -> str | None:
+    """None when the account keeps every blob version under a Locked immutability policy, else why not."""
+    base = "immutableStorageWithVersioning"
+    if not truthy(account.get(f"{base}.enabled")):
+        return "it has no version-level immutability (immutableStorageWithVersioning.enabled is not true)"
+    state = account.get(f"{base}.immutabilityPolicy.state")
+    if state not in LOCKED_STATES:
+        return (
+            f"its immutability policy is {state!r}, not 'Locked': it can still be shortened or deleted (Azure creates "
+            "a policy Unlocked: waive this rule for the account, with that reason, for its first deployment only)"
+        )
+    return None
+
+
+def _azure_copies(stack: Stack) -> Iterator[Finding]:
+    vaults = stack.of_type(azure.VAULT)
+    accounts = stack.of_type(azure.STORAGE)
+    settings = stack.of_type(azure.DIAGNOSTIC)
+    holding: dict[str, Subject] = {}
+    for key in stack.of_type(azure.KEY):
+        if not (key.party_data_key or key.purpose == PARTY_STORAGE) or not _judged(stack, key):
+            continue
+        found = stack.references(key, vaults)
+        if not found:
+            yield Finding(f"key {key.name}: its key vault is not declared in this stack, so its audit copy cannot be shown", key.resource)
+        holding.update({v.urn: v for v in found})
+    for vault in holding.values():
+        if not _judged(stack, vault):
+            continue
+        audited = [s for s in settings if stack.references(s, [vault]) and _diag_ok(s)]
+        archived = [(s, named_by(stack, s, "storageAccountId", accounts)) for s in audited if s.has("storageAccountId")]
+        if not archived:
+            yield Finding(
+                f"vault {vault.name}: no diagnostic setting sends its audit logs to a storage account (the immutable copy); "
+                "a Log Analytics workspace alone can be purged",
+                vault.resource,
+            )
+            continue
+        if any(_archive_problem(a) is None for _, targets in archived for a in targets):
+            continue
+        for setting, targets in archived:
+            if not targets:
+                yield Finding(
+                    f"vault {vault.name}: diagnostic setting {setting.name} writes to storage account "
+                    f"{setting.get('storageAccountId')!r}, which is not declared in this stack",
+                    setting.resource,
+                )
+            for account in targets:
+                yield Finding(f"vault {vault.name}: audit archive {account.name}: {_archive_problem(account)}", account.resource)
+
+
+def _project(subject: Subject) -> str | None:
+    """The GCP project a resource is in: its own `project`, else its provider's."""
+    value = subject.get("project")
+    if isinstance(value, str) and value:
+        return value
+    res = subject.resource
+    if res is not None and res.provider is not None:
+        found = res.provider.props.get("project")
+        if isinstance(found, str) and found:
+            return found
+    return None
+
+
+def _sink_exports_audit(sink: Subject) -> bool:
+    """An enabled sink whose filter (none: every entry) selects the Cloud Audit Logs."""
+    if truthy(sink.get("disabled")):
+        return False
+    log_filter = sink.get("filter")
+    return not log_filter or "cloudaudit.googleapis.com" in str(log_filter)
+
+
+def _locked_retention_problem(bucket: Subject) -> str | None:
+    if not truthy(bucket.get("retentionPolicy.isLocked")):
+        return "its retention policy is not locked (retentionPolicy.isLocked is not true): it can be shortened or removed"
+    if not _positive(bucket.get("retentionPolicy.retentionPeriod")):
+        return "its retention policy has no positive retentionPeriod"
+    return None
+
+
+def _gcp_copies(stack: Stack) -> Iterator[Finding]:
+    buckets = stack.of_type(gcp.BUCKET)
+    sinks = [s for s in stack.of_type(gcp.PROJECT_SINK) if _sink_exports_audit(s)]
+    projects: dict[str, Subject] = {}
+    for config in stack.of_type(gcp.AUDIT_CONFIG):
+        if not _judged(stack, config):
+            continue
+        project = _project(config)
+        if project is None:
+            yield Finding(f"{config.name}: `project` is not set: which project's audit logs need a copy is unknown", config.resource)
+        else:
+            projects.setdefault(project, config)
+    for project, config in sorted(projects.items()):
+        exported = [s for s in sinks if _project(s) == project and str(s.get("destination", "")).startswith(GCS_DESTINATION)]
+        if not exported:
+            yield Finding(
+                f"project {project}: no logging sink exports its audit logs to a Cloud Storage bucket (the immutable copy)",
+                config.resource,
+            )
+            continue
+        targets: list[tuple[Subject, list[Subject]]] = []
+        for sink in exported:
+            name = str(sink.get("destination"))[len(GCS_DESTINATION):]
+            linked = {b.urn for b in named_by(stack, sink, "destination", buckets)}
+            targets.append((sink, [b for b in buckets if b.get("name") == name or b.urn in linked]))
+        if any(_locked_retention_problem(b) is None for _, found in targets for b in found):
+            continue
+        for sink, found in targets:
+            if not found:
+                yield Finding(
+                    f"project {project}: sink {sink.name} exports to {sink.get('destination')!r}, a bucket not declared "
+                    "in this stack",
+                    sink.resource,
+                )
+            for bucket in found:
+                yield Finding(f"project {project}: audit bucket {bucket.name}: {_locked_retention_problem(bucket)}", bucket.resource)
+
+
+@stack_rule(
+    name="stack-audit-enforce-immutable-copy",
+    description=(
+        "In prod the audit logs have an immutable copy: every CloudTrail trail's bucket has S3 Object Lock, every "
+        "party key vault's diagnostics write to a storage account with a locked immutability policy, every audited "
+        "GCP project's sink exports to a bucket with a locked retention policy."
+    ),
+    reads={
+        aws.TRAIL: ("s3BucketName", "tags"),
+        aws.BUCKET: ("bucket", "tags"),
+        aws.BUCKET_OBJECT_LOCK: (
+            "bucket", "objectLockEnabled", "rule.defaultRetention.mode", "rule.defaultRetention.days",
+            "rule.defaultRetention.years",
+        ),
+        azure.KEY: ("tags", "vaultName"),
+        azure.VAULT: ("vaultName", "tags"),
+        azure.DIAGNOSTIC: ("resourceUri", "storageAccountId", "logs[*].enabled", "logs[*].categoryGroup"),
+        azure.STORAGE: ("immutableStorageWithVersioning.enabled", "immutableStorageWithVersioning.immutabilityPolicy.state", "tags"),
+        gcp.AUDIT_CONFIG: ("project",),
+        gcp.PROJECT_SINK: ("project", "destination", "filter", "disabled"),
+        gcp.BUCKET: ("name", "retentionPolicy.isLocked", "retentionPolicy.retentionPeriod", "labels"),
+    },
+    severity=Severity.HIGH,
+    controls=("nist:AU-9", "nist:AU-11", "hipaa:164.312(b)", "gdpr:art32"),
+    remediation=(
+        "Keep a copy of the audit logs nobody can delete or shorten before the retention period ends: an "
+        "aws.s3.BucketObjectLockConfiguration (COMPLIANCE or GOVERNANCE, days/years) on the trail bucket "
+        "(components/aws/audit.py does so in prod); a diagnostic setting on each vault holding party keys with "
+        "storage_account_id of an account with immutable_storage_with_versioning and a Locked immutability policy "
+        "(components/azure/monitoring.py `archive`; a new archive is created Unlocked: waive this rule for that account "
+        "with that reason for its first deployment); a logging ProjectSink of every audited project to a bucket with "
+        "a locked retention_policy (components/gcp/audit.py `archive`). Advisory outside prod."
+    ),
+    url="https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock.html",
+)
+def stack_audit_enforce_immutable_copy(stack: Stack) -> Iterator[Finding]:
+    """Each link must exist: trail -> bucket -> Object Lock; party vault -> diagnostic setting -> locked
+    archive account; audited project -> sink -> bucket with locked retention. An undeclared target
+    fails closed (nothing shows it is immutable). Prod only: a trail, vault, party key or audit config
+    tagged `environment: dev` is not judged (the components build the copies in prod); an untagged one is
+    (fail closed), and outside prod the rule is advisory (pack.config_for_stack, config/dev.json). The settings of each lock are judged by the
+    per-resource rules (aws-s3-bucketobjectlockconfiguration-enforce-retention,
+    azure-storage-storageaccount-enforce-immutable-audit, gcp-storage-bucket-enforce-locked-retention)."""
+    yield from _aws_copies(stack)
+    yield from _azure_copies(stack)
+    yield from _gcp_copies(stack)
+
+
 POLICIES = [
     stack_kms_partykey_enforce_own_key,
     stack_kms_partykey_enforce_same_measurements,
     stack_residency_enforce_allowed_regions,
     stack_audit_enforce_key_logging,
+    stack_audit_enforce_immutable_copy,
     stack_tags_missing_required,
 ]
