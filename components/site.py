@@ -48,7 +48,8 @@ class Deployment:
 @dataclass(frozen=True)
 class SiteArgs:
     """The slice of the validated config model one cloud's site declares, plus that cloud's options
-    section (`ccp-azure:*` -> `AzureOptions`, `ccp-gcp:*` -> `GcpOptions`; None: the defaults)."""
+    section (`ccp-aws:*` -> `AwsOptions`, `ccp-azure:*` -> `AzureOptions`, `ccp-gcp:*` -> `GcpSiteOptions`;
+    None: the defaults)."""
 
     environment: Environment
     collaboration: Collaboration

@@ -1,7 +1,7 @@
 """Typed stack configuration: the Pulumi config namespaces `ccp` and `ccp-*`, validated into one model.
 
-`ccp:*` keys are the collaboration; each component namespace (`ccp-azure:*`, `ccp-gcp:*`) is a typed
-section of the same model (`StackConfig.azure`, `StackConfig.gcp`) passed to the components, which
+`ccp:*` keys are the collaboration; each component namespace (`ccp-aws:*`, `ccp-azure:*`, `ccp-gcp:*`) is a
+typed section of the same model (`StackConfig.aws`, `StackConfig.azure`, `StackConfig.gcp`) passed to the components, which
 never read Pulumi config themselves. Unknown keys and unknown `ccp-*` namespaces are refused.
 
 Every invalid value is reported before any resource is declared, one message per problem, naming
@@ -22,6 +22,7 @@ from typing import Any, Final, Mapping
 from pulumi.errors import RunError
 from pydantic import Field, ValidationError
 
+from components.aws.options import AwsOptions
 from components.azure.options import AzureOptions
 from components.gcp.options import GcpSiteOptions
 from components.model import Collaboration, Environment
@@ -31,7 +32,7 @@ from enclave_runtime.measurements import Model
 
 NAMESPACE: Final = "ccp"
 # Component namespaces: Pulumi config `<namespace>:<key>` -> the StackConfig section of that alias.
-SECTIONS: Final[dict[str, Cloud]] = {"ccp-azure": "azure", "ccp-gcp": "gcp"}
+SECTIONS: Final[dict[str, Cloud]] = {"ccp-aws": "aws", "ccp-azure": "azure", "ccp-gcp": "gcp"}
 
 
 class ConfigError(RunError):
@@ -54,7 +55,8 @@ class StackConfig(Model):
     environment: Environment
     collaboration: Collaboration
     log_retention_days: int = Field(default=365, ge=1, le=3653)
-    # Component options: the `ccp-azure:*` and `ccp-gcp:*` keys.
+    # Component options: the `ccp-aws:*`, `ccp-azure:*` and `ccp-gcp:*` keys.
+    aws: AwsOptions = Field(default_factory=AwsOptions, alias="ccp-aws")
     azure: AzureOptions = Field(default_factory=AzureOptions, alias="ccp-azure")
     gcp: GcpSiteOptions = Field(default_factory=GcpSiteOptions, alias="ccp-gcp")
 

@@ -7,6 +7,8 @@ What they refuse, and why:
 - a party key in a region without a Nitro host: the enclave reaches KMS only through its own
   region's VPC endpoint, so the key could never be used;
 - a host instance type that cannot run a Nitro enclave (`instance_types`);
+- an enclave image (`ccp-aws:enclaveImageSizeMib`) whose enclave memory (>= 4x the image) does not fit
+  a host's instance type beside what the parent keeps;
 - a party `account` that is not the deploying account without a `deployRole` (the keys would land in
   the wrong account), or a `deployRole` while the keys stay in the deploying account;
 - a break-glass role outside the account (and partition) the party's keys live in: KMS creates the
@@ -21,13 +23,18 @@ from __future__ import annotations
 
 from typing import Final
 
-from components.aws.enclave_host import enclave_resources
+from components.aws.enclave_host import EnclaveMemoryError, enclave_memory_mib, enclave_resources
+from components.aws.options import NAMESPACE, AwsOptions
 from components.kubernetes.query_service import image_problems
 from components.model import Party
 from components.site import SiteArgs, problem
 
 DEFAULT_INSTANCE_TYPE: Final = "m6i.xlarge"
-ENCLAVE_MEMORY_MIB: Final = 4096
+
+
+def options_of(args: SiteArgs) -> AwsOptions:
+    """The `ccp-aws` section the site was given (defaults when the stack sets none)."""
+    return args.options if isinstance(args.options, AwsOptions) else AwsOptions()
 
 
 def problems(args: SiteArgs) -> list[str]:
@@ -70,10 +77,19 @@ def _host_regions(args: SiteArgs) -> list[str]:
 
 def _instance_types(args: SiteArgs) -> list[str]:
     found: list[str] = []
+    size = options_of(args).enclave_image_size_mib
+    memory = enclave_memory_mib(size)
     for index in nitro_hosts(args):
         host = args.collaboration.workload.hosts[index]
         try:
-            enclave_resources(host.instance_type or DEFAULT_INSTANCE_TYPE, None, ENCLAVE_MEMORY_MIB)
+            enclave_resources(host.instance_type or DEFAULT_INSTANCE_TYPE, None, memory)
+        except EnclaveMemoryError as error:
+            found.append(problem(
+                "enclaveImageSizeMib",
+                f"an enclave image of {size} MiB needs {memory} MiB of enclave memory (4x, what nitro-cli "
+                f"run-enclave requires) on host workload.hosts[{index}]: {error}",
+                namespace=NAMESPACE,
+            ))
         except ValueError as error:
             found.append(problem(f"collaboration.workload.hosts[{index}].instanceType", str(error)))
     return found

@@ -137,6 +137,7 @@ class EksClusterArgs:
     log_retention_days: int
     tags: dict[str, str]
     enclave_cpu_count: int | None = None
+    # Allocator memory (and each pod's hugepages): `enclave_memory_mib(ccp-aws:enclaveImageSizeMib)` from the site.
     enclave_memory_mib: int = 4096
     node_count: int = 2
 

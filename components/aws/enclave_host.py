@@ -31,7 +31,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.common import child
+from components.aws.options import DEFAULT_EIF_SIZE_MIB
 from components.aws.instance_types import architecture, validate_enclave_instance_type, vcpus
+from components.aws.instance_types import memory_mib as instance_memory_mib
 
 AMI_PARAMETERS: Final[dict[str, str]] = {
     "x86_64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
@@ -43,9 +45,8 @@ PARENT_VCPUS: Final = 2  # what the parent keeps (hyper-threaded: one full core)
 # nitro-cli refuses an enclave whose memory is under 4x its EIF file
 # (https://docs.aws.amazon.com/enclaves/latest/user/cmd-nitro-run-enclave.html, `--memory`).
 EIF_MEMORY_FACTOR: Final = 4
-# The EIF size ccp plans for when the stack declares none: the enclave_runtime image with its wheels
-# (images/nitro/Dockerfile) builds to well under 1 GiB; a larger image must declare its size.
-DEFAULT_EIF_SIZE_MIB: Final = 1024
+# The EIF size ccp plans for when the stack declares none (`ccp-aws:enclaveImageSizeMib`):
+# components.aws.options.DEFAULT_EIF_SIZE_MIB.
 MEMORY_STEP_MIB: Final = 256  # allocator memory is rounded up to this (whole 2 MiB huge pages)
 EIF_PATH: Final = "/opt/ccp/enclave.eif"
 ENCLAVE_CID: Final = 16
@@ -61,6 +62,15 @@ def enclave_memory_mib(eif_size_mib: int) -> int:
         raise ValueError(f"enclave image size {eif_size_mib} MiB: must be positive")
     need = EIF_MEMORY_FACTOR * eif_size_mib
     return -(-need // MEMORY_STEP_MIB) * MEMORY_STEP_MIB
+
+
+# What the parent instance keeps for its OS, the vsock proxies and the relay (ccp's choice: the
+# allocator takes the rest at most).
+PARENT_MEMORY_MIB: Final = 2048
+
+
+class EnclaveMemoryError(ValueError):
+    """The enclave memory does not fit the instance type (a problem of the image size, not the type)."""
 
 
 def allocator_yaml(cpu_count: int, memory_mib: int) -> str:
@@ -85,7 +95,16 @@ def enclave_resources(instance_type: str, cpu_count: int | None, memory_mib: int
         )
     if memory_mib < 64:
         raise ValueError(f"enclave memory {memory_mib} MiB is too small")
+    available = instance_memory_mib(instance_type) - PARENT_MEMORY_MIB
+    if memory_mib > available:
+        raise EnclaveMemoryError(
+            f"enclave memory {memory_mib} MiB does not fit instance type {instance_type!r}: it has "
+            f"{instance_memory_mib(instance_type)} MiB and the parent keeps {PARENT_MEMORY_MIB} MiB, so at most "
+            f"{available} MiB can be reserved for the enclave (an image of at most "
+            f"{available // EIF_MEMORY_FACTOR} MiB); use a smaller image or an instance type with more memory"
+        )
     return cpus, memory_mib
+
 
 
 _PCR = re.compile(r"^[0-9a-f]{96}$")

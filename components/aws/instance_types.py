@@ -41,6 +41,19 @@ EXCLUDED_FAMILIES: Final[dict[str, str]] = {
         for f in ("a1", "c7gd", "c7gn", "hpc7g", "m7gd", "r7gd", "g5g", "im4gn", "is4gen")
     },
 }
+# Memory per vCPU (GiB) of each allowlisted family, from the EC2 instance-type pages
+# (https://aws.amazon.com/ec2/instance-types/): general purpose 4, compute optimised 2, memory
+# optimised 8, x2idn 16, x2iedn/x2iezn 32. Where a family's sizes carry a little more (c5n: 2.625),
+# the lower figure is used: the memory check may refuse slightly early, never too late.
+_GIB_PER_VCPU: Final[dict[str, int]] = {
+    **{f: 4 for f in _X86_FAMILIES | _ARM_FAMILIES if f.startswith("m")},
+    **{f: 2 for f in _X86_FAMILIES | _ARM_FAMILIES if f.startswith("c")},
+    **{f: 8 for f in _X86_FAMILIES | _ARM_FAMILIES if f.startswith("r")},
+    "z1d": 8,
+    "x2idn": 16,
+    "x2iedn": 32,
+    "x2iezn": 32,
+}
 # vCPUs of the `.large` step; every `Nxlarge` has 4*N vCPUs on these families.
 _SIZE = re.compile(r"^(?:(\d+)?xlarge|large|medium|small|micro|nano|metal(?:-\d+xl)?)$")
 
@@ -66,6 +79,14 @@ def vcpus(instance_type: str) -> int:
     if size.endswith("xlarge"):
         return 4 * int(match.group(1) or 1)
     return 1
+
+
+def memory_mib(instance_type: str) -> int:
+    """Memory (MiB) of a sized type of the allowlisted families (vCPUs x the family's GiB per vCPU)."""
+    family, _ = _split(instance_type)
+    if family not in _GIB_PER_VCPU:
+        raise ValueError(f"instance type {instance_type!r}: ccp does not know the memory of family {family!r}")
+    return vcpus(instance_type) * _GIB_PER_VCPU[family] * 1024
 
 
 def architecture(instance_type: str) -> Architecture:

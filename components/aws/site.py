@@ -30,10 +30,10 @@ import pulumi
 import pulumi_aws as aws
 
 from components.aws.audit import Audit, AuditArgs
-from components.aws.checks import DEFAULT_INSTANCE_TYPE
+from components.aws.checks import DEFAULT_INSTANCE_TYPE, options_of
 from components.aws.common import Account, child, short_name
 from components.aws.eks import EksCluster, EksClusterArgs
-from components.aws.enclave_host import EnclaveHost, EnclaveHostArgs
+from components.aws.enclave_host import EnclaveHost, EnclaveHostArgs, enclave_memory_mib
 from components.aws.enclave_image import EnclaveImageStore, EnclaveImageStoreArgs, eif_object_key
 from components.aws.enclave_role import EnclaveRole, EnclaveRoleArgs
 from components.aws.keys import (
@@ -317,6 +317,8 @@ class Site(pulumi.ComponentResource):
                     log_kms_key_arn=self.audit.key.arn,
                     log_retention_days=args.log_retention_days,
                     tags=args.shared_tags(),
+                    # The allocator and each pod's hugepages: >= 4x the image (`ccp-aws:enclaveImageSizeMib`).
+                    enclave_memory_mib=enclave_memory_mib(options_of(args).enclave_image_size_mib),
                 ),
                 opts=child(self, depends_on=[role_policy, *network.interface_endpoints.values()]),
             )
@@ -353,6 +355,8 @@ class Site(pulumi.ComponentResource):
                     image_object_key=eif_object_key(args.collaboration.measurements.version),
                     approved_pcr0=nitro.pcr0 or nitro.pcr8 or "",
                     approved_pcr="PCR0" if nitro.pcr0 else "PCR8",
+                    # The allocator reserves >= 4x the image the build reports (`ccp-aws:enclaveImageSizeMib`).
+                    eif_size_mib=options_of(args).enclave_image_size_mib,
                     depends_on=[role_policy, *network.interface_endpoints.values()],
                 ),
                 opts=child(self),

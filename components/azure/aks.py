@@ -6,15 +6,32 @@ and local accounts disabled, Kubernetes secrets envelope-encrypted with a Key Va
 privately (KMS), Azure network policy, nodes without public IPs (egress via the subnet's NAT
 gateway), workload identity so the workload pod uses the host's managed identity (the identity
 party keys are released to) through a federated credential, never a stored secret.
+
+Every node is confidential: the system pool too runs a confidential size of the host's TEE
+(`SYSTEM_POOL_SIZE`; CriticalAddonsOnly-tainted, so workload pods never land there), and every node's
+OS disk is encrypted under a customer key through the cluster's disk encryption set
+(`diskEncryptionSetID`, type EncryptionAtRestWithCustomerKey; the control plane's identity reads it,
+https://learn.microsoft.com/azure/aks/aks-service-permissions, and it can be set only when the
+cluster is created, https://learn.microsoft.com/azure/aks/azure-disk-customer-managed-keys).
+
+The attested query service (`components.kubernetes.query_service`) is declared on the confidential
+pool through an explicit Kubernetes provider built from the cluster's user kubeconfig
+(`listManagedClusterUserCredentials`, exec format: Entra ID through kubelogin, no static token since
+local accounts are disabled), kept secret in the state. The API server is private: `pulumi up` must
+run from a network that reaches it (the VNet, a peered network or a jump host).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, Sequence
 
 import pulumi
-from pulumi_azure_native import containerservice, keyvault, managedidentity, network
+import pulumi_kubernetes as k8s
+from pulumi_azure_native import compute, containerservice, keyvault, managedidentity, network
 
 from components.azure.common import (
     KEY_VAULT_CONTRIBUTOR,
@@ -28,7 +45,43 @@ from components.azure.vm import ADMIN_USERNAME, host_size
 from components.kubernetes.query_service import Placement
 from components.model import WorkloadHost
 
-SYSTEM_POOL_SIZE: Final = "Standard_D4ds_v5"
+# The system pool (CoreDNS, konnectivity, CSI, ...; tainted CriticalAddonsOnly) on a confidential size of
+# the host's TEE as well: its nodes see the cluster's secrets and service traffic. AKS requires >= 4 vCPUs
+# and 4 GiB for a system pool (https://learn.microsoft.com/azure/aks/use-system-pools).
+SYSTEM_POOL_SIZE: Final[dict[str, str]] = {
+    "sev-snp": "Standard_DC4as_v5",
+    "tdx": "Standard_DC4es_v5",
+    "sgx": "Standard_DC4s_v3",
+}
+READER: Final = "acdd72a7-3385-48ef-bd42-f606fba81ae7"  # built-in "Reader"
+KUBECONFIG_FORMAT: Final = "exec"  # kubelogin (Entra ID); "azure" is the deprecated auth-provider form
+# What the provider gets when the credentials answer carries no kubeconfig (the offline review's
+# placeholder answer): explicit and empty, so it reaches no cluster, never an ambient ~/.kube/config.
+EMPTY_KUBECONFIG: Final = json.dumps(
+    {"apiVersion": "v1", "kind": "Config", "clusters": [], "contexts": [], "users": [], "current-context": ""}
+)
+
+
+def user_kubeconfig(kubeconfigs: Sequence[Any] | None) -> str:
+    """The first credential's kubeconfig (base64 in the answer) as text; `EMPTY_KUBECONFIG` when there
+    is none. A value that is not base64 UTF-8 text is refused (never passed on as a kubeconfig)."""
+    for credential in kubeconfigs or ():
+        value = credential.get("value") if isinstance(credential, dict) else getattr(credential, "value", None)
+        if not value:
+            continue
+        try:
+            return base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            if str(value).startswith("placeholder-"):
+                return EMPTY_KUBECONFIG  # the offline review's schema placeholder, not a credential
+            raise ValueError("the AKS user credentials answer carries a kubeconfig that is not base64 UTF-8 text") from None
+    return EMPTY_KUBECONFIG
+
+
+def system_pool_size(tee: str) -> str:
+    if tee not in SYSTEM_POOL_SIZE:
+        raise ValueError(f"AKS hosts run tee {', '.join(SYSTEM_POOL_SIZE)}, not {tee!r}")
+    return SYSTEM_POOL_SIZE[tee]
 # The SGX device plugin + quote helper ("confcom" add-on).
 SGX_ADDON: Final = "ACCSGXDevicePlugin"
 WORKLOAD_NAMESPACE: Final = "ccp"
@@ -39,9 +92,8 @@ TEE_LABEL: Final = "ccp.io/tee"  # label and taint of the confidential pool
 def query_placement(tee: str, workload_client_id: pulumi.Input[str]) -> Placement:
     """The confidential pool (its label, tolerating its taint), the workload identity the federated
     credential trusts (service account `ccp/workload`, no stored secret), behind an internal Azure load
-    balancer (L4: TLS ends in the pod). Not wired into the site yet: the cluster's Kubernetes provider
-    needs its user kubeconfig (`listManagedClusterUserCredentials`, an invoke the offline review does
-    not answer yet). No RuntimeClass: the pool runs confidential VM nodes, not Kata confidential
+    balancer (L4: TLS ends in the pod). Declared by `ConfidentialAks` as `self.query_placement`, used by
+    the Azure site for the host's `QueryService`. No RuntimeClass: the pool runs confidential VM nodes, not Kata confidential
     containers (`kata-cc-isolation` would need `workloadRuntime: KataCcIsolation` on the pool)."""
     return Placement(
         node_selector={TEE_LABEL: tee},
@@ -64,15 +116,25 @@ class AksArgs:
     admin_ssh_public_key: str
     tags: dict[str, str]
     prod: bool
+    # Customer-key OS disks of every node (EncryptionAtRestWithCustomerKey; set at creation only).
+    disk_encryption_set: compute.DiskEncryptionSet | None = None
 
 
 class ConfidentialAks(pulumi.ComponentResource):
     cluster: containerservice.ManagedCluster
     pool: containerservice.AgentPool
+    provider: k8s.Provider
+    query_placement: Placement
 
     def __init__(self, name: str, args: AksArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("ccp:azure:ConfidentialAks", name, None, opts)
         size = host_size(args.host)
+        system_size = system_pool_size(args.host.tee)
+        if args.disk_encryption_set is None:
+            raise ValueError(
+                "an AKS host needs a customer-key disk encryption set for its nodes' OS disks "
+                "(diskEncryptionSetID can be set only when the cluster is created)"
+            )
+        super().__init__("ccp:azure:ConfidentialAks", name, None, opts)
         common = placement(args.resource_group_name, args.host.region, args.tags)
         control_plane = managedidentity.UserAssignedIdentity(f"{name}-control-plane", **common, opts=child(self))
         grants = [
@@ -94,6 +156,16 @@ class ConfidentialAks(pulumi.ComponentResource):
                 parent=self,
                 description="AKS KMS with a private key vault manages its private link to the vault",
             ),
+            # The cluster identity reads the disk encryption set it creates node OS disks with
+            # (Microsoft.Compute/diskEncryptionSets/read).
+            assign_role(
+                f"{name}-des-reader",
+                scope=args.disk_encryption_set.id,
+                role=READER,
+                principal_id=control_plane.principal_id,
+                parent=self,
+                description="AKS creates node OS disks with this customer-key disk encryption set",
+            ),
         ]
         no_public_ip = {"enable_node_public_ip": False, "vnet_subnet_id": args.subnet.id, "os_type": "Linux"}
         self.cluster = containerservice.ManagedCluster(
@@ -107,7 +179,7 @@ class ConfidentialAks(pulumi.ComponentResource):
                 containerservice.ManagedClusterAgentPoolProfileArgs(
                     name="system",
                     mode="System",
-                    vm_size=SYSTEM_POOL_SIZE,
+                    vm_size=system_size,
                     count=2,
                     type="VirtualMachineScaleSets",
                     node_taints=["CriticalAddonsOnly=true:NoSchedule"],
@@ -124,6 +196,7 @@ class ConfidentialAks(pulumi.ComponentResource):
             ),
             enable_rbac=True,
             disable_local_accounts=True,
+            disk_encryption_set_id=args.disk_encryption_set.id,
             network_profile=containerservice.ContainerServiceNetworkProfileArgs(
                 network_plugin="azure",
                 network_policy="azure",
@@ -181,5 +254,19 @@ class ConfidentialAks(pulumi.ComponentResource):
             subject=f"system:serviceaccount:{WORKLOAD_NAMESPACE}:{WORKLOAD_SERVICE_ACCOUNT}",
             audiences=["api://AzureADTokenExchange"],
             opts=child(self),
+        )
+        self.query_placement = query_placement(args.host.tee, args.workload_identity.client_id)
+        credentials = containerservice.list_managed_cluster_user_credentials_output(
+            resource_group_name=args.resource_group_name,
+            resource_name=self.cluster.name,
+            format=KUBECONFIG_FORMAT,
+            opts=pulumi.InvokeOutputOptions(parent=self, depends_on=[self.cluster]),
+        )
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            # The cluster's CA and endpoint (exec: kubelogin with Entra ID); secret in the state.
+            kubeconfig=pulumi.Output.secret(credentials.kubeconfigs.apply(user_kubeconfig)),
+            enable_server_side_apply=True,
+            opts=child(self, self.pool),
         )
         self.register_outputs({"clusterId": self.cluster.id})

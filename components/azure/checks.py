@@ -13,7 +13,9 @@ then only declares. What they refuse, and why:
 - measurements the release policy cannot be built from;
 - in prod: no Confidential VM Orchestrator id (or a placeholder one) for confidential VM disks, and an
   attestation provider without policy signing certificates (AAD mode);
-- an `ownerPrincipal` with `ownerDecrypt` that is not an Entra object id (GUID).
+- an `ownerPrincipal` with `ownerDecrypt` that is not an Entra object id (GUID);
+- an AKS host (`kubernetes: true`) without a digest-pinned workload image: its pods run the attested
+  query service from that image (`components.kubernetes.query_service`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from components.attestation.azure_release_policy import AZURE_RELEASE_TEES, rele
 from components.azure.container_group import validate_container_group
 from components.azure.options import AzureOptions
 from components.azure.vm import host_size
+from components.kubernetes.query_service import image_problems
 from components.model import GUEST_ATTESTATION_DOCS, releases_key
 from components.site import SiteArgs, problem
 
@@ -57,7 +60,10 @@ def release_tees(args: SiteArgs) -> list[str]:
 
 def problems(args: SiteArgs) -> list[str]:
     """Every config problem of the Azure slice (empty when the site can be declared)."""
-    return _hosts(args) + _release(args) + _prod(args) + _owners(args)
+    return (
+        _hosts(args) + _release(args) + _prod(args) + _owners(args)
+        + image_problems(args.indexed_hosts(), args.collaboration.workload.image)
+    )
 
 
 def _hosts(args: SiteArgs) -> list[str]:

@@ -7,7 +7,8 @@ Declares, for the parties and workload hosts on Azure:
 - per workload host: a user-assigned identity and an ACI confidential container group
   (`confidential-containers`, the default: the data keys pin its CCE policy hash), a confidential VM
   (sev-snp/tdx; an Azure SEV-SNP CVM is never a data-key release target), an SGX VM, or a
-  private AKS cluster with a confidential node pool (`host.kubernetes`); in prod the OS disks are
+  private AKS cluster with confidential node pools (`host.kubernetes`; every node's OS disk under a
+  customer key in every environment) and the attested query service's replicas on it; in prod the OS disks are
   encrypted with customer keys held in an operator vault of the host's region, whose use is
   audit-logged like the party vaults';
 - per party: a hardened Key Vault Premium with the party's two keys (components/README.md): the
@@ -59,6 +60,7 @@ from components.azure.vm import (
     VmArgs,
 )
 from components.key_purpose import AUDIT, CLUSTER_SECRETS
+from components.kubernetes.query_service import QueryService, QueryServiceArgs
 from components.model import Party, WorkloadHost, releases_key
 from components.site import SiteArgs
 
@@ -162,6 +164,7 @@ class Site(pulumi.ComponentResource):
 
         releasers: dict[str, pulumi.Output[str]] = {}
         self.hosts: dict[str, pulumi.ComponentResource] = {}
+        self.query_services: list[QueryService] = []
         for index, host in enumerate(args.hosts):
             label = host_label(index, host)
             identity, component = self._host(label, host)
@@ -337,6 +340,20 @@ class Site(pulumi.ComponentResource):
                 parent=self,
                 purpose=CLUSTER_SECRETS,
             )
+            # Node OS disks under a customer key in every environment (the cluster's DES is fixed at
+            # creation); a standard set: AKS nodes do not use confidential OS-disk encryption.
+            aks_disks = DiskEncryption(
+                f"{name}-disk",
+                DiskEncryptionArgs(
+                    resource_group_name=group,
+                    location=host.region,
+                    vault=vault,
+                    key_name=f"{label}-disk",
+                    encryption_type=STANDARD_DES_TYPE,
+                    tags=self._host_tags,
+                ),
+                opts=child(self),
+            ).disk_encryption_set
             aks = ConfidentialAks(
                 name,
                 AksArgs(
@@ -350,8 +367,25 @@ class Site(pulumi.ComponentResource):
                     admin_ssh_public_key=self._options.admin_ssh_public_key,
                     tags=self._host_tags,
                     prod=self._args.prod,
+                    disk_encryption_set=aks_disks,
                 ),
                 opts=child(self),
+            )
+            # The attested query service's replicas on the confidential pool, through the cluster's
+            # provider (image: checked pinned by `checks`; QueryService refuses it again if not).
+            self.query_services.append(
+                QueryService(
+                    f"{name}-query",
+                    QueryServiceArgs(
+                        image=self._collab.workload.image or "",
+                        placement=aks.query_placement,
+                        labels=self._host_tags,
+                        collaboration=self._collab.name,
+                    ),
+                    provider=aks.provider,
+                    after=[aks.pool],
+                    opts=child(aks),
+                )
             )
             return identity, aks
         sgx = host.tee == "sgx"

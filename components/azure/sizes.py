@@ -2,10 +2,18 @@
 
 A confidential VM on a non-confidential size is refused by ARM only at deployment time, and an SGX
 workload on a size without EPC never attests; both are config errors ccp reports up front.
-Families (https://learn.microsoft.com/azure/confidential-computing/virtual-machine-options):
-- AMD SEV-SNP confidential VMs: DCasv5, ECasv5, DCadsv5, ECadsv5 (e.g. Standard_DC4as_v5);
-- Intel TDX confidential VMs: DCesv5, ECesv5 (e.g. Standard_DC4es_v5);
-- Intel SGX enclaves: DCsv2, DCsv3, DCdsv3 (e.g. Standard_DC2s_v3).
+Families, checked against Microsoft's documentation:
+- AMD SEV-SNP confidential VMs: DCasv5, DCadsv5, ECasv5, ECadsv5 (e.g. Standard_DC4as_v5)
+  (https://learn.microsoft.com/azure/virtual-machines/dcasv5-dcadsv5-series,
+  https://learn.microsoft.com/azure/virtual-machines/ecasv5-ecadsv5-series; source text:
+  https://github.com/MicrosoftDocs/azure-docs/blob/main/articles/virtual-machines/dcasv5-dcadsv5-series.md);
+- Intel TDX confidential VMs: DCesv5, DCedsv5, ECesv5, ECedsv5 (e.g. Standard_DC4es_v5; the `d`
+  variants add a local temporary disk; DCedsv5/ECedsv5 were missing here before)
+  (https://learn.microsoft.com/azure/virtual-machines/dcesv5-dcedsv5-series,
+  https://learn.microsoft.com/azure/virtual-machines/ecesv5-ecedsv5-series);
+- Intel SGX enclaves: DCsv2, DCsv3, DCdsv3 (e.g. Standard_DC2s_v3)
+  (https://learn.microsoft.com/azure/confidential-computing/virtual-machine-options).
+Look-alike families that are not confidential VMs are refused with their reason (`EXCLUDED_FAMILIES`).
 """
 
 from __future__ import annotations
@@ -23,13 +31,31 @@ CVM_FAMILIES: Final[dict[str, dict[str, re.Pattern[str]]]] = {
     },
     "tdx": {
         "DCesv5": re.compile(r"^Standard_DC\d+es_v5$"),
+        "DCedsv5": re.compile(r"^Standard_DC\d+eds_v5$"),
         "ECesv5": re.compile(r"^Standard_EC\d+es_v5$"),
+        "ECedsv5": re.compile(r"^Standard_EC\d+eds_v5$"),
     },
     "sgx": {
         "DCsv2": re.compile(r"^Standard_DC\d+s_v2$"),
         "DCsv3": re.compile(r"^Standard_DC\d+s_v3$"),
         "DCdsv3": re.compile(r"^Standard_DC\d+ds_v3$"),
     },
+}
+# Families a size name can be mistaken for a confidential one by: family label -> (pattern, reason).
+EXCLUDED_FAMILIES: Final[dict[str, tuple[re.Pattern[str], str]]] = {
+    "DCas_cc_v5/ECas_cc_v5": (
+        re.compile(r"^Standard_(DC|EC)\d+ad?s_cc_v5$"),
+        "it is a confidential-containers host size (AKS pod sandboxing with Kata, each pod in its own "
+        "SEV-SNP utility VM), not a confidential VM the guest owns",
+    ),
+    "Dasv5/Dadsv5/Easv5/Eadsv5": (
+        re.compile(r"^Standard_(D|E)\d+ad?s_v5$"),
+        "it is a general-purpose AMD size without SEV-SNP (the confidential AMD sizes are DC/EC..as_v5)",
+    ),
+    "Dsv5/Ddsv5/Esv5/Edsv5": (
+        re.compile(r"^Standard_(D|E)\d+d?s_v5$"),
+        "it is a general-purpose Intel size without TDX (the confidential Intel sizes are DC/EC..es_v5)",
+    ),
 }
 EXAMPLE_SIZE: Final[dict[str, str]] = {
     "sev-snp": "Standard_DC4as_v5",
@@ -54,6 +80,12 @@ def validate_cvm_size(size: str, tee: str) -> None:
         )
     if not isinstance(size, str) or size_family(size, tee) is None:
         families = ", ".join(CVM_FAMILIES[tee])
+        for label, (pattern, reason) in EXCLUDED_FAMILIES.items():
+            if isinstance(size, str) and pattern.match(size):
+                raise ValueError(
+                    f"VM size {size!r} does not provide {tee}: {reason} ({label}); use a size of the "
+                    f"{families} families (e.g. {EXAMPLE_SIZE[tee]})"
+                )
         raise ValueError(
             f"VM size {size!r} does not provide {tee}: use a size of the {families} families "
             f"(e.g. {EXAMPLE_SIZE[tee]})"

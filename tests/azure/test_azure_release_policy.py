@@ -209,7 +209,7 @@ def test_accepted_sizes(size: str, tee: str) -> None:
     [
         ("Standard_D4s_v5", "sev-snp", "DCasv5, ECasv5, DCadsv5, ECadsv5"),
         ("Standard_DC4es_v5", "sev-snp", "DCasv5, ECasv5, DCadsv5, ECadsv5"),
-        ("Standard_DC4as_v5", "tdx", "DCesv5, ECesv5"),
+        ("Standard_DC4as_v5", "tdx", "DCesv5, DCedsv5, ECesv5, ECedsv5"),
         ("Standard_DC4as_v5", "sgx", "DCsv2, DCsv3, DCdsv3"),
         ("m6i.xlarge", "sev-snp", "DCasv5"),
     ],

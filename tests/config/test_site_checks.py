@@ -160,18 +160,20 @@ def with_azure_host(raw: dict[str, Any], new_host: dict[str, Any], drop_parties:
 
 
 @pytest.mark.parametrize(
-    ("size", "tee", "families", "example"),
+    ("size", "tee", "families", "example", "why"),
     [
-        ("Standard_D4s_v5", "sev-snp", "DCasv5, ECasv5, DCadsv5, ECadsv5", "Standard_DC4as_v5"),
-        ("Standard_DC4as_v5", "tdx", "DCesv5, ECesv5", "Standard_DC4es_v5"),
-        ("Standard_DC4es_v5", "sgx", "DCsv2, DCsv3, DCdsv3", "Standard_DC4s_v3"),
+        ("Standard_D4s_v5", "sev-snp", "DCasv5, ECasv5, DCadsv5, ECadsv5", "Standard_DC4as_v5",
+         "it is a general-purpose Intel size without TDX (the confidential Intel sizes are DC/EC..es_v5) "
+         "(Dsv5/Ddsv5/Esv5/Edsv5); "),
+        ("Standard_DC4as_v5", "tdx", "DCesv5, DCedsv5, ECesv5, ECedsv5", "Standard_DC4es_v5", ""),
+        ("Standard_DC4es_v5", "sgx", "DCsv2, DCsv3, DCdsv3", "Standard_DC4s_v3", ""),
     ],
 )
-def test_azure_vm_size_without_its_tee_is_refused(size: str, tee: str, families: str, example: str) -> None:
+def test_azure_vm_size_without_its_tee_is_refused(size: str, tee: str, families: str, example: str, why: str) -> None:
     new_host = {"cloud": "azure", "region": "westeurope", "tee": tee, "instanceType": size}
     raw = edited("dev", lambda r: with_azure_host(r, new_host, drop_parties=tee in ("sev-snp", "tdx")))
     assert problems(raw) == [
-        f"ccp:collaboration.workload.hosts[2].instanceType: VM size '{size}' does not provide {tee}: use a size "
+        f"ccp:collaboration.workload.hosts[2].instanceType: VM size '{size}' does not provide {tee}: {why}use a size "
         f"of the {families} families (e.g. {example})"
     ]
     fixed = copy.deepcopy(raw)
@@ -363,7 +365,7 @@ def test_component_options_are_typed_sections_of_the_one_model() -> None:
          "ccp-gcp:allowIapSSH: unknown key (value True); check its spelling (keys are camelCase)"),
         (lambda r: r.update({"ccp-azur": {"addressSpace": "10.1.0.0/16"}}),
          "ccp-azur:addressSpace: unknown config namespace 'ccp-azur'; check its spelling (component namespaces: "
-         "ccp-azure, ccp-gcp)"),
+         "ccp-aws, ccp-azure, ccp-gcp)"),
         (lambda r: r.update(azure={"addressSpace": "10.1.0.0/16"}),
          "ccp:azure: unknown key (value {'addressSpace': '10.1.0.0/16'}); check its spelling (keys are camelCase)"),
         (lambda r: r.update({"ccp-gcp": {"restartPolicy": "Sometimes"}}),
