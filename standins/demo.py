@@ -143,7 +143,7 @@ def output_payloads(collaboration: Any, job: dict[str, Any]) -> dict[str, dict[s
     """What each declared output carries: every output the federated metrics; the first declared output the
     model; an output the budget names the DP releases charged to it (and nothing else is released)."""
     fl = job["fl"]
-    metrics = {k: fl[k] for k in ("clients", "rounds", "secagg", "auroc_federated", "auroc_centralized", "test_rows")}
+    metrics = {k: fl[k] for k in ("clients", "rounds", "secagg", "auroc_federated", "auroc_centralized", "test_rows", "released")}
     payloads: dict[str, dict[str, Any]] = {}
     for i, output in enumerate(collaboration.outputs):
         payload: dict[str, Any] = {"metrics": metrics}
@@ -257,8 +257,14 @@ def run(stack: str, *, quiet: bool = False, out: Path = OUT) -> int:
                 "ledger": str(ledger_path),
                 "dp_jobs": dp_jobs(privacy),
             }
+            request["he_batch"] = 64  # one held-out batch scored on ciphertext by a recipient
+            request["mpc"] = {"column": "mean radius"}  # cohort statistic across the parties by MPyC
             if privacy is not None:  # the model's values, as exact decimal strings for the ledger
                 request["budget"] = {"epsilon": repr(privacy.epsilon), "delta": repr(privacy.delta), "outputs": list(privacy.outputs)}
+                # the released model is DP-FedAvg, charged (a third of epsilon, all of delta) to the output it goes to
+                request["federated"] = {"dp": {"epsilon": privacy.epsilon / 3, "delta": privacy.delta,
+                                               "output": collaboration.outputs[0].name}}
+                request["dp_sweep"] = {"epsilons": [1, 3, 8], "repeats": 12}
             missing = sorted({f"{p.name}/{d.name}" for p in collaboration.parties for d in p.datasets} - set(unsealed))
             job: dict[str, Any] | None = None
             if not missing:  # the job the parties approved runs on every party's data, or not at all
@@ -318,7 +324,8 @@ def _ppml(job: dict[str, Any]) -> dict[str, Any]:
     block: dict[str, Any] = {"fl": {
         "clients": fl["clients"], "rounds": fl["rounds"], "secagg": fl["secagg"],
         "auroc": fl["auroc_federated"], "auroc_centralized": fl["auroc_centralized"], "test_rows": fl["test_rows"],
-    }, "dp": None}
+        "released": fl["released"], "dp": fl["dp"],
+    }, "dp": None, "he": job.get("he"), "mpc": job.get("mpc")}
     if job["dp"] is not None:
         dp = job["dp"]
         block["dp"] = {
@@ -335,6 +342,9 @@ def _ppml_ok(ppml: dict[str, Any], audited_spends: int, budgeted: bool) -> bool:
     log, and each refused job loaded no data and left the ledger as it was."""
     fl = ppml["fl"]
     if not (fl["secagg"] and fl["rounds"] >= 1 and 0.5 < fl["auroc"] <= 1):
+        return False
+    he, mpc = ppml.get("he"), ppml.get("mpc")
+    if not (he and he["max_abs_error"] < 1e-3 and he["same_classes"] and mpc and mpc["equal"]):
         return False
     if not budgeted:
         return ppml["dp"] is None

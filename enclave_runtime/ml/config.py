@@ -10,7 +10,11 @@ Stack config shape (camelCase, as in Pulumi config), under `ccp:collaboration`:
     privacy:    {epsilon: 3.0, delta: 1.0e-6, outputs: [cohort-statistics]}
     federated:  {rounds: 5, localEpochs: 5, learningRate: 0.5, l2: 0.001,
                  secAgg: {numShares: 3, reconstructionThreshold: 2, clippingRange: 8.0,
-                          quantizationRange: 4194304, modulusRange: 4294967296, maxWeight: 1000.0}}
+                          quantizationRange: 4194304, modulusRange: 4294967296, maxWeight: 1000.0},
+                 dp: {clippingNorm: 1.0, epsilon: 1.0, delta: 1.0e-6, output: global-model}}
+
+`federated.dp` makes the model DP-FedAvg (client-side clipping, Gaussian noise on the unmasked mean; see
+`accountant.py`): give either `epsilon` (the noise multiplier is calibrated to it) or `noiseMultiplier`.
 """
 
 from __future__ import annotations
@@ -58,6 +62,38 @@ class SecAggParams(Model):
         return self
 
 
+class DPFedAvg(Model):
+    """DP-FedAvg with client-side fixed clipping (flwr `fixedclipping_mod` + `DifferentialPrivacyClientSide
+    FixedClipping`): each party's update is clipped to `clipping_norm` before SecAgg+ masks it, and the
+    aggregator adds N(0, (z C / m)^2) to the unmasked mean. The privacy unit is one party (all its rows)."""
+
+    clipping_norm: float = Field(default=1.0, gt=0, le=1e6)
+    noise_multiplier: float | None = Field(default=None, gt=0, le=1e6)
+    epsilon: float | None = Field(default=None, gt=0, le=100)
+    delta: float = Field(default=1e-6, gt=0, lt=1)
+    output: str | None = None  # the declared output the model is released to (charged to the ledger)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "DPFedAvg":
+        if (self.noise_multiplier is None) == (self.epsilon is None):
+            raise ValueError("federated.dp: give exactly one of epsilon (target) or noiseMultiplier")
+        return self
+
+    def resolved_noise_multiplier(self, rounds: int) -> float:
+        from .accountant import noise_multiplier
+
+        if self.noise_multiplier is not None:
+            return self.noise_multiplier
+        assert self.epsilon is not None
+        return noise_multiplier(self.epsilon, rounds, self.delta)
+
+    def spent_epsilon(self, rounds: int) -> float:
+        """What `rounds` rounds at the resolved noise multiplier cost (<= `epsilon` when that is given)."""
+        from .accountant import epsilon
+
+        return epsilon(self.resolved_noise_multiplier(rounds), rounds, self.delta)
+
+
 class FederatedJob(Model):
     """One federated training job: local logistic regression, FedAvg over SecAgg+ (or plain, for baselines)."""
 
@@ -67,6 +103,7 @@ class FederatedJob(Model):
     l2: float = Field(default=1e-3, ge=0)
     secure_aggregation: bool = True
     sec_agg: SecAggParams = Field(default_factory=SecAggParams)
+    dp: DPFedAvg | None = None
 
     def check_clients(self, example_counts: Mapping[str, int]) -> None:
         """Refuse a job SecAgg+ cannot run correctly for these parties, before any party trains.

@@ -19,6 +19,7 @@ can check exactly what left each party. A real deployment replaces it with `flow
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,14 +32,14 @@ from flwr.app import Context, Message, RecordDict
 from flwr.app.error import Error
 from flwr.client import NumPyClient
 from flwr.clientapp import ClientApp
-from flwr.client.mod import secaggplus_mod
+from flwr.client.mod import fixedclipping_mod, secaggplus_mod
 from flwr.common import NDArrays, Parameters, Scalar, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.common.serde import message_from_proto, message_to_proto
 from flwr.proto.message_pb2 import Message as ProtoMessage
 from flwr.proto.node_pb2 import NodeInfo
 from flwr.server import LegacyContext, ServerApp, ServerConfig
 from flwr.server.client_proxy import ClientProxy
-from flwr.server.strategy import FedAvg
+from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
@@ -130,6 +131,10 @@ class PartyClient(NumPyClient):
         update = train_local(parameters, x, y, self._job)
         if self._observer is not None:
             self._observer(self.party, int(config.get("server_round", 0)), [a.copy() for a in update], len(y))
+        if self._job.dp is not None:
+            # DP-FedAvg's noise is calibrated to the unweighted mean (sensitivity C / m): every party reports
+            # the same weight, SecAgg+'s maxWeight, so its ratio is 1 and quantization keeps full precision.
+            return update, int(self._job.sec_agg.max_weight), {}
         return update, len(y), {}
 
     def evaluate(self, parameters: NDArrays, config: dict[str, Scalar]) -> tuple[float, int, dict[str, Scalar]]:
@@ -146,7 +151,9 @@ def client_app(
         party = parties[context.node_id]
         return PartyClient(party, loaders[party], standardize, job, observer).to_client()
 
-    mods = [secaggplus_mod] if job.secure_aggregation else []
+    mods: list[Any] = [secaggplus_mod] if job.secure_aggregation else []
+    if job.dp is not None:  # after secaggplus_mod: the update is clipped before it is quantized and masked
+        mods.append(fixedclipping_mod)
     return ClientApp(client_fn=client_fn, mods=mods)
 
 
@@ -179,8 +186,36 @@ class RecordingFedAvg(FedAvg):
         return aggregated, metrics
 
 
+class RecordingDP(DifferentialPrivacyClientSideFixedClipping):
+    """Flower's client-side-clipping DP wrapper; the model it keeps as final is the noised one."""
+
+    strategy: RecordingFedAvg
+
+    def aggregate_fit(
+        self, server_round: int, results: list[tuple[ClientProxy, Any]], failures: list[Any]
+    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        if failures:
+            raise RuntimeError(f"round {server_round}: {len(failures)} parties failed; refusing a partial model")
+        aggregated, metrics = super().aggregate_fit(server_round, results, failures)
+        self.strategy.final = parameters_to_ndarrays(aggregated) if aggregated is not None else None
+        return aggregated, metrics
+
+
+def dp_noise_multiplier(job: FederatedJob, features: int) -> float:
+    """The noise multiplier handed to Flower's wrapper: the job's z, raised so that it also covers SecAgg+'s
+    stochastic quantization (each coordinate of a party's contribution moves by less than one step,
+    2 clippingRange / quantizationRange, so the sensitivity is at most (C + 2 sqrt(d) step) / m)."""
+    assert job.dp is not None
+    z = job.dp.resolved_noise_multiplier(job.rounds)
+    if not job.secure_aggregation:
+        return z
+    step = 2 * job.sec_agg.clipping_range / job.sec_agg.quantization_range
+    return z * (1 + 2 * math.sqrt(features + 1) * step / job.dp.clipping_norm)
+
+
 def server_app(job: FederatedJob, clients: int, features: int, strategy: RecordingFedAvg | None = None) -> tuple[ServerApp, RecordingFedAvg]:
-    """The aggregator's ServerApp: FedAvg over SecAgg+ (or plain FedAvg when the job says so: baselines)."""
+    """The aggregator's ServerApp: FedAvg over SecAgg+ (or plain FedAvg when the job says so: baselines),
+    wrapped in DP-FedAvg (Flower's client-side fixed clipping) when the job has `dp`."""
     strategy = strategy or RecordingFedAvg(
         fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=clients, min_evaluate_clients=0,
         min_available_clients=clients, initial_parameters=ndarrays_to_parameters(initial_parameters(features)),
@@ -190,7 +225,10 @@ def server_app(job: FederatedJob, clients: int, features: int, strategy: Recordi
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=job.rounds), strategy=strategy)
+        outer: Any = strategy
+        if job.dp is not None:
+            outer = RecordingDP(strategy, dp_noise_multiplier(job, features), job.dp.clipping_norm, clients)
+        legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=job.rounds), strategy=outer)
         fit_workflow = None
         if job.secure_aggregation:
             p = job.sec_agg

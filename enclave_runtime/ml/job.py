@@ -27,14 +27,14 @@ import io
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import data, dp, fl
-from .config import FederatedJob, PrivacyBudget
+from .config import DPFedAvg, FederatedJob, PrivacyBudget
 
 LABEL = "label"
 
@@ -94,37 +94,86 @@ def _aggregator(measurements: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     return identity, TrustStore(simulation_roots=[sim.root]), policy
 
 
-def _federated(parts: Mapping[str, data.Partition], request: Mapping[str, Any], split: data.Dataset) -> dict[str, Any]:
+def _train(job: FederatedJob, parts: Mapping[str, data.Partition], request: Mapping[str, Any],
+           standardize: data.Standardizer, features: int) -> fl.FederatedResult:
     from .attestation import AttestationGate
 
-    job = FederatedJob.model_validate(request.get("federated") or {})
-    standardize = data.Standardizer.pooled(parts)
     identity, store, policy = _aggregator(request["measurements"])
     gates = {party: AttestationGate(store, policy) for party in parts}
-    features = len(split.feature_names)
     result = fl.run_federated(
         job, {p: (lambda p=p: parts[p]) for p in parts}, {p: len(parts[p]) for p in parts},
         standardize, features, gates, identity,
     )
     if result.parameters is None:
         raise RuntimeError(f"federated training produced no model: refusals {result.refusals}")
+    return result
+
+
+def _charge_epsilon(value: float) -> Decimal:
+    """An accountant's epsilon as the ledger's decimal, rounded up (never under-charged) to 1e-6."""
+    return (Decimal(repr(value)) * 1_000_000).to_integral_value(rounding=ROUND_CEILING) / 1_000_000
+
+
+def _federated(
+    parts: Mapping[str, data.Partition], request: Mapping[str, Any], split: data.Dataset,
+    ledger: dp.PrivacyLedger | None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Train the released model (DP-FedAvg when `federated.dp` is set: its (epsilon, delta) is charged to the
+    ledger before any party trains; refused, nothing trains) and the comparison figures: non-private
+    federated and centralized AUROC, and the `dp_sweep` (AUROC at other epsilons: median, mean and min of `repeats` runs)."""
+    job = FederatedJob.model_validate(request.get("federated") or {})
+    standardize = data.Standardizer.pooled(parts)
+    features = len(split.feature_names)
     test_x = standardize(split.test.x)
-    central = fl.train_centralized(parts.values(), standardize, job)
-    return {
+    spend = None
+    if job.dp is not None:
+        if ledger is None:
+            raise ValueError("federated.dp is set but the collaboration declares no privacy budget to charge it to")
+        output = job.dp.output or (ledger.budget.outputs[0] if ledger.budget.outputs else "model")
+        z = job.dp.resolved_noise_multiplier(job.rounds)
+        eps = _charge_epsilon(job.dp.spent_epsilon(job.rounds))
+        charged = ledger.charge("federated-model", output, [dp.Charge("dp-fedavg", eps, Decimal(repr(job.dp.delta)))])
+        spend = {"job": charged.job, "output": charged.output, "epsilon": str(charged.epsilon),
+                 "delta": str(charged.delta), "queries": list(charged.queries), "head": charged.head}
+    released = _train(job, parts, request, standardize, features)
+    plain_job = job.model_copy(update={"dp": None})
+    plain = released if job.dp is None else _train(plain_job, parts, request, standardize, features)
+    central = fl.train_centralized(parts.values(), standardize, plain_job)
+    sweep_spec = request.get("dp_sweep") or {}
+    sweep = []
+    for target in sweep_spec.get("epsilons", []):
+        base = job.dp or DPFedAvg(epsilon=1.0)
+        trial = job.model_copy(update={"dp": base.model_copy(update={"epsilon": float(target), "noise_multiplier": None})})
+        runs = [fl.auroc(_train(trial, parts, request, standardize, features).parameters, test_x, split.test.y)
+                for _ in range(int(sweep_spec.get("repeats", 5)))]
+        sweep.append({"epsilon": float(target), "delta": trial.dp.delta, "noise_multiplier": round(trial.dp.resolved_noise_multiplier(job.rounds), 6),
+                      "auroc": round(float(np.median(runs)), 6), "auroc_mean": round(float(np.mean(runs)), 6), "auroc_min": round(float(np.min(runs)), 6), "runs": len(runs),
+                      "charged": False})
+    params = released.parameters
+    out = {
         "clients": len(parts),
-        "rounds": result.rounds_completed,
+        "rounds": released.rounds_completed,
         "secagg": job.secure_aggregation,
-        "auroc_federated": round(fl.auroc(result.parameters, test_x, split.test.y), 6),
+        "auroc_federated": round(fl.auroc(plain.parameters, test_x, split.test.y), 6),
         "auroc_centralized": round(fl.auroc(central, test_x, split.test.y), 6),
         "test_rows": len(split.test),
+        "released": {
+            "dp": job.dp is not None,
+            "auroc": round(fl.auroc(params, test_x, split.test.y), 6),
+            **({"epsilon": str(spend["epsilon"]), "delta": spend["delta"], "output": spend["output"],
+                "noise_multiplier": round(job.dp.resolved_noise_multiplier(job.rounds), 6),
+                "clipping_norm": job.dp.clipping_norm} if job.dp is not None and spend is not None else {}),
+        },
+        "dp": sweep,
         "model": {
             "features": list(split.feature_names),
             "center": [float(v) for v in standardize.center],
             "scale": [float(v) for v in standardize.scale],
-            "weights": [float(v) for v in result.parameters[0]],
-            "bias": float(result.parameters[1][0]),
+            "weights": [float(v) for v in params[0]],
+            "bias": float(params[1][0]),
         },
     }
+    return out, spend
 
 
 def _columns(parts: Mapping[str, data.Partition], features: Sequence[str]) -> dict[str, np.ndarray]:
@@ -138,19 +187,26 @@ def _columns(parts: Mapping[str, data.Partition], features: Sequence[str]) -> di
     return columns
 
 
-def _dp(parts: Mapping[str, data.Partition], request: Mapping[str, Any], features: Sequence[str]) -> dict[str, Any] | None:
-    """Every DP job against the ledger of the collaboration's budget; None when no budget is declared
-    (then no DP job may run at all)."""
+def _ledger(request: Mapping[str, Any]) -> dp.PrivacyLedger | None:
+    """The ledger of the collaboration's budget; None when no budget is declared (then no DP job may run)."""
     b = request.get("budget")
     if b is None:
         if request.get("dp_jobs"):
             raise ValueError("DP jobs were requested but the collaboration declares no privacy budget")
         return None
     budget = PrivacyBudget(epsilon=b["epsilon"], delta=b["delta"], outputs=tuple(b["outputs"]))
-    ledger_path = Path(request["ledger"])
-    ledger = dp.PrivacyLedger.open(ledger_path, budget, request["collaboration"], expected_head=request.get("expected_head"))
+    return dp.PrivacyLedger.open(Path(request["ledger"]), budget, request["collaboration"], expected_head=request.get("expected_head"))
+
+
+def _dp(parts: Mapping[str, data.Partition], request: Mapping[str, Any], features: Sequence[str],
+        ledger: dp.PrivacyLedger | None, prior: Sequence[dict[str, Any]] = ()) -> dict[str, Any] | None:
+    """Every DP job against the ledger (`prior`: spends this run already made, e.g. DP-FedAvg's)."""
+    if ledger is None:
+        return None
+    budget = ledger.budget
+    ledger_path = ledger.path
     releases: list[dict[str, Any]] = []
-    spends: list[dict[str, Any]] = []
+    spends: list[dict[str, Any]] = list(prior)
     refused: list[dict[str, Any]] = []
     for spec in request.get("dp_jobs", []):
         queries = [
@@ -204,7 +260,42 @@ def run(request: Mapping[str, Any]) -> dict[str, Any]:
         party: data.Partition(np.vstack([p.x for p in ps]), np.concatenate([p.y for p in ps]))
         for party, ps in by_party.items()
     }
-    return {"fl": _federated(parts, request, split), "dp": _dp(parts, request, split.feature_names)}
+    ledger = _ledger(request)
+    federated, spend = _federated(parts, request, split, ledger)
+    result = {"fl": federated, "dp": _dp(parts, request, split.feature_names, ledger, [spend] if spend else [])}
+    if request.get("he_batch"):
+        result["he"] = _he(federated["model"], split, int(request["he_batch"]))
+    if request.get("mpc"):
+        result["mpc"] = _mpc(parts, split.feature_names, request["mpc"])
+    return result
+
+
+def _he(model: Mapping[str, Any], split: data.Dataset, rows: int) -> dict[str, Any]:
+    """A recipient scores `rows` of the held-out set on the released model without showing them: it
+    standardizes and encrypts its features (CKKS), the enclave scores the ciphertexts, the recipient decrypts.
+    Reported: the largest difference from the plaintext logits and whether every predicted class agrees."""
+    from .he import HEClient, HEScorer
+
+    center, scale = np.asarray(model["center"]), np.asarray(model["scale"])
+    x = (split.test.x[:rows] - center) / scale
+    client = HEClient()
+    batch = client.encrypt(x)
+    decrypted = client.decrypt(HEScorer(model["weights"], model["bias"]).score(batch), batch.rows)
+    plain = x @ np.asarray(model["weights"]) + model["bias"]
+    return {"rows": batch.rows, "max_abs_error": float(np.max(np.abs(decrypted - plain))),
+            "same_classes": bool(((decrypted > 0) == (plain > 0)).all())}
+
+
+def _mpc(parts: Mapping[str, data.Partition], features: Sequence[str], spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Cohort size, malignant count and a column's mean across the parties by MPyC (one process per party),
+    compared with the plaintext computation on the same rows."""
+    from . import mpc
+
+    column, scale = features.index(spec.get("column", "mean radius")), int(spec.get("scale", 1000))
+    vectors = {p: mpc.cohort_vector(part.x.tolist(), part.y.tolist(), column, scale) for p, part in parts.items()}
+    secure = mpc.cohort_statistics(mpc.secure_sum(vectors), scale)
+    plain = mpc.cohort_statistics([sum(v[k] for v in vectors.values()) for k in range(3)], scale)
+    return {"statistic": {"column": features[column], **secure}, "parties": len(vectors), "equal": secure == plain}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

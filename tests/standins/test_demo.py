@@ -33,23 +33,36 @@ def test_dev_demo_every_decision_matches(tmp_path: Path) -> None:
     # the training 75 % of the breast-cancer set (426 of 569 rows), every party's partition unsealed
     assert record["result"] == {"parties": ["clinic-aws", "clinic-azure", "lab-gcp"], "rows": 426}
     assert record["outputs"] == [f"global-model.{p}.sealed" for p in ("clinic-aws", "clinic-azure", "lab-gcp")]
-    # genesis + 3 approved releases + 3 unseals + 1 privacy-spend + 3 outputs + 12 refusals
-    assert record["audit"] == {"entries": 23, "verified": True}
+    # genesis + 3 approved releases + 3 unseals + 2 privacy-spends + 3 outputs + 12 refusals
+    assert record["audit"] == {"entries": 24, "verified": True}
     assert_ppml(record["ppml"], tmp_path / "demo-dev", output="global-model")
 
 
-def assert_ppml(ppml: dict, work: Path, *, output: str) -> None:
+def assert_ppml(ppml: dict, work: Path, *, output: str, model_output: str | None = None) -> None:
+    model_output = model_output or output
     fl = ppml["fl"]
     assert (fl["clients"], fl["rounds"], fl["secagg"], fl["test_rows"]) == (3, 5, True, 143)
     assert 0.95 <= fl["auroc"] <= 1.0 and abs(fl["auroc"] - fl["auroc_centralized"]) <= 0.02
+    # the released model is DP-FedAvg at epsilon 1 (a third of the budget), charged before training
+    released = fl["released"]
+    assert released["dp"] and released["epsilon"] == "1" and released["delta"] == "0.000001"
+    assert released["output"] == model_output and 0 <= released["auroc"] <= 1
+    sweep = {row["epsilon"]: row for row in fl["dp"]}
+    assert sorted(sweep) == [1.0, 3.0, 8.0] and all(not row["charged"] and row["runs"] == 12 for row in sweep.values())
+    a1, a3, a8 = (sweep[e]["auroc"] for e in (1.0, 3.0, 8.0))
+    assert a1 <= a3 + 0.15 and a3 <= a8 + 0.05 and abs(a8 - fl["auroc"]) <= 0.05
+    assert ppml["he"]["rows"] == 64 and ppml["he"]["max_abs_error"] < 1e-3 and ppml["he"]["same_classes"]
+    assert ppml["mpc"]["equal"] is True and ppml["mpc"]["statistic"]["rows"] == 426
     dp = ppml["dp"]
     # the stack's budget, exactly, and exact arithmetic: spent + remaining == total, spent == the one spend
-    assert dp["budget"] == {"epsilon": "3.0", "delta": "0.000001", "outputs": [output]}
+    assert dp["budget"] == {"epsilon": "3.0", "delta": "0.000001", "outputs": list(dict.fromkeys([output, model_output]))}
     total, spent, remaining = (Decimal(dp[k]["epsilon"]) for k in ("budget", "spent", "remaining"))
     assert spent + remaining == total and Decimal(dp["remaining"]["delta"]) + Decimal(dp["spent"]["delta"]) == Decimal("0.000001")
-    assert [s["job"] for s in dp["spends"]] == ["cohort-statistics"] and dp["spends"][0]["output"] == output
-    assert Decimal(dp["spends"][0]["epsilon"]) == spent and Decimal("1.99") <= spent <= Decimal("2.0")
-    assert sum(Decimal(r["epsilon"]) for r in dp["releases"]) == spent
+    assert [s["job"] for s in dp["spends"]] == ["federated-model", "cohort-statistics"]
+    assert dp["spends"][0]["output"] == model_output and dp["spends"][1]["output"] == output
+    stats = Decimal(dp["spends"][1]["epsilon"])
+    assert Decimal(dp["spends"][0]["epsilon"]) + stats == spent and Decimal("1.99") <= stats <= Decimal("2.0")
+    assert sum(Decimal(r["epsilon"]) for r in dp["releases"]) == stats
     values = {r["name"]: r["value"] for r in dp["releases"]}
     assert abs(values["cohort-size"] - 426) < 40 and abs(values["malignant-cases"] - 159) < 40  # Laplace, eps 0.5
     assert 11.0 < values["mean-radius"] < 17.0  # true mean ~14.1, clamped to [5, 30], eps 1.0
@@ -61,11 +74,15 @@ def assert_ppml(ppml: dict, work: Path, *, output: str) -> None:
     assert "privacy.outputs does not declare" in refused["per-site-statistics"]["reason"]
     # the ledger holds the budget and the one spend; its head is the spend mirrored in the signed audit log
     ledger = [json.loads(line) for line in (work / "privacy-ledger.jsonl").read_text().splitlines()]
-    assert [e["event"] for e in ledger] == ["budget", "spend"]
+    assert [e["event"] for e in ledger] == ["budget", "spend", "spend"]
     audited = [json.loads(line)["data"] for line in (work / "audit.jsonl").read_text().splitlines()
                if json.loads(line)["event"] == "privacy-spend"]
-    assert audited == [{"collaboration": ledger[0]["data"]["collaboration"], "job": "cohort-statistics", "output": output,
-                        "epsilon": str(spent), "delta": "0", "head": dp["ledger_head"]}]
+    assert audited == [
+        {"collaboration": ledger[0]["data"]["collaboration"], "job": "federated-model", "output": model_output,
+         "epsilon": "1", "delta": "0.000001", "head": dp["spends"][0]["head"]},
+        {"collaboration": ledger[0]["data"]["collaboration"], "job": "cohort-statistics", "output": output,
+         "epsilon": str(stats), "delta": "0", "head": dp["ledger_head"]},
+    ]
 
 
 def test_hospitals_demo_trains_across_three_hospitals_and_spends_on_the_declared_output(tmp_path: Path) -> None:
@@ -74,8 +91,8 @@ def test_hospitals_demo_trains_across_three_hospitals_and_spends_on_the_declared
     # the model goes to sepsis-model, the DP statistics (and metrics) to validation-metrics
     assert record["outputs"] == [f"{o}.{p}.sealed" for o in ("sepsis-model", "validation-metrics")
                                  for p in ("hospital-aws", "hospital-azure", "hospital-gcp")]
-    assert record["audit"] == {"entries": 26, "verified": True}
-    assert_ppml(record["ppml"], tmp_path / "demo-hospitals", output="validation-metrics")
+    assert record["audit"] == {"entries": 27, "verified": True}
+    assert_ppml(record["ppml"], tmp_path / "demo-hospitals", output="validation-metrics", model_output="sepsis-model")
 
 
 def test_demo_fails_when_a_recorded_binding_no_longer_admits_the_approved_build(

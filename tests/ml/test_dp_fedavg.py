@@ -1,0 +1,99 @@
+"""DP-FedAvg: the accountant against independent references, clipping before SecAgg+ masking, the charge made
+to the ledger before training, and the privacy/utility curve at epsilon 1, 3, 8."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from enclave_runtime.ml import accountant, fl, job
+from enclave_runtime.ml.config import ConfigError, DPFedAvg, FederatedJob, MLConfig
+from tests.ml.conftest import APPROVED_PCR0, PARTIES
+
+
+def test_accountant_matches_opendp_and_the_closed_forms() -> None:
+    import opendp.prelude as odp
+
+    odp.enable_features("contrib")
+    # one Gaussian with sigma = sensitivity (z = 1): rho = 1/2 zCDP; OpenDP's zCDP -> (eps, delta) conversion
+    space = odp.atom_domain(T=float, nan=False), odp.absolute_distance(T=float)
+    curve = odp.c.make_zCDP_to_approxDP(odp.m.make_gaussian(*space, scale=1.0)).map(1.0)
+    assert accountant.epsilon(1.0, 1, 1e-5) == pytest.approx(curve.epsilon(1e-5), abs=1e-3)  # 4.7284
+    # T rounds at z compose to one Gaussian at z / sqrt(T)
+    assert accountant.epsilon(2.0, 4, 1e-6) == pytest.approx(accountant.epsilon(1.0, 1, 1e-6), rel=1e-9)
+    # never below the exact (tight) analytic Gaussian (Balle & Wang 2018, Thm. 8) and never far above it;
+    # and below Mironov's plain conversion rho + 2 sqrt(rho log(1/delta)) (Bun & Steinke 2016, Prop. 1.3)
+    for z, rounds, delta in [(1.0, 1, 1e-5), (10.131355, 5, 1e-6), (1.541332, 5, 1e-6)]:
+        eps = accountant.epsilon(z, rounds, delta)
+        mu = math.sqrt(rounds) / z
+        exact_delta = norm.cdf(mu / 2 - eps / mu) - math.exp(eps) * norm.cdf(-mu / 2 - eps / mu)
+        assert exact_delta <= delta
+        rho = rounds / (2 * z * z)
+        assert eps <= rho + 2 * math.sqrt(rho * math.log(1 / delta))
+
+
+@pytest.mark.parametrize("target", [1.0, 3.0, 8.0])
+def test_calibrated_noise_meets_the_target(target: float) -> None:
+    z = accountant.noise_multiplier(target, 5, 1e-6)
+    assert accountant.epsilon(z, 5, 1e-6) <= target < accountant.epsilon(z * 0.999, 5, 1e-6)
+
+
+def test_dp_config_is_one_of_epsilon_or_noise() -> None:
+    with pytest.raises(ConfigError, match="exactly one of epsilon"):
+        MLConfig.load({"name": "c", "federated": {"dp": {"clippingNorm": 1.0}}})
+    with pytest.raises(ConfigError, match="exactly one of epsilon"):
+        MLConfig.load({"name": "c", "federated": {"dp": {"epsilon": 1.0, "noiseMultiplier": 2.0}}})
+    job_ = MLConfig.load({"name": "c", "federated": {"dp": {"epsilon": 3.0, "clippingNorm": 0.5}}}).federated
+    assert job_.dp is not None and job_.dp.spent_epsilon(job_.rounds) <= 3.0
+
+
+def test_each_party_update_is_clipped_before_masking(dataset, standardize, gates, approved) -> None:
+    """With DP the observer inside the party sees the raw update; what SecAgg+ sums (the strategy's single
+    result before noise) is the mean of the updates each clipped to C: checked with zero noise."""
+    seen: list[tuple[str, int, list]] = []
+    job_ = FederatedJob(rounds=1, dp=DPFedAvg(clipping_norm=0.05, noise_multiplier=1e-9))
+    result = fl.run_federated(
+        job_, {p: (lambda p=p: dataset.parties[p]) for p in PARTIES}, {p: len(dataset.parties[p]) for p in PARTIES},
+        standardize, 30, gates, approved, observer=lambda party, r, update, n: seen.append((party, r, update)),
+    )
+    clipped = []
+    for _, _, update in seen:
+        flat = np.concatenate([a.ravel() for a in update])
+        assert np.linalg.norm(flat) > 0.05  # the raw update is larger than C: clipping does something
+        clipped.append(flat * min(1.0, 0.05 / np.linalg.norm(flat)))
+    # SecAgg+ hands the strategy one result per party, each carrying the same (unmasked) aggregate
+    for arrays in result.strategy.seen[0]:
+        assert np.allclose(np.concatenate([a.ravel() for a in arrays]), np.mean(clipped, axis=0), atol=1e-4)
+    assert np.linalg.norm(np.concatenate([a.ravel() for a in result.parameters])) <= 0.05 + 1e-4
+
+
+def test_job_charges_dp_fedavg_before_training_and_the_sweep_is_monotone_ish(tmp_path: Path) -> None:
+    np.random.seed(7)  # Flower's noise comes from numpy's global generator: a fixed seed keeps this test stable
+    datasets = job.partitions([(p, "records") for p in PARTIES])
+    request = {
+        "collaboration": "c", "datasets": datasets, "ledger": str(tmp_path / "ledger.jsonl"),
+        "measurements": {"version": "1", "nitro": {"pcr0": APPROVED_PCR0}},
+        "budget": {"epsilon": "3.0", "delta": "1e-06", "outputs": ["metrics"]},
+        "federated": {"dp": {"epsilon": 1.0, "delta": 1e-6, "output": "metrics"}},
+        "dp_sweep": {"epsilons": [1, 3, 8], "repeats": 12}, "he_batch": 64, "mpc": {"column": "mean radius"},
+    }
+    result = job.run(request)
+    flr, dp_ = result["fl"], result["dp"]
+    assert flr["released"]["dp"] and flr["released"]["epsilon"] == "1" and flr["released"]["noise_multiplier"] > 1
+    assert dp_["spends"][0]["job"] == "federated-model" and Decimal(dp_["spent"]["epsilon"]) == Decimal(1)
+    auroc = {row["epsilon"]: row["auroc"] for row in flr["dp"]}
+    assert auroc[1.0] <= auroc[3.0] + 0.1 <= auroc[8.0] + 0.2 and auroc[3.0] <= auroc[8.0] + 0.05
+    assert abs(auroc[8.0] - flr["auroc_federated"]) <= 0.05
+    assert result["he"]["rows"] == 64 and result["he"]["max_abs_error"] < 1e-3 and result["he"]["same_classes"]
+    assert result["mpc"]["equal"] and result["mpc"]["statistic"]["rows"] == 426
+    # a second run on the same ledger is refused before training: epsilon is left, delta is not
+    request.pop("dp_sweep"), request.pop("he_batch"), request.pop("mpc")
+    before = (tmp_path / "ledger.jsonl").read_bytes()
+    with pytest.raises(Exception, match="remaining budget is epsilon=2.0 delta=0.000000"):
+        job.run(request)
+    assert (tmp_path / "ledger.jsonl").read_bytes() == before
