@@ -130,7 +130,6 @@ def _federated(
         if ledger is None:
             raise ValueError("federated.dp is set but the collaboration declares no privacy budget to charge it to")
         output = job.dp.output or (ledger.budget.outputs[0] if ledger.budget.outputs else "model")
-        z = job.dp.resolved_noise_multiplier(job.rounds)
         eps = _charge_epsilon(job.dp.spent_epsilon(job.rounds))
         charged = ledger.charge("federated-model", output, [dp.Charge("dp-fedavg", eps, Decimal(repr(job.dp.delta)))])
         spend = {"job": charged.job, "output": charged.output, "epsilon": str(charged.epsilon),
