@@ -30,6 +30,7 @@ import datetime as dt
 import hashlib
 import http.client
 import json
+import os
 import secrets
 import socket
 import ssl
@@ -176,14 +177,27 @@ class Verifier:
         )
 
 
-def client_context() -> ssl.SSLContext:
+def client_context(client_cert: str | os.PathLike[str] | None = None,
+                   client_key: str | os.PathLike[str] | None = None) -> ssl.SSLContext:
     """TLS 1.3 without CA checks: no CA vouches for a TEE's self-generated key; the evidence, checked
-    against this very connection's key, is what authenticates the server."""
+    against this very connection's key, is what authenticates the server.
+
+    `client_cert` (PEM; its key in `client_key` or in the same file): the party's client certificate, which
+    the service asks for and which authorizes reading the outputs declared for that party. It is presented
+    only in the TLS 1.3 handshake, encrypted, after the server's certificate."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.set_alpn_protocols(["http/1.1"])
+    if client_cert is not None:
+        try:
+            context.load_cert_chain(client_cert, client_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"client certificate {client_cert} / key {client_key or client_cert}: cannot load: "
+                             f"{exc}") from None
+    elif client_key is not None:
+        raise ValueError("client_key needs client_cert")
     return context
 
 
@@ -197,10 +211,11 @@ class _AttestedConnection(http.client.HTTPConnection):
     whether the connection is opened first or re-opened after the server closed it."""
 
     def __init__(self, host: str, port: int, verifier: Verifier, timeout: float,
-                 on_attested: Callable[[AttestedPeer], None]) -> None:
+                 on_attested: Callable[[AttestedPeer], None], context: ssl.SSLContext) -> None:
         super().__init__(host, port, timeout=timeout)
         self.verifier, self.on_attested = verifier, on_attested
-        self.context = client_context()
+        self.context = context
+        self.presents_certificate = False
 
     def connect(self) -> None:
         raw = socket.create_connection((self.host, self.port), self.timeout)
@@ -217,7 +232,15 @@ class _AttestedConnection(http.client.HTTPConnection):
             nonce = secrets.token_bytes(NONCE_SIZE)
             tls.sendall(attestation_request(self.host, nonce))
             response = http.client.HTTPResponse(tls, method="GET")
-            response.begin()
+            try:
+                response.begin()
+            except (ConnectionResetError, ssl.SSLError) as exc:  # RemoteDisconnected is a ConnectionResetError
+                if not self.presents_certificate:
+                    raise
+                # TLS 1.3: the server judges the client certificate after the client's handshake is done.
+                raise Unreachable("client-certificate", f"{self.host}:{self.port} closed the connection right after "
+                                  "the TLS handshake: it most likely does not accept this client certificate (not a "
+                                  f"declared recipient's): {exc}") from None
             body = response.read()
             if response.status != 200:
                 raise AttestationRefused("evidence", f"the server answered {response.status} to the evidence "
@@ -256,10 +279,15 @@ class _Queries:
 class AttestedClient(_Queries):
     """A session with the attested service: `with AttestedClient(url, verifier) as c: c.infer([[...]])`.
 
+    `client_cert`/`client_key`: the party's client certificate (see `client_context`), needed only to read
+    the outputs declared for the party; inference needs none.
+
     Not thread-safe (one connection); use one client per thread or task.
     """
 
-    def __init__(self, url: str, verifier: Verifier, *, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, verifier: Verifier, *, timeout: float = 10.0,
+                 client_cert: str | os.PathLike[str] | None = None,
+                 client_key: str | os.PathLike[str] | None = None) -> None:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme != "https" or not parsed.hostname:
             raise ValueError(f"url {url!r}: expected https://HOST[:PORT] (the service speaks TLS 1.3 only)")
@@ -267,7 +295,9 @@ class AttestedClient(_Queries):
         self.base = parsed.path.rstrip("/")
         self.attestations = 0
         self.peer: AttestedPeer | None = None
-        self._conn = _AttestedConnection(self.host, self.port, verifier, timeout, self._attested)
+        self._conn = _AttestedConnection(self.host, self.port, verifier, timeout, self._attested,
+                                         client_context(client_cert, client_key))
+        self._conn.presents_certificate = client_cert is not None
 
     def _attested(self, peer: AttestedPeer) -> None:
         self.peer = peer
@@ -355,12 +385,15 @@ class FailoverClient(_Queries):
     """
 
     def __init__(self, urls: Sequence[str], verifier: Verifier, *, timeout: float = 10.0, cooldown: float = 5.0,
-                 start: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
+                 start: int = 0, clock: Callable[[], float] = time.monotonic,
+                 client_cert: str | os.PathLike[str] | None = None,
+                 client_key: str | os.PathLike[str] | None = None) -> None:
         unique = list(dict.fromkeys(urls))
         if not unique:
             raise ValueError("FailoverClient needs at least one replica URL")
         self.urls = unique
-        self._replicas = [AttestedClient(url, verifier, timeout=timeout) for url in unique]  # validates each url
+        self._replicas = [AttestedClient(url, verifier, timeout=timeout, client_cert=client_cert,
+                                         client_key=client_key) for url in unique]  # validates each url
         self._current = start % len(unique)
         self._down_until: dict[int, float] = {}
         self._cooldown, self._clock = cooldown, clock

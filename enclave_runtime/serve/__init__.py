@@ -4,6 +4,7 @@ bound to the attestation evidence, so clients verify the TEE before they send it
 - `tls.TlsIdentity`: the in-memory TLS 1.3 key and certificate; evidence commits to SHA-256(spki ‖ nonce).
 - `evidence`: where evidence comes from (any `enclave_runtime.evidence.Collector`; a simulated Nitro one).
 - `model`: the pluggable `Model` (a linear model for now) and the declared `Outputs`.
+- `access`: who may read which declared output (recipient parties bound to client-certificate keys).
 - `app`: the Starlette app; `server`: uvicorn with bounded header/body time and graceful shutdown.
 - `commands`: the `serve` and `query` subcommands.
 
@@ -17,6 +18,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "Access": "access",
     "ATTESTATION_PATH": "app", "Limits": "app", "Service": "app", "build_app": "app",
     "SimulatedNitroCollector": "evidence",
     "DEMO_MODEL": "model", "LinearModel": "model", "Model": "model", "Outputs": "model",

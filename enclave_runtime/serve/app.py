@@ -10,6 +10,10 @@ Attestation is per connection, not per request: `GET /.well-known/attestation?no
 evidence whose report data is SHA-256(spki ‖ nonce); the client checks it once when it opens the TLS
 connection and then sends any number of requests over it (keep-alive). The inference path does no
 attestation work at all, which is why the attested service runs as fast as the plain one.
+
+Declared outputs are released per recipient (`access.Access`): `/v1/outputs/NAME` answers only a connection
+whose TLS client certificate carries the key of a declared recipient of NAME (401 without a certificate,
+403 for anyone else), and `/v1/outputs` lists only what the caller may read.
 """
 
 from __future__ import annotations
@@ -31,7 +35,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from cryptography import x509
+
 from ..evidence.base import Collector, EvidenceError
+from .access import Access, spki_sha256
 from .model import Model, Outputs
 from .tls import BINDING_SCHEME, NONCE_MAX, NONCE_MIN, TlsIdentity
 
@@ -79,6 +86,7 @@ class Service:
     model: Model | None
     outputs: Outputs = field(default_factory=Outputs)
     limits: Limits = field(default_factory=Limits)
+    access: Access = field(default_factory=Access)  # who may read which output (default: no one)
     evidence_ok: bool = False
     evidence_error: str | None = "evidence not produced yet"
     _evidence_slots: asyncio.Semaphore | None = None
@@ -173,14 +181,21 @@ def build_app(service: Service) -> Starlette:
             outputs = model.predict(rows)
         return _json({"model": model.name, "version": model.version, "outputs": outputs})
 
+    def readable(party: str) -> list[str]:
+        return sorted(n for n in service.outputs.values if service.access.may_read(n, party))
+
     async def output_names(request: Request) -> Response:
-        return _json({"outputs": sorted(service.outputs.values)})
+        return _json({"outputs": readable(_recipient(request, service.access))})
 
     async def output(request: Request) -> Response:
         name = request.path_params["name"]
+        party = _recipient(request, service.access)
         if name not in service.outputs.values:
-            raise ApiError(404, "output", "name", f"no declared output {name!r}; declared: "
-                           f"{sorted(service.outputs.values)} (GET /v1/outputs)")
+            raise ApiError(404, "output", "name", f"no declared output {name!r}; yours: {readable(party)} "
+                           "(GET /v1/outputs)")
+        if not service.access.may_read(name, party):
+            raise ApiError(403, "recipient", "name", f"output {name!r} is not released to {party!r}: it is not a "
+                           f"declared recipient of {name!r} (ccp:collaboration.outputs[].recipients)")
         return _json({"name": name, "value": service.outputs.values[name]})
 
     routes = [
@@ -228,6 +243,19 @@ def _model(service: Service) -> Model:
     if service.model is None:
         raise ApiError(503, "model", None, "the model is not loaded yet: wait for /readyz")
     return service.model
+
+
+def _recipient(request: Request, access: Access) -> str:
+    """The declared party whose key this connection's client certificate carries; 401/403 otherwise."""
+    chain = request.scope.get("extensions", {}).get("tls", {}).get("client_cert_chain") or []
+    if not chain:
+        raise ApiError(401, "client-certificate", None, "outputs are released only to their declared recipients: "
+                       "connect with your party's client certificate (query --client-cert/--client-key)")
+    digest = spki_sha256(x509.load_pem_x509_certificate(chain[0].encode()))
+    party = access.party(digest)
+    if party is None:  # the handshake admits only declared certificates; this is the second lock
+        raise ApiError(403, "recipient", None, f"client key sha256:{digest[:16]}… is not a declared recipient's key")
+    return party
 
 
 def _nonce(value: str | None) -> bytes:

@@ -1,13 +1,14 @@
 """`python -m enclave_runtime serve` and `python -m enclave_runtime query` (dispatched from `enclave_runtime.cli`).
 
 serve: exit 0 after a graceful shutdown (SIGTERM/SIGINT), 2 when it cannot start (no TEE evidence source,
-an unreadable model or output file, a usage error). It never serves without an evidence source: on
-hardware the collector `enclave_runtime.evidence.detect` finds; `--simulate` (dev/CI) uses the simulated
-Nitro enclave and writes its root to `--simulation-root-out`, which clients must pass explicitly
-(`--trust-simulation-root`), and which a prod policy refuses anyway.
+an unreadable model or output file, an output or recipient the collaboration does not declare, a usage
+error). It never serves without an evidence source: on hardware the collector `enclave_runtime.evidence.detect`
+finds; `--simulate` (dev/CI) uses the simulated Nitro enclave and writes its root to `--simulation-root-out`,
+which clients must pass explicitly (`--trust-simulation-root`), and which a prod policy refuses anyway.
 
-query: exit 0 answered, 1 refused (an attestation check failed, named; or the service failed), 2 unusable
-input (usage, an unreadable policy, input the service rejected as malformed; field and fix named).
+query: exit 0 answered, 1 refused (an attestation check failed, named; an output not released to the caller,
+401/403; or the service failed), 2 unusable input (usage, an unreadable policy, input the service rejected
+as malformed; field and fix named).
 With `--json` the output is exactly one object: `{"attested", "result", "error"}` (`attested`: the
 verified peer or null; `error`: null or `{"check", "field", "message"}`).
 """
@@ -48,7 +49,12 @@ def serve_parser() -> _Parser:
     parser.add_argument("--model", type=Path, help='model file {"kind": "linear", "weights": [...], "bias": n} '
                         "(default: the demo linear model, 4 features)")
     parser.add_argument("--output", action="append", default=[], metavar="NAME=FILE",
-                        help="a declared query output served at /v1/outputs/NAME (repeatable)")
+                        help="a declared query output served at /v1/outputs/NAME to its declared recipients (repeatable)")
+    parser.add_argument("--collaboration", type=Path, metavar="STACK",
+                        help="the stack file whose ccp:collaboration.outputs[].recipients say who receives which output")
+    parser.add_argument("--recipient", action="append", default=[], metavar="PARTY=CERT.pem",
+                        help="a recipient party's client certificate (self-signed is fine: its key is what is "
+                        "authorized); only a client holding that key reads the party's outputs (repeatable)")
     parser.add_argument("--name", action="append", default=[], dest="names", metavar="DNS",
                         help="DNS name or IP for the certificate (informative: clients trust the attestation)")
     parser.add_argument("--max-body", type=int, default=64 * 1024, metavar="BYTES", help="request body limit (413 above)")
@@ -99,6 +105,7 @@ class _Unusable(Exception):
 
 def _service(args: argparse.Namespace) -> tuple[Any, Any]:
     from ..evidence.base import EvidenceError
+    from .access import Access, AccessError
     from .app import Limits, Service
     from .model import DEMO_MODEL, ModelError, Outputs, load_model
     from .server import Settings
@@ -113,6 +120,20 @@ def _service(args: argparse.Namespace) -> tuple[Any, Any]:
         outputs = Outputs.from_files(args.output)
     except ModelError as exc:
         raise _Unusable("--model" if "--model" in str(exc) else "--output", str(exc)) from None
+    if args.collaboration is None:
+        if args.output or args.recipient:
+            raise _Unusable("--collaboration", "--output/--recipient need --collaboration STACK: outputs are "
+                            "released only to their declared recipients (ccp:collaboration.outputs[].recipients)")
+        access = Access()
+    else:
+        try:
+            access = Access.from_files(args.collaboration, args.recipient)
+        except AccessError as exc:
+            raise _Unusable(exc.field, str(exc)) from None
+        undeclared = sorted(set(outputs.values) - set(access.outputs))
+        if undeclared:
+            raise _Unusable("--output", f"--output {undeclared}: not declared in {args.collaboration} "
+                            f"(ccp:collaboration.outputs: {sorted(access.outputs)}); only declared outputs are served")
     if args.simulate:
         collector = _simulated(args)
     else:
@@ -125,7 +146,8 @@ def _service(args: argparse.Namespace) -> tuple[Any, Any]:
         except EvidenceError as exc:
             raise _Unusable("tee", f"{exc} (for dev/CI: --simulate)") from None
     names = tuple(args.names) or ("localhost", args.host)
-    service = Service(TlsIdentity.generate(names), collector, model, outputs, Limits(max_body=args.max_body))
+    service = Service(TlsIdentity.generate(names), collector, model, outputs, Limits(max_body=args.max_body),
+                      access=access)
     return service, Settings(host=args.host, port=args.port, log_level=args.log_level)
 
 
@@ -174,6 +196,9 @@ def query_parser(json_output: bool = False) -> _Parser:
     action.add_argument("--outputs", action="store_true", help="list the declared outputs")
     action.add_argument("--model", action="store_true", help="describe the served model")
     action.add_argument("--attest-only", action="store_true", help="verify the service and send nothing else")
+    parser.add_argument("--client-cert", type=Path, metavar="PEM",
+                        help="your party's client certificate (to read the outputs declared for you)")
+    parser.add_argument("--client-key", type=Path, metavar="PEM", help="its private key (default: in --client-cert)")
     parser.add_argument("--max-age", type=float, default=300.0, metavar="SECONDS", help="oldest evidence accepted")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -220,8 +245,10 @@ def _query(args: argparse.Namespace) -> tuple[int, dict[str, Any] | None, Any, d
         body = _input(args)
         if args.max_age <= 0 or args.timeout <= 0:
             raise ValueError("--max-age and --timeout must be positive seconds")
+        if args.client_key is not None and args.client_cert is None:
+            raise ValueError("--client-key needs --client-cert")
         client = AttestedClient(args.url, Verifier(policy, store, dt.timedelta(seconds=args.max_age)),
-                                timeout=args.timeout)
+                                timeout=args.timeout, client_cert=args.client_cert, client_key=args.client_key)
     except PolicyError as exc:
         return EXIT_UNUSABLE, None, None, _error("policy", str(exc), "--policy")
     except VerificationError as exc:
@@ -245,7 +272,8 @@ def _query(args: argparse.Namespace) -> tuple[int, dict[str, Any] | None, Any, d
     except AttestationRefused as exc:
         return EXIT_REJECTED, None, None, _error(exc.check, exc.message)
     except QueryError as exc:
-        code = EXIT_UNUSABLE if 400 <= exc.status < 500 and exc.status not in (408, 429) else EXIT_REJECTED
+        # 401/403: not released to this caller (no or another party's client certificate) is a refusal.
+        code = EXIT_UNUSABLE if 400 <= exc.status < 500 and exc.status not in (401, 403, 408, 429) else EXIT_REJECTED
         return code, attested, None, _error(exc.check, f"HTTP {exc.status}: {exc.message}", exc.field)
     except OSError as exc:
         return EXIT_REJECTED, attested, None, _error("connect", f"cannot reach {args.url}: {exc}")

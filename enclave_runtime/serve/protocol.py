@@ -4,12 +4,16 @@ uvicorn times out idle keep-alive connections and the app bounds body time, but 
 its request headers one byte at a time (slowloris) would hold a connection open for ever. Here every
 request's headers must be complete within `header_timeout` seconds of its first byte (of the connection,
 for the first request), or the connection gets a 408 and is closed.
+
+It also hands the app the connection's client certificate (mutual TLS, for the declared outputs' recipients)
+as the ASGI TLS extension: `scope["extensions"]["tls"]["client_cert_chain"]`, PEM, empty when none.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -22,13 +26,19 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, *args, **kwargs)
         self.header_timeout: float = getattr(config, "header_timeout", DEFAULT_HEADER_TIMEOUT)
         self._header_timer: asyncio.TimerHandle | None = None
+        self._client_certs: list[str] = []
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # The handshake is complete here (TLS 1.3: the client's certificate came with its Finished).
+        tls = transport.get_extra_info("ssl_object")
+        der = tls.getpeercert(binary_form=True) if tls is not None else None
+        self._client_certs = [ssl.DER_cert_to_PEM_cert(der)] if der else []
         self._arm()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope["extensions"] = {"tls": {"client_cert_chain": self._client_certs}}  # type: ignore[typeddict-unknown-key]
         if self._header_timer is None:
             self._arm()
 

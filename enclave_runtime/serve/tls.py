@@ -83,8 +83,12 @@ class TlsIdentity:
     def report_data(self, nonce: bytes) -> bytes:
         return report_data(self.spki, nonce)
 
-    def ssl_context(self) -> ssl.SSLContext:
+    def ssl_context(self, client_trust: str = "") -> ssl.SSLContext:
         """A TLS 1.3-only server context holding the key, loaded without any file on disk.
+
+        `client_trust`: PEM certificates of the declared output recipients (`access.Access.trust_pem`). When
+        given, the server asks for a client certificate but does not require one (`CERT_OPTIONAL`: inference
+        clients present none); a presented one must be one of these, and the app authorizes by its key.
 
         `ssl` loads keys only from paths, so the PEM goes through an anonymous memory file (memfd):
         it is never linked into a filesystem and disappears when closed, right after loading.
@@ -93,6 +97,9 @@ class TlsIdentity:
         context.minimum_version = ssl.TLSVersion.TLSv1_3
         context.maximum_version = ssl.TLSVersion.TLSv1_3
         context.set_alpn_protocols(["http/1.1"])
+        if client_trust:
+            context.verify_mode = ssl.CERT_OPTIONAL
+            context.load_verify_locations(cadata=client_trust)
         pem = self.key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ) + self.certificate.public_bytes(serialization.Encoding.PEM)

@@ -32,6 +32,7 @@ from enclave_runtime.attest import TrustStore
 from enclave_runtime.client import AttestationRefused, AttestedClient, QueryError, Verifier, client_context
 from enclave_runtime.evidence.base import Evidence, EvidenceError
 from enclave_runtime.policy import Policy
+from enclave_runtime.serve.access import Access, AccessError
 from enclave_runtime.serve import (
     DEMO_MODEL, Limits, Outputs, Service, Settings, SimulatedNitroCollector, TlsIdentity, build_server,
 )
@@ -151,9 +152,8 @@ def test_an_approved_server_is_attested_once_per_connection_and_answers(approved
         assert peer.kind == "aws-nitro" and peer.summary()["measurements"]["pcr0"] == PCR0
         results = [client.infer([ROW])["outputs"][0] for _ in range(25)]
         assert results == [pytest.approx(EXPECTED)] * 25
-        assert client.outputs() == ["joint"] and client.output("joint") == {"rows": 30, "mean_value": 1.5}
         assert client.model()["features"] == 4
-        assert client.attestations == 1  # 28 requests, one attestation: per connection, never per request
+        assert client.attestations == 1  # 26 requests, one attestation: per connection, never per request
 
 
 def test_the_client_re_attests_a_connection_the_server_closed(approved: Any, verifier: Verifier) -> None:
@@ -279,13 +279,13 @@ def test_stale_evidence_is_refused(sim: SimulatedNitro, verifier: Verifier) -> N
         (b"POST /v1/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n", 413, "size", "body"),
         (b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404, "route", None),
         (b"DELETE /v1/infer HTTP/1.1\r\nHost: x\r\n\r\n", 405, "method", None),
-        (b"GET /v1/outputs/secret HTTP/1.1\r\nHost: x\r\n\r\n", 404, "output", "name"),
+        (b"GET /v1/outputs/joint HTTP/1.1\r\nHost: x\r\n\r\n", 401, "client-certificate", None),
         (b"GET /.well-known/attestation HTTP/1.1\r\nHost: x\r\n\r\n", 400, "nonce", "nonce"),
         (b"GET /.well-known/attestation?nonce=zz HTTP/1.1\r\nHost: x\r\n\r\n", 400, "nonce", "nonce"),
         (b"GET /.well-known/attestation?nonce=00ff HTTP/1.1\r\nHost: x\r\n\r\n", 400, "nonce", "nonce"),
     ],
     ids=["truncated-json", "empty", "nan", "not-an-object", "short-row", "string", "bool", "overflow", "no-rows",
-         "too-many-rows", "unknown-field", "form", "content-length-huge", "route", "method", "undeclared-output",
+         "too-many-rows", "unknown-field", "form", "content-length-huge", "route", "method", "output-no-cert",
          "no-nonce", "nonce-not-hex", "nonce-short"],
 )
 def test_bad_requests_get_a_clear_error(approved: Any, request_bytes: bytes, status: int, check: str,
@@ -380,6 +380,139 @@ def test_graceful_shutdown_completes_an_in_flight_request(sim: SimulatedNitro) -
         assert not server.thread.is_alive()
 
 
+# --- declared outputs, released per recipient over mutual TLS -----------------------------------------------
+
+JOINT, LAB = {"rows": 30, "mean_value": 1.5}, {"assay": "only the lab's"}
+
+
+def _party_pem(directory: Path, name: str) -> tuple[Path, Path]:
+    """A party's self-signed client certificate (CN=<party>) and key, as files (`query --client-cert/--client-key`)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+                   .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert_file, key_file = directory / f"{name}.pem", directory / f"{name}.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+@pytest.fixture(scope="module")
+def parties(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    directory = tmp_path_factory.mktemp("parties")
+    return {name: _party_pem(directory, name) for name in ("clinic", "lab", "stranger")}
+
+
+@pytest.fixture(scope="module")
+def recipients_server(sim: SimulatedNitro, parties: dict[str, tuple[Path, Path]]) -> Iterator[Any]:
+    from cryptography import x509
+
+    certificates = {p: x509.load_pem_x509_certificate(parties[p][0].read_bytes()) for p in ("clinic", "lab")}
+    access = Access.declare({"joint": ["clinic"], "lab-only": ["lab"]}, certificates)
+    with running(_service(sim, outputs=Outputs({"joint": JOINT, "lab-only": LAB}), access=access)) as server:
+        yield server
+
+
+def _as(server: Any, verifier: Verifier, party: tuple[Path, Path] | None = None) -> AttestedClient:
+    cert, key = party or (None, None)
+    return AttestedClient(_url(server), verifier, client_cert=cert, client_key=key)
+
+
+def test_a_recipient_reads_its_output_and_lists_only_its_own(recipients_server: Any, verifier: Verifier,
+                                                             parties: dict[str, tuple[Path, Path]]) -> None:
+    with _as(recipients_server, verifier, parties["clinic"]) as clinic:
+        assert clinic.output("joint") == JOINT and clinic.outputs() == ["joint"]
+        assert clinic.infer([ROW])["outputs"] == [pytest.approx(EXPECTED)]
+    with _as(recipients_server, verifier, parties["lab"]) as lab:
+        assert lab.output("lab-only") == LAB and lab.outputs() == ["lab-only"]
+
+
+def test_another_partys_certificate_gets_403_naming_the_output(recipients_server: Any, verifier: Verifier,
+                                                               parties: dict[str, tuple[Path, Path]]) -> None:
+    with _as(recipients_server, verifier, parties["lab"]) as lab:
+        with pytest.raises(QueryError) as refused:
+            lab.output("joint")
+        assert lab.output("lab-only") == LAB  # the same connection still serves what is the lab's
+    error = refused.value
+    assert (error.status, error.check) == (403, "recipient")
+    assert "'joint'" in error.message and "not a declared recipient" in error.message and "mean_value" not in str(error)
+
+
+def test_without_a_client_certificate_outputs_get_401_and_inference_works(recipients_server: Any,
+                                                                          verifier: Verifier) -> None:
+    with _as(recipients_server, verifier) as anonymous:
+        assert anonymous.infer([ROW])["outputs"] == [pytest.approx(EXPECTED)]
+        for read in (lambda: anonymous.output("joint"), anonymous.outputs, lambda: anonymous.output("nope")):
+            with pytest.raises(QueryError) as refused:
+                read()
+            assert (refused.value.status, refused.value.check) == (401, "client-certificate")
+        assert anonymous.model()["features"] == 4 and anonymous.attestations == 1
+
+
+def test_an_undeclared_certificate_is_refused_at_the_handshake(recipients_server: Any, verifier: Verifier,
+                                                               parties: dict[str, tuple[Path, Path]]) -> None:
+    with _as(recipients_server, verifier, parties["stranger"]) as stranger:
+        with pytest.raises(AttestationRefused) as refused:
+            stranger.output("joint")
+    assert refused.value.check == "client-certificate" and "declared recipient" in refused.value.message
+
+
+def test_a_relay_is_refused_before_the_recipients_certificate_is_used(recipients_server: Any, verifier: Verifier,
+                                                                     parties: dict[str, tuple[Path, Path]]) -> None:
+    """A relay forwards the evidence of the genuine TEE and would fetch the output for the recipient: the
+    client refuses it (tls-binding) before asking, and the relay cannot fetch it itself without the key."""
+    asked: list[str] = []
+
+    async def evidence(request: Request) -> Response:
+        async with httpx.AsyncClient(verify=False) as upstream:
+            answer = await upstream.get(f"{_url(recipients_server)}/.well-known/attestation", params=request.query_params)
+        return Response(answer.content, answer.status_code, media_type="application/json")
+
+    async def output(request: Request) -> Response:
+        asked.append(request.path_params["name"])
+        async with httpx.AsyncClient(verify=False) as upstream:
+            answer = await upstream.get(f"{_url(recipients_server)}/v1/outputs/{request.path_params['name']}")
+        return Response(answer.content, answer.status_code, media_type="application/json")
+
+    relay = Starlette(routes=[Route("/.well-known/attestation", evidence), Route("/v1/outputs/{name}", output)])
+    with running(app=relay) as server, _as(server, verifier, parties["clinic"]) as client:
+        with pytest.raises(AttestationRefused) as refused:
+            client.output("joint")
+        assert refused.value.check == "tls-binding" and asked == []
+        upstream = httpx.get(f"{_url(server)}/v1/outputs/joint", verify=False)  # the relay fetching for itself
+    assert upstream.status_code == 401 and "mean_value" not in upstream.text
+
+
+def test_the_recipient_declaration_is_validated(tmp_path: Path, parties: dict[str, tuple[Path, Path]]) -> None:
+    from cryptography import x509
+
+    clinic = x509.load_pem_x509_certificate(parties["clinic"][0].read_bytes())
+    with pytest.raises(AccessError, match="not a declared recipient of any output"):
+        Access.declare({"joint": ["clinic"]}, {"lab": clinic})
+    with pytest.raises(AccessError, match="same key"):
+        Access.declare({"joint": ["clinic", "lab"]}, {"clinic": clinic, "lab": clinic})
+    with pytest.raises(AccessError, match="subject"):
+        Access.declare({"joint": ["clinic", "lab"]}, {"clinic": clinic, "lab": x509.load_pem_x509_certificate(
+            _party_pem(tmp_path, "clinic")[0].read_bytes())})  # another key, the same CN
+    with pytest.raises(AccessError, match="expired"):
+        Access.declare({"joint": ["clinic"]}, {"clinic": clinic}, now=dt.datetime(2200, 1, 1, tzinfo=dt.timezone.utc))
+    with pytest.raises(AccessError, match="PARTY=CERT.pem"):
+        Access.from_files(REPO / "Pulumi.dev.yaml", ["clinic-aws"])
+    with pytest.raises(AccessError, match="not a PEM certificate"):
+        Access.from_files(REPO / "Pulumi.dev.yaml", [f"clinic-aws={parties['clinic'][1]}"])  # the key, not the cert
+    access = Access.from_files(REPO / "Pulumi.dev.yaml", [f"clinic-aws={parties['clinic'][0]}"])
+    assert access.outputs == {"global-model": frozenset({"clinic-aws", "clinic-azure", "lab-gcp"})}
+    assert access.may_read("global-model", "clinic-aws") and not access.may_read("global-model", None)
+
+
 # --- the CLI, as processes ------------------------------------------------------------------------------
 
 
@@ -463,3 +596,27 @@ def test_cli_query_debug_server_is_refused(tmp_path: Path) -> None:
         result = _cli("query", url, "--policy", str(REPO / "Pulumi.dev.yaml"), "--trust-simulation-root",
                       str(tmp_path / "root.pem"), "--attest-only")
     assert result.returncode == 1 and "REFUSED (debug)" in result.stdout, result.stdout
+
+
+def test_cli_serves_an_output_only_to_its_declared_recipient(tmp_path: Path,
+                                                             parties: dict[str, tuple[Path, Path]]) -> None:
+    model = tmp_path / "global-model.json"
+    model.write_text(json.dumps({"weights": [0.5, 0.25]}))
+    stack = str(REPO / "Pulumi.dev.yaml")
+    unusable = _cli("serve", "--simulate", "--simulation-root-out", str(tmp_path / "r.pem"),
+                    "--output", f"global-model={model}")  # no --collaboration: nobody declared to receive it
+    assert unusable.returncode == 2 and "UNUSABLE (--collaboration)" in unusable.stderr, unusable.stderr
+    unusable = _cli("serve", "--simulate", "--simulation-root-out", str(tmp_path / "r.pem"), "--collaboration", stack,
+                    "--recipient", f"bank-x={parties['lab'][0]}")
+    assert unusable.returncode == 2 and "'bank-x' is not a declared recipient" in unusable.stderr, unusable.stderr
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"environment": "dev", "measurements": {"version": "1", "nitro": {"pcr0": PCR0}}}))
+    with _serve_process(tmp_path, "--output", f"global-model={model}", "--collaboration", stack,
+                        "--recipient", f"clinic-aws={parties['clinic'][0]}",
+                        "--recipient", f"lab-gcp={parties['lab'][0]}") as (_, url):
+        trust = ["--policy", str(policy), "--trust-simulation-root", str(tmp_path / "root.pem"), "--json"]
+        clinic = ["--client-cert", str(parties["clinic"][0]), "--client-key", str(parties["clinic"][1])]
+        read = _cli("query", url, *trust, *clinic, "--output", "global-model")
+        assert read.returncode == 0 and json.loads(read.stdout)["result"]["value"] == {"weights": [0.5, 0.25]}, read.stdout
+        anonymous = _cli("query", url, *trust, "--output", "global-model")
+        assert (anonymous.returncode, json.loads(anonymous.stdout)["error"]["check"]) == (1, "client-certificate")
