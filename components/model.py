@@ -346,6 +346,77 @@ class Privacy(Model):
         return value
 
 
+def _positive(kind: str, example: str) -> Any:
+    def check(value: float) -> float:
+        if not (math.isfinite(value) and value > 0):
+            raise PydanticCustomError(
+                "ccp_federated", "{value} is not a usable " + kind + ": give a finite number above 0 (e.g. " + example + ")",
+                {"value": value},
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+class SecAgg(Model):
+    """SecAgg+ (Flower `SecAggPlusWorkflow`): each update is secret-shared into `numShares` shares, and
+    `reconstructionThreshold` of them recover a dropped party's mask. Below the threshold, colluding parties
+    learn nothing of another party's update."""
+
+    num_shares: int = Field(le=1000)
+    reconstruction_threshold: int = Field(le=1000)
+
+    @field_validator("num_shares")
+    @classmethod
+    def _shares(cls, value: int) -> int:
+        if value < 3:
+            raise PydanticCustomError(
+                "ccp_federated", "{value} shares is too few: SecAgg+ needs at least 3 (with fewer, the parties "
+                "holding a share can rebuild a single party's mask and read its update)", {"value": value},
+            )
+        return value
+
+    @field_validator("reconstruction_threshold")
+    @classmethod
+    def _threshold(cls, value: int) -> int:
+        if value < 2:
+            raise PydanticCustomError(
+                "ccp_federated", "{value} is too low: with a threshold of 1 any one share unmasks a party's update; "
+                "give at least 2", {"value": value},
+            )
+        return value
+
+
+class FederatedDP(Model):
+    """DP-FedAvg: each party's update clipped to `clippingNorm` before SecAgg+ masks it, Gaussian noise on the
+    unmasked mean; calibrated to `epsilon` or given as `noiseMultiplier` (exactly one), charged to `output`."""
+
+    clipping_norm: Annotated[float, _positive("clipping norm", "1.0")]
+    epsilon: Annotated[float, _positive("epsilon", "1.0")] | None = None
+    noise_multiplier: Annotated[float, _positive("noise multiplier", "1.1")] | None = None
+    delta: float
+    output: Name
+
+    @field_validator("delta")
+    @classmethod
+    def _delta(cls, value: float) -> float:
+        if not (math.isfinite(value) and 0 < value < 1):
+            raise PydanticCustomError(
+                "ccp_federated", "{value} is not a usable delta: give a number above 0 and below 1 (e.g. 1e-6)",
+                {"value": value},
+            )
+        return value
+
+
+class Federated(Model):
+    """The federated job the parties approve (`ccp:collaboration.federated`), run by `enclave_runtime.ml`."""
+
+    rounds: int = Field(ge=1, le=1000)
+    clients_per_round: int = Field(ge=1)
+    sec_agg: SecAgg
+    dp: FederatedDP | None = None
+
+
 class Collaboration(Model):
     name: Name
     parties: list[Party] = Field(min_length=1)
@@ -353,6 +424,7 @@ class Collaboration(Model):
     measurements: ApprovedMeasurements
     outputs: list[Output] = Field(default_factory=list)
     privacy: Privacy | None = None
+    federated: Federated | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "Collaboration":
@@ -413,9 +485,66 @@ class Collaboration(Model):
                 )
             elif spending.index(output) != i:
                 problems.append(f"privacy.outputs[{i}]: {output!r} is listed twice")
+        if self.federated is not None:
+            problems += self._federated_problems(len(names))
         if problems:
             raise PydanticCustomError("ccp_many", "\n".join(problems))
         return self
+
+    def _federated_problems(self, parties: int) -> list[str]:
+        problems: list[str] = []
+        job = self.federated
+        assert job is not None
+        if parties < 3:
+            problems.append(
+                f"federated.secAgg: secure aggregation needs at least 3 parties, this collaboration has {parties}: "
+                "with 2, each party learns the other's update by subtracting its own from the sum, and SecAgg+ "
+                "needs numShares >= 3 parties to share its masks among; add parties or do not run federated training"
+            )
+        elif job.sec_agg.num_shares > parties:
+            problems.append(
+                f"federated.secAgg.numShares: {job.sec_agg.num_shares} shares but only {parties} parties to hold "
+                f"them: set it to at most {parties}"
+            )
+        if job.sec_agg.reconstruction_threshold >= job.sec_agg.num_shares:
+            problems.append(
+                f"federated.secAgg.reconstructionThreshold: {job.sec_agg.reconstruction_threshold} must be below "
+                f"numShares ({job.sec_agg.num_shares}): set it to at most {job.sec_agg.num_shares - 1}"
+            )
+        if job.clients_per_round != parties:
+            problems.append(
+                f"federated.clientsPerRound: {job.clients_per_round} but the collaboration has {parties} parties: "
+                f"every party trains every round (the runtime samples no clients and the DP accountant assumes "
+                f"none), set it to {parties}"
+            )
+        dp = job.dp
+        if dp is None:
+            return problems
+        if (dp.epsilon is None) == (dp.noise_multiplier is None):
+            problems.append("federated.dp: give exactly one of epsilon (a target, the noise is calibrated to it) "
+                            "or noiseMultiplier")
+        if self.privacy is None:
+            problems.append(
+                f"federated.dp.output: {dp.output!r} cannot be charged: the collaboration declares no privacy "
+                "budget; add ccp:collaboration.privacy naming it under outputs"
+            )
+            return problems
+        if dp.output not in self.privacy.outputs:
+            problems.append(
+                f"federated.dp.output: {dp.output!r} is not an output the budget declares (privacy.outputs: "
+                f"{', '.join(self.privacy.outputs)}): the model's DP-FedAvg spend is charged to it"
+            )
+        if dp.epsilon is not None and dp.epsilon > self.privacy.epsilon:
+            problems.append(
+                f"federated.dp.epsilon: {dp.epsilon} exceeds the collaboration's total privacy.epsilon "
+                f"({self.privacy.epsilon}): the runtime would refuse to train"
+            )
+        if dp.delta > self.privacy.delta:
+            problems.append(
+                f"federated.dp.delta: {dp.delta} exceeds the collaboration's total privacy.delta "
+                f"({self.privacy.delta}): the runtime would refuse to train"
+            )
+        return problems
 
     def party(self, name: str) -> Party:
         return next(p for p in self.parties if p.name == name)

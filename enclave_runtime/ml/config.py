@@ -8,7 +8,7 @@ the field, the value and the fix, instead of being silently clipped or letting t
 Stack config shape (camelCase, as in Pulumi config), under `ccp:collaboration`:
 
     privacy:    {epsilon: 3.0, delta: 1.0e-6, outputs: [cohort-statistics]}
-    federated:  {rounds: 5, localEpochs: 5, learningRate: 0.5, l2: 0.001,
+    federated:  {rounds: 5, clientsPerRound: 3, localEpochs: 5, learningRate: 0.5, l2: 0.001,
                  secAgg: {numShares: 3, reconstructionThreshold: 2, clippingRange: 8.0,
                           quantizationRange: 4194304, modulusRange: 4294967296, maxWeight: 1000.0},
                  dp: {clippingNorm: 1.0, epsilon: 1.0, delta: 1.0e-6, output: global-model}}
@@ -98,6 +98,9 @@ class FederatedJob(Model):
     """One federated training job: local logistic regression, FedAvg over SecAgg+ (or plain, for baselines)."""
 
     rounds: int = Field(default=5, ge=1, le=1000)
+    # Every party trains every round (no client sampling; the accountant assumes none): when given, it must
+    # equal the number of parties.
+    clients_per_round: int | None = Field(default=None, ge=1)
     local_epochs: int = Field(default=5, ge=1, le=10_000)
     learning_rate: float = Field(default=0.5, gt=0, le=10)
     l2: float = Field(default=1e-3, ge=0)
@@ -111,6 +114,11 @@ class FederatedJob(Model):
         A party with more examples than `maxWeight` overflows the quantized weight (flwr only warns), and
         fewer clients than `numShares` means the key shares cannot be distributed as configured.
         """
+        if self.clients_per_round is not None and self.clients_per_round != len(example_counts):
+            raise ConfigError(
+                f"federated.clientsPerRound is {self.clients_per_round} but {len(example_counts)} parties take "
+                f"part: every party trains every round (no client sampling), set it to {len(example_counts)}"
+            )
         if not self.secure_aggregation:
             return
         if len(example_counts) < self.sec_agg.num_shares:

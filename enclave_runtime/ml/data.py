@@ -100,6 +100,12 @@ class Standardizer:
         return cls(mean, np.where(variance > 0, np.sqrt(variance), 1.0))
 
     @classmethod
+    def identity(cls, features: int) -> "Standardizer":
+        """No standardization (center 0, scale 1): what a released model uses, since a pooled center/scale
+        is computed from the parties' rows and would be released uncharged with the model."""
+        return cls(np.zeros(features), np.ones(features))
+
+    @classmethod
     def pooled(cls, partitions: Mapping[str, Partition]) -> "Standardizer":
         total = Moments(0, np.zeros(0), np.zeros(0))
         for part in partitions.values():

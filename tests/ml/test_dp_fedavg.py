@@ -1,5 +1,5 @@
 """DP-FedAvg: the accountant against independent references, clipping before SecAgg+ masking, the charge made
-to the ledger before training, and the privacy/utility curve at epsilon 1, 3, 8."""
+to the ledger before training, and the privacy/utility curve at epsilon 1, 3, 8 (on the seeded public split only)."""
 
 from __future__ import annotations
 
@@ -72,28 +72,49 @@ def test_each_party_update_is_clipped_before_masking(dataset, standardize, gates
     assert np.linalg.norm(np.concatenate([a.ravel() for a in result.parameters])) <= 0.05 + 1e-4
 
 
-def test_job_charges_dp_fedavg_before_training_and_the_sweep_is_monotone_ish(tmp_path: Path) -> None:
-    np.random.seed(7)  # Flower's noise comes from numpy's global generator: a fixed seed keeps this test stable
+def test_job_charges_dp_fedavg_before_training_and_releases_nothing_uncharged(tmp_path: Path) -> None:
     datasets = job.partitions([(p, "records") for p in PARTIES])
     request = {
         "collaboration": "c", "datasets": datasets, "ledger": str(tmp_path / "ledger.jsonl"),
         "measurements": {"version": "1", "nitro": {"pcr0": APPROVED_PCR0}},
         "budget": {"epsilon": "3.0", "delta": "1e-06", "outputs": ["metrics"]},
-        "federated": {"dp": {"epsilon": 1.0, "delta": 1e-6, "output": "metrics"}},
-        "dp_sweep": {"epsilons": [1, 3, 8], "repeats": 12}, "he_batch": 64, "mpc": {"column": "mean radius"},
+        "federated": {"rounds": 5, "clientsPerRound": 3, "secAgg": {"numShares": 3, "reconstructionThreshold": 2},
+                      "dp": {"clippingNorm": 1.0, "epsilon": 1.0, "delta": 1e-6, "output": "metrics"}},
+        "he_batch": 64, "mpc": {"column": "mean radius"},
     }
     result = job.run(request)
     flr, dp_ = result["fl"], result["dp"]
     assert flr["released"]["dp"] and flr["released"]["epsilon"] == "1" and flr["released"]["noise_multiplier"] > 1
     assert dp_["spends"][0]["job"] == "federated-model" and Decimal(dp_["spent"]["epsilon"]) == Decimal(1)
-    auroc = {row["epsilon"]: row["auroc"] for row in flr["dp"]}
-    assert auroc[1.0] <= auroc[3.0] + 0.1 <= auroc[8.0] + 0.2 and auroc[3.0] <= auroc[8.0] + 0.05
-    assert abs(auroc[8.0] - flr["auroc_federated"]) <= 0.05
-    assert result["he"]["rows"] == 64 and result["he"]["max_abs_error"] < 1e-3 and result["he"]["same_classes"]
-    assert result["mpc"]["equal"] and result["mpc"]["statistic"]["rows"] == 426
+    # no figure about the parties' data leaves uncharged: no AUROC, baseline or sweep, no standardizer, no MPC totals
+    assert set(flr) == {"clients", "rounds", "secagg", "sec_agg", "released", "model"}
+    assert set(flr["model"]) == {"features", "preprocessing", "weights", "bias"} and flr["model"]["preprocessing"] == "none"
+    assert result["he"]["rows"] == 64 and result["he"]["max_rel_error"] < 1e-6 and result["he"]["same_classes"]
+    assert result["mpc"] == {"column": "mean radius", "parties": 3, "equal": True}
     # a second run on the same ledger is refused before training: epsilon is left, delta is not
-    request.pop("dp_sweep"), request.pop("he_batch"), request.pop("mpc")
+    request.pop("he_batch"), request.pop("mpc")
     before = (tmp_path / "ledger.jsonl").read_bytes()
     with pytest.raises(Exception, match="remaining budget is epsilon=2.0 delta=0.000000"):
         job.run(request)
     assert (tmp_path / "ledger.jsonl").read_bytes() == before
+
+
+def test_the_privacy_utility_curve_on_the_seeded_public_split(dataset, standardize, gates, approved) -> None:
+    """Utility at epsilon 1, 3, 8 (median of 12 runs) against non-private FedAvg: measured here, on scikit-learn's
+    public breast-cancer split with its pooled standardizer, never on a collaboration's data (the job refuses
+    `dp_sweep`, and releases no AUROC)."""
+    np.random.seed(7)  # Flower's noise comes from numpy's global generator: a fixed seed keeps this test stable
+    loaders = {p: (lambda p=p: dataset.parties[p]) for p in PARTIES}
+    counts = {p: len(dataset.parties[p]) for p in PARTIES}
+    x_test, features = standardize(dataset.test.x), len(dataset.feature_names)
+
+    def auroc(trial: FederatedJob) -> float:
+        result = fl.run_federated(trial, loaders, counts, standardize, features, gates, approved)
+        return fl.auroc(result.parameters, x_test, dataset.test.y)
+
+    plain = auroc(FederatedJob(rounds=5))
+    assert plain > 0.95
+    curve = {eps: float(np.median([auroc(FederatedJob(rounds=5, dp=DPFedAvg(epsilon=eps))) for _ in range(12)]))
+             for eps in (1.0, 3.0, 8.0)}
+    assert curve[1.0] <= curve[3.0] + 0.1 <= curve[8.0] + 0.2 and curve[3.0] <= curve[8.0] + 0.05
+    assert abs(curve[8.0] - plain) <= 0.05

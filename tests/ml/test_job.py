@@ -48,7 +48,11 @@ def test_a_run_over_the_pipe_trains_spends_and_refuses(tmp_path: Path, datasets:
     done = subprocess.run([sys.executable, "-m", "enclave_runtime.ml.job", "run"], input=json.dumps(request(tmp_path, datasets)),
                           capture_output=True, text=True, check=True)
     result = json.loads(done.stdout)
-    assert result["fl"]["rounds"] == 5 and result["fl"]["secagg"] and result["fl"]["auroc_federated"] > 0.95
+    assert result["fl"]["rounds"] == 5 and result["fl"]["secagg"]
+    # nothing uncharged about the parties' data: no evaluation figure, no pooled standardizer, no MPC totals
+    assert set(result["fl"]) == {"clients", "rounds", "secagg", "sec_agg", "released", "model"}
+    assert set(result["fl"]["model"]) == {"features", "preprocessing", "weights", "bias"}
+    assert result["fl"]["model"]["preprocessing"] == "none"
     dp = result["dp"]
     assert dp["spent"] == {"epsilon": "1.5", "delta": "0"} and dp["remaining"] == {"epsilon": "0.5", "delta": "0.000001"}
     assert [s["job"] for s in dp["spends"]] == ["a"] and dp["spends"][0]["head"] == dp["head"]
@@ -60,3 +64,14 @@ def test_a_run_over_the_pipe_trains_spends_and_refuses(tmp_path: Path, datasets:
 def test_no_budget_no_dp(tmp_path: Path, datasets: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="declares no privacy budget"):
         job.run(request(tmp_path, datasets, budget=None))
+
+
+def test_an_uncharged_sweep_is_refused(tmp_path: Path, datasets: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="dp_sweep is refused"):
+        job.run(request(tmp_path, datasets, dp_sweep={"epsilons": [1, 3, 8], "repeats": 2}))
+    assert not (tmp_path / "ledger.jsonl").exists() or "spend" not in (tmp_path / "ledger.jsonl").read_text()
+
+
+def test_clients_per_round_must_be_every_party(tmp_path: Path, datasets: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="clientsPerRound is 2 but 3 parties take part"):
+        job.run(request(tmp_path, datasets, federated={"clientsPerRound": 2}))
