@@ -56,4 +56,5 @@ def without_parties(collaboration: dict[str, Any], cloud: str) -> dict[str, Any]
     for output in collaboration.get("outputs", []):
         output["recipients"] = [r for r in output["recipients"] if r not in gone]
     collaboration["outputs"] = [o for o in collaboration.get("outputs", []) if o["recipients"]]
+    collaboration.pop("federated", None)  # secure aggregation needs 3 parties; these variants are about hosts
     return collaboration

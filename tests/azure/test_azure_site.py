@@ -75,6 +75,7 @@ def without_azure_parties(raw: dict[str, Any]) -> dict[str, Any]:
     collab = raw["collaboration"]
     gone = {p["name"] for p in collab["parties"] if p["cloud"] == "azure"}
     collab["parties"] = [p for p in collab["parties"] if p["name"] not in gone]
+    collab.pop("federated", None)  # secure aggregation needs 3 parties; these variants are about hosts
     for output in collab.get("outputs", []):
         output["recipients"] = [r for r in output["recipients"] if r not in gone]
     return raw
