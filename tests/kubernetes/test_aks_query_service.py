@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from components.azure.aks import (
     EMPTY_KUBECONFIG,
@@ -28,12 +27,13 @@ from components.azure.aks import (
 )
 from components.azure.vm import STANDARD_DES_TYPE
 from policies.review.mocks import Recording, RecordedResource, run, unwrap
+from tests.kubernetes.fixture_stacks import assert_dev_plus_host
 from policies.review.run import run_review
 from policies.review.mocks import SECRET_SIG
 from pulumi.runtime import rpc
 from stacks.config import ConfigError, parse
 
-from tests.support import REPO_ROOT, read_stack, stack_site_args
+from tests.support import read_stack, stack_site_args
 
 PROGRAM = Path(__file__).parent / "program"
 AKS_HOST = {"cloud": "azure", "region": "westeurope", "tee": "sev-snp", "instanceType": "Standard_DC4as_v5",
@@ -180,13 +180,7 @@ def test_config_refuses_an_aks_host_without_a_pinned_image(image: str | None) ->
 
 
 def test_aks_fixture_stack_is_the_dev_stack_plus_an_aks_host() -> None:
-    """The fixture must not drift from Pulumi.dev.yaml (regenerate it when dev changes)."""
-    fixture = yaml.safe_load((PROGRAM / "Pulumi.aks.yaml").read_text())["config"]
-    dev = yaml.safe_load((REPO_ROOT / "Pulumi.dev.yaml").read_text())["config"]
-    hosts = fixture["ccp:collaboration"]["workload"]["hosts"]
-    assert hosts[-1] == AKS_HOST
-    fixture["ccp:collaboration"]["workload"]["hosts"] = hosts[:-1]
-    assert fixture == dev
+    assert_dev_plus_host("aks", AKS_HOST)
 
 
 def test_review_of_a_stack_with_an_aks_host_passes(tmp_path: Path) -> None:

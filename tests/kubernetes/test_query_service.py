@@ -13,7 +13,6 @@ from typing import Any
 
 import pulumi_kubernetes as k8s
 import pytest
-import yaml
 
 from components.kubernetes.query_service import (
     HEALTH_PATH,
@@ -25,10 +24,11 @@ from components.kubernetes.query_service import (
     image_problem,
 )
 from policies.review.mocks import Recording, RecordedResource, run, unwrap
+from tests.kubernetes.fixture_stacks import assert_dev_plus_host
 from policies.review.run import run_review
 from stacks.config import ConfigError, parse
 
-from tests.support import REPO_ROOT, read_stack, stack_site_args
+from tests.support import read_stack, stack_site_args
 
 PROGRAM = Path(__file__).parent / "program"
 IMAGE = "europe-docker.pkg.dev/ccp-dev/workloads/fl-trainer@sha256:" + "a0e2148f" * 8
@@ -299,14 +299,8 @@ def test_config_refuses_a_kubernetes_host_without_a_pinned_image(image: str | No
 
 
 def test_fixture_stack_is_the_dev_stack_plus_a_gke_host() -> None:
-    """The fixture must not drift from Pulumi.dev.yaml (regenerate it when dev changes)."""
-    fixture = yaml.safe_load((PROGRAM / "Pulumi.k8s.yaml").read_text())["config"]
-    dev = yaml.safe_load((REPO_ROOT / "Pulumi.dev.yaml").read_text())["config"]
-    hosts = fixture["ccp:collaboration"]["workload"]["hosts"]
-    assert hosts[-1] == {"cloud": "gcp", "region": "europe-west4", "tee": "sev-snp",
-                         "instanceType": "n2d-standard-4", "kubernetes": True}
-    fixture["ccp:collaboration"]["workload"]["hosts"] = hosts[:-1]
-    assert fixture == dev
+    assert_dev_plus_host("k8s", {"cloud": "gcp", "region": "europe-west4", "tee": "sev-snp",
+                                 "instanceType": "n2d-standard-4", "kubernetes": True})
 
 
 def test_review_of_a_stack_with_a_kubernetes_host_passes(tmp_path: Path) -> None:
