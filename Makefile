@@ -56,7 +56,7 @@ test: $(STAMP) tools $(STAMP_ML)
 
 # The property tests at full strength (10,000 mutations of each genuine sample; minutes, not seconds).
 test-full: $(STAMP) tools
-	@CCP_HYPOTHESIS_PROFILE=full $(PY) -m pytest -n 2 tests/runtime/test_mutations.py
+	@CCP_TEST_FULL=1 CCP_HYPOTHESIS_PROFILE=full $(PY) -m pytest -n 2 tests/runtime/test_mutations.py tests/review/test_review_azure_native_v2.py
 
 # Mutation check (not part of `test`): each edit in tools/mutations.py breaks one security promise in a
 # temp copy of the repo; exits 1 if any edit survives its tests (or is stale). A few minutes on 2 cores.

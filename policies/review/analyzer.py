@@ -23,6 +23,7 @@ from pulumi_policy.policy import _normalize_config, _PolicyAnalyzerServicer
 
 from policies.review.fakes.schema import PLACEHOLDER_PREFIX
 from policies.review.mocks import UNKNOWN, RecordedResource
+from policies.zero_trust.rules._base import canonical_type
 
 POLICIES_DIR = Path(__file__).resolve().parents[1]
 
@@ -162,7 +163,8 @@ def uncovered(resources: list[RecordedResource], packs: list[Pack]) -> list[dict
     covered = covered_types(packs)
     counts: dict[str, int] = {}
     for resource in resources:
-        if not resource.custom or resource.type.startswith("pulumi:providers:") or resource.type in covered:
+        if (not resource.custom or resource.type.startswith("pulumi:providers:")
+                or canonical_type(resource.type) in covered):
             continue
         counts[resource.type] = counts.get(resource.type, 0) + 1
     return [{"type": t, "count": n} for t, n in sorted(counts.items())]

@@ -54,6 +54,7 @@ from typing import Any, Final, Iterable, Mapping
 
 from components.key_purpose import PURPOSE_TAG, is_service
 from policies.review.mocks import RecordedResource, UNKNOWN, dig, unwrapped
+from policies.zero_trust.rules._base import canonical_type
 
 KEY_TYPES: Final = {
     "aws:kms/key:Key": "aws",
@@ -91,7 +92,7 @@ class _Index:
         self.by_type: dict[str, list[RecordedResource]] = {}
         self.props: dict[str, dict[str, Any]] = {}
         for resource in resources:
-            self.by_type.setdefault(resource.type, []).append(resource)
+            self.by_type.setdefault(canonical_type(resource.type), []).append(resource)
 
     def of(self, *types: str) -> list[RecordedResource]:
         return [r for t in types for r in self.by_type.get(t, [])]
@@ -621,7 +622,7 @@ def _path_order(path: dict[str, Any]) -> tuple[bool, str, str, str]:
 def service_bound(resources: Iterable[RecordedResource]) -> set[str]:
     return {
         r.urn for r in resources
-        if r.type in KEY_TYPES and is_service(key_tags(r, unwrapped(r)).get(PURPOSE_TAG))
+        if canonical_type(r.type) in KEY_TYPES and is_service(key_tags(r, unwrapped(r)).get(PURPOSE_TAG))
     }
 
 

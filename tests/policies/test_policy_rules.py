@@ -570,6 +570,20 @@ def test_rule_ignores_other_types(name: str) -> None:
     assert violations(RESOURCE_RULES[name], "random:index/randomId:RandomId", {}) == []
 
 
+AZURE_CASES = sorted(n for n, case in CASES.items() if case[0].startswith("azure-native:"))
+
+
+@pytest.mark.parametrize("name", AZURE_CASES)
+def test_azure_api_version_module_gets_the_same_rule(name: str) -> None:
+    """`pulumi_azure_native.<module>.v20230101` declares the same resource as `azure-native:<module>/v20230101:T`;
+    the rule must judge it as it judges `azure-native:<module>:T` (otherwise pinning an API version escapes it)."""
+    type_, good, bad, _ = CASES[name]
+    module, resource = type_.split(":")[1:]
+    for versioned in (f"azure-native:{module}/v20230101:{resource}", f"azure-native:{module}/v20240501preview:{resource}"):
+        assert violations(RESOURCE_RULES[name], versioned, good) == []
+        assert violations(RESOURCE_RULES[name], versioned, bad) == violations(RESOURCE_RULES[name], type_, bad) != []
+
+
 def test_unknown_decisive_value_raises_for_the_analyzer() -> None:
     policy = RESOURCE_RULES["aws-kms-key-enforce-attestation"]
     with pytest.raises(UnknownValueError):

@@ -36,6 +36,18 @@ from enclave_runtime.measurements import is_all_zero as is_all_zero  # the one c
 
 CONFIDENTIAL: Final = "confidential-computing"
 _MISSING: Final = object()
+# azure-native's explicit API-version modules (`pulumi_azure_native.storage.v20230101`, many in v2,
+# fewer in v3) declare the same Azure resource under a versioned token,
+# `azure-native:storage/v20230101:StorageAccount`: https://www.pulumi.com/registry/packages/azure-native/version-guide/
+_AZURE_API_VERSION: Final = re.compile(r"^(azure-native:[^:/]+)/v\d{8}(?:preview|privatepreview)?:")
+
+
+def canonical_type(token: str) -> str:
+    """The type token rules are declared with: an azure-native resource pinned to an API version is the
+    same Azure resource, so it gets the same rules (a program must not escape review by importing
+    `...storage.v20230101`). An older API version may shape a property differently; rules then find it
+    missing or not the compliant value, which fails closed."""
+    return _AZURE_API_VERSION.sub(r"\1:", token)
 
 # Compliance frameworks, keyed by tag prefix: (name, version, reference URL). The first control tag
 # of a rule selects its primary `framework`; every control stays in `tags`.
@@ -167,6 +179,9 @@ class Subject:
     stack_tags: Mapping[str, str] = field(default_factory=dict)
     resource: PolicyResource | None = None
 
+    def __post_init__(self) -> None:
+        self.type = canonical_type(self.type)
+
     def get(self, path: str, default: Any = None) -> Any:
         found = lookup(self.props, path)
         return found[0] if found else default
@@ -262,7 +277,7 @@ class Stack:
         )
 
     def of_type(self, *types: str) -> list[Subject]:
-        return [self.subject(r) for r in self.resources if r.resource_type in types]
+        return [self.subject(r) for r in self.resources if canonical_type(r.resource_type) in types]
 
     def subjects(self) -> list[Subject]:
         return [self.subject(r) for r in self.resources]
@@ -470,7 +485,7 @@ class _Rule:
         return meta.policy_args()
 
     def applies_to(self, resource_type: str) -> bool:
-        return resource_type in self.types
+        return canonical_type(resource_type) in self.types
 
 
 class ZeroTrustResourcePolicy(_Rule, ResourceValidationPolicy):
