@@ -10,7 +10,7 @@
    by its own cloud and the datasets are unsealed inside;
 5. the privacy-preserving job runs in the ML environment (`.venv-ml`) as a child process, the unsealed data
    reaching it over a pipe only: the stack's federated job (`ccp:collaboration.federated`: DP-FedAvg with
-   SecAgg+ behind the aggregator's attestation gate, charged before training), and DP statistics charged to the collaboration's budget (`ccp:collaboration.privacy`) in the privacy
+   SecAgg+ behind the aggregator's attestation gate, with a DP standardizer, charged before training), and DP statistics charged to the collaboration's budget (`ccp:collaboration.privacy`) in the privacy
    ledger; a rerun that would exceed the budget and a job feeding an undeclared output are refused, the
    ledger unchanged. Each spend is mirrored into the signed audit log (`privacy-spend`), and each output is
    sealed to its declared recipients only;
@@ -119,29 +119,31 @@ def real_datasets(collaboration: Any) -> dict[str, bytes]:
 
 
 def dp_jobs(privacy: Any) -> list[dict[str, Any]]:
-    """The DP statistics the workload releases, sized from the budget: `cohort-statistics` spends 2/3 of
-    epsilon on the first output that `privacy.outputs` names; its rerun would exceed what is left, and a
-    job feeding an output the budget does not name is refused whatever it costs."""
+    """The DP statistics the workload releases, sized from the budget: `cohort-statistics` spends 1/3 of
+    epsilon on the first output that `privacy.outputs` names (the model's DP standardizer takes another
+    third, DP-FedAvg its own federated.dp.epsilon: the last third in the example stacks); its rerun would
+    exceed what is left, and a job feeding an output the budget does not name is refused whatever it costs."""
     if privacy is None:
         return []
-    sixth = privacy.epsilon / 6
+    twelfth = privacy.epsilon / 12
     output = privacy.outputs[0]
     cohort = [
-        {"name": "cohort-size", "column": "rows", "kind": "count", "epsilon": sixth},
-        {"name": "mean-radius", "column": "mean radius", "kind": "mean", "epsilon": 2 * sixth, "bounds": [5.0, 30.0]},
-        {"name": "malignant-cases", "column": "malignant", "kind": "count", "epsilon": sixth},
+        {"name": "cohort-size", "column": "rows", "kind": "count", "epsilon": twelfth},
+        {"name": "mean-radius", "column": "mean radius", "kind": "mean", "epsilon": 2 * twelfth, "bounds": [5.0, 30.0]},
+        {"name": "malignant-cases", "column": "malignant", "kind": "count", "epsilon": twelfth},
     ]
     return [
         {"job": "cohort-statistics", "output": output, "queries": cohort},
         {"job": "cohort-statistics-rerun", "output": output, "queries": cohort},
         {"job": "per-site-statistics", "output": "per-site-statistics",
-         "queries": [{"name": "site-size", "column": "rows", "kind": "count", "epsilon": sixth}]},
+         "queries": [{"name": "site-size", "column": "rows", "kind": "count", "epsilon": twelfth}]},
     ]
 
 
 def output_payloads(collaboration: Any, job: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """What each declared output carries: every output the federated job's parameters (no figure computed
-    on the parties' data: no AUROC, no baseline); the model goes to the output DP-FedAvg charged it to (the
+    on the parties' data: no AUROC, no baseline); the model, with its DP standardizer's center and scale,
+    goes to the output DP-FedAvg charged it to (the
     first declared output without `federated.dp`); an output the budget names the DP releases charged to it
     (and nothing else is released)."""
     fl = job["fl"]
@@ -268,6 +270,10 @@ def run(stack: str, *, quiet: bool = False, out: Path = OUT) -> int:
                 # the job the parties approved (ccp:collaboration.federated): rounds, SecAgg+ and DP-FedAvg,
                 # whose spend is charged to dp.output before any party trains
                 request["federated"] = collaboration.federated.model_dump(mode="json", by_alias=True, exclude_none=True)
+            if privacy is not None:
+                # the model's DP standardizer (a third of the budget, charged with the model): the stack's typed
+                # federated section cannot declare it yet, so the demo adds it to the job it sends
+                request.setdefault("federated", {})["standardizer"] = {"epsilon": privacy.epsilon / 3}
             missing = sorted({f"{p.name}/{d.name}" for p in collaboration.parties for d in p.datasets} - set(unsealed))
             job: dict[str, Any] | None = None
             if not missing:  # the job the parties approved runs on every party's data, or not at all
@@ -326,7 +332,7 @@ def _ppml(job: dict[str, Any]) -> dict[str, Any]:
     fl = job["fl"]
     block: dict[str, Any] = {"fl": {
         "clients": fl["clients"], "rounds": fl["rounds"], "secagg": fl["secagg"], "sec_agg": fl["sec_agg"],
-        "released": fl["released"], "preprocessing": fl["model"]["preprocessing"],
+        "released": fl["released"], "preprocessing": fl["model"]["preprocessing"], "auroc_holdout": fl["auroc_holdout"],
     }, "dp": None, "he": job.get("he"), "mpc": job.get("mpc")}
     if job["dp"] is not None:
         dp = job["dp"]
@@ -364,7 +370,9 @@ def _ppml_summary(ppml: dict[str, Any]) -> str:
         f"({fl['sec_agg']['num_shares']} shares, threshold {fl['sec_agg']['reconstruction_threshold']}); released model: "
         + (f"DP-FedAvg epsilon {fl['released']['epsilon']} delta {fl['released']['delta']} -> {fl['released']['output']}"
            if fl["released"]["dp"] else "not DP (no ccp:collaboration.federated.dp)")
-        + " (no accuracy figure: one computed on the parties' data would be an uncharged release)"
+        + (f", DP standardizer epsilon {fl['released']['standardizer_epsilon']}" if "standardizer_epsilon" in fl["released"]
+           else ", raw features (no DP standardizer)")
+        + f"; AUROC {fl['auroc_holdout']:.3f} on the recipient's held-out rows (no party's)"
     ]
     dp = ppml["dp"]
     if dp is None:

@@ -11,10 +11,14 @@ Stack config shape (camelCase, as in Pulumi config), under `ccp:collaboration`:
     federated:  {rounds: 5, clientsPerRound: 3, localEpochs: 5, learningRate: 0.5, l2: 0.001,
                  secAgg: {numShares: 3, reconstructionThreshold: 2, clippingRange: 8.0,
                           quantizationRange: 4194304, modulusRange: 4294967296, maxWeight: 1000.0},
-                 dp: {clippingNorm: 1.0, epsilon: 1.0, delta: 1.0e-6, output: global-model}}
+                 dp: {clippingNorm: 1.0, epsilon: 1.0, delta: 1.0e-6, output: global-model},
+                 standardizer: {epsilon: 1.0, maxRows: 2000}}
 
 `federated.dp` makes the model DP-FedAvg (client-side clipping, Gaussian noise on the unmasked mean; see
 `accountant.py`): give either `epsilon` (the noise multiplier is calibrated to it) or `noiseMultiplier`.
+`federated.standardizer` adds a DP feature scaling, released with the model and charged with it (its
+epsilon). The IaC's typed `ccp:collaboration.federated` (components/model.py) does not declare it yet, so
+a stack cannot set it; the demo adds it to the job it sends.
 """
 
 from __future__ import annotations
@@ -94,6 +98,19 @@ class DPFedAvg(Model):
         return epsilon(self.resolved_noise_multiplier(rounds), rounds, self.delta)
 
 
+class DPStandardizer(Model):
+    """The model's feature scaling, computed without any party's moments leaving it in the clear: every party
+    maps its features into [0, 1] by the public bounds (`data.FEATURE_RANGES`, clamped), and its count, sums
+    and sums of squares are summed by SecAgg+; the aggregator adds Laplace noise (OpenDP, L1 sensitivity of
+    one row) to the sum before anything leaves it. Charged, with the model, to the model's output.
+
+    `max_rows`: a public bound on one party's rows; its moments are divided by it so they fit SecAgg+'s
+    clipping range (a party with more than max_rows x clippingRange rows would have its sums clipped)."""
+
+    epsilon: float = Field(gt=0, le=100)
+    max_rows: int = Field(default=2000, ge=1, le=10**6)
+
+
 class FederatedJob(Model):
     """One federated training job: local logistic regression, FedAvg over SecAgg+ (or plain, for baselines)."""
 
@@ -107,31 +124,36 @@ class FederatedJob(Model):
     secure_aggregation: bool = True
     sec_agg: SecAggParams = Field(default_factory=SecAggParams)
     dp: DPFedAvg | None = None
+    standardizer: DPStandardizer | None = None
 
-    def check_clients(self, example_counts: Mapping[str, int]) -> None:
-        """Refuse a job SecAgg+ cannot run correctly for these parties, before any party trains.
+    @model_validator(mode="after")
+    def _standardizer_needs_secagg(self) -> "FederatedJob":
+        if self.standardizer is not None and not self.secure_aggregation:
+            raise ValueError("federated.standardizer needs secure aggregation: without it each party's moments "
+                             "would reach the aggregator in the clear")
+        return self
 
-        A party with more examples than `maxWeight` overflows the quantized weight (flwr only warns), and
-        fewer clients than `numShares` means the key shares cannot be distributed as configured.
-        """
-        if self.clients_per_round is not None and self.clients_per_round != len(example_counts):
+    @property
+    def reported_weight(self) -> int:
+        """The example count every party reports, whatever its rows: a constant, so no party's row count
+        crosses to the aggregator (Flower's FitRes `num_examples`, SecAgg+'s weight factor) and FedAvg is
+        the unweighted mean DP-FedAvg's calibration assumes. SecAgg+'s maxWeight gives the ratio 1, which
+        keeps its quantization at full precision."""
+        return int(self.sec_agg.max_weight)
+
+    def check_parties(self, parties: int) -> None:
+        """Refuse a job SecAgg+ cannot run correctly for this many parties, before any party trains: fewer
+        clients than `numShares` means the key shares cannot be distributed as configured."""
+        if self.clients_per_round is not None and self.clients_per_round != parties:
             raise ConfigError(
-                f"federated.clientsPerRound is {self.clients_per_round} but {len(example_counts)} parties take "
-                f"part: every party trains every round (no client sampling), set it to {len(example_counts)}"
+                f"federated.clientsPerRound is {self.clients_per_round} but {parties} parties take "
+                f"part: every party trains every round (no client sampling), set it to {parties}"
             )
-        if not self.secure_aggregation:
-            return
-        if len(example_counts) < self.sec_agg.num_shares:
+        if self.secure_aggregation and parties < self.sec_agg.num_shares:
             raise ConfigError(
-                f"federated.secAgg.numShares is {self.sec_agg.num_shares} but only {len(example_counts)} "
-                f"parties take part: lower numShares to {len(example_counts)} or add parties"
+                f"federated.secAgg.numShares is {self.sec_agg.num_shares} but only {parties} "
+                f"parties take part: lower numShares to {parties} or add parties"
             )
-        for party, count in example_counts.items():
-            if count > self.sec_agg.max_weight:
-                raise ConfigError(
-                    f"party {party!r} has {count} examples, above federated.secAgg.maxWeight "
-                    f"({self.sec_agg.max_weight:g}): raise maxWeight to at least {count}"
-                )
 
 
 def _decimal(value: Any, name: str) -> Decimal:

@@ -21,9 +21,13 @@ What the ledger guarantees:
   appended (verifying it).
 
 What it does not do: a chain is not a signature. Someone who can write the file can rebuild a consistent
-chain with smaller spends; pinning the published head (`expected_head`) or mirroring every spend in the
-signed `AuditLog` is what makes that detectable. It does not account with tighter composition theorems
-(Renyi/zCDP), so it over-counts rather than under-counts.
+chain with smaller spends; pinning the published head (`expected_head`), or checking the ledger against the
+`privacy-spend` entries mirrored into the signed `AuditLog` (`audited_spends`, `check_mirrored`), is what
+makes that detectable. Why two logs: the ledger is what admits a charge *before* data is touched, under a
+file lock shared by concurrent jobs, in the ML process (which holds no audit signing key); the audit log is
+signed by the workload's attested key but is per workload run (a restarted workload starts a new one), so
+it cannot be the running total a charge is checked against. It does not account with tighter composition
+theorems (Renyi/zCDP) across jobs, so it over-counts rather than under-counts.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 
@@ -242,6 +246,21 @@ class PrivacyLedger:
 
     # --- spending ------------------------------------------------------------------------------------
 
+    def check_mirrored(self, audited: Sequence[Mapping[str, Any]]) -> None:
+        """Check the ledger against the `privacy-spend` entries of the signed audit logs (`audited_spends`):
+        they must be the ledger's first spends, field for field. A rebuilt chain with smaller spends, or one
+        rolled back, fails here although its own chain verifies. Ledger spends after the audited ones are
+        charges whose mirror was never written (a crash after the charge): over-counted, never under."""
+        if len(audited) > len(self.spends):
+            raise LedgerError(f"{self.path}: the audit logs record {len(audited)} spends, the ledger {len(self.spends)}: "
+                              "it was rolled back or replaced; restore it, do not run queries")
+        for number, (entry, spend) in enumerate(zip(audited, self.spends, strict=False), start=1):
+            ours = {"collaboration": self.collaboration, "job": spend.job, "output": spend.output,
+                    "epsilon": str(spend.epsilon), "delta": str(spend.delta), "head": spend.head}
+            if dict(entry) != ours:
+                raise LedgerError(f"{self.path}: spend {number} is {ours}, the signed audit log says {dict(entry)}: "
+                                  "the ledger was rewritten; restore it, do not run queries")
+
     @property
     def remaining(self) -> tuple[Decimal, Decimal]:
         return self.budget.epsilon - self.spent_epsilon, self.budget.delta - self.spent_delta
@@ -289,6 +308,24 @@ class PrivacyLedger:
             return self.spends[-1]
 
 
+def audited_spends(logs: Sequence[Path], collaboration: str, check_evidence: Any = None) -> list[dict[str, Any]]:
+    """The collaboration's `privacy-spend` entries from its workload runs' audit logs (oldest first), each
+    log verified first (chain, signatures and, with `check_evidence`, the key's attestation); a log that does
+    not verify is `LedgerError`: the spends it should pin cannot be trusted."""
+    from enclave_runtime import audit
+
+    spends: list[dict[str, Any]] = []
+    for log in logs:
+        report = audit.verify(log, check_evidence=check_evidence)
+        if not report.valid:
+            raise LedgerError(f"audit log {log} does not verify ({report.message}): it cannot vouch for the ledger")
+        for line in Path(log).read_bytes().splitlines()[:report.entries]:  # a truncated log: its verified entries
+            entry = json.loads(line)
+            if entry["event"] == "privacy-spend" and entry["data"].get("collaboration") == collaboration:
+                spends.append(entry["data"])
+    return spends
+
+
 # --- OpenDP statistics --------------------------------------------------------------------------------
 
 
@@ -315,6 +352,39 @@ def _opendp() -> Any:
 
     dp.enable_features("contrib")
     return dp
+
+
+# --- noise for vectors: every DP noise draw of the runtime comes from OpenDP --------------------------
+# OpenDP samples its Gaussian and Laplace noise exactly, on a fine lattice, from a CSPRNG (OpenSSL's
+# RAND_bytes; in a build without OpenSSL, Rust rand's OS-seeded ChaCha generator). numpy's generator (what
+# Flower's DP wrappers use) is a PRNG whose output is predictable from its seed or state, and inverse-CDF
+# floating-point sampling leaks through the low bits (Mironov 2012).
+
+
+def _float_vectors(metric: Literal["l1", "l2"]) -> tuple[Any, Any]:
+    dp = _opendp()
+    distance = dp.l2_distance(T=float) if metric == "l2" else dp.l1_distance(T=float)
+    return dp.vector_domain(dp.atom_domain(T=float, nan=False)), distance
+
+
+def gaussian_mechanism(sigma: float) -> Any:
+    """Adds N(0, sigma^2) to each coordinate; its privacy map is OpenDP's zCDP rho = (d_in / sigma)^2 / 2."""
+    return _opendp().m.make_gaussian(*_float_vectors("l2"), scale=sigma)
+
+
+def laplace_mechanism(epsilon: float, l1_sensitivity: float) -> Any:
+    """Adds Laplace noise to each coordinate, its scale calibrated so the privacy map at `l1_sensitivity`
+    is at most `epsilon` (pure DP: no delta is spent)."""
+    dp = _opendp()
+    return dp.binary_search_chain(
+        lambda scale: dp.m.make_laplace(*_float_vectors("l1"), scale=scale), d_in=l1_sensitivity, d_out=epsilon
+    )
+
+
+def noised(mechanism: Any, values: np.ndarray) -> np.ndarray:
+    """`values` (any shape) released through an OpenDP vector mechanism."""
+    flat = [float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
+    return np.asarray(mechanism(flat), dtype=np.float64).reshape(np.shape(values))
 
 
 def _measurement(query: Query) -> tuple[Any, Callable[[Any], float]]:

@@ -8,6 +8,11 @@
 - A party's node verifies the aggregator's attestation (`AttestationGate`) before it delivers any message to
   its ClientApp; refused, it answers every message with an error that carries no content, and its data
   loader (where the sealed dataset is opened after attested key release) is never called.
+- Every party reports the same example count (`FederatedJob.reported_weight`), so no row count crosses.
+- DP noise (DP-FedAvg's Gaussian, the standardizer's Laplace) is added in the aggregator from OpenDP's
+  CSPRNG-backed samplers (`dp.gaussian_mechanism`, `dp.laplace_mechanism`), never numpy's generator.
+- `run_moments` is the DP standardizer's one SecAgg+ round: each party's count, sums and sums of squares
+  of its features in the public bounds' [0, 1] space, summed masked; the aggregator noises the sum.
 
 Transport: `LocalGrid` is the in-process stand-in for Flower's SuperLink/SuperNode pair (Flower's
 simulation engine needs Ray, which the TEE image does without). Every message crosses it as serialized
@@ -19,7 +24,6 @@ can check exactly what left each party. A real deployment replaces it with `flow
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,15 +43,16 @@ from flwr.proto.message_pb2 import Message as ProtoMessage
 from flwr.proto.node_pb2 import NodeInfo
 from flwr.server import LegacyContext, ServerApp, ServerConfig
 from flwr.server.client_proxy import ClientProxy
-from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg
+from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg, Strategy
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
+from . import dp
 from .attestation import AggregatorIdentity, AggregatorRefused, AttestationGate
 from .config import FederatedJob
-from .data import Array, Partition, Standardizer
+from .data import Array, Bounds, Moments, Partition, Standardizer
 
 SERVER_NODE_ID = 1  # flwr's SUPERLINK_NODE_ID
 Loader = Callable[[], Partition]
@@ -131,28 +136,42 @@ class PartyClient(NumPyClient):
         update = train_local(parameters, x, y, self._job)
         if self._observer is not None:
             self._observer(self.party, int(config.get("server_round", 0)), [a.copy() for a in update], len(y))
-        if self._job.dp is not None:
-            # DP-FedAvg's noise is calibrated to the unweighted mean (sensitivity C / m): every party reports
-            # the same weight, SecAgg+'s maxWeight, so its ratio is 1 and quantization keeps full precision.
-            return update, int(self._job.sec_agg.max_weight), {}
-        return update, len(y), {}
+        return update, self._job.reported_weight, {}
 
     def evaluate(self, parameters: NDArrays, config: dict[str, Scalar]) -> tuple[float, int, dict[str, Scalar]]:
         raise RuntimeError("federated evaluation is off: per-site metrics would leave the party unmasked")
 
 
-def client_app(
-    parties: Mapping[int, str], loaders: Mapping[str, Loader], standardize: Standardizer, job: FederatedJob,
-    observer: UpdateObserver | None = None,
-) -> ClientApp:
-    """The ClientApp every party runs; with SecAgg+ its only output is the masked vector."""
+class MomentsClient(NumPyClient):
+    """One party's share of the DP standardizer: its count, per-feature sums and sums of squares of its
+    features clamped and mapped onto [0, 1] by the public bounds, divided by `max_rows` so that they fit
+    SecAgg+'s clipping range. Only the masked vector leaves; the aggregator sees the sum."""
+
+    def __init__(self, loader: Loader, bounds: Bounds, job: FederatedJob) -> None:
+        assert job.standardizer is not None
+        self._loader = loader
+        self._bounds = bounds
+        self._job = job
+        self._max_rows = job.standardizer.max_rows
+
+    def get_parameters(self, config: dict[str, Scalar]) -> NDArrays:
+        raise RuntimeError("the moments round starts from the job's zeros, not from a party's values")
+
+    def fit(self, parameters: NDArrays, config: dict[str, Scalar]) -> tuple[NDArrays, int, dict[str, Scalar]]:
+        moments = Moments.of(self._bounds.unit(self._loader().x))
+        return [moments.vector() / self._max_rows], self._job.reported_weight, {}
+
+
+def client_app(parties: Mapping[int, str], client: Callable[[str], NumPyClient], job: FederatedJob, *, clip: bool) -> ClientApp:
+    """The ClientApp every party runs (`client`: party -> its NumPyClient); with SecAgg+ its only output is
+    the masked vector. `clip`: DP-FedAvg's fixed clipping, after secaggplus_mod in the chain, so the update
+    is clipped before it is quantized and masked."""
 
     def client_fn(context: Context) -> Any:
-        party = parties[context.node_id]
-        return PartyClient(party, loaders[party], standardize, job, observer).to_client()
+        return client(parties[context.node_id]).to_client()
 
     mods: list[Any] = [secaggplus_mod] if job.secure_aggregation else []
-    if job.dp is not None:  # after secaggplus_mod: the update is clipped before it is quantized and masked
+    if clip:
         mods.append(fixedclipping_mod)
     return ClientApp(client_fn=client_fn, mods=mods)
 
@@ -187,48 +206,115 @@ class RecordingFedAvg(FedAvg):
 
 
 class RecordingDP(DifferentialPrivacyClientSideFixedClipping):
-    """Flower's client-side-clipping DP wrapper; the model it keeps as final is the noised one."""
+    """Flower's client-side-clipping DP wrapper (its `configure_fit` sends the clipping norm to each party's
+    `fixedclipping_mod`), with the noise drawn by OpenDP's Gaussian mechanism instead of Flower's
+    numpy-based sampler; the model it keeps as final is the noised one."""
 
     strategy: RecordingFedAvg
+
+    def __init__(self, strategy: RecordingFedAvg, mechanism: Any, clipping_norm: float, clients: int) -> None:
+        super().__init__(strategy, 0.0, clipping_norm, clients)  # Flower's own noise multiplier is never used
+        self.mechanism = mechanism
 
     def aggregate_fit(
         self, server_round: int, results: list[tuple[ClientProxy, Any]], failures: list[Any]
     ) -> tuple[Parameters | None, dict[str, Scalar]]:
         if failures:
             raise RuntimeError(f"round {server_round}: {len(failures)} parties failed; refusing a partial model")
+        aggregated, metrics = self.strategy.aggregate_fit(server_round, results, failures)
+        if aggregated is None:
+            self.strategy.final = None
+            return None, metrics
+        noisy = [dp.noised(self.mechanism, a) for a in parameters_to_ndarrays(aggregated)]
+        self.strategy.final = noisy
+        return ndarrays_to_parameters(noisy), metrics
+
+
+class NoisySum(RecordingFedAvg):
+    """The moments round's aggregator: SecAgg+ hands it the mean of the parties' scaled vectors; it scales
+    that back to the sum and adds the standardizer's Laplace noise before anything leaves it."""
+
+    def __init__(self, mechanism: Any, total_scale: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mechanism = mechanism
+        self.total_scale = total_scale
+
+    def aggregate_fit(
+        self, server_round: int, results: list[tuple[ClientProxy, Any]], failures: list[Any]
+    ) -> tuple[Parameters | None, dict[str, Scalar]]:
         aggregated, metrics = super().aggregate_fit(server_round, results, failures)
-        self.strategy.final = parameters_to_ndarrays(aggregated) if aggregated is not None else None
+        if self.final is not None:
+            self.final = [dp.noised(self.mechanism, self.final[0] * self.total_scale)]
         return aggregated, metrics
 
 
-def dp_noise_multiplier(job: FederatedJob, features: int) -> float:
-    """The noise multiplier handed to Flower's wrapper: the job's z, raised so that it also covers SecAgg+'s
-    stochastic quantization (each coordinate of a party's contribution moves by less than one step,
-    2 clippingRange / quantizationRange, so the sensitivity is at most (C + 2 sqrt(d) step) / m)."""
-    assert job.dp is not None
-    z = job.dp.resolved_noise_multiplier(job.rounds)
+def rounding_slack(job: FederatedJob, dims: int, order: int) -> float:
+    """How far SecAgg+'s stochastic quantization can move one party's contribution, in the units it was
+    quantized in: less than one step (2 clippingRange / quantizationRange) per coordinate, on each of two
+    neighbouring datasets; in L1 (`order` 1) or L2 (`order` 2). A mechanism's sensitivity adds it, so the
+    noise covers the rounding too."""
     if not job.secure_aggregation:
-        return z
+        return 0.0
     step = 2 * job.sec_agg.clipping_range / job.sec_agg.quantization_range
-    return z * (1 + 2 * math.sqrt(features + 1) * step / job.dp.clipping_norm)
+    return 2 * step * dims ** (1 / order)
 
 
-def server_app(job: FederatedJob, clients: int, features: int, strategy: RecordingFedAvg | None = None) -> tuple[ServerApp, RecordingFedAvg]:
-    """The aggregator's ServerApp: FedAvg over SecAgg+ (or plain FedAvg when the job says so: baselines),
-    wrapped in DP-FedAvg (Flower's client-side fixed clipping) when the job has `dp`."""
-    strategy = strategy or RecordingFedAvg(
+def dp_fedavg_sensitivity(job: FederatedJob, features: int, clients: int) -> float:
+    """L2 sensitivity of one round's mean of clipped updates: (C + rounding slack) / m."""
+    assert job.dp is not None
+    return (job.dp.clipping_norm + rounding_slack(job, features + 1, 2)) / clients
+
+
+def dp_fedavg_mechanism(job: FederatedJob, features: int, clients: int) -> Any:
+    """OpenDP's Gaussian at sigma = z x sensitivity: its zCDP map at the sensitivity is 1 / (2 z^2) per
+    round, the rho the accountant composes over the rounds and charges (z: the job's noise multiplier)."""
+    assert job.dp is not None
+    return dp.gaussian_mechanism(job.dp.resolved_noise_multiplier(job.rounds) * dp_fedavg_sensitivity(job, features, clients))
+
+
+def standardizer_sensitivity(job: FederatedJob, features: int) -> float:
+    """L1 sensitivity of the summed moments [count, sums, squares] in [0, 1] space: one row adds at most 1
+    to each of the 2d + 1 coordinates; plus the rounding slack, scaled back from the max_rows units in
+    which the parties' vectors were quantized."""
+    assert job.standardizer is not None
+    dims = 2 * features + 1
+    return dims + rounding_slack(job, dims, 1) * job.standardizer.max_rows
+
+
+def _fedavg(clients: int, initial: NDArrays, strategy: type[RecordingFedAvg] = RecordingFedAvg, **extra: Any) -> RecordingFedAvg:
+    """FedAvg over every party, every round, no evaluation, failures refused (a partial sum is refused)."""
+    return strategy(
         fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=clients, min_evaluate_clients=0,
-        min_available_clients=clients, initial_parameters=ndarrays_to_parameters(initial_parameters(features)),
-        accept_failures=False, fit_metrics_aggregation_fn=lambda metrics: {},
+        min_available_clients=clients, initial_parameters=ndarrays_to_parameters(initial),
+        accept_failures=False, fit_metrics_aggregation_fn=lambda metrics: {}, **extra,
     )
+
+
+def server_app(job: FederatedJob, clients: int, features: int) -> tuple[ServerApp, RecordingFedAvg]:
+    """The aggregator's ServerApp: FedAvg over SecAgg+ (or plain FedAvg when the job says so: baselines),
+    wrapped in DP-FedAvg (Flower's client-side fixed clipping, OpenDP's noise) when the job has `dp`."""
+    strategy = _fedavg(clients, initial_parameters(features))
+    outer: Strategy = strategy
+    if job.dp is not None:
+        outer = RecordingDP(strategy, dp_fedavg_mechanism(job, features, clients), job.dp.clipping_norm, clients)
+    return _workflow_app(job, outer, job.rounds), strategy
+
+
+def moments_app(job: FederatedJob, clients: int, features: int, mechanism: Any) -> tuple[ServerApp, RecordingFedAvg]:
+    """The aggregator's ServerApp for the standardizer: one SecAgg+ round summing the parties' moments,
+    noised by `mechanism` (calibrated and charged before this runs)."""
+    assert job.standardizer is not None
+    strategy = _fedavg(clients, [np.zeros(2 * features + 1)], NoisySum, mechanism=mechanism,
+                       total_scale=clients * job.standardizer.max_rows)
+    return _workflow_app(job, strategy, 1), strategy
+
+
+def _workflow_app(job: FederatedJob, strategy: Strategy, rounds: int) -> ServerApp:
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        outer: Any = strategy
-        if job.dp is not None:
-            outer = RecordingDP(strategy, dp_noise_multiplier(job, features), job.dp.clipping_norm, clients)
-        legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=job.rounds), strategy=outer)
+        legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=rounds), strategy=strategy)
         fit_workflow = None
         if job.secure_aggregation:
             p = job.sec_agg
@@ -239,7 +325,7 @@ def server_app(job: FederatedJob, clients: int, features: int, strategy: Recordi
             )
         DefaultWorkflow(fit_workflow=fit_workflow)(grid, legacy)
 
-    return app, strategy
+    return app
 
 
 # --- the transport ------------------------------------------------------------------------------------
@@ -368,7 +454,6 @@ _RUN_LOCK = threading.Lock()  # flwr's TaskIdentity is process-global: one run a
 def run_federated(
     job: FederatedJob,
     loaders: Mapping[str, Loader],
-    example_counts: Mapping[str, int],
     standardize: Standardizer,
     features: int,
     gates: Mapping[str, AttestationGate],
@@ -377,14 +462,40 @@ def run_federated(
 ) -> FederatedResult:
     """Train across `loaders` (party -> partition loader) with the aggregator presenting `identity`.
 
-    Refuses before any party trains if the job cannot run for these parties (`job.check_clients`). Parties
+    Refuses before any party trains if the job cannot run for these parties (`job.check_parties`). Parties
     that refuse the aggregator contribute nothing; the run then stops (SecAgg+ halts below its threshold)
     and `parameters` is None.
     """
+    sapp, strategy = server_app(job, len(loaders), features)
+    return _run(job, loaders, gates, identity, sapp, strategy, clip=job.dp is not None,
+                client=lambda party, load: PartyClient(party, load, standardize, job, observer))
+
+
+def run_moments(
+    job: FederatedJob,
+    loaders: Mapping[str, Loader],
+    bounds: Bounds,
+    mechanism: Any,
+    gates: Mapping[str, AttestationGate],
+    identity: AggregatorIdentity | None,
+) -> FederatedResult:
+    """The DP standardizer's round: `parameters` is the noised sum [count, sums, squares] (None if refused).
+    `mechanism` must already be charged: the parties' data is loaded here."""
+    sapp, strategy = moments_app(job, len(loaders), len(bounds.upper), mechanism)
+    return _run(job, loaders, gates, identity, sapp, strategy, clip=False,
+                client=lambda party, load: MomentsClient(load, bounds, job))
+
+
+def _run(
+    job: FederatedJob, loaders: Mapping[str, Loader], gates: Mapping[str, AttestationGate],
+    identity: AggregatorIdentity | None, sapp: ServerApp, strategy: RecordingFedAvg, *, clip: bool,
+    client: Callable[[str, Loader], NumPyClient],
+) -> FederatedResult:
+    """One Flower run over `LocalGrid`: a node per party behind its attestation gate, the ServerApp driving."""
     parties = list(loaders)
     if set(gates) != set(parties):
         raise ValueError(f"every party needs its own attestation gate: parties {parties}, gates {sorted(gates)}")
-    job.check_clients(example_counts)
+    job.check_parties(len(parties))
     loaded: set[str] = set()
 
     def tracking(party: str) -> Loader:
@@ -394,8 +505,7 @@ def run_federated(
         return load
 
     node_ids = {party: secrets.randbits(63) or 1 for party in parties}
-    by_node = {nid: party for party, nid in node_ids.items()}
-    capp = client_app(by_node, {p: tracking(p) for p in parties}, standardize, job, observer)
+    capp = client_app({nid: party for party, nid in node_ids.items()}, lambda p: client(p, tracking(p)), job, clip=clip)
     run_id = secrets.randbits(63)
     run = Run.create_empty(run_id)
     nodes = {
@@ -403,7 +513,6 @@ def run_federated(
         for party, nid in node_ids.items()
     }
     grid = LocalGrid(nodes, run, identity)
-    sapp, strategy = server_app(job, len(parties), features)
     context = Context(run_id=run_id, node_id=SERVER_NODE_ID, node_config={}, state=RecordDict(), run_config={})
     flwr_log = logging.getLogger("flwr")
     with _RUN_LOCK:
@@ -419,7 +528,7 @@ def run_federated(
     return FederatedResult(strategy.final, len(strategy.seen), strategy, grid.transcript, refusals, loaded)
 
 
-def fedavg(updates: Sequence[tuple[NDArrays, int]]) -> NDArrays:
-    """Plain weighted FedAvg: what SecAgg+ must reproduce (up to quantization) without showing the terms."""
-    total = sum(n for _, n in updates)
-    return [sum(u[i] * n for u, n in updates) / total for i in range(len(updates[0][0]))]
+def fedavg(updates: Sequence[NDArrays]) -> NDArrays:
+    """Plain unweighted FedAvg (every party reports the same weight): what SecAgg+ must reproduce (up to
+    quantization) without showing the terms."""
+    return [sum(u[i] for u in updates) / len(updates) for i in range(len(updates[0]))]

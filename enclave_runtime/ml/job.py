@@ -15,8 +15,11 @@ measurements (the aggregator's attestation gate checks them) and the DP jobs to 
 never loads data) and writes one JSON result to stdout: model, metrics, releases, every spend with its
 ledger head (for the caller's audit log), the refusals, and spent/remaining as exact decimal strings.
 Nothing here writes data to disk; the ledger holds amounts only. Nothing uncharged about the parties' data
-leaves either: no AUROC or baseline, no epsilon sweep (`dp_sweep` is refused), no pooled standardizer (the
-model takes raw features), and of the MPC statistic only whether it equals the plaintext computation.
+leaves either: no baseline trained on it, no epsilon sweep (`dp_sweep` is refused), no plaintext
+standardizer (the model's feature scaling is the DP standardizer, charged with it), and of the MPC
+statistic only whether it equals the plaintext computation. The one accuracy figure is the released
+model's AUROC on the held-out split, which no party holds: the recipient's own evaluation of a DP
+release, so it costs nothing (post-processing).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import hashlib
 import io
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
@@ -74,9 +77,9 @@ def parse_csv(text: str, features: Sequence[str]) -> data.Partition:
     return data.Partition(matrix[:, :-1], labels)
 
 
-def _aggregator(measurements: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+def _aggregator(measurements: Mapping[str, Any], parties: Iterable[str]) -> tuple[Any, dict[str, Any]]:
     """The aggregator's identity (simulated Nitro evidence carrying the stack's approved PCRs, bound to its
-    channel key) and the trust store and policy every party's gate checks it with.
+    channel key) and every party's gate, checking it with the trust store and policy below.
 
     The aggregator here is a simulated enclave, so the gate's policy is a dev policy (it accepts the
     simulation root, which a prod policy refuses) pinning the stack's own approved measurements: an
@@ -85,7 +88,7 @@ def _aggregator(measurements: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     from enclave_runtime.policy import Policy
     from enclave_runtime.simulate.nitro import SimulatedNitro, SimulatedNitroEnclave
 
-    from .attestation import AggregatorIdentity
+    from .attestation import AggregatorIdentity, AttestationGate
 
     nitro = measurements.get("nitro") or {}
     pcrs = {int(k[3:]): v for k, v in nitro.items() if k.startswith("pcr") and isinstance(v, str)}
@@ -93,22 +96,16 @@ def _aggregator(measurements: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     sim = SimulatedNitro()
     channel_key = hashlib.sha256(f"aggregator channel {dt.datetime.now(dt.timezone.utc).isoformat()}".encode()).digest()
     identity = AggregatorIdentity("aws-nitro", SimulatedNitroEnclave(sim, pcrs).attest(channel_key), channel_key)
-    return identity, TrustStore(simulation_roots=[sim.root]), policy
+    store = TrustStore(simulation_roots=[sim.root])
+    return identity, {party: AttestationGate(store, policy) for party in parties}
 
 
-def _train(job: FederatedJob, parts: Mapping[str, data.Partition], request: Mapping[str, Any],
-           standardize: data.Standardizer, features: int) -> fl.FederatedResult:
-    from .attestation import AttestationGate
-
-    identity, store, policy = _aggregator(request["measurements"])
-    gates = {party: AttestationGate(store, policy) for party in parts}
-    result = fl.run_federated(
-        job, {p: (lambda p=p: parts[p]) for p in parts}, {p: len(parts[p]) for p in parts},
-        standardize, features, gates, identity,
-    )
+def _gated(result: fl.FederatedResult, what: str) -> fl.NDArrays:
+    """A run some party refused (its gate did not admit the aggregator) yields nothing: the job stops there
+    instead of releasing a result computed without every party."""
     if result.parameters is None:
-        raise RuntimeError(f"federated training produced no model: refusals {result.refusals}")
-    return result
+        raise RuntimeError(f"{what} produced nothing: refusals {result.refusals}")
+    return result.parameters
 
 
 def _charge_epsilon(value: float) -> Decimal:
@@ -120,32 +117,45 @@ def _federated(
     parts: Mapping[str, data.Partition], request: Mapping[str, Any], split: data.Dataset,
     ledger: dp.PrivacyLedger | None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Train the released model (DP-FedAvg when `federated.dp` is set: its (epsilon, delta) is charged to the
-    ledger before any party trains; refused, nothing trains).
+    """Train the released model, and its DP standardizer when the job has one. Both are charged to the
+    ledger as one spend (`federated-model`: the standardizer's Laplace epsilon, DP-FedAvg's (epsilon,
+    delta)) before any party computes anything; refused, nothing runs.
 
-    Nothing uncharged leaves: no evaluation figure computed on the parties' data (no AUROC, no non-private or
-    centralized baseline, no epsilon sweep; the held-out rows are drawn from the same data) and no
-    data-derived preprocessing. The model is trained on the raw feature values (`data.Standardizer.identity`):
-    a pooled center/scale would be an uncharged release of 60 per-feature moments. Utility is measured in
-    `tests/ml` on the seeded public split, never here."""
+    Nothing uncharged leaves: no baseline trained on the parties' data, no epsilon sweep, no plaintext
+    standardizer. Without `federated.standardizer` the model takes raw features (`Standardizer.identity`)."""
     if request.get("dp_sweep"):
         raise ValueError("dp_sweep is refused: an epsilon sweep evaluated on the parties' data is an uncharged "
                          "release (measure utility on public data, as tests/ml does)")
     job = FederatedJob.model_validate(request.get("federated") or {})
-    job.check_clients({p: len(parts[p]) for p in parts})
+    job.check_parties(len(parts))
     features = len(split.feature_names)
-    standardize = data.Standardizer.identity(features)
-    spend = None
+    bounds = data.Bounds.of(split.feature_names)
+    scaling = None
+    charges: list[dp.Charge] = []
+    if job.standardizer is not None:
+        sensitivity = fl.standardizer_sensitivity(job, features)
+        scaling = dp.laplace_mechanism(job.standardizer.epsilon, sensitivity)
+        charges.append(dp.Charge("dp-standardizer", Decimal(str(float(scaling.map(sensitivity))))))
     if job.dp is not None:
+        charges.append(dp.Charge("dp-fedavg", _charge_epsilon(job.dp.spent_epsilon(job.rounds)), Decimal(repr(job.dp.delta))))
+    spend = None
+    if charges:
         if ledger is None:
-            raise ValueError("federated.dp is set but the collaboration declares no privacy budget to charge it to")
-        output = job.dp.output or (ledger.budget.outputs[0] if ledger.budget.outputs else "model")
-        eps = _charge_epsilon(job.dp.spent_epsilon(job.rounds))
-        charged = ledger.charge("federated-model", output, [dp.Charge("dp-fedavg", eps, Decimal(repr(job.dp.delta)))])
+            raise ValueError("federated.dp or federated.standardizer is set but the collaboration declares no "
+                             "privacy budget to charge it to")
+        output = (job.dp.output if job.dp is not None else None) or (ledger.budget.outputs[0] if ledger.budget.outputs else "model")
+        charged = ledger.charge("federated-model", output, charges)
         spend = {"job": charged.job, "output": charged.output, "epsilon": str(charged.epsilon),
                  "delta": str(charged.delta), "queries": list(charged.queries), "head": charged.head}
-    released = _train(job, parts, request, standardize, features)
-    params = released.parameters
+    identity, gates = _aggregator(request["measurements"], parts)
+    loaders = {p: (lambda p=p: parts[p]) for p in parts}
+    standardize = data.Standardizer.identity(features)
+    if scaling is not None:
+        noisy = _gated(fl.run_moments(job, loaders, bounds, scaling, gates, identity), "the DP standardizer")
+        standardize = data.Standardizer.from_noisy_moments(data.Moments.from_vector(noisy[0]), bounds)
+    released = fl.run_federated(job, loaders, standardize, features, gates, identity)
+    params = _gated(released, "federated training")
+    by_query = {c.query: c for c in charges}
     out = {
         "clients": len(parts),
         "rounds": released.rounds_completed,
@@ -153,13 +163,18 @@ def _federated(
         "sec_agg": {"num_shares": job.sec_agg.num_shares, "reconstruction_threshold": job.sec_agg.reconstruction_threshold},
         "released": {
             "dp": job.dp is not None,
-            **({"epsilon": str(spend["epsilon"]), "delta": spend["delta"], "output": spend["output"],
-                "noise_multiplier": round(job.dp.resolved_noise_multiplier(job.rounds), 6),
+            **({"epsilon": str(by_query["dp-fedavg"].epsilon), "delta": str(by_query["dp-fedavg"].delta),
+                "output": spend["output"], "noise_multiplier": round(job.dp.resolved_noise_multiplier(job.rounds), 6),
                 "clipping_norm": job.dp.clipping_norm} if job.dp is not None and spend is not None else {}),
+            **({"standardizer_epsilon": str(by_query["dp-standardizer"].epsilon)} if scaling is not None else {}),
         },
+        # the recipient's evaluation on its own labelled rows (the held-out split, which no party holds)
+        "auroc_holdout": round(fl.auroc(params, standardize(split.test.x), split.test.y), 4),
         "model": {
             "features": list(split.feature_names),
-            "preprocessing": "none",  # raw feature values: no data-derived standardizer is released
+            "preprocessing": "dp-standardizer" if scaling is not None else "none",
+            "center": [float(v) for v in standardize.center],
+            "scale": [float(v) for v in standardize.scale],
             "weights": [float(v) for v in params[0]],
             "bias": float(params[1][0]),
         },
@@ -263,18 +278,19 @@ def run(request: Mapping[str, Any]) -> dict[str, Any]:
 
 def _he(model: Mapping[str, Any], split: data.Dataset, rows: int) -> dict[str, Any]:
     """A recipient scores `rows` of the held-out set on the released model without showing them: it
-    encrypts its raw features (CKKS), the enclave scores the ciphertexts, the recipient decrypts.
-    Reported: the largest difference from the plaintext logits (absolute, and relative to the largest logit) and whether every predicted class agrees."""
+    standardizes its rows with the model's released center and scale, encrypts them (CKKS), the enclave
+    scores the ciphertexts, the recipient decrypts. Reported: the largest difference from the plaintext
+    logits (absolute, and relative to the largest logit) and whether every predicted class agrees."""
     from .he import HEClient, HEScorer
 
-    x = split.test.x[:rows]  # the model takes raw feature values (preprocessing "none")
+    x = data.Standardizer(np.asarray(model["center"]), np.asarray(model["scale"]))(split.test.x[:rows])
     client = HEClient()
     batch = client.encrypt(x)
     decrypted = client.decrypt(HEScorer(model["weights"], model["bias"]).score(batch), batch.rows)
     plain = x @ np.asarray(model["weights"]) + model["bias"]
     error = float(np.max(np.abs(decrypted - plain)))
-    # CKKS is fixed-point: its error grows with the magnitude of the values (raw features reach ~2500), so
-    # the relative error is the figure to judge; the absolute one is reported too.
+    # CKKS is fixed-point: its error grows with the magnitude of the values (raw features reach ~2500 when
+    # the model has no standardizer), so the relative error is the figure to judge; the absolute one too.
     return {"rows": batch.rows, "max_abs_error": error, "max_rel_error": error / max(1.0, float(np.max(np.abs(plain)))),
             "same_classes": bool(((decrypted > 0) == (plain > 0)).all())}
 

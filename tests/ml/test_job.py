@@ -49,10 +49,12 @@ def test_a_run_over_the_pipe_trains_spends_and_refuses(tmp_path: Path, datasets:
                           capture_output=True, text=True, check=True)
     result = json.loads(done.stdout)
     assert result["fl"]["rounds"] == 5 and result["fl"]["secagg"]
-    # nothing uncharged about the parties' data: no evaluation figure, no pooled standardizer, no MPC totals
-    assert set(result["fl"]) == {"clients", "rounds", "secagg", "sec_agg", "released", "model"}
-    assert set(result["fl"]["model"]) == {"features", "preprocessing", "weights", "bias"}
-    assert result["fl"]["model"]["preprocessing"] == "none"
+    # nothing uncharged about the parties' data: no baseline, no plaintext standardizer (without a DP one the
+    # model takes raw features: center 0, scale 1), no MPC totals
+    assert set(result["fl"]) == {"clients", "rounds", "secagg", "sec_agg", "released", "auroc_holdout", "model"}
+    model = result["fl"]["model"]
+    assert set(model) == {"features", "preprocessing", "center", "scale", "weights", "bias"}
+    assert model["preprocessing"] == "none" and set(model["center"]) == {0.0} and set(model["scale"]) == {1.0}
     dp = result["dp"]
     assert dp["spent"] == {"epsilon": "1.5", "delta": "0"} and dp["remaining"] == {"epsilon": "0.5", "delta": "0.000001"}
     assert [s["job"] for s in dp["spends"]] == ["a"] and dp["spends"][0]["head"] == dp["head"]

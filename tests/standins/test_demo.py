@@ -41,15 +41,19 @@ def test_dev_demo_every_decision_matches(tmp_path: Path) -> None:
 def assert_ppml(ppml: dict, work: Path, *, output: str, model_output: str | None = None) -> None:
     model_output = model_output or output
     fl = ppml["fl"]
-    # the stack's ccp:collaboration.federated job, and nothing computed on the parties' data without charge:
-    # no AUROC, no non-private/centralized baseline, no epsilon sweep, no pooled standardizer
+    # the stack's ccp:collaboration.federated job plus the DP standardizer, and nothing computed on the parties'
+    # data without charge: no non-private/centralized baseline, no epsilon sweep, no plaintext standardizer
+    standardizer = Decimal(fl["released"]["standardizer_epsilon"])
     assert fl == {
         "clients": 3, "rounds": 5, "secagg": True, "sec_agg": {"num_shares": 3, "reconstruction_threshold": 2},
         "released": {"dp": True, "epsilon": "1", "delta": "0.000001", "output": model_output,
-                     "noise_multiplier": fl["released"]["noise_multiplier"], "clipping_norm": 1.0},
-        "preprocessing": "none",
+                     "noise_multiplier": fl["released"]["noise_multiplier"], "clipping_norm": 1.0,
+                     "standardizer_epsilon": str(standardizer)},
+        "preprocessing": "dp-standardizer", "auroc_holdout": fl["auroc_holdout"],
     }
-    assert fl["released"]["noise_multiplier"] > 1
+    assert fl["released"]["noise_multiplier"] > 1 and Decimal("0.99") <= standardizer <= 1
+    # the recipient's AUROC on held-out rows no party holds; DP-FedAvg at epsilon 1 over 3 parties is noisy
+    assert 0 <= fl["auroc_holdout"] <= 1
     assert ppml["mpc"] == {"column": "mean radius", "parties": 3, "equal": True}  # only agreement, no totals
     assert ppml["he"]["rows"] == 64 and ppml["he"]["max_rel_error"] < 1e-6 and ppml["he"]["same_classes"]
     dp = ppml["dp"]
@@ -59,12 +63,12 @@ def assert_ppml(ppml: dict, work: Path, *, output: str, model_output: str | None
     assert spent + remaining == total and Decimal(dp["remaining"]["delta"]) + Decimal(dp["spent"]["delta"]) == Decimal("0.000001")
     assert [s["job"] for s in dp["spends"]] == ["federated-model", "cohort-statistics"]
     assert dp["spends"][0]["output"] == model_output and dp["spends"][1]["output"] == output
-    stats = Decimal(dp["spends"][1]["epsilon"])
-    assert Decimal(dp["spends"][0]["epsilon"]) + stats == spent and Decimal("1.99") <= stats <= Decimal("2.0")
+    stats, model = Decimal(dp["spends"][1]["epsilon"]), Decimal(dp["spends"][0]["epsilon"])
+    assert model == 1 + standardizer and model + stats == spent and Decimal("0.99") <= stats <= 1
     assert sum(Decimal(r["epsilon"]) for r in dp["releases"]) == stats
     values = {r["name"]: r["value"] for r in dp["releases"]}
-    assert abs(values["cohort-size"] - 426) < 40 and abs(values["malignant-cases"] - 159) < 40  # Laplace, eps 0.5
-    assert 11.0 < values["mean-radius"] < 17.0  # true mean ~14.1, clamped to [5, 30], eps 1.0
+    assert abs(values["cohort-size"] - 426) < 40 and abs(values["malignant-cases"] - 159) < 40  # Laplace, eps 0.25
+    assert 11.0 < values["mean-radius"] < 17.0  # true mean ~14.1, clamped to [5, 30], eps 0.5
     # the rerun over budget and the undeclared output: refused before loading data, ledger unchanged
     refused = {r["job"]: r for r in dp["refused"]}
     assert set(refused) == {"cohort-statistics-rerun", "per-site-statistics"}
@@ -78,7 +82,7 @@ def assert_ppml(ppml: dict, work: Path, *, output: str, model_output: str | None
                if json.loads(line)["event"] == "privacy-spend"]
     assert audited == [
         {"collaboration": ledger[0]["data"]["collaboration"], "job": "federated-model", "output": model_output,
-         "epsilon": "1", "delta": "0.000001", "head": dp["spends"][0]["head"]},
+         "epsilon": str(model), "delta": "0.000001", "head": dp["spends"][0]["head"]},
         {"collaboration": ledger[0]["data"]["collaboration"], "job": "cohort-statistics", "output": output,
          "epsilon": str(stats), "delta": "0", "head": dp["ledger_head"]},
     ]
