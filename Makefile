@@ -63,12 +63,13 @@ test-full: $(STAMP) tools
 mutate: $(STAMP) tools
 	@$(PY) tools/mutate.py --jobs 2
 
-bench: $(STAMP)
+bench: $(STAMP) $(STAMP_ML)
 	@$(PY) -m benchmarks.bench_review
 	@$(PY) -m benchmarks.bench_verify
 	@$(PY) -m benchmarks.bench_keyrelease
 	@$(PY) -m benchmarks.bench_seal
 	@$(PY) -m benchmarks.bench_service
+	@$(PY_ML) -m benchmarks.bench_ml
 
 # ruff, then the CI workflows: GitHub's workflow schema (check-jsonschema's vendored copy, offline) and
 # zizmor's security audit (offline; medium and high findings fail).

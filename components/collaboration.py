@@ -15,7 +15,7 @@ the component itself re-checks nothing it cannot fix.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Final, Mapping
 
 import pulumi
 
@@ -37,6 +37,33 @@ class CollaborationArgs:
     options: Mapping[Cloud, Any] = field(default_factory=dict)
 
 
+# Data whose releases must be differentially private in prod (ccp-collaboration-enforce-dp-outputs).
+PERSONAL_DATA: Final = ("phi", "pii", "pci")
+
+
+def release_declaration(collaboration: CollaborationModel) -> dict[str, Any]:
+    """What the collaboration releases, from what data, and what of it the privacy budget charges: the
+    component's inputs, so the review and the policy pack judge the declaration the program makes (rule
+    ccp-collaboration-enforce-dp-outputs, the review's privacy section), not a copy of the config."""
+    privacy = collaboration.privacy
+    dp = collaboration.federated.dp if collaboration.federated is not None else None
+    scaling = collaboration.federated.standardizer if collaboration.federated is not None else None
+    return {
+        "dataClassifications": sorted({p.data_classification for p in collaboration.parties}),
+        "outputs": [o.name for o in collaboration.outputs],
+        **({"privacy": {"epsilon": privacy.epsilon, "delta": privacy.delta, "outputs": list(privacy.outputs)}}
+           if privacy is not None else {}),
+        **({"plannedSpends": [
+            *([{"mechanism": "dp-standardizer", "output": dp.output, "epsilon": scaling.epsilon, "delta": 0.0}]
+              if scaling is not None else []),
+            {
+                "mechanism": "dp-fedavg", "output": dp.output, "epsilon": dp.epsilon, "delta": dp.delta,
+                **({"noiseMultiplier": dp.noise_multiplier} if dp.noise_multiplier is not None else {}),
+            },
+        ]} if dp is not None else {}),
+    }
+
+
 class Collaboration(pulumi.ComponentResource):
     """`sites`: cloud -> Site; `site_names`: the sites' logical names (exported by the program);
     `keys`: party name -> that party's data key resource on its own cloud."""
@@ -46,8 +73,8 @@ class Collaboration(pulumi.ComponentResource):
     keys: dict[str, pulumi.Resource]
 
     def __init__(self, name: str, args: CollaborationArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("ccp:index:Collaboration", name, None, opts)
         collaboration = args.collaboration
+        super().__init__("ccp:index:Collaboration", name, release_declaration(collaboration), opts)
         self.sites = {}
         self.site_names = []
         self.keys = {}

@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 
 from components.attestation.aws_key_policy import ACCOUNT_ROOT, BREAK_GLASS_ROLE
 from enclave_runtime.measurements import ApprovedMeasurements, Model
+from enclave_runtime.ml.config import even_shares_problem
 from components.regions import CLOUD_LABELS, Cloud, is_region
 
 Environment = Literal["dev", "prod"]
@@ -57,15 +58,16 @@ TEE_MEASUREMENTS: Final[dict[str, str]] = {
 # attestation the cloud's key service itself checks. Anything else has no documented path.
 KEY_RELEASE_PATHS: Final[dict[str, frozenset[str]]] = {
     "aws": frozenset({"nitro"}),
-    # sev-snp on Azure releases only as AKS confidential containers (`kubernetes: true`): an Azure
-    # SEV-SNP confidential VM is attested by its paravisor's launch measurement (see CVM_REFUSED).
+    # sev-snp on Azure releases as AKS confidential containers (`kubernetes: true`), or as a confidential
+    # VM only on the opt-in measured-guest path (`measurements.azureCvm.pcrs`; see CVM_REFUSED).
     "azure": frozenset({"confidential-containers", "sev-snp", "tdx", "sgx"}),
     "gcp": frozenset({"confidential-space"}),
 }
 KEY_RELEASE_HINT: Final[dict[str, str]] = {
     "aws": "AWS KMS releases keys to attested Nitro Enclaves only (kms:RecipientAttestation)",
     "azure": "Azure Key Vault secure key release accepts Microsoft Azure Attestation tokens of Azure "
-    "confidential container groups, TDX confidential VMs and SGX enclaves only",
+    "confidential container groups, SGX enclaves and SEV-SNP confidential VMs whose vTPM PCRs the collaboration's "
+    "own attestation policy checks (measurements.azureCvm.pcrs) only",
     "gcp": "Cloud KMS is reached through Workload Identity Federation with Confidential Space "
     "attestation tokens only",
 }
@@ -75,21 +77,34 @@ GUEST_ATTESTATION_DOCS: Final = (
     "https://learn.microsoft.com/azure/confidential-computing/guest-attestation-confidential-virtual-machines-design"
 )
 CVM_REFUSED: Final = (
-    "an Azure SEV-SNP confidential VM cannot be the release target of an Azure data key: its attestation "
-    "pins x-ms-isolation-tee.x-ms-sevsnpvm-launchmeasurement, which measures Microsoft's paravisor and UEFI "
-    "firmware, not the guest or the workload (" + GUEST_ATTESTATION_DOCS + "), so any code running in the VM "
-    "would get the key and the value changes when Microsoft services the paravisor; use tee "
-    "'confidential-containers' (an Azure confidential container group) with measurements.sevSnp.ccePolicy "
-    "(from `az confcom acipolicygen`) and measurements.sevSnp.hostData (its SHA-256)"
+    "an Azure SEV-SNP confidential VM cannot be the release target of an Azure data key on its launch measurement: "
+    "x-ms-isolation-tee.x-ms-sevsnpvm-launchmeasurement measures Microsoft's paravisor and UEFI firmware, not the "
+    "guest or the workload (" + GUEST_ATTESTATION_DOCS + "), so any code running in the VM would get the key and the "
+    "value changes when Microsoft services the paravisor; use tee 'confidential-containers' (an Azure confidential "
+    "container group) with measurements.sevSnp.ccePolicy (from `az confcom acipolicygen`) and "
+    "measurements.sevSnp.hostData (its SHA-256), or keep the CVM and add measurements.azureCvm.pcrs (PCR index -> "
+    "SHA-256 of the measured image's vTPM PCRs, checked by the collaboration's own isolated-mode attestation policy)"
 )
 
 
-def releases_key(key_cloud: str, host: "WorkloadHost") -> bool:
+def azure_cvm_host(host: "WorkloadHost") -> bool:
+    """An Azure SEV-SNP confidential VM host (not an AKS node pool, not a container group)."""
+    return host.cloud == "azure" and host.tee == "sev-snp" and not host.kubernetes
+
+
+def releases_key(key_cloud: str, host: "WorkloadHost", measurements: ApprovedMeasurements) -> bool:
     """Whether `host` is a documented, workload-bound release target of a key on `key_cloud`."""
     if host.cloud != key_cloud or host.tee not in KEY_RELEASE_PATHS[key_cloud]:
         return False
-    # An Azure sev-snp host is a release target only as AKS confidential containers.
-    return not (key_cloud == "azure" and host.tee == "sev-snp" and not host.kubernetes)
+    # An Azure SEV-SNP CVM is a release target only on the measured-guest path (its vTPM PCRs).
+    return not azure_cvm_host(host) or measurements.azure_cvm is not None
+
+
+def measurement_section(host: "WorkloadHost", measurements: ApprovedMeasurements) -> str:
+    """The measurements section that identifies `host`'s workload (an Azure CVM: its guest PCRs when given)."""
+    if azure_cvm_host(host) and measurements.azure_cvm is not None:
+        return "azureCvm"
+    return TEE_MEASUREMENTS[host.tee]
 
 
 def _region_problem(cloud: str, region: str) -> PydanticCustomError:
@@ -408,6 +423,16 @@ class FederatedDP(Model):
         return value
 
 
+class FederatedStandardizer(Model):
+    """The model's DP feature scaling (`enclave_runtime.ml.config.DPStandardizer`): each party's per-feature
+    count, sums and sums of squares within public ranges, summed by SecAgg+, Laplace noise at `epsilon` added
+    by the attested aggregator; charged with DP-FedAvg to `federated.dp.output`. `maxRows`: a public bound on
+    one party's rows (its moments are scaled by it to fit SecAgg+'s clipping range)."""
+
+    epsilon: Annotated[float, _positive("epsilon", "1.0")]
+    max_rows: int = Field(default=2000, ge=1, le=10**6)
+
+
 class Federated(Model):
     """The federated job the parties approve (`ccp:collaboration.federated`), run by `enclave_runtime.ml`."""
 
@@ -415,6 +440,7 @@ class Federated(Model):
     clients_per_round: int = Field(ge=1)
     sec_agg: SecAgg
     dp: FederatedDP | None = None
+    standardizer: FederatedStandardizer | None = None
 
 
 class Collaboration(Model):
@@ -437,7 +463,7 @@ class Collaboration(Model):
                 )
         measured = self.measurements.model_dump(by_alias=True, exclude_none=True)
         for i, host in enumerate(self.workload.hosts):
-            section = TEE_MEASUREMENTS[host.tee]
+            section = measurement_section(host, self.measurements)
             if section not in measured:
                 problems.append(
                     f"workload.hosts[{i}].tee: {host.tee!r} has no approved measurements: add "
@@ -448,7 +474,7 @@ class Collaboration(Model):
         for i, host in enumerate(self.workload.hosts):
             if not azure_keys or host.cloud != "azure":
                 continue
-            if host.tee == "sev-snp" and not host.kubernetes:
+            if azure_cvm_host(host) and self.measurements.azure_cvm is None:
                 # Old configs (an Azure CVM pinned by its launch measurement) fail loudly here.
                 problems.append(f"workload.hosts[{i}].tee: {CVM_REFUSED}")
             elif host.tee == "confidential-containers" and snp is not None and (
@@ -462,12 +488,17 @@ class Collaboration(Model):
                 )
         for i, party in enumerate(self.parties):
             paths = KEY_RELEASE_PATHS[party.cloud]
-            if not any(releases_key(party.cloud, h) for h in self.workload.hosts):
+            if not any(releases_key(party.cloud, h, self.measurements) for h in self.workload.hosts):
                 problems.append(
                     f"parties[{i}].cloud: {party.cloud!r} has no workload host its key can be released to: "
                     f"{KEY_RELEASE_HINT[party.cloud]}; add a workload host on {party.cloud} with tee "
                     f"{' or '.join(sorted(paths - ({'sev-snp', 'tdx'} if party.cloud == 'azure' else set())))}"
                 )
+        if self.measurements.azure_cvm is not None and not any(azure_cvm_host(h) for h in self.workload.hosts):
+            problems.append(
+                "measurements.azureCvm: is set but no workload host is an Azure SEV-SNP confidential VM (cloud azure, "
+                "tee sev-snp, no kubernetes): remove it or declare that host (its PCRs pin nothing else)"
+            )
         for i, output in enumerate(self.outputs):
             for j, recipient in enumerate(output.recipients):
                 if recipient not in names:
@@ -506,6 +537,8 @@ class Collaboration(Model):
                 f"federated.secAgg.numShares: {job.sec_agg.num_shares} shares but only {parties} parties to hold "
                 f"them: set it to at most {parties}"
             )
+        elif uneven := even_shares_problem(job.sec_agg.num_shares, parties):
+            problems.append(f"federated.secAgg.numShares: {uneven}")
         if job.sec_agg.reconstruction_threshold >= job.sec_agg.num_shares:
             problems.append(
                 f"federated.secAgg.reconstructionThreshold: {job.sec_agg.reconstruction_threshold} must be below "
@@ -518,6 +551,9 @@ class Collaboration(Model):
                 f"none), set it to {parties}"
             )
         dp = job.dp
+        if job.standardizer is not None and dp is None:
+            problems.append("federated.standardizer: it is charged with the model to federated.dp.output; declare "
+                            "federated.dp (or remove the standardizer: the model then takes raw features)")
         if dp is None:
             return problems
         if (dp.epsilon is None) == (dp.noise_multiplier is None):
@@ -538,6 +574,14 @@ class Collaboration(Model):
             problems.append(
                 f"federated.dp.epsilon: {dp.epsilon} exceeds the collaboration's total privacy.epsilon "
                 f"({self.privacy.epsilon}): the runtime would refuse to train"
+            )
+        elif dp.epsilon is not None and job.standardizer is not None and (
+            dp.epsilon + job.standardizer.epsilon > self.privacy.epsilon
+        ):
+            problems.append(
+                f"federated.standardizer.epsilon: {job.standardizer.epsilon} plus federated.dp.epsilon "
+                f"({dp.epsilon}) exceeds the collaboration's total privacy.epsilon ({self.privacy.epsilon}): they are "
+                "charged together and the runtime would refuse to train"
             )
         if dp.delta > self.privacy.delta:
             problems.append(

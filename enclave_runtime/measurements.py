@@ -11,6 +11,7 @@ Formats (lowercase hex, as the clouds' condition keys and claims compare them):
 - TDX MRTD: 48 bytes, 96 hex.
 - SGX MRENCLAVE / MRSIGNER: SHA-256, 64 hex.
 - Confidential Space image digests: ``sha256:<64 hex>``.
+- Azure confidential VM guest (vTPM) PCRs: SHA-256 bank, 64 hex each, by PCR index (`azureCvm.pcrs`).
 """
 
 from __future__ import annotations
@@ -184,6 +185,32 @@ class SgxMeasurements(Model):
         return self
 
 
+# vTPM PCR indices (TPM 2.0 PC Client: 0-23).
+_PCR_INDEX = re.compile(r"^(?:[0-9]|1[0-9]|2[0-3])$")
+
+
+def _pcrs(value: dict[str, str]) -> dict[str, str]:
+    for index in value:
+        if not _PCR_INDEX.match(index):
+            raise PydanticCustomError(
+                "ccp_pcr",
+                "'{index}' is not a vTPM PCR index: use the decimal index 0-23 as the key (e.g. '4': <64 hex>)",
+                {"index": index},
+            )
+    return dict(sorted(value.items(), key=lambda item: int(item[0])))
+
+
+class AzureCvmMeasurements(Model):
+    """An Azure confidential VM as a workload host (opt-in): the guest's own vTPM PCRs (SHA-256 bank) of a
+    measured image. An Azure CVM's hardware report measures Microsoft's paravisor and firmware only; the
+    guest OS is covered by the vTPM quote's PCRs
+    (https://learn.microsoft.com/azure/confidential-computing/guest-attestation-confidential-virtual-machines-design),
+    so these values are what the collaboration's own MAA attestation policy checks before it emits the
+    claim the data keys pin (components/attestation/azure_guest_policy.py)."""
+
+    pcrs: Annotated[dict[str, Sha256Hex], AfterValidator(_pcrs)] = Field(min_length=1)
+
+
 class ConfidentialSpaceMeasurements(Model):
     """GCP Confidential Space: the approved container images, by digest."""
 
@@ -199,6 +226,7 @@ class ApprovedMeasurements(Model):
     tdx: TdxMeasurements | None = None
     sgx: SgxMeasurements | None = None
     confidential_space: ConfidentialSpaceMeasurements | None = None
+    azure_cvm: AzureCvmMeasurements | None = None
 
     @model_validator(mode="after")
     def _not_debug_in_prod(self, info: ValidationInfo) -> "ApprovedMeasurements":
@@ -232,6 +260,8 @@ class ApprovedMeasurements(Model):
                     found.extend(
                         (f"{section}.{key}[{i}]", v) for i, v in enumerate(value)
                     )
+                elif isinstance(value, dict):
+                    found.extend((f"{section}.{key}.{k}", v) for k, v in value.items())
         return found
 
     def document(self) -> dict:

@@ -267,13 +267,9 @@ def run(stack: str, *, quiet: bool = False, out: Path = OUT) -> int:
             if privacy is not None:  # the model's values, as exact decimal strings for the ledger
                 request["budget"] = {"epsilon": repr(privacy.epsilon), "delta": repr(privacy.delta), "outputs": list(privacy.outputs)}
             if collaboration.federated is not None:
-                # the job the parties approved (ccp:collaboration.federated): rounds, SecAgg+ and DP-FedAvg,
-                # whose spend is charged to dp.output before any party trains
+                # the job the parties approved (ccp:collaboration.federated): rounds, SecAgg+, the DP standardizer
+                # and DP-FedAvg, whose spend is charged to dp.output before any party trains
                 request["federated"] = collaboration.federated.model_dump(mode="json", by_alias=True, exclude_none=True)
-            if privacy is not None:
-                # the model's DP standardizer (a third of the budget, charged with the model): the stack's typed
-                # federated section cannot declare it yet, so the demo adds it to the job it sends
-                request.setdefault("federated", {})["standardizer"] = {"epsilon": privacy.epsilon / 3}
             missing = sorted({f"{p.name}/{d.name}" for p in collaboration.parties for d in p.datasets} - set(unsealed))
             job: dict[str, Any] | None = None
             if not missing:  # the job the parties approved runs on every party's data, or not at all

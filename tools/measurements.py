@@ -19,9 +19,11 @@ What each host's TEE needs (from `Pulumi.<stack>.yaml`: workload.hosts and the p
 - sev-snp confidential VM: launchMeasurement with `sev-snp-measure` (PyPI) over the OVMF build, and kernel,
   initrd and command line when they are measured (OVMF built with SNP kernel hashes).
 - tdx, sgx: no measuring tool is wired here (reported, never guessed).
+Besides the measurements, the EIF's size in MiB (rounded up) when the EIF file is at hand: the stack's
+`ccp-aws:enclaveImageSizeMib`, from which the enclave memory (>= 4x) and its fit on the instance are checked.
 
-The build inputs must be pinned: a `REPLACE_ME` left in images/ (base image digest, template image)
-refuses the run, since values measured from an unpinned build cannot be reproduced by the other parties.
+The build inputs must be pinned: a `REPLACE_ME` left in images/ (a base image digest, the ACI template's
+image reference) refuses the sections built from it, since values measured from an unpinned build cannot be reproduced by the other parties.
 
 Writes `out/measurements-<stack>.yaml` (a `measurements:` mapping to paste under `ccp:collaboration`) only
 when every required value was computed and validated with the real model; otherwise
@@ -78,6 +80,9 @@ class Result:
     values: dict[str, dict[str, Any]] = field(default_factory=dict)  # section -> key -> value
     missing: list[str] = field(default_factory=list)  # "<section.key>: why (tool missing / input absent)"
     problems: list[str] = field(default_factory=list)  # refused inputs (placeholders, prod policy)
+    # Stack config the build determines besides the measurements (`ccp-aws:enclaveImageSizeMib`), and why
+    # such a value could not be taken from this build; neither makes the measurement set incomplete.
+    config: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def set(self, section: str, key: str, value: Any) -> None:
@@ -121,6 +126,16 @@ def nitro_pcrs(describe: dict[str, Any]) -> dict[str, str]:
     if not out:
         raise Unusable("no PCR values in Measurements")
     return out
+
+
+EIF_SIZE_KEY = "ccp-aws:enclaveImageSizeMib"
+MIB = 1024 * 1024
+
+
+def eif_size_mib(eif: Path) -> int:
+    """The EIF's size in MiB rounded up: the `ccp-aws:enclaveImageSizeMib` the enclave memory is sized from
+    (`nitro-cli run-enclave` needs at least 4x the file; components.aws.enclave_host.enclave_memory_mib)."""
+    return -(-eif.stat().st_size // MIB)
 
 
 def describe_eif(eif: Path) -> dict[str, Any]:
@@ -348,6 +363,12 @@ def compute(args: argparse.Namespace, environment: str, need: dict[str, list[str
                 f"image of images/nitro/Dockerfile ({here}; the build also needs a docker daemon: "
                 f"{buildx_status().removeprefix('docker/buildx not available here: ')}) and pass --eif, or the "
                 "saved `nitro-cli describe-eif` JSON with --describe-eif")
+        if eif is not None:
+            result.config[EIF_SIZE_KEY] = eif_size_mib(eif)
+        else:
+            result.notes.append(
+                f"{EIF_SIZE_KEY}: no enclave image file to measure (--eif, or {DEFAULTS['eif']}); the saved "
+                "describe-eif output does not carry the file size. Build the EIF where nitro-cli runs and pass it")
         for name in ("pcr0", "pcr1", "pcr2"):
             if name in pcrs:
                 result.set("nitro", name, pcrs[name])
@@ -453,6 +474,9 @@ def render(result: Result, version: str, stack: str, complete: bool) -> str:
     header = [f"# `make measurements STACK={stack}`: computed from the build outputs by tools/measurements.py.",
               "# Paste under ccp:collaboration in Pulumi.<stack>.yaml, then every party signs the contract",
               f"# (python -m stacks.contract sign --stack {stack}; stacks/contracts/{stack}.json)."]
+    header += [f"# Stack config from the same build (set it in Pulumi.{stack}.yaml, not under measurements): "
+               f"{key}: {value}" for key, value in result.config.items()]
+    header += [f"# Stack config not taken from this build: {note}" for note in result.notes]
     if not complete:
         header.append("# INCOMPLETE - NOT FOR SIGNING. Not computed:")
         header += [f"#   - {m}" for m in result.missing]
@@ -534,6 +558,10 @@ def main(argv: list[str] | None = None) -> int:
             if key in ("pin", "ccePolicy"):
                 continue
             print(f"  computed {section}.{key}: {value}")
+    for key, value in result.config.items():
+        print(f"  computed {key}: {value} (stack config: the enclave memory is sized from it)")
+    for line in result.notes:
+        print(f"  NOT COMPUTED {line}")
     for line in result.missing:
         print(f"  NOT COMPUTED {line}")
     for line in result.problems:

@@ -6,8 +6,10 @@ boundary of a party's data key on Azure, and it is generated here from the one r
 (`ApprovedMeasurements`), never written by hand.
 
 Rules the generator enforces (fail closed):
-- every policy pins the workload (launch measurement, host data, MRTD or MRENCLAVE/MRSIGNER), never
-  the TEE type alone: a type-only policy releases the key to any confidential VM in the region;
+- every policy pins the workload (container policy hash, MRENCLAVE/MRSIGNER, MRTD, or for an Azure CVM
+  the claim and policy hash of the collaboration's own vTPM-PCR attestation policy), never the TEE type
+  alone (a type-only policy releases the key to any confidential VM in the region) and never an Azure
+  CVM's launch measurement alone (it measures Microsoft's paravisor);
 - every policy requires the TEE to be non-debuggable;
 - `x-ms-runtime.*` claims are never used: the attested caller chooses them (client payload);
 - a TEE whose measurement section is absent gets no policy at all (ValueError), not a wildcard.
@@ -15,9 +17,10 @@ Rules the generator enforces (fail closed):
 Claim names (MAA token formats):
 - Confidential VMs (guest attestation) nest the hardware claims under `x-ms-isolation-tee`:
   `x-ms-attestation-type` (`sevsnpvm` | `tdxvm`), `x-ms-compliance-status`
-  (`azure-compliant-cvm`), `x-ms-sevsnpvm-launchmeasurement`, `x-ms-sevsnpvm-is-debuggable`
-  (https://learn.microsoft.com/azure/attestation/attestation-token-examples,
-  https://learn.microsoft.com/azure/confidential-computing/guest-attestation-confidential-virtual-machines-design).
+  (`azure-compliant-cvm`), `x-ms-sevsnpvm-is-debuggable`, with top-level `x-ms-attestation-type`
+  `azurevm`, `secureboot` and `x-ms-azurevm-*` flags
+  (https://learn.microsoft.com/azure/confidential-computing/guest-attestation-confidential-vms); the
+  workload is pinned through the collaboration's own attestation policy (azure_guest_policy.py).
 - TDX: MAA's TDX token is an EAT whose claims are all top level: `tdx_mrtd`,
   `tdx_td_attributes_debug` (TDX claims) next to `x-ms-attestation-type` (Microsoft-specific claims),
   with no `x-ms-isolation-tee` wrapper ("Azure Attestation EAT profile for Intel TDX",
@@ -44,6 +47,7 @@ import base64
 import json
 from typing import Any, Callable, Final
 
+from components.attestation.azure_guest_policy import release_claims
 from enclave_runtime.measurements import ApprovedMeasurements
 
 POLICY_VERSION: Final = "1.0.0"
@@ -73,28 +77,24 @@ def _missing(tee: str, section: str, need: str) -> ValueError:
 
 def _sev_snp(measurements: ApprovedMeasurements, container: bool) -> list[Claim]:
     snp = measurements.sev_snp
-    if snp is None:
-        raise _missing("sev-snp", "sevSnp section", "launchMeasurement or hostData")
-    if container or snp.launch_measurement is None:
-        if snp.host_data is None:
-            raise _missing(
-                "sev-snp", "sevSnp.hostData", "the SHA-256 of the confidential container policy"
-            )
-        # Confidential containers: the UVM's claims are top level; hostdata pins the container
-        # security policy, vmpl 0 is the guest's most privileged level (the UVM itself).
-        return [
-            _equals("x-ms-attestation-type", "sevsnpvm"),
-            _equals("x-ms-compliance-status", "azure-compliant-uvm"),
-            _equals("x-ms-sevsnpvm-hostdata", snp.host_data),
-            _equals("x-ms-sevsnpvm-is-debuggable", False),
-            _equals("x-ms-sevsnpvm-vmpl", 0),
-        ]
-    tee = ISOLATION_TEE
+    if not container and measurements.azure_cvm is not None:
+        # An Azure SEV-SNP confidential VM: the guest's vTPM PCRs, checked by the collaboration's own
+        # MAA policy (components/attestation/azure_guest_policy.py), never the paravisor's launch measurement.
+        return release_claims(measurements.azure_cvm)
+    if snp is None or snp.host_data is None:
+        raise _missing(
+            "sev-snp",
+            "sevSnp.hostData (confidential containers) or azureCvm.pcrs (a confidential VM's measured image)",
+            "a launch measurement alone measures Microsoft's paravisor and firmware, not the workload",
+        )
+    # Confidential containers: the UVM's claims are top level; hostdata pins the container
+    # security policy, vmpl 0 is the guest's most privileged level (the UVM itself).
     return [
-        _equals(f"{tee}.x-ms-attestation-type", "sevsnpvm"),
-        _equals(f"{tee}.x-ms-compliance-status", "azure-compliant-cvm"),
-        _equals(f"{tee}.x-ms-sevsnpvm-launchmeasurement", snp.launch_measurement),
-        _equals(f"{tee}.x-ms-sevsnpvm-is-debuggable", False),
+        _equals("x-ms-attestation-type", "sevsnpvm"),
+        _equals("x-ms-compliance-status", "azure-compliant-uvm"),
+        _equals("x-ms-sevsnpvm-hostdata", snp.host_data),
+        _equals("x-ms-sevsnpvm-is-debuggable", False),
+        _equals("x-ms-sevsnpvm-vmpl", 0),
     ]
 
 

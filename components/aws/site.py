@@ -47,6 +47,7 @@ from components.aws.network import EKS_INTERFACE_SERVICES, Network, NetworkArgs
 from components.aws.party_key import PartyDataKey, PartyDataKeyArgs
 from components.aws.storage import PartyStorage, PartyStorageArgs
 from components.key_purpose import DISK
+from components.kubernetes.flower import FlowerFederation, federation_on
 from components.kubernetes.query_service import QueryService, QueryServiceArgs
 from components.model import WorkloadHost
 from components.site import SiteArgs
@@ -272,6 +273,7 @@ class Site(pulumi.ComponentResource):
         self.hosts: list[EnclaveHost] = []
         self.clusters: list[EksCluster] = []
         self.query_services: list[QueryService] = []
+        self.federation: FlowerFederation | None = None
         for index, host in enumerate(hosts):
             self._host(name, index, host, args, account, role, role_policy, ebs_keys[host.region])
 
@@ -325,19 +327,23 @@ class Site(pulumi.ComponentResource):
             self.clusters.append(cluster)
             # The attested query service's replicas on the enclave nodes, through the cluster's provider
             # (image: checked pinned by `checks`; QueryService refuses it again if not).
-            self.query_services.append(
-                QueryService(
-                    f"{host_name}-query",
-                    QueryServiceArgs(
-                        image=args.collaboration.workload.image or "",
-                        placement=cluster.query_placement,
-                        labels=args.shared_tags(),
-                        collaboration=args.collaboration.name,
-                    ),
-                    provider=cluster.provider,
-                    after=[cluster.node_group],
-                    opts=child(cluster),
-                )
+            query = QueryService(
+                f"{host_name}-query",
+                QueryServiceArgs(
+                    image=args.collaboration.workload.image or "",
+                    placement=cluster.query_placement,
+                    labels=args.shared_tags(),
+                    collaboration=args.collaboration.name,
+                ),
+                provider=cluster.provider,
+                after=[cluster.node_group],
+                opts=child(cluster),
+            )
+            self.query_services.append(query)
+            # Flower's SuperLink and SuperNodes when this is the collaboration's federated cluster.
+            self.federation = self.federation or federation_on(
+                f"{host_name}-flower", args.collaboration, host, cluster.query_placement, args.shared_tags(),
+                cluster.provider, [cluster.node_group, query.namespace, query.service_account], child(cluster),
             )
             return
         self.hosts.append(

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import attestation
 
+from components.attestation.azure_guest_policy import ATTESTATION_TYPE, maa_policy, policy_hash
 from components.azure.common import child
 from components.azure.options import policy_signing_key
+from enclave_runtime.measurements import AzureCvmMeasurements
 
 
 def provider_name(collaboration: str, location: str) -> str:
@@ -87,3 +89,34 @@ def _require_uri(uri: str | None) -> str:
 def _jwk(key: dict) -> dict:
     """JsonWebKeyArgs keywords (the SDK spells x5c `x5_c`)."""
     return {("x5_c" if k == "x5c" else k): v for k, v in key.items()}
+
+
+class GuestAttestationPolicy(pulumi.ComponentResource):
+    """The collaboration's own MAA attestation policy for Azure CVM workload hosts (`AzureGuest`: the guest's
+    vTPM PCRs against `measurements.azureCvm.pcrs`), declared with the provider it belongs to.
+
+    azure-native has no resource for an attestation policy: in isolated mode it is set on the data plane
+    with a JWS signed by one of the parties' policy-signing keys, which the stack never holds. The stack
+    therefore declares the exact text (and its `x-ms-policy-hash`, which every CVM release policy pins) as
+    this component's inputs, so the review records and simulates it and a party signs and uploads exactly
+    it (`az attestation policy set --attestation-type AzureGuest --policy-format JWT`,
+    https://learn.microsoft.com/azure/attestation/policy-signer-examples). A different uploaded policy has
+    a different hash: no key is released on its tokens.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        provider: AttestationProvider,
+        pcrs: AzureCvmMeasurements,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        text = maa_policy(pcrs)
+        props = {
+            "attestationType": ATTESTATION_TYPE,
+            "authority": provider.authority,
+            "policy": text,
+            "policyHash": policy_hash(text),
+        }
+        super().__init__("ccp:azure:AttestationPolicy", name, props, opts)
+        self.register_outputs(props)

@@ -6,7 +6,8 @@ then only declares. What they refuse, and why:
 - a confidential container group host without a digest-pinned image or a CCE policy (the data key
   pins the policy's hash, and the policy pins the image's layers);
 - a VM host whose size does not provide its TEE (ARM refuses it only at deployment time);
-- Azure parties without a host Key Vault can release their key to (an Azure SEV-SNP CVM never is one);
+- Azure parties without a host Key Vault can release their key to (an Azure SEV-SNP CVM is one only with
+  `measurements.azureCvm`, and then only with the collaboration's own provider in isolated mode);
 - an Azure data key released to a TDX confidential VM (TDX_CVM_REFUSED): its only pin, MRTD, measures
   Microsoft's firmware and paravisor, not the workload; the CVM may stay a host when no Azure party
   releases a key to it;
@@ -25,10 +26,10 @@ from typing import Final
 
 from components.attestation.azure_release_policy import AZURE_RELEASE_TEES, release_policy
 from components.azure.container_group import validate_container_group
-from components.azure.options import AzureOptions
+from components.azure.options import NAMESPACE, NO_ACCESS_SSH_PUBLIC_KEY, AzureOptions
 from components.azure.vm import host_size
 from components.kubernetes.query_service import image_problems
-from components.model import GUEST_ATTESTATION_DOCS, releases_key
+from components.model import GUEST_ATTESTATION_DOCS, azure_cvm_host, releases_key
 from components.site import SiteArgs, problem
 
 CONTAINER_GROUP_TEE: Final = "confidential-containers"
@@ -52,10 +53,16 @@ def options_of(args: SiteArgs) -> AzureOptions:
     return args.options if isinstance(args.options, AzureOptions) else AzureOptions()
 
 
-def release_tees(args: SiteArgs) -> list[str]:
-    """The TEEs of the hosts an Azure data key is released to (never an Azure CVM: see
-    components.model.CVM_REFUSED)."""
-    return sorted({h.tee for h in args.hosts if h.tee in AZURE_RELEASE_TEES and releases_key("azure", h)})
+def release_targets(args: SiteArgs) -> list[tuple[str, bool]]:
+    """(tee, container) of the hosts an Azure data key is released to: `container` for a confidential
+    container group or AKS confidential containers (hostData), not for a VM. An Azure SEV-SNP CVM is one
+    only on the measured-guest path (components.model.CVM_REFUSED)."""
+    measurements = args.collaboration.measurements
+    return sorted({
+        (h.tee, h.tee == CONTAINER_GROUP_TEE or (h.tee == "sev-snp" and h.kubernetes))
+        for h in args.hosts
+        if h.tee in AZURE_RELEASE_TEES and releases_key("azure", h, measurements)
+    })
 
 
 def problems(args: SiteArgs) -> list[str]:
@@ -86,13 +93,13 @@ def _hosts(args: SiteArgs) -> list[str]:
 
 
 def _release(args: SiteArgs) -> list[str]:
-    tees = release_tees(args)
-    if args.parties and not tees:
+    targets = release_targets(args)
+    if args.parties and not targets:
         return [problem(
             "collaboration.workload.hosts",
             "Azure parties need an Azure workload host with tee confidential-containers or sgx (or sev-snp "
-            "on AKS): Key Vault releases keys only against Azure Attestation tokens that identify the "
-            "workload; add one",
+            "on AKS, or an Azure SEV-SNP CVM with measurements.azureCvm.pcrs): Key Vault releases keys only "
+            "against Azure Attestation tokens that identify the workload; add one",
         )]
     # Old configs (an Azure data key bound to a TDX CVM's MRTD) fail loudly here, like an Azure SEV-SNP
     # CVM pinned by its launch measurement does in the model (components.model.CVM_REFUSED).
@@ -101,11 +108,52 @@ def _release(args: SiteArgs) -> list[str]:
         for index, host in args.indexed_hosts()
         if args.parties and host.tee == "tdx"
     ]
-    for tee in tees:
+    for tee, container in targets:
         try:
-            release_policy(args.collaboration.measurements, tee=tee, authority=VALIDATION_AUTHORITY)
+            release_policy(
+                args.collaboration.measurements, tee=tee, authority=VALIDATION_AUTHORITY, container=container
+            )
         except ValueError as error:
             found.append(problem("collaboration.measurements", str(error)))
+    return found + _measured_guest(args)
+
+
+def _measured_guest(args: SiteArgs) -> list[str]:
+    """The Azure CVM path needs the collaboration's own provider in isolated mode, in every environment:
+    its attestation policy is what checks the guest's PCRs, so whoever could replace it (AAD mode: anyone with
+    RBAC write on the provider) could release the keys to any guest, and a shared endpoint runs Microsoft's
+    default policy, which checks no PCR (components/attestation/azure_guest_policy.py)."""
+    if not args.parties or args.collaboration.measurements.azure_cvm is None:
+        return []
+    if not any(azure_cvm_host(h) for h in args.hosts):
+        return []
+    options = options_of(args)
+    found: list[str] = []
+    if options.shared_attestation_endpoint is not None:
+        found.append(problem(
+            "sharedAttestationEndpoint",
+            f"{options.shared_attestation_endpoint!r} cannot attest an Azure CVM workload host "
+            "(measurements.azureCvm): a shared endpoint runs Microsoft's default policy, which checks no vTPM PCR; "
+            "remove it so the stack declares the collaboration's own attestation provider",
+            namespace=NAMESPACE,
+        ))
+    if options.admin_ssh_public_key != NO_ACCESS_SSH_PUBLIC_KEY:
+        found.append(problem(
+            "adminSshPublicKey",
+            "is an operator key but measurements.azureCvm makes an Azure CVM a workload host: a login runs code in "
+            "the guest after the measured boot, which its PCRs do not see; remove it (the default key has no private "
+            "half, so the VM has no login)",
+            namespace=NAMESPACE,
+        ))
+    if not options.attestation_policy_signing_certificates:
+        found.append(problem(
+            "attestationPolicySigningCertificates",
+            "is empty but measurements.azureCvm makes the collaboration's attestation policy the check of the "
+            "guest's PCRs: give the parties' policy-signing certificates (PEM) so the provider runs in isolated mode "
+            "and only a policy signed by one of them replaces it "
+            "(https://learn.microsoft.com/azure/attestation/policy-signer-examples)",
+            namespace=NAMESPACE,
+        ))
     return found
 
 

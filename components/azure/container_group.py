@@ -23,6 +23,20 @@ What the group declares, and why:
   privilege escalation, no exec (see below), no public IP; interactive exec is
   governed by the CCE policy (`az confcom acipolicygen` denies exec unless the template asks for it),
   and a policy that allows it is a different policy with a different hash.
+
+Key release: no SKR sidecar. The group runs one container, the workload, whose runtime releases the party
+keys itself (`enclave_runtime/keyrelease/azure.py`: the flow of Microsoft's SKR sidecar,
+https://github.com/microsoft/confidential-sidecar-containers — the SNP report with its runtime data to MAA
+`attest/SevSnpVm`, then Key Vault `release` with the token). The sidecar would be a second container the
+CCE policy must admit, serving released keys over HTTP on the group's shared localhost to every container
+of the group; in-process release keeps the key in the one attested process and the policy to one container.
+
+Logs: no Log Analytics. Whatever the workload writes to stdout/stderr can carry party data, and ACI's
+`diagnostics.logAnalytics` ships container output out of the TEE to a workspace the operator reads; the group
+declares no `diagnostics` (the policy pack refuses a collaboration container group with a Log Analytics
+workspace: `azure-containerinstance-containergroup-enforce-confidential`), and the CCE policy from
+`az confcom acipolicygen` denies stdio access unless the template asks for it. Audit evidence leaves the TEE
+only as the runtime's signed, hash-chained audit log (`enclave_runtime/audit.py`), which holds no data rows.
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ class PartyDataKey(pulumi.ComponentResource):
         if not args.releasers:
             raise ValueError(
                 f"data key {args.key_name!r} has no workload identity to release to: add an Azure "
-                "workload host with tee sev-snp, tdx or sgx"
+                "workload host with tee confidential-containers or sgx (or sev-snp on AKS, or an Azure CVM with "
+                "measurements.azureCvm.pcrs)"
             )
         self.key = hsm_key(
             f"{name}-key",

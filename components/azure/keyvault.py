@@ -31,9 +31,13 @@ KEY_SIZE: Final = 3072
 ROTATE_AFTER: Final = "P90D"
 NOTIFY_BEFORE_EXPIRY: Final = "P30D"
 KEY_EXPIRY: Final = "P180D"
-# Trusted Microsoft services bypass the vault firewall (still with their own Entra token and role):
-# storage CMK and disk encryption sets reach the vault that way, and so does the platform's release
-# of a confidential OS-disk key at VM start (https://learn.microsoft.com/azure/key-vault/general/overview-vnet-service-endpoints#trusted-services).
+# Trusted Microsoft services bypass the vault firewall (still with their own Entra token and role). Documented
+# (https://learn.microsoft.com/azure/key-vault/general/overview-vnet-service-endpoints#trusted-services): "Azure
+# Disk Storage | When configured with a Disk Encryption Set (DES)" and "Azure Storage" (CMK) are on the allowlist,
+# and with publicNetworkAccess Disabled "allowlisted services still bypass and don't require a private endpoint";
+# services not on the list are blocked. So a vault holding a disk encryption set's key (confidential or not) needs
+# this bypass. UNCONFIRMED: the allowlist does not name the Confidential VM Orchestrator's release of a
+# confidential OS-disk key at VM start separately; ccp assumes it comes in as Azure Disk Storage (the DES).
 TRUSTED_SERVICES_BYPASS: Final = "AzureServices"
 
 

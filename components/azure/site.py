@@ -6,7 +6,8 @@ Declares, for the parties and workload hosts on Azure:
 - the collaboration's attestation provider (its attest URI is every release policy's authority);
 - per workload host: a user-assigned identity and an ACI confidential container group
   (`confidential-containers`, the default: the data keys pin its CCE policy hash), a confidential VM
-  (sev-snp/tdx; an Azure SEV-SNP CVM is never a data-key release target), an SGX VM, or a
+  (sev-snp/tdx; an Azure SEV-SNP CVM is a data-key release target only with `measurements.azureCvm`, through
+  the collaboration's own attestation policy over its vTPM PCRs, `GuestAttestationPolicy`), an SGX VM, or a
   private AKS cluster with confidential node pools (`host.kubernetes`; every node's OS disk under a
   customer key in every environment) and the attested query service's replicas on it; in prod the OS disks are
   encrypted with customer keys held in an operator vault of the host's region, whose use is
@@ -35,7 +36,7 @@ from components.attestation.azure_release_policy import (
     release_policy,
 )
 from components.azure.aks import AksArgs, ConfidentialAks
-from components.azure.attestation import AttestationArgs, AttestationProvider
+from components.azure.attestation import AttestationArgs, AttestationProvider, GuestAttestationPolicy
 from components.azure.common import (
     KEY_VAULT_CRYPTO_SERVICE_ENCRYPTION_USER,
     KEY_VAULT_CRYPTO_USER,
@@ -48,7 +49,7 @@ from components.azure.data_key import PartyDataKey, PartyDataKeyArgs
 from components.azure.keyvault import KeyVault, KeyVaultArgs, hsm_key
 from components.azure.monitoring import ArchiveArgs, Monitoring, MonitoringArgs
 from components.azure.network import Network, NetworkArgs, PrivateDns, PrivateDnsArgs, peer
-from components.azure.checks import CONTAINER_GROUP_TEE, options_of, release_tees
+from components.azure.checks import CONTAINER_GROUP_TEE, options_of, release_targets
 from components.azure.storage import PartyStorage, PartyStorageArgs
 from components.azure.vm import (
     CONFIDENTIAL_DES_TYPE,
@@ -60,8 +61,9 @@ from components.azure.vm import (
     VmArgs,
 )
 from components.key_purpose import AUDIT, CLUSTER_SECRETS
+from components.kubernetes.flower import FlowerFederation, federation_on
 from components.kubernetes.query_service import QueryService, QueryServiceArgs
-from components.model import Party, WorkloadHost, releases_key
+from components.model import Party, WorkloadHost, azure_cvm_host, releases_key
 from components.site import SiteArgs
 
 ACTION_GROUP_SHORT_NAME = "ccp-alerts"  # at most 12 characters (shown in SMS and email subjects)
@@ -165,12 +167,17 @@ class Site(pulumi.ComponentResource):
         releasers: dict[str, pulumi.Output[str]] = {}
         self.hosts: dict[str, pulumi.ComponentResource] = {}
         self.query_services: list[QueryService] = []
+        self.federation: FlowerFederation | None = None
         for index, host in enumerate(args.hosts):
             label = host_label(index, host)
             identity, component = self._host(label, host)
             self.hosts[label] = component
-            if host.tee in AZURE_RELEASE_TEES and releases_key("azure", host):
+            if host.tee in AZURE_RELEASE_TEES and releases_key("azure", host, self._collab.measurements):
                 releasers[label] = identity.principal_id
+        pcrs = self._collab.measurements.azure_cvm
+        if pcrs is not None and any(azure_cvm_host(h) for h in args.hosts):
+            # The CVM hosts' keys name the provider whose policy checks the guest's PCRs (checks: isolated mode).
+            GuestAttestationPolicy(f"{name}-guest-policy", self.attestation, pcrs, opts=child(self.attestation))
 
         # Every key's use is audit-logged: the operator vaults (disk and cluster keys) too.
         self.ops_monitoring = {
@@ -191,13 +198,16 @@ class Site(pulumi.ComponentResource):
             for region, vault in self._ops_vaults.items()
         }
 
-        tees = release_tees(args)
-        # No release target (e.g. only an Azure CVM host, no Azure party): no data key, no policy.
+        targets = release_targets(args)
+        # No release target (e.g. only an Azure CVM host without azureCvm, no Azure party): no data key, no policy.
         self.release_policy = self.attestation.authority.apply(
             lambda authority: combine_release_policies(
-                [release_policy(self._collab.measurements, tee=tee, authority=authority) for tee in tees]
+                [
+                    release_policy(self._collab.measurements, tee=tee, authority=authority, container=container)
+                    for tee, container in targets
+                ]
             )
-        ) if tees else None
+        ) if targets else None
         self.keys = {}
         for party in args.parties:
             self.keys[party.name] = self._party(party, releasers)
@@ -373,19 +383,24 @@ class Site(pulumi.ComponentResource):
             )
             # The attested query service's replicas on the confidential pool, through the cluster's
             # provider (image: checked pinned by `checks`; QueryService refuses it again if not).
-            self.query_services.append(
-                QueryService(
-                    f"{name}-query",
-                    QueryServiceArgs(
-                        image=self._collab.workload.image or "",
-                        placement=aks.query_placement,
-                        labels=self._host_tags,
-                        collaboration=self._collab.name,
-                    ),
-                    provider=aks.provider,
-                    after=[aks.pool],
-                    opts=child(aks),
-                )
+            query = QueryService(
+                f"{name}-query",
+                QueryServiceArgs(
+                    image=self._collab.workload.image or "",
+                    placement=aks.query_placement,
+                    labels=self._host_tags,
+                    collaboration=self._collab.name,
+                ),
+                provider=aks.provider,
+                after=[aks.pool],
+                opts=child(aks),
+            )
+            self.query_services.append(query)
+            # Flower's SuperLink and SuperNodes when this is the collaboration's federated cluster (its
+            # SuperNodes run under the workload identity the federated credential trusts).
+            self.federation = self.federation or federation_on(
+                f"{name}-flower", self._collab, host, aks.query_placement, self._host_tags, aks.provider,
+                [aks.pool, query.namespace, query.service_account], child(aks),
             )
             return identity, aks
         sgx = host.tee == "sgx"

@@ -2,17 +2,18 @@
 
 A confidential VM on a non-confidential size is refused by ARM only at deployment time, and an SGX
 workload on a size without EPC never attests; both are config errors ccp reports up front.
-Families, checked against Microsoft's documentation:
-- AMD SEV-SNP confidential VMs: DCasv5, DCadsv5, ECasv5, ECadsv5 (e.g. Standard_DC4as_v5)
-  (https://learn.microsoft.com/azure/virtual-machines/dcasv5-dcadsv5-series,
-  https://learn.microsoft.com/azure/virtual-machines/ecasv5-ecadsv5-series; source text:
-  https://github.com/MicrosoftDocs/azure-docs/blob/main/articles/virtual-machines/dcasv5-dcadsv5-series.md);
-- Intel TDX confidential VMs: DCesv5, DCedsv5, ECesv5, ECedsv5 (e.g. Standard_DC4es_v5; the `d`
-  variants add a local temporary disk; DCedsv5/ECedsv5 were missing here before)
-  (https://learn.microsoft.com/azure/virtual-machines/dcesv5-dcedsv5-series,
-  https://learn.microsoft.com/azure/virtual-machines/ecesv5-ecedsv5-series);
-- Intel SGX enclaves: DCsv2, DCsv3, DCdsv3 (e.g. Standard_DC2s_v3)
-  (https://learn.microsoft.com/azure/confidential-computing/virtual-machine-options).
+Families, checked 2026-11-30 against Microsoft's documentation source (github.com/MicrosoftDocs/azure-docs):
+- AMD SEV-SNP confidential VMs: DCasv5, DCadsv5, ECasv5, ECadsv5 (e.g. Standard_DC4as_v5), and
+- Intel TDX confidential VMs: DCesv5, DCedsv5, ECesv5, ECedsv5 (e.g. Standard_DC4es_v5; the `d` variants add a
+  local temporary disk): the "Sizes" table of "Azure Confidential VM options"
+  (https://learn.microsoft.com/azure/confidential-computing/virtual-machine-options; source
+  articles/confidential-computing/virtual-machine-options.md, commit 1339b753, ms.date 2023-11-15), which also
+  lists NCCadsH100v5 (SEV-SNP with a confidential GPU), not used by ccp. Later families (e.g. v6) are not in
+  that copy and are refused until checked;
+- Intel SGX enclaves: DCsv2 (Standard_DC1s_v2, DC2s_v2, DC4s_v2 and DC8_v2, without the `s`), DCsv3 and
+  DCdsv3 (DC1..DC48): the vmSize list of "Solutions on Azure for Intel SGX"
+  (https://learn.microsoft.com/azure/confidential-computing/virtual-machine-solutions-sgx; source
+  articles/confidential-computing/virtual-machine-solutions-sgx.md, commit 03e5750a).
 Look-alike families that are not confidential VMs are refused with their reason (`EXCLUDED_FAMILIES`).
 """
 
@@ -36,7 +37,7 @@ CVM_FAMILIES: Final[dict[str, dict[str, re.Pattern[str]]]] = {
         "ECedsv5": re.compile(r"^Standard_EC\d+eds_v5$"),
     },
     "sgx": {
-        "DCsv2": re.compile(r"^Standard_DC\d+s_v2$"),
+        "DCsv2": re.compile(r"^Standard_DC(?:1s|2s|4s|8)_v2$"),
         "DCsv3": re.compile(r"^Standard_DC\d+s_v3$"),
         "DCdsv3": re.compile(r"^Standard_DC\d+ds_v3$"),
     },

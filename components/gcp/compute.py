@@ -103,6 +103,46 @@ class ImagePullGrant(pulumi.ComponentResource):
         self.register_outputs({"repository": repository.repository})
 
 
+IMAGE_PULL_PRECONDITION: Final = "ccp:gcp:ImagePullPrecondition"
+
+
+class ImagePullPrecondition(pulumi.ComponentResource):
+    """The image reader grant this stack cannot declare (`ccp-gcp:imageRepositoryGrant: precondition`): the
+    repository lives in a project the stack does not administer, so its owner makes the grant. Declared,
+    with no cloud effect, so that the grant the launcher depends on is part of the reviewed stack: its
+    inputs name the exact binding (and the owner's command), and `gcp-artifactregistry-enforce-image-pull`
+    accepts it in place of a declared `RepositoryIamMember`."""
+
+    def __init__(
+        self,
+        name: str,
+        repository: ImageRepository,
+        service_account: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        member = f"serviceAccount:{service_account}"
+        command = (
+            f"gcloud artifacts repositories add-iam-policy-binding {repository.repository} "
+            f"--project={repository.project} --location={repository.location} --member={member} "
+            f"--role={ARTIFACT_REGISTRY_READER}"
+        )
+        super().__init__(
+            IMAGE_PULL_PRECONDITION,
+            name,
+            {
+                "project": repository.project,
+                "location": repository.location,
+                "repository": repository.repository,
+                "role": ARTIFACT_REGISTRY_READER,
+                "member": member,
+                "command": command,
+            },
+            opts,
+        )
+        self.command = command
+        self.register_outputs({"command": command})
+
+
 def confidential_space_image(debug: bool = False) -> str:
     family = CONFIDENTIAL_SPACE_DEBUG_FAMILY if debug else CONFIDENTIAL_SPACE_FAMILY
     return f"projects/{CONFIDENTIAL_SPACE_PROJECT}/global/images/family/{family}"

@@ -8,6 +8,14 @@ model: `stacks.config.StackConfig.gcp`); every default is the secure one.
 - `restartPolicy`: the Confidential Space launcher's `tee-restart-policy` (Never, OnFailure, Always).
 - `managedGroup`: Confidential Space as an instance template and a regional managed instance group.
 - `notificationChannels`: Cloud Monitoring channel ids the audit alerts notify.
+- `imageRepositoryGrant`: how the Confidential Space workload service account gets
+  `roles/artifactregistry.reader` on the workload image's repository (the launcher pulls as that account).
+  `declare` (default): this stack declares the grant on that repository, in the repository's project, so
+  the stack's credentials need `artifactregistry.repositories.setIamPolicy` there. `precondition`: the
+  repository lives in a project this stack does not administer; the stack declares no grant but records
+  the exact one its owner must make (`ccp:gcp:ImagePullPrecondition`: project, location, repository, role,
+  member, and the `gcloud` command), and the review's rule `gcp-artifactregistry-enforce-image-pull`
+  checks that every Confidential Space workload's image is either granted or declared as a precondition.
 
 Validated by `stacks.config.parse` with unknown keys refused; the dev-only switches are refused in
 prod by `components.gcp.checks`. The GCP site gets them as `SiteArgs.options`.
@@ -21,6 +29,7 @@ from enclave_runtime.measurements import Model
 
 NAMESPACE: Final = "ccp-gcp"
 RestartPolicy = Literal["Never", "OnFailure", "Always"]
+ImageRepositoryGrant = Literal["declare", "precondition"]
 
 
 class GcpSiteOptions(Model):
@@ -32,3 +41,4 @@ class GcpSiteOptions(Model):
     restart_policy: RestartPolicy = "Never"
     managed_group: bool = False  # Confidential Space as template + regional MIG
     notification_channels: tuple[str, ...] = ()
+    image_repository_grant: ImageRepositoryGrant = "declare"

@@ -31,6 +31,7 @@ from components.gcp.compute import (
     WORKLOAD_USER,
     ConfidentialSpaceWorkload,
     ImagePullGrant,
+    ImagePullPrecondition,
     image_repository,
     ConfidentialSpaceWorkloadArgs,
     ConfidentialVm,
@@ -47,6 +48,7 @@ from components.gcp.network import Network, NetworkArgs, plan_subnets
 from components.gcp.options import GcpSiteOptions
 from components.gcp.storage import PartyStorage, PartyStorageArgs
 from components.key_purpose import AUDIT, CLUSTER_SECRETS, DISK, PARTY_STORAGE
+from components.kubernetes.flower import FlowerFederation, federation_on
 from components.kubernetes.query_service import QueryService, QueryServiceArgs
 from components.model import Party, WorkloadHost
 from components.site import SiteArgs
@@ -101,6 +103,7 @@ class Site(pulumi.ComponentResource):
         self.pool_id = self.provider_id = self.condition = self.workload_service_account = None
         self.identity: WorkloadIdentity | None = None
         self.image_pull_grant: ImagePullGrant | None = None
+        self.image_pull_precondition: ImagePullPrecondition | None = None
         self.workloads: list[pulumi.ComponentResource] = []
         digests: list[str] = []
         if space_hosts:
@@ -121,7 +124,13 @@ class Site(pulumi.ComponentResource):
             # The launcher pulls the image as the workload service account: it needs read access to the
             # image's repository (often in another project), granted on that repository only.
             repository = image_repository(image)
-            if repository is not None:
+            if repository is not None and self.options.image_repository_grant == "precondition":
+                # The repository's project is not administered by this stack: its owner grants the read
+                # (ccp-gcp:imageRepositoryGrant), recorded here for the review and the operator.
+                self.image_pull_precondition = ImagePullPrecondition(
+                    f"{name}-cs-image-pull", repository, self.workload_service_account, opts=self._child
+                )
+            elif repository is not None:
                 self.image_pull_grant = ImagePullGrant(
                     f"{name}-cs-image-pull",
                     repository,
@@ -176,25 +185,31 @@ class Site(pulumi.ComponentResource):
                     )
                 )
         self.query_services: list[QueryService] = []
+        self.federation: FlowerFederation | None = None
         for i, host in enumerate(h for h in hosts if h.tee in TYPE_BY_TEE):
             workload = self._confidential_host(name, i, host)
             self.workloads.append(workload)
             if isinstance(workload, GkeCluster):
                 # The attested query service's replicas on the confidential pool, through the cluster's
                 # provider (image: checked pinned by `checks`; QueryService refuses it again if not).
-                self.query_services.append(
-                    QueryService(
-                        f"{name}-gke-{i}-query",
-                        QueryServiceArgs(
-                            image=args.collaboration.workload.image or "",
-                            placement=workload.query_placement,
-                            labels=self.labels,
-                            collaboration=collab,
-                        ),
-                        provider=workload.provider,
-                        after=[workload.node_pool],
-                        opts=pulumi.ResourceOptions(parent=workload),
-                    )
+                query = QueryService(
+                    f"{name}-gke-{i}-query",
+                    QueryServiceArgs(
+                        image=args.collaboration.workload.image or "",
+                        placement=workload.query_placement,
+                        labels=self.labels,
+                        collaboration=collab,
+                    ),
+                    provider=workload.provider,
+                    after=[workload.node_pool],
+                    opts=pulumi.ResourceOptions(parent=workload),
+                )
+                self.query_services.append(query)
+                # Flower's SuperLink and SuperNodes when this is the collaboration's federated cluster.
+                self.federation = self.federation or federation_on(
+                    f"{name}-gke-{i}-flower", args.collaboration, host, workload.query_placement, self.labels,
+                    workload.provider, [workload.node_pool, query.namespace, query.service_account],
+                    pulumi.ResourceOptions(parent=workload),
                 )
 
         # Parties: a key released only to the approved digests, and a CMEK bucket.

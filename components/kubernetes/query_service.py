@@ -86,8 +86,8 @@ class Placement:
 
     def __post_init__(self) -> None:
         if not self.node_selector:
-            raise ValueError("a Placement needs a node selector: the query service runs only on the confidential "
-                             "node pool, never on a system or general-purpose node")
+            raise ValueError("a Placement needs a node selector: attested workload pods run only on the "
+                             "confidential node pool, never on a system or general-purpose node")
 
 
 @dataclass(frozen=True)
@@ -131,13 +131,47 @@ def container_security_context() -> dict[str, Any]:
     }
 
 
-def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+def https_probe(path: str, period: int, failures: int, port: str = "https") -> dict[str, Any]:
+    """A kubelet probe over HTTPS on the pod's named `port`: the kubelet does not verify the certificate the
+    TEE generated, and the probe carries no data, so TLS still ends only inside the TEE."""
     return {
-        "httpGet": {"path": path, "port": "https", "scheme": "HTTPS"},
+        "httpGet": {"path": path, "port": port, "scheme": "HTTPS"},
         "periodSeconds": period,
         "timeoutSeconds": 2,
         "failureThreshold": failures,
     }
+
+
+def container_resources(placement: Placement, cpu: tuple[str, str], memory: tuple[str, str]) -> dict[str, Any]:
+    """Requests and limits ((request, limit) each) plus what the TEE needs per pod (`placement.resources`,
+    e.g. a Nitro Enclaves device and its hugepages), requested and limited alike as Kubernetes requires of
+    extended resources and hugepages."""
+    extra = dict(placement.resources)
+    return {
+        "requests": {"cpu": cpu[0], "memory": memory[0], **extra},
+        "limits": {"cpu": cpu[1], "memory": memory[1], **extra},
+    }
+
+
+def memory_volume(name: str, size: str) -> dict[str, Any]:
+    """A writable scratch volume in memory (the root filesystem is read-only): nothing reaches the node's disk."""
+    return {"name": name, "emptyDir": {"medium": "Memory", "sizeLimit": size}}
+
+
+def confidential_pod(placement: Placement, service_account: str) -> dict[str, Any]:
+    """The pod-level settings every attested workload pod shares: the confidential pool only, non-root with
+    RuntimeDefault seccomp, no Kubernetes API token and no service-link environment (it calls no API)."""
+    spec: dict[str, Any] = {
+        "serviceAccountName": service_account,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(),
+        "nodeSelector": dict(placement.node_selector),
+        "tolerations": [dict(t) for t in placement.tolerations],
+    }
+    if placement.runtime_class:
+        spec["runtimeClassName"] = placement.runtime_class
+    return spec
 
 
 def anti_affinity(selector: Mapping[str, str]) -> dict[str, Any]:
@@ -156,41 +190,29 @@ def anti_affinity(selector: Mapping[str, str]) -> dict[str, Any]:
 
 def pod_spec(args: QueryServiceArgs) -> dict[str, Any]:
     """The pod template's spec (pure: the tests and the policy recommendations read exactly this)."""
-    placement = args.placement
-    extra = dict(placement.resources)
     container = {
         "name": "query-service",
         "image": args.image,
         "imagePullPolicy": "IfNotPresent",
         "command": [*SERVE_COMMAND, *args.extra_args],
         "ports": [{"name": "https", "containerPort": PORT, "protocol": "TCP"}],
-        "readinessProbe": _probe(READY_PATH, period=5, failures=2),
-        "livenessProbe": _probe(HEALTH_PATH, period=10, failures=3),
+        "readinessProbe": https_probe(READY_PATH, period=5, failures=2),
+        "livenessProbe": https_probe(HEALTH_PATH, period=10, failures=3),
         # Evidence collection at start can take seconds on hardware: liveness waits for it.
-        "startupProbe": _probe(HEALTH_PATH, period=2, failures=30),
+        "startupProbe": https_probe(HEALTH_PATH, period=2, failures=30),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_PAUSE_S}}},
-        "resources": {
-            "requests": {"cpu": args.cpu_request, "memory": args.memory_request, **extra},
-            "limits": {"cpu": args.cpu_limit, "memory": args.memory_limit, **extra},
-        },
+        "resources": container_resources(args.placement, (args.cpu_request, args.cpu_limit),
+                                         (args.memory_request, args.memory_limit)),
         "securityContext": container_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
-    spec: dict[str, Any] = {
-        "serviceAccountName": SERVICE_ACCOUNT,
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "securityContext": pod_security_context(),
-        "nodeSelector": dict(placement.node_selector),
-        "tolerations": [dict(t) for t in placement.tolerations],
+    return {
+        **confidential_pod(args.placement, SERVICE_ACCOUNT),
         "affinity": anti_affinity(selector_labels(args.collaboration)),
         "terminationGracePeriodSeconds": TERMINATION_GRACE_S,
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}],
+        "volumes": [memory_volume("tmp", "16Mi")],
     }
-    if placement.runtime_class:
-        spec["runtimeClassName"] = placement.runtime_class
-    return spec
 
 
 def _validate(args: QueryServiceArgs) -> None:
@@ -200,7 +222,13 @@ def _validate(args: QueryServiceArgs) -> None:
     if args.replicas < MIN_REPLICAS:
         raise ValueError(f"query service replicas {args.replicas}: at least {MIN_REPLICAS}, so losing a node or "
                          "draining one for an upgrade never takes the service down")
-    for key, value in {**args.labels, **selector_labels(args.collaboration)}.items():
+    check_labels({**args.labels, **selector_labels(args.collaboration)})
+
+
+def check_labels(labels: Mapping[str, str]) -> None:
+    """Refuse a label value the API server would reject, before any object is declared (a failed apply
+    halfway would leave some of a workload's objects without the others)."""
+    for key, value in labels.items():
         if len(str(value)) > 63 or not _LABEL_VALUE.fullmatch(str(value)):
             raise ValueError(f"label {key}={value!r} is not a valid Kubernetes label value")
 
@@ -209,6 +237,8 @@ class QueryService(pulumi.ComponentResource):
     """The query service's namespace, service account, Deployment, PDB, Services and NetworkPolicy, all
     declared through the cluster's explicit Kubernetes `provider` (never an ambient kubeconfig)."""
 
+    namespace: k8s.core.v1.Namespace
+    service_account: k8s.core.v1.ServiceAccount
     deployment: k8s.apps.v1.Deployment
     service: k8s.core.v1.Service
 
@@ -225,7 +255,7 @@ class QueryService(pulumi.ComponentResource):
         def meta(object_name: str, **extra: Any) -> dict[str, Any]:
             return {"name": object_name, "namespace": NAMESPACE, "labels": labels, **extra}
 
-        namespace = k8s.core.v1.Namespace(
+        self.namespace = namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={
                 "name": NAMESPACE,
@@ -242,7 +272,9 @@ class QueryService(pulumi.ComponentResource):
             opts=k8s_opts,
         )
         in_namespace = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespace, *after]))
-        account = k8s.core.v1.ServiceAccount(
+        # The workload identity party keys are released to (AKS: the federated credential's subject): the
+        # federation's SuperNodes run under it too (components/kubernetes/flower.py).
+        self.service_account = account = k8s.core.v1.ServiceAccount(
             f"{name}-service-account",
             metadata=meta(SERVICE_ACCOUNT, annotations=dict(args.placement.service_account_annotations)),
             automount_service_account_token=False,

@@ -17,8 +17,7 @@ Stack config shape (camelCase, as in Pulumi config), under `ccp:collaboration`:
 `federated.dp` makes the model DP-FedAvg (client-side clipping, Gaussian noise on the unmasked mean; see
 `accountant.py`): give either `epsilon` (the noise multiplier is calibrated to it) or `noiseMultiplier`.
 `federated.standardizer` adds a DP feature scaling, released with the model and charged with it (its
-epsilon). The IaC's typed `ccp:collaboration.federated` (components/model.py) does not declare it yet, so
-a stack cannot set it; the demo adds it to the job it sends.
+epsilon); the stack declares it as `ccp:collaboration.federated.standardizer` (components/model.py).
 """
 
 from __future__ import annotations
@@ -36,6 +35,23 @@ from enclave_runtime.measurements import Model
 
 class ConfigError(ValueError):
     """The job specification is unusable: the message names the field, the value and the fix."""
+
+
+def even_shares_problem(shares: int, parties: int) -> str | None:
+    """Why `shares` SecAgg+ shares cannot work for `parties` parties under the pinned flwr (None: they can).
+
+    flwr 1.42's SecAggPlusWorkflow raises an even share count below the number of parties to the next odd
+    one for its neighbour ring, after it has told the parties the even count: every party then fails while
+    sharing its keys (IndexError in `secaggplus_mod._share_keys`), so such a job never trains. The stack
+    check (components/model.py) and the runtime (`FederatedJob.check_parties`) both refuse it."""
+    if shares % 2 or shares >= parties:
+        return None
+    odd = shares + 1 if shares + 1 <= parties else shares - 1
+    return (
+        f"{shares} is even and below the {parties} parties: Flower's SecAgg+ builds its neighbour ring with "
+        f"{shares + 1} shares but gives the parties {shares}, and every party fails at key sharing; use an odd "
+        f"number, e.g. {odd}"
+    )
 
 
 class SecAggParams(Model):
@@ -154,6 +170,8 @@ class FederatedJob(Model):
                 f"federated.secAgg.numShares is {self.sec_agg.num_shares} but only {parties} "
                 f"parties take part: lower numShares to {parties} or add parties"
             )
+        if self.secure_aggregation and (uneven := even_shares_problem(self.sec_agg.num_shares, parties)):
+            raise ConfigError(f"federated.secAgg.numShares: {uneven}")
 
 
 def _decimal(value: Any, name: str) -> Decimal:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from components.site import Deployment
-from policies.review import analyzer, key_release, project, reachability, report, sandbox
+from policies.review import analyzer, key_release, privacy, project, reachability, report, sandbox
 from policies.review import contract
 from policies.review.fakes import aws as fake_aws
 from policies.review.mocks import Recording
@@ -237,6 +237,9 @@ def run_review(
     sections = [key_release_md] if key_release_md else []
     sections += [contract.markdown(signed)] if signed is not None else []
     sections.append(reach_md)
+    budget = privacy.summary(recording)
+    if budget is not None:
+        sections.append(privacy.markdown(budget))
     sections.append(_environment_markdown(note))
     for pack in packs:
         compliance = getattr(pack.module, "compliance_markdown", None)
@@ -249,6 +252,8 @@ def run_review(
         stack, recording.resources, analysis, rows, reach, contract.record(signed), **coverage
     )
     result.record["program_environment"] = note
+    if budget is not None:
+        result.record["privacy"] = budget
     result.markdown = report.to_markdown(stack, recording.resources, analysis, sections, **coverage)
     if out_dir is not None:
         result.problems = _write(result, out_dir)

@@ -82,7 +82,7 @@ def allowed_regions(collaboration: Any) -> dict[str, list[str]]:
 
 # Rules whose promise is a prod one (the components build what they check only in prod): mandatory in
 # prod, advisory in every other environment (the review from ccp:environment; the CLI from config/dev.json).
-PROD_ONLY: Final = ("stack-audit-enforce-immutable-copy",)
+PROD_ONLY: Final = ("stack-audit-enforce-immutable-copy", "stack-collaboration-output-enforce-dp")
 
 
 def is_prod(settings: Any) -> bool:

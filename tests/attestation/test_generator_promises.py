@@ -15,7 +15,8 @@ import pytest
 from components.attestation import aws_key_policy as aws
 from components.attestation import azure_release_policy as azure
 from components.attestation import gcp_condition as gcp
-from enclave_runtime.measurements import ApprovedMeasurements, NitroMeasurements
+from components.attestation import azure_guest_policy as guest
+from enclave_runtime.measurements import ApprovedMeasurements, AzureCvmMeasurements, NitroMeasurements
 from enclave_runtime.simulate.tokens import confidential_space_payload
 
 PCR0, PCR8 = "ab" * 48, "cd" * 48
@@ -148,8 +149,9 @@ def measurements(**sections: Any) -> ApprovedMeasurements:
     return ApprovedMeasurements.model_validate({"version": "1", **sections})
 
 
+PCRS = {"4": "4a" * 32, "7": "7b" * 32}
 SECTIONS = {
-    "sev-snp": ({"sevSnp": {"launchMeasurement": LAUNCH}}, False),
+    "sev-snp": ({"azureCvm": {"pcrs": PCRS}}, False),
     "confidential-containers": ({"sevSnp": {"hostData": HOST}}, True),
     "tdx": ({"tdx": {"mrtd": MRTD}}, False),
     "sgx": ({"sgx": {"mrenclave": MRENCLAVE, "productId": 3, "minSvn": 2}}, False),
@@ -165,11 +167,22 @@ def claims_of(tee: str) -> list[dict[str, Any]]:
 
 
 EXPECTED = {
+    # An Azure CVM: the documented guest-token claims
+    # (https://learn.microsoft.com/azure/confidential-computing/guest-attestation-confidential-vms), the hash of the
+    # collaboration's own attestation policy, and the claim that policy issues once the vTPM PCRs match.
     "sev-snp": [
+        {"claim": "x-ms-attestation-type", "equals": "azurevm"},
         {"claim": "x-ms-isolation-tee.x-ms-attestation-type", "equals": "sevsnpvm"},
         {"claim": "x-ms-isolation-tee.x-ms-compliance-status", "equals": "azure-compliant-cvm"},
-        {"claim": "x-ms-isolation-tee.x-ms-sevsnpvm-launchmeasurement", "equals": LAUNCH},
         {"claim": "x-ms-isolation-tee.x-ms-sevsnpvm-is-debuggable", "equals": False},
+        {"claim": "secureboot", "equals": True},
+        {"claim": "x-ms-azurevm-debuggersdisabled", "equals": True},
+        {"claim": "x-ms-azurevm-bootdebug-enabled", "equals": False},
+        {"claim": "x-ms-azurevm-kerneldebug-enabled", "equals": False},
+        {"claim": "x-ms-azurevm-hypervisordebug-enabled", "equals": False},
+        {"claim": "x-ms-azurevm-testsigning-enabled", "equals": False},
+        {"claim": "x-ms-policy-hash", "equals": guest.policy_hash(guest.maa_policy(AzureCvmMeasurements(pcrs=PCRS)))},
+        {"claim": "ccp-azurevm-pcrs", "equals": guest.pcr_set_digest(AzureCvmMeasurements(pcrs=PCRS))},
     ],
     "confidential-containers": [
         {"claim": "x-ms-attestation-type", "equals": "sevsnpvm"},
@@ -208,7 +221,7 @@ def test_azure_every_policy_requires_debug_false(tee: str) -> None:
 @pytest.mark.parametrize("tee", sorted(SECTIONS))
 def test_azure_every_policy_pins_the_workload_and_never_runtime_claims(tee: str) -> None:
     claims = claims_of(tee)
-    pins = [c for c in claims if c["claim"].rsplit(".", 1)[-1] in ("x-ms-sevsnpvm-launchmeasurement", "x-ms-sevsnpvm-hostdata", "tdx_mrtd", "x-ms-sgx-mrenclave", "x-ms-sgx-mrsigner")]
+    pins = [c for c in claims if c["claim"].rsplit(".", 1)[-1] in ("ccp-azurevm-pcrs", "x-ms-sevsnpvm-hostdata", "tdx_mrtd", "x-ms-sgx-mrenclave", "x-ms-sgx-mrsigner")]
     assert pins and all("equals" in c and c["equals"] for c in pins), claims
     assert not [c for c in claims if "x-ms-runtime" in c["claim"]]
 
@@ -216,7 +229,9 @@ def test_azure_every_policy_pins_the_workload_and_never_runtime_claims(tee: str)
 @pytest.mark.parametrize(
     ("tee", "section", "container", "match"),
     [
-        ("sev-snp", {"tdx": {"mrtd": MRTD}}, False, "no sevSnp section"),
+        ("sev-snp", {"tdx": {"mrtd": MRTD}}, False, "azureCvm.pcrs"),
+        # An Azure CVM's launch measurement measures Microsoft's paravisor and firmware: never a release on it.
+        ("sev-snp", {"sevSnp": {"launchMeasurement": LAUNCH}}, False, "launch measurement alone measures Microsoft's paravisor"),
         ("tdx", {"sevSnp": {"launchMeasurement": LAUNCH}}, False, "no tdx section"),
         ("sgx", {"tdx": {"mrtd": MRTD}}, False, "no sgx section"),
         ("confidential-containers", {"sevSnp": {"launchMeasurement": LAUNCH}}, False, "sevSnp.hostData"),

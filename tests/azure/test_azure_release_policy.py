@@ -33,14 +33,11 @@ def claims(policy: dict) -> list[dict]:
     return policy["anyOf"][0]["allOf"]
 
 
-def test_sev_snp_cvm_pins_launch_measurement_and_refuses_debug() -> None:
-    policy = release_policy(measurements(sevSnp={"launchMeasurement": LAUNCH}), tee="sev-snp", authority=AUTHORITY)
-    assert claims(policy) == [
-        {"claim": "x-ms-isolation-tee.x-ms-attestation-type", "equals": "sevsnpvm"},
-        {"claim": "x-ms-isolation-tee.x-ms-compliance-status", "equals": "azure-compliant-cvm"},
-        {"claim": "x-ms-isolation-tee.x-ms-sevsnpvm-launchmeasurement", "equals": LAUNCH},
-        {"claim": "x-ms-isolation-tee.x-ms-sevsnpvm-is-debuggable", "equals": False},
-    ]
+def test_sev_snp_cvm_launch_measurement_alone_gets_no_policy() -> None:
+    """An Azure CVM's launch measurement measures Microsoft's paravisor: never a release pin on its own
+    (the CVM path pins the guest's vTPM PCRs instead: tests/azure/test_azure_cvm_guest.py)."""
+    with pytest.raises(ValueError, match="azureCvm.pcrs"):
+        release_policy(measurements(sevSnp={"launchMeasurement": LAUNCH}), tee="sev-snp", authority=AUTHORITY)
 
 
 @pytest.mark.parametrize(
@@ -130,7 +127,7 @@ def test_sgx_signer_only() -> None:
 
 @pytest.mark.parametrize(
     ("tee", "message"),
-    [("sev-snp", "sevSnp section"), ("tdx", "tdx section"), ("sgx", "sgx section")],
+    [("sev-snp", "sevSnp.hostData"), ("tdx", "tdx section"), ("sgx", "sgx section")],
 )
 def test_missing_section_is_refused(tee: str, message: str) -> None:
     only_nitro = measurements(nitro={"pcr0": "ab" * 48})
@@ -163,7 +160,7 @@ def test_no_policy_uses_runtime_claims_or_type_alone() -> None:
 
 
 def test_encode_is_base64url_compact_json_and_roundtrips() -> None:
-    policy = release_policy(measurements(sevSnp={"launchMeasurement": LAUNCH}), tee="sev-snp", authority=AUTHORITY)
+    policy = release_policy(measurements(sevSnp={"hostData": HOST_DATA}), tee="sev-snp", authority=AUTHORITY)
     data = encode_release_policy(policy)
     assert set(data) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
     assert decode_release_policy(data) == policy
@@ -183,7 +180,7 @@ def test_decode_refuses_garbage() -> None:
 
 
 def test_combine_keeps_each_alternative_complete() -> None:
-    m = measurements(sevSnp={"launchMeasurement": LAUNCH}, sgx={"mrenclave": MRENCLAVE})
+    m = measurements(sevSnp={"hostData": HOST_DATA}, sgx={"mrenclave": MRENCLAVE})
     snp = release_policy(m, tee="sev-snp", authority=AUTHORITY)
     sgx = release_policy(m, tee="sgx", authority=AUTHORITY)
     combined = combine_release_policies([snp, sgx, snp])

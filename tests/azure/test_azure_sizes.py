@@ -11,7 +11,7 @@ from components.azure.sizes import CVM_FAMILIES, EXCLUDED_FAMILIES, size_family,
 DOCUMENTED = {
     "sev-snp": ["Standard_DC4as_v5", "Standard_DC96ads_v5", "Standard_EC20as_v5", "Standard_EC4ads_v5"],
     "tdx": ["Standard_DC4es_v5", "Standard_DC8eds_v5", "Standard_EC128es_v5", "Standard_EC4eds_v5"],
-    "sgx": ["Standard_DC2s_v2", "Standard_DC4s_v3", "Standard_DC4ds_v3"],
+    "sgx": ["Standard_DC2s_v2", "Standard_DC8_v2", "Standard_DC4s_v3", "Standard_DC48ds_v3"],
 }
 
 
@@ -52,3 +52,16 @@ def test_each_excluded_family_is_refused_with_its_reason(size: str, tee: str, fa
 def test_every_excluded_family_has_a_test() -> None:
     tested = {"DCas_cc_v5/ECas_cc_v5", "Dasv5/Dadsv5/Easv5/Eadsv5", "Dsv5/Ddsv5/Esv5/Edsv5"}
     assert set(EXCLUDED_FAMILIES) == tested
+
+
+@pytest.mark.parametrize("size", ["Standard_DC8s_v2", "Standard_DC16s_v2", "Standard_DC1_v2"])
+def test_sgx_v2_sizes_not_in_the_vm_size_list_are_refused(size: str) -> None:
+    # "Solutions on Azure for Intel SGX" lists DC1s_v2, DC2s_v2, DC4s_v2 and DC8_v2 only.
+    with pytest.raises(ValueError, match="does not provide sgx"):
+        validate_cvm_size(size, "sgx")
+
+
+@pytest.mark.parametrize(("size", "tee"), [("Standard_DC4as_v6", "sev-snp"), ("Standard_DC4es_v6", "tdx")])
+def test_families_the_cited_table_does_not_list_are_refused(size: str, tee: str) -> None:
+    with pytest.raises(ValueError, match=f"does not provide {tee}"):
+        validate_cvm_size(size, tee)

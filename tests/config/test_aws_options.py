@@ -132,5 +132,7 @@ def test_the_site_sizes_enclave_hosts_and_eks_from_the_image() -> None:
     assert f"memory_mib: {enclave_memory_mib(2000)}\n" in user_data and enclave_memory_mib(2000) == 8192
     raw["collaboration"]["workload"]["hosts"][0]["kubernetes"] = True
     recording = run(lambda: Site("dev-demo-aws", stack_site_args(raw, "aws")))
-    pod = unwrap(recording.one("kubernetes:apps/v1:Deployment").properties)["spec"]["template"]["spec"]
-    assert pod["containers"][0]["resources"]["limits"]["hugepages-2Mi"] == "8192Mi"
+    # the query service's, Flower's SuperLink and clinic-aws's SuperNode (dev declares `federated`): each pod
+    # is given the enclave's hugepages
+    pods = [unwrap(d.properties)["spec"]["template"]["spec"] for d in recording.of_type("kubernetes:apps/v1:Deployment")]
+    assert [pod["containers"][0]["resources"]["limits"]["hugepages-2Mi"] for pod in pods] == ["8192Mi"] * 3

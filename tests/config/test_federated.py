@@ -52,7 +52,8 @@ def test_the_ml_runtime_reads_the_same_section() -> None:
     """What the demo hands the job (by alias) is what `enclave_runtime.ml.config.FederatedJob` takes."""
     dumped = parse(DEV).collaboration.federated.model_dump(mode="json", by_alias=True, exclude_none=True)
     assert dumped == {"rounds": 5, "clientsPerRound": 3, "secAgg": {"numShares": 3, "reconstructionThreshold": 2},
-                      "dp": {"clippingNorm": 1.0, "epsilon": 1.0, "delta": 1e-6, "output": "global-model"}}
+                      "dp": {"clippingNorm": 1.0, "epsilon": 1.0, "delta": 1e-6, "output": "global-model"},
+                      "standardizer": {"epsilon": 1.0, "maxRows": 2000}}
 
 
 def test_noise_multiplier_instead_of_epsilon_is_accepted() -> None:
@@ -85,6 +86,10 @@ def test_noise_multiplier_instead_of_epsilon_is_accepted() -> None:
      "ccp:collaboration.federated.dp.output: 'per-site-means' is not an output the budget declares (privacy.outputs: global-model)"),
     ({"dp.output": None}, "ccp:collaboration.federated.dp.output: is required but missing"),
     ({"epochs": 3}, "ccp:collaboration.federated.epochs: unknown key"),
+    ({"standardizer.epsilon": 2.5},
+     "ccp:collaboration.federated.standardizer.epsilon: 2.5 plus federated.dp.epsilon (1.0) exceeds the collaboration's total"),
+    ({"standardizer.epsilon": 0}, "ccp:collaboration.federated.standardizer.epsilon: 0.0 is not a usable epsilon"),
+    ({"dp": None}, "ccp:collaboration.federated.standardizer: it is charged with the model to federated.dp.output"),
 ])
 def test_each_invalid_federated_job_is_named_by_its_config_key(change: dict[str, Any], expected: str) -> None:
     found = problems(edited(change))
@@ -112,3 +117,23 @@ def test_secure_aggregation_with_fewer_than_three_parties_is_refused_and_says_wh
     found = problems(raw)
     assert any(p.startswith("ccp:collaboration.federated.secAgg: secure aggregation needs at least 3 parties, this "
                             "collaboration has 2: with 2, each party learns the other's update") for p in found), found
+
+
+def test_even_share_count_below_the_parties_is_refused_with_an_odd_alternative() -> None:
+    """flwr 1.42 breaks on it (every party fails at key sharing: tests/ml/test_fl.py shows it); 5 parties here."""
+    raw = edited({"secAgg.numShares": 4, "clientsPerRound": 5})
+    parties = raw["collaboration"]["parties"]
+    for source in parties[1:3]:
+        party = copy.deepcopy(source)
+        party["name"] += "-b"
+        for dataset in party["datasets"]:
+            dataset["name"] += "-b"
+        parties.append(party)
+    assert problems(raw) == [
+        "ccp:collaboration.federated.secAgg.numShares: 4 is even and below the 5 parties: Flower's SecAgg+ builds "
+        "its neighbour ring with 5 shares but gives the parties 4, and every party fails at key sharing; use an odd "
+        "number, e.g. 5"
+    ]
+    raw["collaboration"]["federated"]["secAgg"]["numShares"] = 5  # odd: accepted
+    raw["collaboration"]["federated"]["secAgg"]["reconstructionThreshold"] = 3
+    assert parse(raw).collaboration.federated.sec_agg.num_shares == 5

@@ -69,7 +69,7 @@ THREE_PROBLEMS = [
     "be the Entra object id (GUID) of the principal allowed to decrypt outside the enclave "
     "(`az ad user show --id <upn> --query id -o tsv`)",
     "ccp:collaboration.workload.hosts[2].instanceType: machine type 'e2-standard-4' cannot run Confidential "
-    "Space: use an n2d or c2d (AMD SEV) or c3 (Intel TDX) machine type, e.g. 'n2d-standard-2'",
+    "Space: use n2d-* / c2d-* / c3d-* / c4d-* (SEV) or c3-standard-* (TDX), e.g. 'n2d-standard-2'",
 ]
 
 
@@ -95,7 +95,9 @@ def test_aws_instance_type_that_cannot_host_an_enclave_is_refused() -> None:
     raw = edited("dev", lambda r: host(r, "aws").update(instanceType="t3.large"))
     assert problems(raw) == [
         "ccp:collaboration.workload.hosts[0].instanceType: instance type 't3.large' cannot host a Nitro enclave: "
-        "burstable T-family instances do not support Nitro Enclaves; use e.g. m6i.xlarge"
+        "burstable T-family instances do not support Nitro Enclaves "
+        "(https://docs.aws.amazon.com/enclaves/latest/user/nitro-enclave.html#nitro-enclave-reqs); "
+        "use e.g. m6i.xlarge or c7g.xlarge"
     ]
 
 
@@ -321,7 +323,7 @@ def test_gcp_confidential_vm_machine_type_is_validated() -> None:
     raw = edited("dev", lambda r: gcp_host(r, tee="sev-snp", instanceType="c3-standard-4"))
     assert problems(raw) == [
         "ccp:collaboration.workload.hosts[3].instanceType: machine type 'c3-standard-4' (family c3) cannot run "
-        "SEV_SNP confidential VMs: use a n2d machine type, e.g. 'n2d-standard-2'"
+        "SEV_SNP confidential VMs: use a n2d-* machine type, e.g. 'n2d-standard-2'"
     ]
     valid(edited("dev", lambda r: gcp_host(r, tee="sev-snp", instanceType="n2d-standard-4")))
 

@@ -204,16 +204,22 @@ def test_placeholders_refused_and_no_signable_fragment_written(tmp_path: Path, c
     out = tmp_path / "measurements-dev.yaml"
     assert tool.main(["--stack", "dev", "--out", str(out), *args]) == 1  # the real images/: REPLACE_ME
     printed = capsys.readouterr().out
-    assert "placeholder refused" in printed and "images/nitro/Dockerfile" in printed
+    assert "placeholder refused" in printed and "images/aci/template.json" in printed
     assert not out.exists()
     partial = out.with_name("measurements-dev.partial.yaml").read_text()
     assert "NOT FOR SIGNING" in partial and "REPLACE_ME" in partial
 
 
-def test_every_image_definition_still_holds_a_placeholder_base_until_pinned() -> None:
-    hits = tool.placeholders(IMAGES)
+BASE = "python:3.11.10-slim-bookworm@sha256:5148c0e4bbb64271bca1d3322360ebf4bfb7564507ae32dd639322e4952a6b16"
+
+
+def test_every_image_is_built_on_the_same_pinned_base_and_only_the_aci_image_reference_is_open() -> None:
     for image in ("nitro", "confidential-space", "aci"):
-        assert any(f"images/{image}/Dockerfile" in hit and "BASE_IMAGE" in hit for hit in hits), image
+        text = (IMAGES / image / "Dockerfile").read_text()
+        assert f"ARG BASE_IMAGE={BASE}\n" in text, image
+    # The pushed ACI image's digest is a build output, filled in the template before `az confcom acipolicygen`.
+    assert [hit.split(":", 1)[0] for hit in tool.placeholders(IMAGES)] == ["images/aci/template.json"]
+    assert tool.placeholders(IMAGES, ["nitro", "confidentialSpace"]) == []
 
 
 def test_launch_policy_labels_checked_for_production() -> None:
@@ -247,6 +253,31 @@ def test_missing_tools_and_inputs_are_named(tmp_path: Path, capsys, monkeypatch)
     assert "no signing certificate" in printed  # dev pins pcr8
     assert "docker/buildx not available here: no docker client" in printed
     assert "az confcom acipolicygen" in printed
+    assert "computed ccp-aws:enclaveImageSizeMib: 1 " in printed  # a 4-byte file, rounded up to 1 MiB
+
+
+def test_eif_size_is_reported_as_stack_config_rounded_up_to_mib(tmp_path: Path, capsys) -> None:
+    args, _ = _inputs(tmp_path)
+    eif = tmp_path / "enclave.eif"
+    with eif.open("wb") as handle:  # sparse: 300 MiB and one byte
+        handle.truncate(300 * tool.MIB + 1)
+    out = tmp_path / "measurements-dev.yaml"
+    code = tool.main(["--stack", "dev", "--images", str(_clean_images(tmp_path)), "--out", str(out),
+                      "--eif", str(eif), *args])
+    assert code == 0 and "computed ccp-aws:enclaveImageSizeMib: 301 " in capsys.readouterr().out
+    text = out.read_text()
+    assert "# Stack config from the same build" in text and "ccp-aws:enclaveImageSizeMib: 301" in text
+    assert "enclaveImageSizeMib" not in json.dumps(yaml.safe_load(text))  # a comment, not a measurement
+
+
+def test_eif_size_not_taken_from_saved_describe_eif_output(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(tool, "DEFAULTS", {**tool.DEFAULTS, "eif": str(tmp_path / "absent.eif")})
+    args, _ = _inputs(tmp_path)
+    out = tmp_path / "measurements-dev.yaml"
+    code = tool.main(["--stack", "dev", "--images", str(_clean_images(tmp_path)), "--out", str(out), *args])
+    printed = capsys.readouterr().out
+    assert code == 0  # the measurements are complete; the size is stack config, reported as not computed
+    assert "NOT COMPUTED ccp-aws:enclaveImageSizeMib: no enclave image file" in printed
 
 
 def test_cvm_needs_sev_snp_measure_and_says_so(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -303,7 +334,7 @@ def test_hashed_requirements_cover_every_runtime_pin() -> None:
 @pytest.mark.parametrize("image", ["nitro", "confidential-space", "aci"])
 def test_image_definitions_are_pinned_hashed_and_timestamped(image: str) -> None:
     text = (IMAGES / image / "Dockerfile").read_text()
-    assert "ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:" in text and "FROM ${BASE_IMAGE}" in text
+    assert f"ARG BASE_IMAGE={BASE}" in text and "FROM ${BASE_IMAGE}" in text
     assert "--require-hashes" in text and "--only-binary=:all:" in text
     assert "SOURCE_DATE_EPOCH" in text and "COPY enclave_runtime " in text
     assert '"enclave_runtime", "serve"' in text or "entrypoint.py" in text

@@ -217,6 +217,51 @@ def test_gcp_workload_account_may_pull_the_image(gcp_dev: Recording) -> None:
     assert p["member"] == f"serviceAccount:{props(vm)['serviceAccount']['email']}"
 
 
+PULL_RULE = next(p for p in pack.POLICIES if p.name == "gcp-artifactregistry-enforce-image-pull")
+
+
+def pull_findings(recording: Recording, drop: str | None = None) -> list[str]:
+    """The image-pull stack rule over a site's recorded resources (without those of type `drop`)."""
+    from pulumi_policy import StackValidationArgs
+    from pulumi_policy.policy import PolicyResource, PolicyResourceOptions
+    from pulumi_policy.proxy import unknown_checking_proxy
+
+    built = [
+        PolicyResource(r.type, unknown_checking_proxy(copy.deepcopy(props(r))), f"urn:pulumi:dev::ccp::{r.type}::{r.name}",
+                       r.name, PolicyResourceOptions(False, [], None, [], None, []), None, None, [], {})
+        for r in recording.resources if r.type != drop
+    ]
+    found: list[str] = []
+    PULL_RULE.validate(StackValidationArgs(built, {}, {}), lambda message, urn=None: found.append(message))
+    return found
+
+
+def test_gcp_pull_rule_accepts_the_declared_grant_and_flags_its_absence(gcp_dev: Recording) -> None:
+    assert pull_findings(gcp_dev) == []
+    (finding,) = pull_findings(gcp_dev, drop="gcp:artifactregistry/repositoryIamMember:RepositoryIamMember")
+    assert "no roles/artifactregistry.reader on projects/ccp-dev/locations/europe/repositories/workloads" in finding
+
+
+def test_gcp_cross_project_repository_is_a_declared_precondition() -> None:
+    from components.gcp.compute import IMAGE_PULL_PRECONDITION
+    from components.gcp.options import GcpSiteOptions
+
+    recording = run(lambda: GcpSite("dev-demo-gcp", stack_site_args(
+        read_stack("dev"), "gcp", GcpSiteOptions(image_repository_grant="precondition"))))
+    assert recording.of_type("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember") == []
+    (precondition,) = recording.of_type(IMAGE_PULL_PRECONDITION)
+    (vm,) = [r for r in recording.of_type("gcp:compute/instance:Instance") if "tee-image-reference" in props(r).get("metadata", {})]
+    member = f"serviceAccount:{props(vm)['serviceAccount']['email']}"
+    p = props(precondition)
+    assert (p["project"], p["location"], p["repository"], p["role"], p["member"]) == (
+        "ccp-dev", "europe", "workloads", ARTIFACT_REGISTRY_READER, member)
+    assert p["command"] == (
+        "gcloud artifacts repositories add-iam-policy-binding workloads --project=ccp-dev --location=europe "
+        f"--member={member} --role=roles/artifactregistry.reader")
+    assert pull_findings(recording) == []
+    assert len(pull_findings(recording, drop=IMAGE_PULL_PRECONDITION)) == 1
+
+
 @pytest.mark.parametrize(
     "image",
     ["docker.io/library/python@sha256:" + "a" * 64, "europe-docker.pkg.dev/p/r/i:latest", "gcr.io/p/i@sha256:" + "a" * 64],

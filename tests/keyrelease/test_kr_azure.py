@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from components.attestation.azure_guest_policy import maa_policy
 from components.attestation.azure_release_policy import release_policy
 from enclave_runtime.measurements import ApprovedMeasurements
 from policies.review.key_release import claims
@@ -109,17 +110,21 @@ def test_outside_the_grammar_is_an_error(policy: dict) -> None:
 
 
 MEASUREMENTS = ApprovedMeasurements.model_validate(
-    {"version": "1", "sevSnp": {"launchMeasurement": "ab" * 48, "hostData": "cd" * 32}}
+    {"version": "1", "sevSnp": {"launchMeasurement": "ab" * 48, "hostData": "cd" * 32},
+     "azureCvm": {"pcrs": {"4": "e4" * 32, "7": "e7" * 32}}}
 )
+# The CVM path's tokens are issued under the attestation policy a stack records for its provider.
+GUEST_POLICIES = {MAA: maa_policy(MEASUREMENTS.azure_cvm)}  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("container", [False, True])
 def test_generated_policy_against_the_claim_matrix(container: bool) -> None:
+    """A container group (hostData) and an Azure CVM on the measured-guest path (its vTPM PCRs)."""
     policy = release_policy(MEASUREMENTS, tee="sev-snp", authority=MAA, container=container)
-    workload = claims.AzureWorkload("sev-snp", container)
+    workload = claims.AzureWorkload("sev-snp", container, measured_guest=not container)
 
-    def token(variant: str) -> dict:
-        return claims.maa_token(MEASUREMENTS, workload, MAA, variant)
+    def token(variant: str) -> dict | None:
+        return claims.maa_token(MEASUREMENTS, workload, MAA, variant, GUEST_POLICIES)
 
     assert evaluate(policy, token("approved"))
     for variant in ("debug", "other:unapproved", "other:other-collaboration", "other-tee:other-collaboration"):

@@ -15,7 +15,7 @@ from components.attestation.aws_key_policy import SID_ALLOW_ENCLAVE, SID_DENY_UN
 from components.attestation.azure_release_policy import decode_release_policy, encode_release_policy
 from policies.review import project
 from policies.review.key_release import claims, mismatches, operator, simulate
-from policies.review.key_release.simulate import cases
+from policies.review.key_release.simulate import azure_workloads, cases
 from policies.review.mocks import Recording, RecordedResource, run_directory
 from stacks import config
 
@@ -248,3 +248,110 @@ def test_gcp_bindings_that_re_policy_the_key_or_the_provider(type_: str, props: 
     assert row(rows, "hospital-gcp", "operator-repolicies-key")["decision"] == decision
     if decision == "release":
         assert ("hospital-gcp", "operator-repolicies-key") in {(r["party"], r["case"]) for r in mismatches(rows)}
+
+
+# --- the Azure CVM path: a measured guest (vTPM PCRs) released through the collaboration's own policy ------
+
+CVM_PCRS = {"4": "a4" * 32, "7": "a7" * 32, "11": "b1" * 32}
+GUEST_POLICY = "ccp:azure:AttestationPolicy"
+
+
+@lru_cache(maxsize=None)
+def _recorded_cvm() -> tuple[Recording, config.StackConfig]:
+    """The hospitals example with an Azure SEV-SNP confidential VM host added on the measured-guest path."""
+    proj = project.load(ROOT, "hospitals")
+    texts = dict(proj.config)
+    collaboration = json.loads(texts["ccp:collaboration"])
+    collaboration["workload"]["hosts"].append(
+        {"cloud": "azure", "region": "westeurope", "tee": "sev-snp", "instanceType": "Standard_DC4as_v5"}
+    )
+    collaboration["measurements"]["azureCvm"] = {"pcrs": CVM_PCRS}
+    texts["ccp:collaboration"] = json.dumps(collaboration)
+    texts["ccp-azure:cvmOrchestratorObjectId"] = "3f1c8a52-6b0e-4d7a-9c11-2e5f0a7b9d44"
+    settings = config.parse(config.from_config_texts(texts))
+    return run_directory(proj.main, project=proj.name, stack="hospitals", config=texts), settings
+
+
+def recorded_cvm() -> tuple[Recording, config.StackConfig]:
+    recording, settings = _recorded_cvm()
+    return copy.deepcopy(recording), settings
+
+
+def test_cvm_path_is_in_the_matrix_and_every_case_holds() -> None:
+    recording, settings = recorded_cvm()
+    assert any(w.measured_guest for w in azure_workloads(settings))
+    assert recording.of_type(GUEST_POLICY)
+    rows = simulate(recording, settings)
+    assert mismatches(rows) == []
+    for case in cases("azure"):
+        found = row(rows, "hospital-azure", case)
+        assert found["decision"] == found["expected"], found
+    assert {row(rows, "hospital-azure", c)["decision"] for c in OPERATOR_CASES} == {"deny"}
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("linuxConfiguration.provisionVMAgent", True),
+        ("allowExtensionOperations", True),
+        ("linuxConfiguration.disablePasswordAuthentication", False),
+    ],
+)
+def test_a_way_into_the_measured_guest_lets_the_operator_run_code_there(path: str, value: bool) -> None:
+    recording, settings = recorded_cvm()
+    (vm,) = recording.of_type("azure-native:compute:VirtualMachine")
+    node = vm.properties["osProfile"]
+    *parents, last = path.split(".")
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    assert operator.azure_guest_entry_paths(recording)
+    assert row(simulate(recording, settings), "hospital-azure", "operator-runs-code-on-host")["decision"] == "release"
+
+
+def test_a_run_command_resource_is_a_way_into_the_guest() -> None:
+    recording, settings = recorded_cvm()
+    added(recording, "azure-native:compute:VirtualMachineRunCommandByVirtualMachine", "operator-shell", {})
+    assert row(simulate(recording, settings), "hospital-azure", "operator-runs-code-on-host")["decision"] == "release"
+
+
+def test_the_recorded_attestation_policy_is_what_is_judged() -> None:
+    """A recorded policy that no longer checks the PCRs has another x-ms-policy-hash: the approved guest gets
+    nothing (the key pins the hash of the approved policy); with that pin removed too, another image gets the key."""
+    recording, settings = recorded_cvm()
+    (policy,) = recording.of_type(GUEST_POLICY)
+    text = policy.properties["policy"]
+    permit = next(line for line in text.splitlines() if line.strip().endswith("=> permit();"))
+    issue = next(line for line in text.splitlines() if "=> issue(" in line)
+    claim = issue.split("=> ", 1)[1]
+    policy.properties["policy"] = text.replace(permit, "    => permit();").replace(issue, f"    => {claim}")
+    rows = simulate(recording, settings)
+    assert row(rows, "hospital-azure", "approved-production")["decision"] == "deny"
+
+    key = party_key(recording, "azure-native:keyvault:Key", "hospital-azure")
+    release_policy = decode_release_policy(key.properties["properties"]["releasePolicy"]["data"])
+    for entry in release_policy["anyOf"]:
+        entry["allOf"] = [c for c in entry["allOf"] if c.get("claim") != "x-ms-policy-hash"]
+    key.properties["properties"]["releasePolicy"]["data"] = encode_release_policy(release_policy)
+    rows = simulate(recording, settings)
+    assert row(rows, "hospital-azure", "unapproved-image")["decision"] == "release"
+
+
+def test_every_policy_pack_passes_the_cvm_path() -> None:
+    """The whole zero-trust pack and the simulation over the CVM recording: the measured-guest release, the
+    platform's disk key (Microsoft's policy), the approved set with the PCR claim and the closed VM pass."""
+    from policies.review import analyzer
+    from policies.review.run import evaluate
+
+    recording, settings = recorded_cvm()
+    analysis, rows, _ = evaluate(recording, settings, "hospitals", analyzer.discover_packs())
+    assert [(v.policy, v.message) for v in analysis.violations if v.enforcement == "mandatory"] == []
+    assert mismatches(rows) == []
+
+    (vm,) = recording.of_type("azure-native:compute:VirtualMachine")
+    vm.properties["osProfile"]["linuxConfiguration"]["provisionVMAgent"] = True
+    analysis, rows, _ = evaluate(recording, settings, "hospitals", analyzer.discover_packs())
+    assert {v.policy for v in analysis.violations if v.enforcement == "mandatory"} >= {
+        "azure-compute-vm-disallow-operator-access"
+    }
+    assert row(rows, "hospital-azure", "operator-runs-code-on-host")["decision"] == "release"

@@ -111,11 +111,12 @@ def test_query_service_runs_on_the_confidential_pool_through_the_cluster_provide
     provider = recording.one("pulumi:providers:kubernetes")
     pool = recording.one("azure-native:containerservice:AgentPool")
     workload = [r for r in recording.resources if r.type.startswith("kubernetes:")]
-    assert len(workload) == 7
+    assert len(workload) == 7 + 6  # the query service's and Flower's (the dev stack declares `federated`)
     for resource in workload:
         assert resource.provider and resource.provider.startswith(provider.urn), resource.name
         assert pool.urn in resource.dependencies, resource.name
-    deployment = props(recording.one("kubernetes:apps/v1:Deployment"))
+    (deployment,) = [props(r) for r in recording.of_type("kubernetes:apps/v1:Deployment")
+                     if r.name.endswith("-query-deployment")]
     spec = deployment["spec"]["template"]["spec"]
     assert spec["nodeSelector"] == {TEE_LABEL: "sev-snp"}
     assert spec["tolerations"] == [{"key": TEE_LABEL, "operator": "Equal", "value": "sev-snp", "effect": "NoSchedule"}]
@@ -123,12 +124,13 @@ def test_query_service_runs_on_the_confidential_pool_through_the_cluster_provide
     assert spec["containers"][0]["image"] == read_stack()["collaboration"]["workload"]["image"]
     assert deployment["spec"]["template"]["metadata"]["labels"]["azure.workload.identity/use"] == "true"
     assert deployment["spec"]["replicas"] == 2
-    account = props(recording.one("kubernetes:core/v1:ServiceAccount"))["metadata"]
+    (account_resource,) = [r for r in recording.of_type("kubernetes:core/v1:ServiceAccount")
+                           if r.name.endswith("-query-service-account")]
+    account = props(account_resource)["metadata"]
     assert (account["namespace"], account["name"]) == (WORKLOAD_NAMESPACE, WORKLOAD_SERVICE_ACCOUNT)
     identity = next(r for r in recording.of_type("azure-native:managedidentity:UserAssignedIdentity")
                     if r.name.endswith("sev-snp-westeurope-1-identity"))
     assert set(account["annotations"]) == {"azure.workload.identity/client-id"}
-    account_resource = recording.one("kubernetes:core/v1:ServiceAccount")
     assert identity.urn in account_resource.property_dependencies["metadata"]
     # the federated credential trusts exactly that service account
     federation = props(recording.one("azure-native:managedidentity:FederatedIdentityCredential"))
@@ -189,7 +191,8 @@ def test_review_of_a_stack_with_an_aks_host_passes(tmp_path: Path) -> None:
     assert [(v.policy, v.message) for v in result.analysis.mandatory] == []  # type: ignore[union-attr]
     assert result.exit_code == 0
     types = [r["type"] for r in result.record["resources"]]  # type: ignore[index]
-    assert types.count("kubernetes:apps/v1:Deployment") == 1
-    assert types.count("kubernetes:core/v1:Service") == 2
+    # the query service's, Flower's SuperLink and clinic-azure's SuperNode (the stack declares `federated`)
+    assert types.count("kubernetes:apps/v1:Deployment") == 3
+    assert types.count("kubernetes:core/v1:Service") == 3
     assert types.count("pulumi:providers:kubernetes") == 1
     assert all(row["decision"] == row["expected"] for row in result.record["key_release"])  # type: ignore[index]

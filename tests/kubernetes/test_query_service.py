@@ -72,6 +72,13 @@ def pod(recording: Recording) -> dict[str, Any]:
     return spec
 
 
+def query_deployment(recording: Recording) -> RecordedResource:
+    """The query service's Deployment in a site's recording (a federated collaboration's cluster also runs
+    Flower's, tests/kubernetes/test_flower.py)."""
+    (found,) = [r for r in recording.of_type("kubernetes:apps/v1:Deployment") if r.name.endswith("-query-deployment")]
+    return found
+
+
 def test_two_replicas_rolled_one_at_a_time(declared: Recording) -> None:
     spec = props(declared.one("kubernetes:apps/v1:Deployment"))["spec"]
     assert spec["replicas"] == 2
@@ -216,7 +223,7 @@ def test_eks_host_runs_replicas_on_the_enclave_nodes() -> None:
     recording = run(lambda: Site("dev-demo-aws", stack_site_args(raw, "aws")))
     provider = recording.one("pulumi:providers:kubernetes")
     assert json.loads(unwrap(provider.properties)["kubeconfig"])["users"][0]["user"]["exec"]["command"] == "aws"
-    deployment = recording.one("kubernetes:apps/v1:Deployment")
+    deployment = query_deployment(recording)
     assert deployment.provider and deployment.provider.startswith(provider.urn)
     spec = props(deployment)["spec"]["template"]["spec"]
     assert spec["nodeSelector"] == {"aws-nitro-enclaves-k8s-dp": "enabled"}
@@ -248,7 +255,7 @@ def test_gke_host_runs_replicas_on_the_confidential_pool() -> None:
     assert kubeconfig["users"][0]["user"]["exec"]["command"] == "gke-gcloud-auth-plugin"
     assert kubeconfig["clusters"][0]["cluster"]["server"].startswith("https://")
     assert "insecure-skip-tls-verify" not in kubeconfig["clusters"][0]["cluster"]
-    deployment = recording.one("kubernetes:apps/v1:Deployment")
+    deployment = query_deployment(recording)
     assert deployment.provider and deployment.provider.startswith(provider.urn)
     spec = props(deployment)["spec"]["template"]["spec"]
     assert spec["nodeSelector"] == {"cloud.google.com/gke-nodepool": "confidential"}
@@ -309,7 +316,8 @@ def test_review_of_a_stack_with_a_kubernetes_host_passes(tmp_path: Path) -> None
     assert [(v.policy, v.message) for v in result.analysis.mandatory] == []  # type: ignore[union-attr]
     assert result.exit_code == 0
     types = [r["type"] for r in result.record["resources"]]  # type: ignore[index]
-    assert types.count("kubernetes:apps/v1:Deployment") == 1
+    # the query service's, Flower's SuperLink and lab-gcp's SuperNode (the stack declares `federated`)
+    assert types.count("kubernetes:apps/v1:Deployment") == 3
     assert types.count("kubernetes:policy/v1:PodDisruptionBudget") == 1
-    assert types.count("kubernetes:core/v1:Service") == 2
+    assert types.count("kubernetes:core/v1:Service") == 3
     assert all(row["decision"] == row["expected"] for row in result.record["key_release"])  # type: ignore[index]

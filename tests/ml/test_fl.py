@@ -163,3 +163,28 @@ def test_a_job_secagg_cannot_honour_is_refused_before_any_party_trains(
         SecAggParams(num_shares=3, reconstruction_threshold=3)
     with pytest.raises(ConfigError, match="numShares is 4 but only 3 parties"):
         run(FederatedJob(sec_agg=SecAggParams(num_shares=4)), dataset, standardize, gates, approved)
+
+
+def test_even_share_count_below_the_parties_is_refused_because_flower_cannot_run_it(
+    store: Any, policy: Any, approved: AggregatorIdentity
+) -> None:
+    """Five parties, numShares 4: the pinned flwr itself trains nothing (its workflow uses 5 shares for the
+    ring and tells the parties 4, and each party's key sharing fails), so the job refuses it up front. If
+    a future flwr fixes this, the first half fails and the refusal can go."""
+    names = [f"site-{i}" for i in range(5)]
+    five = data.load(names)
+    standardize = data.Standardizer.pooled(five.parties)
+    loaders = {p: (lambda p=p: five.parties[p]) for p in names}
+    job = FederatedJob(rounds=1, sec_agg=SecAggParams(num_shares=4, reconstruction_threshold=3))
+
+    def gates() -> dict[str, AttestationGate]:
+        return {p: AttestationGate(store, policy) for p in names}
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(FederatedJob, "check_parties", lambda self, parties: None)
+        unchecked = fl.run_federated(job, loaders, standardize, FEATURES, gates(), approved)
+    assert unchecked.parameters is None and unchecked.rounds_completed == 0
+    with pytest.raises(ConfigError, match="numShares: 4 is even and below the 5 parties.*use an odd number, e.g. 5"):
+        fl.run_federated(job, loaders, standardize, FEATURES, gates(), approved)
+    odd = job.model_copy(update={"sec_agg": SecAggParams(num_shares=5, reconstruction_threshold=3)})
+    assert fl.run_federated(odd, loaders, standardize, FEATURES, gates(), approved).rounds_completed == 1

@@ -157,16 +157,20 @@ SAFE_ABSENCE: dict[tuple[str, str], str] = {
         "aws-kms-key-enforce-policy-change-deny", "aws-kms-key-disallow-attestation-pattern",
         "azure-keyvault-key-enforce-workload-claim", "azure-keyvault-key-disallow-debuggable-release",
         "azure-keyvault-key-disallow-client-payload-claim", "azure-keyvault-key-disallow-product-id-range",
-        "azure-keyvault-key-disallow-paravisor-only-binding", "azure-keyvault-key-disallow-measurement-pattern")},
+        "azure-keyvault-key-disallow-paravisor-only-binding", "azure-keyvault-key-disallow-measurement-pattern",
+        "azure-keyvault-key-enforce-measured-guest-release")},
+    ("azure-compute-vm-disallow-operator-access", "tags"): "an untagged VM runs a collaboration workload (fails closed): judged by this rule",
     ("aws-kms-key-enforce-via-service", "tags"): "an untagged key is not a service key: the attestation rules judge it (test_attestation_rules_judge_party_data_untagged_and_unknown_purposes)",
     ("azure-keyvault-key-disallow-service-release", "tags"): "an untagged key is not a service key: the release-policy rules judge it (test_azure_release_rules_judge_attested_untagged_and_unknown_purposes)",
     ("azure-keyvault-key-disallow-service-release", "properties.releasePolicy.data"): "no release policy is the compliant state of a service key",
     ("azure-storage-storageaccount-disallow-party-shared-key", "tags"): "an untagged account holds party data (holds_party_data fails closed): judged by this rule",
     ("azure-containerinstance-containergroup-enforce-confidential", "tags"): "an untagged group runs a collaboration workload (fails closed): judged by this rule",
+    ("azure-containerinstance-containergroup-enforce-confidential", "diagnostics.logAnalytics.workspaceId"): "no Log Analytics destination is the compliant state: container output stays in the TEE",
     **{(r, "properties.attributes.exportable"): _POLICY_SUFFICES for r in (
         "azure-keyvault-key-enforce-workload-claim", "azure-keyvault-key-disallow-debuggable-release",
         "azure-keyvault-key-disallow-client-payload-claim", "azure-keyvault-key-disallow-product-id-range",
-        "azure-keyvault-key-disallow-paravisor-only-binding", "azure-keyvault-key-disallow-measurement-pattern")},
+        "azure-keyvault-key-disallow-paravisor-only-binding", "azure-keyvault-key-disallow-measurement-pattern",
+        "azure-keyvault-key-enforce-measured-guest-release")},
     ("gcp-compute-instance-disallow-debug-image", "labels"): _UNTAGGED_PROD,
     ("gcp-kms-cryptokey-enforce-hsm", "labels"): _UNTAGGED_PROD,
     ("gcp-compute-firewall-disallow-open-ingress", "direction"): "the provider's default direction is INGRESS, and the rule judges a missing direction as INGRESS",
@@ -348,7 +352,7 @@ SAFE_FLIP: dict[tuple[str, str], str] = {
        for r in ("azure-keyvault-key-enforce-workload-claim", "azure-keyvault-key-disallow-debuggable-release",
                  "azure-keyvault-key-disallow-client-payload-claim", "azure-keyvault-key-disallow-product-id-range",
                  "azure-keyvault-key-disallow-paravisor-only-binding", "azure-keyvault-key-disallow-measurement-pattern",
-                 "azure-keyvault-key-enforce-hsm-release")},
+                 "azure-keyvault-key-enforce-hsm-release", "azure-keyvault-key-enforce-measured-guest-release")},
 }
 
 
@@ -432,6 +436,8 @@ PROBLEM: dict[str, str] = {
     "aws-s3-bucketpolicy-enforce-tls": "aws:SecureTransport = false",
     "aws-s3-bucketpublicaccessblock-enable-all": "blockPublicPolicy is not true",
     "azure-attestation-attestationprovider-require-policy-signing-certificates": "no policy signing certificates",
+    "azure-keyvault-key-enforce-measured-guest-release": "does not pin x-ms-policy-hash",
+    "azure-compute-vm-disallow-operator-access": "provisionVMAgent is not false",
     "azure-authorization-roleassignment-disallow-broad-role": "'Owner'",
     "azure-compute-diskencryptionset-configure-cmk": "'EncryptionAtRestWithPlatformKey' is not customer-managed",
     "azure-compute-diskencryptionset-disallow-confidential-auto-rotation": "rotationToLatestKeyVersionEnabled True",
@@ -490,6 +496,7 @@ PROBLEM: dict[str, str] = {
     "stack-compute-host-enforce-workload-start": "never runs `nitro-cli run-enclave`",
 }
 PROBLEM.update(kubernetes_cases.PROBLEM)
+PROBLEM["stack-collaboration-output-enforce-dp"] = "no privacy budget charges it"
 
 
 def test_every_non_compliant_case_has_a_named_problem() -> None:
@@ -729,6 +736,10 @@ STACK_SAFE_ABSENCE: dict[tuple[str, str], str] = {
     ("gcp-kms-keyringiammember-disallow-unattested-decrypt", "cryptoKeyId"): "an unresolved key counts as a data key; the digest principalSet / service agent is judged by the key-level rules",
     ("gcp-kms-keyringiammember-disallow-unattested-decrypt", "member"): "key-level decrypter bindings are judged by gcp-kms-cryptokeyiammember-enforce-digest-principalset",
     ("gcp-kms-keyringiammember-disallow-unattested-decrypt", "role"): "key-level bindings are judged by the key-level rules; an unknown role grants no plaintext role",
+    ("gcp-artifactregistry-enforce-image-pull", "metadata"): (
+        "without tee-image-reference the VM runs no Confidential Space workload to pull: "
+        "stack-compute-host-enforce-workload-start and gcp-compute-instance-enforce-image-digest report the missing reference"
+    ),
     ("stack-audit-enforce-key-logging", "tags"): "audit logging is required of every key, tagged or not",
     ("stack-audit-enforce-key-logging", "labels"): "audit logging is required of every key, labelled or not",
     ("stack-audit-enforce-key-logging", "vaultName"): "a key reaches its vault through its own vaultName dependency, which remains",

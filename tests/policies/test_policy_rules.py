@@ -479,8 +479,63 @@ CASES.update(
     }
 )
 
+# Azure CVM workload hosts (issue 12, item 1): the measured-guest release and no operator path into the guest.
+# Claim names and the x-ms-policy-hash value are those of Microsoft's documented guest token
+# (https://learn.microsoft.com/azure/confidential-computing/guest-attestation-confidential-vms, "JSON web token";
+# the hash from the CVM attestation sample's token); the custom claim is the collaboration policy's own.
+OWN_MAA = "https://ccpcollabwesteurope.weu.attest.azure.net"
+GUEST_CLAIMS = [
+    {"claim": "x-ms-attestation-type", "equals": "azurevm"},
+    {"claim": f"{TEE}.x-ms-attestation-type", "equals": "sevsnpvm"},
+    {"claim": f"{TEE}.x-ms-compliance-status", "equals": "azure-compliant-cvm"},
+    {"claim": f"{TEE}.x-ms-sevsnpvm-is-debuggable", "equals": False},
+    {"claim": "secureboot", "equals": True},
+    {"claim": "x-ms-azurevm-debuggersdisabled", "equals": True},
+    {"claim": "x-ms-azurevm-kerneldebug-enabled", "equals": False},
+    {"claim": "x-ms-azurevm-bootdebug-enabled", "equals": False},
+    {"claim": "x-ms-policy-hash", "equals": "wm9mHlvTU82e8UqoOy1Yj1FBRSNkfe99-69IYDq9eWs"},
+    {"claim": "measured-image", "equals": "sha256:" + "5e" * 32},
+]
+
+
+def guest_key(claims: list[dict[str, Any]], authority: str = OWN_MAA) -> dict[str, Any]:
+    key = azure_key(claims)
+    policy = {"version": "1.0.0", "anyOf": [{"authority": authority, "allOf": claims}]}
+    key["properties"]["releasePolicy"]["data"] = base64.urlsafe_b64encode(json.dumps(policy).encode()).decode().rstrip("=")
+    return key
+
+
+GUEST_VM = {
+    **AZ_VM,
+    "tags": {**PROD, "collaboration": "c"},
+    "osProfile": {
+        "allowExtensionOperations": False,
+        "linuxConfiguration": {"provisionVMAgent": False, "disablePasswordAuthentication": True},
+    },
+}
+CASES.update(
+    {
+        "azure-keyvault-key-enforce-measured-guest-release": (
+            "azure-native:keyvault:Key", guest_key(GUEST_CLAIMS), guest_key(GUEST_CLAIMS[:8] + GUEST_CLAIMS[9:]),
+            {"properties": {"kty": "RSA-HSM"}}),
+        "azure-compute-vm-disallow-operator-access": (
+            "azure-native:compute:VirtualMachine", GUEST_VM,
+            with_(GUEST_VM, "osProfile.linuxConfiguration.provisionVMAgent", True),
+            with_(GUEST_VM, "osProfile.allowExtensionOperations", DROP)),
+    }
+)
+
 # The query service's hardening, availability and exposure (tests/policies/kubernetes_cases.py).
 CASES.update(kubernetes_cases.CASES)
+
+# What a collaboration releases (components.collaboration.release_declaration): over personal data, only outputs
+# the privacy budget charges.
+RELEASES = {"dataClassifications": ["phi", "pii"], "outputs": ["global-model"],
+            "privacy": {"epsilon": 3.0, "delta": 1e-6, "outputs": ["global-model"]}}
+CASES["stack-collaboration-output-enforce-dp"] = (
+    "ccp:index:Collaboration", RELEASES, with_(RELEASES, "outputs", ["global-model", "per-site-rows"]),
+    {"outputs": ["global-model"]},
+)
 
 
 @pytest.mark.parametrize(
@@ -1030,6 +1085,7 @@ def test_azure_shared_key_is_mandatory_for_party_data_only() -> None:
         ("confidentialComputeProperties.ccePolicy", "", "ccePolicy is empty"),
         ("ipAddress", {"type": "Public", "ports": [{"port": 443}]}, "ipAddress.type is Public"),
         ("containers[0].securityContext.privileged", True, "containers[0] is privileged"),
+        ("diagnostics", {"logAnalytics": {"workspaceId": "ws-1", "workspaceKey": "k"}}, "container logs go to Log Analytics"),
     ],
 )
 def test_confidential_container_group_problems_are_named(path: str, value: Any, problem: str) -> None:
@@ -1056,3 +1112,31 @@ def test_gcp_hmac_key_message_names_the_account() -> None:
     assert violations(rule, "gcp:storage/hmacKey:HmacKey", {"serviceAccountEmail": "sa@p.iam.gserviceaccount.com", "state": "ACTIVE"}) == [
         "subject: HMAC key of sa@p.iam.gserviceaccount.com is active: a shared secret that reads its buckets without attestation"
     ]
+
+
+@pytest.mark.parametrize(("instance_type", "reason"), [
+    ("trn1.2xlarge", "Requirements exclude this family"),  # starts with "t" but is refused for being excluded
+    ("m7i.48xlarge", "Requirements exclude this size"),
+    ("t3.large", "burstable T-family"),
+    ("m6i.large", "needs >= 4 vCPUs"),
+    ("m6i.metal", "needs >= 4 vCPUs, Nitro, not metal"),
+])
+def test_enclave_type_rule_names_the_reason(instance_type: str, reason: str) -> None:
+    policy = RESOURCE_RULES["aws-ec2-instance-enforce-enclave-capable-type"]
+    found = violations(policy, "aws:ec2/launchTemplate:LaunchTemplate", with_(LT, "instanceType", instance_type))
+    assert len(found) == 1 and reason in found[0], found
+
+
+@pytest.mark.parametrize(("change", "flagged"), [
+    ({"privacy": DROP}, ["global-model"]),  # no budget at all: nothing is DP
+    ({"outputs": ["global-model", "cohort-counts"]}, ["cohort-counts"]),
+    ({"dataClassifications": ["confidential", "internal"], "privacy": DROP}, []),  # no personal data: not judged
+    ({"dataClassifications": ["pci"], "privacy": DROP}, ["global-model"]),
+    ({"outputs": []}, []),  # nothing released
+])
+def test_collaboration_releases_over_personal_data_must_be_dp(change: dict[str, Any], flagged: list[str]) -> None:
+    props = dict(RELEASES)
+    for key, value in change.items():
+        props = with_(props, key, value)
+    found = violations(RESOURCE_RULES["stack-collaboration-output-enforce-dp"], "ccp:index:Collaboration", props)
+    assert [m.split("output ")[1].split(" ")[0].strip("'") for m in found] == flagged, found

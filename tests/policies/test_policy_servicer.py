@@ -195,6 +195,26 @@ def good_stack() -> list[dict[str, Any]]:
         ("gcp:projects/iAMAuditConfig:IAMAuditConfig", "kms-audit", {"project": "lab-project", "service": "cloudkms.googleapis.com",
                                                                      "auditLogConfigs": [{"logType": "DATA_READ"}, {"logType": "DATA_WRITE"}]}, {}),
         *immutable_audit_copies(),
+        *confidential_space_workload(),
+    ]
+
+
+CS_IMAGE = "europe-docker.pkg.dev/lab-project/workloads/trainer@sha256:" + "1" * 64
+CS_ACCOUNT = "ccp-cs-lab@lab-project.iam.gserviceaccount.com"
+
+
+def confidential_space_workload() -> list[tuple]:
+    """good_stack's Confidential Space VM and the reader grant on its image's repository
+    (gcp-artifactregistry-enforce-image-pull)."""
+    return [
+        ("gcp:compute/instance:Instance", "gcp-cs-vm", {
+            "zone": "europe-west3-a", "labels": {**SHARED, "party": "shared", "data-classification": "phi"},
+            "metadata": {"tee-image-reference": CS_IMAGE}, "serviceAccount": {"email": CS_ACCOUNT},
+        }, {}),
+        ("gcp:artifactregistry/repositoryIamMember:RepositoryIamMember", "gcp-cs-image-pull", {
+            "project": "lab-project", "location": "europe", "repository": "workloads",
+            "role": "roles/artifactregistry.reader", "member": f"serviceAccount:{CS_ACCOUNT}",
+        }, {}),
     ]
 
 

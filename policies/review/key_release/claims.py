@@ -6,7 +6,8 @@ simulated TEE produces the evidence, the claims come from it: a Nitro attestatio
 as KMS reads them), a confidential container's SEV-SNP report (the claims MAA derives from it, with
 the derivation the MAA stand-in uses) and a Confidential Space token, each checked by part 1's
 verifier first; SGX and TDX tokens carry the claims MAA derives from a simulated quote. Only the CVM
-guest-attestation token (vTPM + HCL report) is still built as a claim set. The cases:
+guest-attestation token (vTPM + HCL report) is still built as a claim set; on the measured-guest path its
+custom claims are those the recorded MAA attestation policy issues for the guest's PCRs (maa.py). The cases:
 
 - `debug-mode`: the same build started for debugging. Nitro Enclaves in `--debug-mode` report
   all-zero PCRs (Nitro Enclaves user guide, "Where to get an enclave's measurements"); MAA reports
@@ -121,20 +122,77 @@ def other_role_arn(account: str, label: str) -> str:
 
 @dataclass(frozen=True)
 class AzureWorkload:
-    """What an Azure host is attested as: its TEE and whether it is a confidential container."""
+    """What an Azure host is attested as: its TEE, whether it is a confidential container, and whether it is
+    a confidential VM on the measured-guest path (its vTPM PCRs, `measurements.azureCvm`)."""
 
     tee: str
     container: bool
+    measured_guest: bool = False
+
+
+def azure_guest_token(
+    measurements: ApprovedMeasurements, issuer: str, variant: str, policies: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """MAA's token for an Azure confidential VM guest (`attest/AzureGuest`) in Microsoft's documented layout
+    ("JSON web token", https://learn.microsoft.com/azure/confidential-computing/guest-attestation-confidential-vms),
+    with the claims the attestation policy recorded for `issuer` issues for the guest's PCRs (None when that
+    policy refuses the guest: MAA issues no token). Without a recorded policy, the provider runs Microsoft's
+    default, which issues no custom claim (its hash is a stand-in).
+
+    `approved`: the measured image's PCRs, hardened; `debug`: the same image booted with debuggers and a
+    kernel debugger enabled (a debuggable SNP guest); anything else: another image (other PCRs)."""
+    from components.attestation.azure_guest_policy import policy_hash
+    from policies.review.key_release.maa import evaluate
+
+    approved = measurements.azure_cvm.pcrs if measurements.azure_cvm is not None else {}
+    label = variant.split(":", 1)[-1]
+    own = variant in ("approved", "debug")
+    pcrs = dict(approved) if own else {index: stand_in(f"{label}-pcr{index}", 64) for index in approved}
+    debug = variant == "debug"
+    policy = policies.get(issuer.rstrip("/"))
+    issued = evaluate(policy, pcrs) if policy is not None else {}
+    if issued is None:
+        return None
+    return {
+        "iss": issuer.rstrip("/"),
+        "secureboot": True,
+        "x-ms-attestation-type": "azurevm",
+        "x-ms-azurevm-attestation-protocol-ver": "2.0",
+        "x-ms-azurevm-attested-pcrs": sorted(int(index) for index in pcrs),
+        "x-ms-azurevm-bootdebug-enabled": False,
+        "x-ms-azurevm-debuggersdisabled": not debug,
+        "x-ms-azurevm-hypervisordebug-enabled": False,
+        "x-ms-azurevm-kerneldebug-enabled": debug,
+        "x-ms-azurevm-testsigning-enabled": False,
+        "x-ms-azurevm-vmid": stand_in(f"{label}-vmid", 32),
+        "x-ms-isolation-tee": {
+            "x-ms-attestation-type": "sevsnpvm",
+            "x-ms-compliance-status": "azure-compliant-cvm",
+            "x-ms-sevsnpvm-is-debuggable": debug,
+            # Microsoft's paravisor and firmware: the same for every guest image.
+            "x-ms-sevsnpvm-launchmeasurement": stand_in("azure-paravisor", 96),
+        },
+        "x-ms-policy-hash": policy_hash(policy) if policy is not None else stand_in("maa-default-policy", 43),
+        "x-ms-ver": "1.0",
+    } | issued
 
 
 def maa_token(
-    measurements: ApprovedMeasurements, workload: AzureWorkload, issuer: str, variant: str
-) -> dict[str, Any]:
+    measurements: ApprovedMeasurements,
+    workload: AzureWorkload,
+    issuer: str,
+    variant: str,
+    guest_policies: Mapping[str, str] | None = None,
+) -> dict[str, Any] | None:
     """The claims MAA puts in a token for this workload (`approved`, `debug`, `other:<label>`,
     `other-tee:<label>` for a different TEE kind of another collaboration, `other-product:<label>`
     for another SGX product of the approved signer (on other TEEs that is `other:<label>`), or
     `cvm:<label>` for an Azure confidential VM presenting the approved SEV-SNP values in the CVM
-    layout: nested under `x-ms-isolation-tee`, top-level `x-ms-attestation-type` `azurevm`)."""
+    layout: nested under `x-ms-isolation-tee`, top-level `x-ms-attestation-type` `azurevm`). A measured-guest
+    CVM's token comes from `azure_guest_token` and the recorded attestation policies (issuer -> text);
+    None when that policy refuses to attest the guest."""
+    if workload.measured_guest and not variant.startswith("other-tee"):
+        return azure_guest_token(measurements, issuer, variant, guest_policies or {})
     debug = variant == "debug"
     # `cvm:` shows our values only where it is about a container workload (elsewhere: another build).
     own = variant in ("approved", "debug") or (variant.startswith("cvm") and workload.container)

@@ -33,7 +33,9 @@ attested measurement, and asks for the key with what that host can present.
 - Azure confidential container group: exec into the container is refused by the CCE policy; an
   operator who redeploys the group with another CCE policy (exec enabled) gets a token whose
   `x-ms-sevsnpvm-hostdata` is that policy's hash. SGX/TDX: code outside the enclave / TD has other
-  measurements. A confidential VM's guest (VM agent, Run Command) presents the guest's own token.
+  measurements. A confidential VM's guest presents the guest's own token: on the measured-guest path
+  (vTPM PCRs) the operator gets it only through a declared way in (VM agent, extension operations,
+  extensions, Run Command, a password login); otherwise it can only boot its own image (other PCRs).
 - GCP Confidential Space: an operator-launched container on a Confidential Space VM with the
   workload's service account (another image digest, production and debug image), and the service
   account used from an ordinary VM (no attestation).
@@ -186,18 +188,54 @@ def azure_repolicy_paths(key: RecordedResource, recording: Recording) -> list[st
     return paths
 
 
+# A confidential VM's operator paths into the guest (azure-native VirtualMachine inputs): the VM agent runs
+# extensions and Run Command, a password logs in. Absent means on (ARM's defaults), fail closed.
+VM: Final = "azure-native:compute:VirtualMachine"
+GUEST_ENTRY_TYPES: Final = (
+    "azure-native:compute:VirtualMachineExtension",
+    "azure-native:compute:VirtualMachineRunCommandByVirtualMachine",
+)
+
+
+def azure_guest_entry_paths(recording: Recording) -> list[str]:
+    """How the operator runs code inside a declared confidential VM's guest (after the measured boot)."""
+    paths: list[str] = []
+    for vm in recording.of_type(VM):
+        inputs = unwrap(vm.properties)
+        if (inputs.get("securityProfile") or {}).get("securityType") != "ConfidentialVM":
+            continue
+        profile = inputs.get("osProfile") or {}
+        linux = profile.get("linuxConfiguration") or {}
+        if profile.get("allowExtensionOperations") is not False:
+            paths.append(f"{vm.name}: extension operations (extensions, Run Command)")
+        if linux.get("provisionVMAgent") is not False:
+            paths.append(f"{vm.name}: the VM agent")
+        if linux.get("disablePasswordAuthentication") is not True:
+            paths.append(f"{vm.name}: an admin password login")
+    paths += [f"{r.name}: {r.type.rsplit(':', 1)[-1]}" for t in GUEST_ENTRY_TYPES for r in recording.of_type(t)]
+    return paths
+
+
 def azure_operator_host_token(
-    measurements: Any, workload: claims.AzureWorkload, issuer: str
-) -> dict[str, Any]:
+    measurements: Any,
+    workload: claims.AzureWorkload,
+    issuer: str,
+    recording: Recording,
+    guest_policies: Mapping[str, str],
+) -> dict[str, Any] | None:
     """What the host presents when the operator runs its own code there (see the module docstring)."""
     if workload.container:
         token = claims.maa_token(measurements, workload, issuer, "approved")
+        assert token is not None  # a container token is always issued
         token["x-ms-sevsnpvm-hostdata"] = claims.stand_in(f"{OPERATOR_LABEL}-cce-policy-exec-enabled", 64)
         return token
     if workload.tee in ("sgx", "tdx"):
         return claims.maa_token(measurements, workload, issuer, f"other:{OPERATOR_LABEL}")
-    # A confidential VM: the operator's code runs in the guest the token describes.
-    return claims.maa_token(measurements, workload, issuer, "approved")
+    if workload.measured_guest and not azure_guest_entry_paths(recording):
+        # No way into the measured guest: the operator can only boot its own image with the host's identity.
+        return claims.maa_token(measurements, workload, issuer, f"other:{OPERATOR_LABEL}", guest_policies)
+    # A confidential VM with a way in: the operator's code runs in the guest the token describes.
+    return claims.maa_token(measurements, workload, issuer, "approved", guest_policies)
 
 
 # --- AWS -----------------------------------------------------------------------------------------
@@ -342,8 +380,15 @@ def gcp_operator_host_requests(
 
 
 def azure_host_requests(
-    policy: Mapping[str, Any], measurements: Any, workloads: list[claims.AzureWorkload], issuers: list[str]
+    policy: Mapping[str, Any],
+    measurements: Any,
+    workloads: list[claims.AzureWorkload],
+    issuers: list[str],
+    recording: Recording,
+    guest_policies: Mapping[str, str],
 ) -> Iterable[bool]:
     for workload in workloads:
         for issuer in issuers:
-            yield azure.evaluate(policy, azure_operator_host_token(measurements, workload, issuer))
+            yield azure.evaluate(
+                policy, azure_operator_host_token(measurements, workload, issuer, recording, guest_policies)
+            )

@@ -20,6 +20,7 @@ from typing import Any, Callable, Final, Iterable, Mapping
 from components.attestation.azure_release_policy import decode_release_policy
 from components.attestation.gcp_condition import HWMODEL_BY_CONFIDENTIAL_TYPE
 from components.key_purpose import PURPOSE_TAG, is_party_data
+from components.model import azure_cvm_host
 from policies.review.key_release import aws, azure, claims, disk, gcp, operator
 from policies.review.key_release.aws import PolicyError
 from policies.review.mocks import Recording, RecordedResource, UNKNOWN, dig, unwrapped
@@ -182,19 +183,35 @@ def _key_account(resource: RecordedResource, default: str) -> str:
 
 
 def azure_workloads(settings: Any) -> list[claims.AzureWorkload]:
-    snp = settings.collaboration.measurements.sev_snp
+    measurements = settings.collaboration.measurements
+    snp = measurements.sev_snp
     return [
         claims.AzureWorkload(
             tee=host.tee,
             container=host.tee == "confidential-containers"
             or (
                 host.tee == "sev-snp"
-                and (host.kubernetes or (snp is not None and snp.launch_measurement is None))
+                and (host.kubernetes or (snp is not None and snp.launch_measurement is None and measurements.azure_cvm is None))
             ),
+            measured_guest=azure_cvm_host(host) and measurements.azure_cvm is not None,
         )
         for host in settings.collaboration.workload.hosts
         if host.cloud == "azure"
     ]
+
+
+GUEST_POLICY: Final = "ccp:azure:AttestationPolicy"
+
+
+def guest_policies(recording: Recording) -> dict[str, str]:
+    """authority -> the AzureGuest attestation policy text the stack recorded for that provider."""
+    found: dict[str, str] = {}
+    for resource in recording.of_type(GUEST_POLICY):
+        inputs = unwrapped(resource)
+        authority, policy = inputs.get("authority"), inputs.get("policy")
+        if isinstance(authority, str) and isinstance(policy, str) and authority != UNKNOWN:
+            found[authority.rstrip("/")] = policy
+    return found
 
 
 def judge_azure(resource: RecordedResource, recording: Recording, settings: Any) -> Decisions:
@@ -205,10 +222,11 @@ def judge_azure(resource: RecordedResource, recording: Recording, settings: Any)
     measurements = settings.collaboration.measurements
     workloads = azure_workloads(settings)
     issuers = azure.authorities(policy)
+    recorded = guest_policies(recording)
 
     def tokens(variant: str) -> Iterable[bool]:
         return (
-            azure.evaluate(policy, claims.maa_token(measurements, w, issuer, variant))
+            azure.evaluate(policy, claims.maa_token(measurements, w, issuer, variant, recorded))
             for w in workloads
             for issuer in issuers
         )
@@ -216,7 +234,7 @@ def judge_azure(resource: RecordedResource, recording: Recording, settings: Any)
     def approved() -> Iterable[bool]:
         # Each approved host must be released by some authority it can attest with.
         return (
-            any(azure.evaluate(policy, claims.maa_token(measurements, w, i, "approved")) for i in issuers)
+            any(azure.evaluate(policy, claims.maa_token(measurements, w, i, "approved", recorded)) for i in issuers)
             for w in workloads
         )
 
@@ -234,7 +252,7 @@ def judge_azure(resource: RecordedResource, recording: Recording, settings: Any)
             "no-attestation": lambda: [azure.evaluate(policy, None)],
             "operator-repolicies-key": lambda: [bool(operator.azure_repolicy_paths(resource, recording))],
             "operator-runs-code-on-host": lambda: operator.azure_host_requests(
-                policy, measurements, workloads, issuers
+                policy, measurements, workloads, issuers, recording, recorded
             ),
         }
     )

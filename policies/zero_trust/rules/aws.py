@@ -13,7 +13,7 @@ from typing import Any, Callable, Final, Iterable, Iterator
 
 from pulumi_policy import Severity
 
-from components.aws.instance_types import EXCLUDED_FAMILIES as EXCLUDED_ENCLAVE_FAMILIES
+from components.aws.instance_types import exclusion as enclave_exclusion
 from components.key_purpose import PARTY_STORAGE
 from policies.zero_trust.rules._base import (
     OPEN_CIDRS,
@@ -618,10 +618,11 @@ _NITRO_SMALL: Final = {"nano", "micro", "small", "medium", "large"}
 def aws_ec2_instance_enforce_enclave_capable_type(subject: Subject) -> Iterable[str]:
     instance_type = str(subject.need("instanceType"))
     family, _, size = instance_type.partition(".")
-    if family.startswith(("t", "a1", "mac")) or size in _NITRO_SMALL or size.startswith("metal") or not size:
+    # The guide's named exclusions first, so e.g. trn1 is refused for being excluded, not as a "t" type.
+    if reason := enclave_exclusion(instance_type):
+        yield f"{subject.name}: {instance_type!r} cannot run Nitro Enclaves ({reason})"
+    elif family.startswith(("t", "a1", "mac")) or size in _NITRO_SMALL or size.startswith("metal") or not size:
         yield f"{subject.name}: {instance_type!r} cannot run Nitro Enclaves (needs >= 4 vCPUs, Nitro, not metal)"
-    elif family in EXCLUDED_ENCLAVE_FAMILIES:
-        yield f"{subject.name}: {instance_type!r} cannot run Nitro Enclaves ({EXCLUDED_ENCLAVE_FAMILIES[family]})"
 
 
 @resource_rule(

@@ -13,7 +13,12 @@ from typing import Any, Final, Iterable, Iterator
 
 from pulumi_policy import Severity
 
-from components.attestation.azure_release_policy import decode_release_policy
+from components.attestation.azure_release_policy import (
+    CVM_DISK_ATTESTATION_TYPES,
+    CVM_DISK_COMPLIANCE_STATUS,
+    decode_release_policy,
+)
+from components.key_purpose import CONFIDENTIAL_DISK
 from components.site import SHARED_PARTY
 
 from policies.zero_trust.rules._base import (
@@ -117,10 +122,16 @@ def _leaf(claim: str) -> str:
 
 
 def workload_values(claims: list[Claim]) -> list[str]:
+    """The values a branch pins the workload by: hardware workload claims, or a claim of the collaboration's
+    own attestation policy (an Azure CVM's vTPM PCR check, judged by
+    `azure-keyvault-key-enforce-measured-guest-release`)."""
     return [
         str(value).lower()
         for claim, op, value in claims
-        if op == "equals" and _leaf(claim) in WORKLOAD_CLAIMS and isinstance(value, str) and value
+        if op == "equals"
+        and (_leaf(claim) in WORKLOAD_CLAIMS or _custom_claim(_leaf(claim)))
+        and isinstance(value, str)
+        and value
     ]
 
 
@@ -148,6 +159,8 @@ def _release_rule(check, read=release_branches):
             return
         try:
             found = read(subject)
+            if subject.purpose == CONFIDENTIAL_DISK and is_platform_disk_policy(_policy_of(subject)):
+                return
         except BadReleasePolicy as error:
             yield f"{subject.name}: {error}"
             return
@@ -155,6 +168,34 @@ def _release_rule(check, read=release_branches):
             yield from check(subject, found)
 
     return run
+
+
+# Microsoft's shared regional MAA endpoints (`shared<code>.<code>.attest.azure.net`).
+SHARED_AUTHORITY: Final = re.compile(r"^https://shared[a-z0-9]+\.[a-z0-9]+\.attest\.azure\.net/?$", re.IGNORECASE)
+
+
+def is_platform_disk_policy(policy: dict[str, Any] | None) -> bool:
+    """Exactly Microsoft's published platform release policy of a confidential OS-disk key
+    (https://github.com/Azure/confidential-computing-cvm/blob/main/cvm_deployment/key/skr-policy.json): every
+    authority a shared regional MAA endpoint, each requiring compliance status azure-compliant-cvm and an
+    attestation type in {tdxvm, sevsnpvm}. The platform releases such a key to a compliant CVM's paravisor at VM
+    start; the platform token carries no workload claim, so the workload rules cannot judge it (the key holds
+    the OS disk, never party data; the disk encryption set rules judge its use)."""
+    if not policy or not policy.get("anyOf"):
+        return False
+    shape = {
+        "allOf": [
+            {"claim": "x-ms-compliance-status", "equals": CVM_DISK_COMPLIANCE_STATUS},
+            {"anyOf": [{"claim": "x-ms-attestation-type", "equals": kind} for kind in CVM_DISK_ATTESTATION_TYPES]},
+        ]
+    }
+    return all(
+        isinstance(entry, dict)
+        and isinstance(entry.get("authority"), str)
+        and SHARED_AUTHORITY.match(entry["authority"]) is not None
+        and {k: v for k, v in entry.items() if k != "authority"} == shape
+        for entry in policy["anyOf"]
+    )
 
 
 def is_attestation_bound(subject: Subject) -> bool:
@@ -728,6 +769,116 @@ def azure_attestation_attestationprovider_require_policy_signing_certificates(su
         )
 
 
+# --- Azure confidential VM workload hosts (the measured-guest path) -------------------------------
+
+GUEST_TOKEN_DOCS: Final = "https://learn.microsoft.com/azure/confidential-computing/guest-attestation-confidential-vms"
+TPM_POLICY_DOCS: Final = "https://learn.microsoft.com/azure/attestation/tpm-attestation-sample-policies"
+# Guest-token claims (documented sample token, GUEST_TOKEN_DOCS) and the value a hardened, non-debug guest shows.
+GUEST_HARDENING: Final[dict[str, bool]] = {
+    "secureboot": True,
+    "x-ms-azurevm-debuggersdisabled": True,
+    "x-ms-azurevm-kerneldebug-enabled": False,
+    "x-ms-azurevm-bootdebug-enabled": False,
+}
+
+
+def _guest_branch(claims: list[Claim]) -> bool:
+    """A branch that accepts an Azure CVM guest (vTPM) token: `azurevm`, or claims only such a token carries."""
+    return any(
+        (c.lower() == "x-ms-attestation-type" and v == "azurevm")
+        or c.lower().startswith(("x-ms-isolation-tee.", "x-ms-azurevm-"))
+        for c, _, v in claims
+    )
+
+
+def _guest_problems(authority: Any, claims: list[Claim]) -> Iterable[str]:
+    pinned = {c.lower(): v for c, op, v in claims if op == "equals"}
+    if not isinstance(authority, str) or SHARED_AUTHORITY.match(authority):
+        yield (
+            f"authority {authority!r} is a shared MAA endpoint (Microsoft's default policy checks no vTPM PCR): name "
+            "the collaboration's own isolated-mode attestation provider"
+        )
+    policy_hash = pinned.get("x-ms-policy-hash")
+    if not isinstance(policy_hash, str) or not policy_hash:
+        yield "does not pin x-ms-policy-hash: any attestation policy of the provider (one checking no PCR) is accepted"
+    if not any(_custom_claim(_leaf(c)) and isinstance(v, str) and v for c, v in pinned.items()):
+        yield "pins no claim of the collaboration's own attestation policy (the result of its vTPM PCR check)"
+    for claim, value in GUEST_HARDENING.items():
+        if pinned.get(claim, None) is not value:
+            yield f"does not pin {claim} = {str(value).lower()}"
+
+
+@resource_rule(
+    name="azure-keyvault-key-enforce-measured-guest-release",
+    description=(
+        "A key released to an Azure confidential VM guest (vTPM token) is released only on a token of a custom MAA "
+        "provider whose pinned attestation policy (x-ms-policy-hash) checks the guest's vTPM PCRs and issues the "
+        "claim the key pins, with the documented secure-boot and no-debugger claims."
+    ),
+    types=(KEY,),
+    reads=(RELEASE_DATA, "properties.attributes.exportable", "tags"),
+    severity=Severity.CRITICAL,
+    controls=KEY_CONTROLS + ("nist:SI-7", "cis-azure:8.11"),
+    remediation=(
+        "An Azure CVM's hardware claims measure Microsoft's paravisor, not the guest; the guest OS is in the vTPM "
+        "PCRs (" + GUEST_ATTESTATION_DOCS + "). Declare your own attestation provider with the parties' "
+        "policy-signing certificates (isolated mode), set an AzureGuest policy (version 1.2) that compares each PCR "
+        "of the measured image (`PCRs[? Index == `N`].Digests.SHA256`, " + TPM_POLICY_DOCS + ") and issues a claim, "
+        "and in the release policy name that provider's attestUri, pin that claim, x-ms-policy-hash of that policy "
+        "(claim-sets), secureboot true, x-ms-azurevm-debuggersdisabled true and x-ms-azurevm-kerneldebug-enabled / "
+        "bootdebug-enabled false (" + GUEST_TOKEN_DOCS + "). In ccp: measurements.azureCvm.pcrs."
+    ),
+    url=GUEST_TOKEN_DOCS,
+    confidential=True,
+)
+@_policy_rule
+def azure_keyvault_key_enforce_measured_guest_release(subject: Subject, policy: dict[str, Any]) -> Iterable[str]:
+    # A confidential OS-disk key's platform policy (top-level sevsnpvm/tdxvm claims) has no guest branch.
+    for i, entry in enumerate(policy.get("anyOf") or []):
+        if not isinstance(entry, dict):
+            continue
+        for claims in branches({k: v for k, v in entry.items() if k != "authority"}):
+            if _guest_branch(claims):
+                for problem in _guest_problems(entry.get("authority"), claims):
+                    yield f"{subject.name}: release branch {i} accepts an Azure CVM guest token but {problem}"
+
+
+@resource_rule(
+    name="azure-compute-vm-disallow-operator-access",
+    description=(
+        "Confidential VMs that run a collaboration workload have no VM agent, no extension operations (so no "
+        "extensions or Run Command) and no password login."
+    ),
+    types=(VM,),
+    reads=(
+        "tags",
+        "securityProfile.securityType",
+        "osProfile.allowExtensionOperations",
+        "osProfile.linuxConfiguration.provisionVMAgent",
+        "osProfile.linuxConfiguration.disablePasswordAuthentication",
+    ),
+    severity=Severity.CRITICAL,
+    controls=("hipaa:164.312(a)(1)", "gdpr:art32", "nist:AC-6", "nist:CM-7", "nist:SI-7", "cis-azure:7.4"),
+    remediation=(
+        "Set os_profile.allow_extension_operations=False and os_profile.linux_configuration.provision_vm_agent=False "
+        "and disable_password_authentication=True. The vTPM PCRs a key release pins measure the "
+        "boot chain only: code the operator runs later through the VM agent (extensions, Run Command) or a login "
+        "runs inside the attested guest and gets its token (" + GUEST_ATTESTATION_DOCS + ")."
+    ),
+    url="https://learn.microsoft.com/azure/virtual-machines/extensions/agent-linux",
+    confidential=True,
+)
+def azure_compute_vm_disallow_operator_access(subject: Subject) -> Iterable[str]:
+    if not runs_collaboration_workload(subject) or subject.need("securityProfile.securityType") != "ConfidentialVM":
+        return
+    if not falsy(subject.need("osProfile.allowExtensionOperations")):
+        yield f"{subject.name}: allowExtensionOperations is not false: extensions and Run Command execute in the guest"
+    if not falsy(subject.need("osProfile.linuxConfiguration.provisionVMAgent")):
+        yield f"{subject.name}: provisionVMAgent is not false: the VM agent runs operator commands in the guest"
+    if not truthy(subject.need("osProfile.linuxConfiguration.disablePasswordAuthentication")):
+        yield f"{subject.name}: disablePasswordAuthentication is not true: an admin password logs in to the guest"
+
+
 # --- network -------------------------------------------------------------------------------------
 
 
@@ -1009,6 +1160,8 @@ RESOURCE_POLICIES = [
     azure_compute_diskencryptionset_configure_cmk,
     azure_compute_diskencryptionset_disallow_confidential_auto_rotation,
     azure_attestation_attestationprovider_require_policy_signing_certificates,
+    azure_keyvault_key_enforce_measured_guest_release,
+    azure_compute_vm_disallow_operator_access,
     azure_network_networkinterface_disallow_public_ip,
     azure_network_networksecuritygroup_disallow_open_ingress,
     azure_storage_storageaccount_enforce_cmk,
@@ -1149,7 +1302,7 @@ def runs_collaboration_workload(subject: Subject) -> bool:
     name="azure-containerinstance-containergroup-enforce-confidential",
     description=(
         "Container groups running a collaboration workload are confidential (sku Confidential with a CCE policy), "
-        "have no public IP and no privileged container."
+        "have no public IP, no privileged container and send no container logs to Log Analytics."
     ),
     types=(CONTAINER_GROUP,),
     reads=(
@@ -1159,6 +1312,7 @@ def runs_collaboration_workload(subject: Subject) -> bool:
         "ipAddress.type",
         "containers[*].securityContext.privileged",
         "initContainers[*].securityContext.privileged",
+        "diagnostics.logAnalytics.workspaceId",
     ),
     severity=Severity.CRITICAL,
     controls=("hipaa:164.312(a)(2)(iv)", "gdpr:art32", "nist:SC-39", "nist:SC-7", "nist:AC-6"),
@@ -1167,7 +1321,8 @@ def runs_collaboration_workload(subject: Subject) -> bool:
         "acipolicygen`; its SHA-256 is the x-ms-sevsnpvm-hostdata the party keys pin), put the group in a delegated "
         "subnet without an ip_address (never type Public), and set security_context.privileged=False on every "
         "container: a standard group runs outside a TEE, a public IP exposes the workload, and a privileged "
-        "container escapes the policy."
+        "container escapes the policy. Declare no diagnostics.log_analytics: container output can carry party data "
+        "and Log Analytics takes it out of the TEE to a workspace the operator reads."
     ),
     url=ACI_DOCS,
     confidential=True,
@@ -1191,6 +1346,12 @@ def azure_containerinstance_containergroup_enforce_confidential(subject: Subject
                 yield f"{subject.name}: {kind}[{i}] is privileged: it can escape the confidential container policy"
     if not subject.all("containers[*]"):
         subject.need("containers")
+    workspace = subject.get("diagnostics.logAnalytics.workspaceId")
+    if workspace:
+        yield (
+            f"{subject.name}: container logs go to Log Analytics workspace {workspace!r}: the workload's output "
+            "(which can carry party data) leaves the TEE"
+        )
 
 
 RESOURCE_POLICIES += [

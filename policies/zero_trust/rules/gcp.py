@@ -16,6 +16,7 @@ from typing import Any, Final, Iterable, Iterator
 from pulumi_policy import Severity
 
 from components.attestation.gcp_condition import CONFIDENTIAL_SPACE_HWMODELS, compile_cel, evaluate_condition
+from components.gcp.compute import ARTIFACT_REGISTRY_READER, IMAGE_PULL_PRECONDITION, image_repository
 from enclave_runtime.simulate.tokens import confidential_space_payload
 from policies.zero_trust.rules._base import (
     OPEN_CIDRS,
@@ -925,4 +926,73 @@ def gcp_kms_cryptokeyiammember_disallow_conditional_binding(stack: Stack) -> Ite
 
 
 STACK_POLICIES += [gcp_kms_cryptokeyiammember_disallow_conditional_binding]
+POLICIES = RESOURCE_POLICIES + STACK_POLICIES
+
+
+# --- the Confidential Space launcher can pull the workload image (issue 14, item 3) ----------------------
+
+AR_MEMBER: Final = "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
+AR_BINDING: Final = "gcp:artifactregistry/repositoryIamBinding:RepositoryIamBinding"
+_PULL_GRANT_READS: Final = ("project", "location", "repository", "role", "member")
+
+
+def _pull_grants(stack: Stack) -> set[tuple[str, str, str, str]]:
+    """(project, location, repository, member) of every Artifact Registry reader grant the stack declares,
+    and of every grant it declares as a precondition for the repository's owner."""
+    grants: set[tuple[str, str, str, str]] = set()
+    for grant in stack.of_type(AR_MEMBER, AR_BINDING, IMAGE_PULL_PRECONDITION):
+        if grant.get("role") != ARTIFACT_REGISTRY_READER:
+            continue
+        members = grant.all("members[*]") if grant.type == AR_BINDING else [grant.get("member")]
+        where = tuple(str(grant.get(key)) for key in ("project", "location", "repository"))
+        grants.update((*where, str(member)) for member in members)  # type: ignore[misc]
+    return grants
+
+
+def _pullable(subject: Subject, grants: set[tuple[str, str, str, str]]) -> Iterable[str]:
+    metadata = subject.get("metadata")
+    reference = metadata.get("tee-image-reference") if hasattr(metadata, "get") else None
+    repository = image_repository(str(reference)) if reference else None
+    if repository is None:
+        return  # not a Confidential Space workload, or an image outside Artifact Registry
+    member = f"serviceAccount:{subject.need('serviceAccount.email')}"
+    if (repository.project, repository.location, repository.repository, member) not in grants:
+        yield (
+            f"{subject.name}: the launcher pulls {reference!r} as {member}, but no {ARTIFACT_REGISTRY_READER} on "
+            f"projects/{repository.project}/locations/{repository.location}/repositories/{repository.repository} "
+            "is declared, nor declared as a precondition: the workload never starts"
+        )
+
+
+@stack_rule(
+    name="gcp-artifactregistry-enforce-image-pull",
+    description=(
+        "Each Confidential Space workload's service account may pull its image: a reader grant on the image's "
+        "repository is declared, or declared as a precondition for the repository's owner."
+    ),
+    reads={
+        INSTANCE: ("metadata", "serviceAccount.email"),
+        TEMPLATE: ("metadata", "serviceAccount.email"),
+        AR_MEMBER: _PULL_GRANT_READS,
+        AR_BINDING: ("project", "location", "repository", "role", "members[*]"),
+        IMAGE_PULL_PRECONDITION: _PULL_GRANT_READS,
+    },
+    severity=Severity.HIGH,
+    controls=("nist:CM-7", "nist:AC-6"),
+    remediation=(
+        "Grant roles/artifactregistry.reader on the image's repository to the workload service account "
+        "(ccp-gcp:imageRepositoryGrant: declare), or, when the repository's project is not administered by this "
+        "stack, set ccp-gcp:imageRepositoryGrant: precondition and have the repository's owner run the command "
+        "the ccp:gcp:ImagePullPrecondition resource records."
+    ),
+    url="https://docs.cloud.google.com/confidential-computing/confidential-space/docs/deploy-workloads",
+)
+def gcp_artifactregistry_enforce_image_pull(stack: Stack) -> Iterator[Finding]:
+    grants = _pull_grants(stack)
+    for host in stack.of_type(INSTANCE, TEMPLATE):
+        for message in run_check(lambda subject: _pullable(subject, grants), host):
+            yield Finding(message, host.resource)
+
+
+STACK_POLICIES += [gcp_artifactregistry_enforce_image_pull]
 POLICIES = RESOURCE_POLICIES + STACK_POLICIES

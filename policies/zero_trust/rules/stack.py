@@ -18,6 +18,7 @@ from typing import Any, Final, Iterable, Iterator
 from pulumi_policy import Severity
 
 from enclave_runtime.measurements import ApprovedMeasurements
+from components.attestation.azure_guest_policy import pcr_set_digest
 from components.key_purpose import PARTY_STORAGE, PURPOSE_TAG, PURPOSES
 from components.site import SHARED_PARTY
 from policies.zero_trust.rules import aws, azure, gcp
@@ -233,6 +234,9 @@ def stack_kms_partykey_enforce_same_measurements(stack: Stack) -> Iterator[Findi
     if approved_raw:
         approved = ApprovedMeasurements.model_validate(plain(approved_raw), context={"environment": "dev"})
         approved_values = {v.lower() for _, v in approved.values()}
+        if approved.azure_cvm is not None:
+            # The CVM path pins the claim the collaboration's attestation policy issues for these PCRs.
+            approved_values.add(pcr_set_digest(approved.azure_cvm))
         expected = approved.fingerprint()
     tags = {k.tags().get("measurements") for k in keys}
     for key in keys:

@@ -27,6 +27,9 @@ RUN_ENCLAVE: Final = "nitro-cli run-enclave"
 DEBUG_MODE: Final = "--debug-mode"
 KUBERNETES_START: Final = "ccp-workload-start: kubernetes"
 CONFIDENTIAL_SPACE_PROJECT: Final = "confidential-space-images"
+COLLABORATION: Final = "ccp:index:Collaboration"
+# Classifications whose releases must be differentially private (components.collaboration.PERSONAL_DATA).
+PERSONAL_DATA: Final = ("phi", "pii", "pci")
 
 
 def decoded(value: Any) -> str:
@@ -112,4 +115,36 @@ def stack_compute_host_enforce_workload_start(subject: Subject) -> Iterable[str]
         yield from _gcp(subject)
 
 
-POLICIES = [stack_compute_host_enforce_workload_start]
+@resource_rule(
+    name="stack-collaboration-output-enforce-dp",
+    description=(
+        "A collaboration over personal data (PHI, PII, PCI) releases only differentially private outputs: every "
+        "declared output is charged to the collaboration's privacy budget."
+    ),
+    types=(COLLABORATION,),
+    reads=("dataClassifications", "outputs", "privacy.outputs"),
+    severity=Severity.HIGH,
+    controls=("nist:SI-19", "gdpr:art25", "gdpr:art89"),
+    remediation=(
+        "Declare ccp:collaboration.privacy {epsilon, delta, outputs} naming every output computed on the parties' "
+        "data; the runtime then charges each release to the budget and refuses one that would exceed it "
+        "(enclave_runtime/ml/dp.py). An output that cannot be DP does not belong in a prod collaboration over "
+        "personal data. Advisory outside prod."
+    ),
+    url="https://doi.org/10.6028/NIST.SP.800-226",
+    confidential=True,
+)
+def stack_collaboration_output_enforce_dp(subject: Subject) -> Iterable[str]:
+    personal = sorted(set(subject.need_all("dataClassifications[*]")) & set(PERSONAL_DATA))
+    if not personal:
+        return
+    charged = set(subject.all("privacy.outputs[*]"))
+    for output in subject.need("outputs"):  # absent is not "releases nothing": fail closed
+        if output not in charged:
+            yield (
+                f"{subject.name}: output {output!r} is released from {'/'.join(personal)} data but no privacy budget "
+                "charges it (not in privacy.outputs): its releases are not differentially private"
+            )
+
+
+POLICIES = [stack_compute_host_enforce_workload_start, stack_collaboration_output_enforce_dp]
