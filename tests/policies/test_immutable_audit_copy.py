@@ -253,11 +253,12 @@ def test_a_resource_tagged_dev_in_a_prod_stack_is_skipped_an_untagged_one_judged
     assert "has no Object Lock configuration" in messages(analyze_stack(replace(resources, "trail", tags={})), RULE)[0]
 
 
-def test_cli_config_files_keep_the_rule_advisory_in_dev_only() -> None:
+@pytest.mark.parametrize("rule", pack.PROD_ONLY)
+def test_cli_config_files_keep_prod_only_rules_advisory_in_dev_only(rule: str) -> None:
     import json
 
     from test_policy_servicer import REPO
 
     config = REPO / "policies/zero_trust/config"
-    assert json.loads((config / "dev.json").read_text())[RULE] == {"enforcementLevel": "advisory"}
-    assert RULE not in json.loads((config / "prod.json").read_text())
+    assert json.loads((config / "dev.json").read_text())[rule] == {"enforcementLevel": "advisory"}
+    assert rule not in json.loads((config / "prod.json").read_text())
