@@ -118,25 +118,32 @@ def real_datasets(collaboration: Any) -> dict[str, bytes]:
     return {name: text.encode() for name, text in ml_process("partitions", {"datasets": pairs}).items()}
 
 
-def dp_jobs(privacy: Any) -> list[dict[str, Any]]:
-    """The DP statistics the workload releases, sized from the budget: `cohort-statistics` spends 1/3 of
-    epsilon on the first output that `privacy.outputs` names (the model's DP standardizer takes another
-    third, DP-FedAvg its own federated.dp.epsilon: the last third in the example stacks); its rerun would
-    exceed what is left, and a job feeding an output the budget does not name is refused whatever it costs."""
+def dp_jobs(privacy: Any, federated: Any) -> list[dict[str, Any]]:
+    """The DP statistics the workload releases, sized from the budget: `cohort-statistics` spends what the
+    stack's planned spends (the DP standardizer and DP-FedAvg, `federated`) leave of epsilon, on the first
+    output that `privacy.outputs` names; its rerun would exceed what is left, and a job feeding an output the
+    budget does not name is refused whatever it costs."""
     if privacy is None:
         return []
-    twelfth = privacy.epsilon / 12
+    planned = 0.0
+    if federated is not None and federated.dp is not None:
+        planned = (federated.dp.epsilon or 0.0) + (federated.standardizer.epsilon if federated.standardizer else 0.0)
+    left = privacy.epsilon - planned
+    if left <= 0:
+        raise ValueError(f"ccp:collaboration.privacy.epsilon {privacy.epsilon} leaves nothing for the demo's DP "
+                         f"statistics after the federated job's planned {planned}: raise the budget")
+    quarter = left / 4
     output = privacy.outputs[0]
     cohort = [
-        {"name": "cohort-size", "column": "rows", "kind": "count", "epsilon": twelfth},
-        {"name": "mean-radius", "column": "mean radius", "kind": "mean", "epsilon": 2 * twelfth, "bounds": [5.0, 30.0]},
-        {"name": "malignant-cases", "column": "malignant", "kind": "count", "epsilon": twelfth},
+        {"name": "cohort-size", "column": "rows", "kind": "count", "epsilon": quarter},
+        {"name": "mean-radius", "column": "mean radius", "kind": "mean", "epsilon": 2 * quarter, "bounds": [5.0, 30.0]},
+        {"name": "malignant-cases", "column": "malignant", "kind": "count", "epsilon": quarter},
     ]
     return [
         {"job": "cohort-statistics", "output": output, "queries": cohort},
         {"job": "cohort-statistics-rerun", "output": output, "queries": cohort},
         {"job": "per-site-statistics", "output": "per-site-statistics",
-         "queries": [{"name": "site-size", "column": "rows", "kind": "count", "epsilon": twelfth}]},
+         "queries": [{"name": "site-size", "column": "rows", "kind": "count", "epsilon": quarter}]},
     ]
 
 
@@ -260,7 +267,7 @@ def run(stack: str, *, quiet: bool = False, out: Path = OUT) -> int:
                 "collaboration": collaboration.name,
                 "measurements": collaboration.measurements.model_dump(mode="json", by_alias=True, exclude_none=True),
                 "ledger": str(ledger_path),
-                "dp_jobs": dp_jobs(privacy),
+                "dp_jobs": dp_jobs(privacy, collaboration.federated),
             }
             request["he_batch"] = 64  # one held-out batch scored on ciphertext by a recipient
             request["mpc"] = {"column": "mean radius"}  # cohort statistic across the parties by MPyC

@@ -42,7 +42,7 @@ def test_shipped_stacks_declare_the_demo_job() -> None:
         job = parse(raw).collaboration.federated
         assert job is not None and (job.rounds, job.clients_per_round) == (5, 3)
         assert (job.sec_agg.num_shares, job.sec_agg.reconstruction_threshold) == (3, 2)
-        assert job.dp is not None and (job.dp.clipping_norm, job.dp.epsilon, job.dp.delta, job.dp.output) == (1.0, 1.0, 1e-6, output)
+        assert job.dp is not None and (job.dp.clipping_norm, job.dp.epsilon, job.dp.delta, job.dp.output) == (1.0, 8.0, 1e-6, output)
     raw = copy.deepcopy(DEV)
     del raw["collaboration"]["federated"]
     assert parse(raw).collaboration.federated is None
@@ -52,7 +52,7 @@ def test_the_ml_runtime_reads_the_same_section() -> None:
     """What the demo hands the job (by alias) is what `enclave_runtime.ml.config.FederatedJob` takes."""
     dumped = parse(DEV).collaboration.federated.model_dump(mode="json", by_alias=True, exclude_none=True)
     assert dumped == {"rounds": 5, "clientsPerRound": 3, "secAgg": {"numShares": 3, "reconstructionThreshold": 2},
-                      "dp": {"clippingNorm": 1.0, "epsilon": 1.0, "delta": 1e-6, "output": "global-model"},
+                      "dp": {"clippingNorm": 1.0, "epsilon": 8.0, "delta": 1e-6, "output": "global-model"},
                       "standardizer": {"epsilon": 1.0, "maxRows": 2000}}
 
 
@@ -81,13 +81,13 @@ def test_noise_multiplier_instead_of_epsilon_is_accepted() -> None:
     ({"dp.delta": 0}, "ccp:collaboration.federated.dp.delta: 0.0 is not a usable delta"),
     ({"dp.delta": 1}, "ccp:collaboration.federated.dp.delta: 1.0 is not a usable delta"),
     ({"dp.delta": 1e-5}, "ccp:collaboration.federated.dp.delta: 1e-05 exceeds the collaboration's total privacy.delta"),
-    ({"dp.epsilon": 4.0}, "ccp:collaboration.federated.dp.epsilon: 4.0 exceeds the collaboration's total privacy.epsilon"),
+    ({"dp.epsilon": 11.0}, "ccp:collaboration.federated.dp.epsilon: 11.0 exceeds the collaboration's total privacy.epsilon"),
     ({"dp.output": "per-site-means"},
      "ccp:collaboration.federated.dp.output: 'per-site-means' is not an output the budget declares (privacy.outputs: global-model)"),
     ({"dp.output": None}, "ccp:collaboration.federated.dp.output: is required but missing"),
     ({"epochs": 3}, "ccp:collaboration.federated.epochs: unknown key"),
     ({"standardizer.epsilon": 2.5},
-     "ccp:collaboration.federated.standardizer.epsilon: 2.5 plus federated.dp.epsilon (1.0) exceeds the collaboration's total"),
+     "ccp:collaboration.federated.standardizer.epsilon: 2.5 plus federated.dp.epsilon (8.0) exceeds the collaboration's total"),
     ({"standardizer.epsilon": 0}, "ccp:collaboration.federated.standardizer.epsilon: 0.0 is not a usable epsilon"),
     ({"dp": None}, "ccp:collaboration.federated.standardizer: it is charged with the model to federated.dp.output"),
 ])

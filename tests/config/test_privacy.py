@@ -33,9 +33,9 @@ def problems(raw: dict[str, Any]) -> list[str]:
 def test_shipped_stacks_declare_a_budget_on_declared_outputs() -> None:
     dev = parse(DEV).collaboration
     assert dev.privacy is not None
-    assert (dev.privacy.epsilon, dev.privacy.delta, dev.privacy.outputs) == (3.0, 1e-6, ["global-model"])
+    assert (dev.privacy.epsilon, dev.privacy.delta, dev.privacy.outputs) == (10.0, 1e-6, ["global-model"])
     hospitals = read_stack_file(ROOT / "Pulumi.hospitals.yaml")["collaboration"]
-    assert hospitals["privacy"] == {"epsilon": 3.0, "delta": 1e-6, "outputs": ["validation-metrics", "sepsis-model"]}
+    assert hospitals["privacy"] == {"epsilon": 10.0, "delta": 1e-6, "outputs": ["validation-metrics", "sepsis-model"]}
     assert {"validation-metrics"} <= {o["name"] for o in hospitals["outputs"]}
 
 

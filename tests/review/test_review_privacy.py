@@ -14,17 +14,17 @@ def test_hospitals_review_shows_the_budget_and_the_planned_spends(tmp_path: Path
     assert result.record["privacy"] == {
         "classifications": ["phi"],
         "outputs": ["sepsis-model", "validation-metrics"],
-        "budget": {"epsilon": 3.0, "delta": 1e-6, "outputs": ["validation-metrics", "sepsis-model"]},
+        "budget": {"epsilon": 10.0, "delta": 1e-6, "outputs": ["validation-metrics", "sepsis-model"]},
         "planned": [
             {"mechanism": "dp-standardizer", "output": "sepsis-model", "epsilon": 1.0, "delta": 0.0},
-            {"mechanism": "dp-fedavg", "output": "sepsis-model", "epsilon": 1.0, "delta": 1e-6},
+            {"mechanism": "dp-fedavg", "output": "sepsis-model", "epsilon": 8.0, "delta": 1e-6},
         ],
         "uncharged": [],
         "unplanned_epsilon": "1.0",
     }
     text = (tmp_path / "review-hospitals.md").read_text()
     assert "## Privacy budget" in text
-    assert "| dp-fedavg | `sepsis-model` | 1.0 | 1e-06 |" in text
+    assert "| dp-fedavg | `sepsis-model` | 8.0 | 1e-06 |" in text
     assert "Left for the DP queries the job runs against the ledger: epsilon 1.0." in text
 
 
