@@ -23,6 +23,9 @@ runtime image has neither Pulumi nor the `stacks`/`components` packages.
 `python -m enclave_runtime query URL --policy FILE (--infer JSON | --output NAME | ...) [--json]` verifies
 it and queries it (0 answered, 1 refused with the failed check named, 2 unusable input); both are in
 `enclave_runtime.serve.commands`.
+
+`python -m enclave_runtime flower superlink|supernode ...` starts Flower's SuperLink with a TLS key bound to
+the TEE's evidence, or a party's SuperNode once that evidence is admitted (`enclave_runtime.ml.launcher`).
 """
 
 from __future__ import annotations
@@ -114,6 +117,9 @@ def build_parser(json_output: bool = False) -> UsageParser:
     # serve / query parse their own arguments (enclave_runtime.serve.commands); listed here for --help.
     commands.add_parser("serve", help="serve the model and outputs over attested TLS 1.3 (inside the TEE)", add_help=False)
     commands.add_parser("query", help="verify the attested service, then query it (client side)", add_help=False)
+    # flower parses its own arguments too (enclave_runtime.ml.launcher).
+    commands.add_parser("flower", help="start Flower's SuperLink or a SuperNode behind attestation (inside the TEE)",
+                        add_help=False)
     return parser
 
 
@@ -183,7 +189,9 @@ def _emit_text(kind: str, error: dict[str, str] | None, claims: Claims | None, d
             print(f"  - {failure.check}: {failure.message}")
 
 
-def _store(args: argparse.Namespace, collateral: Collateral) -> TrustStore:
+def trust_store(args: argparse.Namespace) -> TrustStore:
+    """The roots evidence must chain to: the pinned vendor roots, plus `--trust-simulation-root` (dev) and
+    `--trust-dir` (certificates that complete chains). Shared by every subcommand that verifies evidence."""
     sim_roots = Collateral.from_files(args.trust_simulation_root).certificates if args.trust_simulation_root else []
     if args.trust_dir is not None:
         if not args.trust_dir.is_dir():
@@ -203,7 +211,7 @@ def run_verify(args: argparse.Namespace) -> tuple[int, dict[str, str] | None, Cl
         except OSError as exc:
             raise VerificationError("input", f"cannot read --evidence {args.evidence}: {exc.strerror}") from None
         collateral = Collateral.from_files(args.with_files)
-        claims = verify(args.kind, evidence, collateral=collateral, store=_store(args, collateral), at=args.at)
+        claims = verify(args.kind, evidence, collateral=collateral, store=trust_store(args), at=args.at)
     except VerificationError as exc:
         code = EXIT_UNUSABLE if exc.check == "input" else EXIT_REJECTED
         return code, {"check": exc.check, "message": exc.message}, None, None
@@ -499,6 +507,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .serve.commands import run_query
 
         return run_query(argv[1:])
+    if argv[:1] == ["flower"]:
+        from .ml.launcher import run_flower
+
+        return run_flower(argv[1:])
     args = build_parser(json_output="--json" in argv).parse_args(argv)
     if args.command == "audit":
         return run_audit(args)

@@ -96,6 +96,38 @@ class AttestedPeer:
                 "spkiSha256": self.spki_sha256, "measurements": measured}
 
 
+@dataclass(frozen=True)
+class Attestation:
+    """An attestation answer as the runtime's endpoints serve it (`enclave_runtime.serve.evidence.document`),
+    decoded but not yet judged: the whole answer as JSON in `answer` (extra fields, e.g. a certificate)."""
+
+    kind: str
+    evidence: bytes
+    spki: bytes
+    collateral: Collateral
+    answer: dict[str, Any]
+
+
+def read_attestation(body: bytes) -> Attestation:
+    """Decode an attestation answer; AttestationRefused (`response`, `binding`) when it is not one this
+    runtime can check. Nothing is verified here: see `Verifier.check` and `ml.attestation.AttestationGate`."""
+    try:
+        answer = json.loads(body)
+        kind, scheme = answer["kind"], answer["binding"]
+        evidence = base64.b64decode(answer["evidence"], validate=True)
+        claimed_spki = base64.b64decode(answer.get("spki") or "", validate=True)
+        collateral = Collateral()
+        for item in answer.get("collateral") or []:
+            collateral.add(base64.b64decode(item["der"], validate=True), str(item.get("name", "collateral")))
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, VerificationError) as exc:
+        raise AttestationRefused("response", f"the attestation response is not the expected JSON "
+                                 f"{{kind, binding, evidence, spki, collateral}}: {exc}") from None
+    if scheme != BINDING_SCHEME:
+        raise AttestationRefused("binding", f"the server binds its key as {scheme!r}; this client checks "
+                                 f"only {BINDING_SCHEME!r}")
+    return Attestation(str(kind), evidence, claimed_spki, collateral, answer)
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -115,20 +147,8 @@ class Verifier:
             live_spki = spki_of(certificate_der)
         except ValueError as exc:
             raise AttestationRefused("tls", f"the server's TLS certificate is unreadable: {exc}") from None
-        try:
-            answer = json.loads(body)
-            kind, scheme = answer["kind"], answer["binding"]
-            evidence = base64.b64decode(answer["evidence"], validate=True)
-            claimed_spki = base64.b64decode(answer.get("spki") or "", validate=True)
-            collateral = Collateral()
-            for item in answer.get("collateral") or []:
-                collateral.add(base64.b64decode(item["der"], validate=True), str(item.get("name", "collateral")))
-        except (ValueError, KeyError, TypeError, binascii.Error, VerificationError) as exc:
-            raise AttestationRefused("response", f"the attestation response is not the expected JSON "
-                                     f"{{kind, binding, evidence, spki, collateral}}: {exc}") from None
-        if scheme != BINDING_SCHEME:
-            raise AttestationRefused("binding", f"the server binds its key as {scheme!r}; this client checks "
-                                     f"only {BINDING_SCHEME!r}")
+        answer = read_attestation(body)
+        kind, evidence, claimed_spki, collateral = answer.kind, answer.evidence, answer.spki, answer.collateral
         if kind not in BOUND_FIELD:
             raise AttestationRefused("kind", f"evidence kind {kind!r} cannot bind a TLS key here; "
                                      f"supported: {sorted(BOUND_FIELD)}")

@@ -28,6 +28,7 @@ GEN_TESTS = ("tests/attestation/test_generator_promises.py",)
 K8S_TESTS = ("tests/policies/test_kubernetes_rules.py",)
 BACKUP_TESTS = ("tests/policies/test_policy_rules.py::test_backup_settings_refused_in_prod",)
 CONTRACT_TESTS = ("tests/attestation/test_contract.py", "tests/attestation/test_contract_document.py")
+FLOWER_TESTS = ("tests/runtime/test_flower_launcher.py",)
 CLIENT_TESTS = ("tests/runtime/test_serve.py", "tests/runtime/test_failover.py", "tests/runtime/test_client_nonce.py")
 
 MUTATIONS: list[Mutation] = [
@@ -381,6 +382,19 @@ MUTATIONS: list[Mutation] = [
              "        if isinstance(timestamp, dt.datetime) and not -dt.timedelta(minutes=1) <= now - timestamp <= self.max_age:",
              "        if False:",
              CLIENT_TESTS, "evidence older than max_age is accepted"),
+    # --- the Flower launcher (enclave_runtime/ml/launcher.py) and the aggregator gate -----------------
+    Mutation("flower-gate-unbound", "enclave_runtime/ml/attestation.py",
+             "    return Binding(**{name: digest})", "    return Binding()",
+             FLOWER_TESTS, "a SuperNode admits evidence that binds another key than its certificate's"),
+    Mutation("flower-certificate-unchecked", "enclave_runtime/ml/launcher.py",
+             "    if spki != attestation.spki:", "    if False:",
+             FLOWER_TESTS, "a served certificate other than the one the answer names is judged by the gate alone"),
+    Mutation("flower-key-on-disk", "enclave_runtime/ml/launcher.py",
+             "    if kind not in MEMORY_FILESYSTEMS:", "    if False:",
+             FLOWER_TESTS, "the SuperLink's private key is written to a disk-backed directory"),
+    Mutation("flower-key-readable", "enclave_runtime/ml/launcher.py",
+             "        os.fchmod(fd, 0o600)", "        os.fchmod(fd, 0o644)",
+             FLOWER_TESTS, "the SuperLink's private key is readable by other users"),
     # --- the attestation verifier ------------------------------------------------------------------
     Mutation("att-nitro-debug", "enclave_runtime/attest/nitro.py",
              "        return all(not any(self.pcrs[index]) for index in DEBUG_PCRS)", "        return False",

@@ -4,9 +4,9 @@ The aggregator presents an `AggregatorIdentity` on the channel: its attestation 
 key of the channel it terminates (the TLS key of the SuperLink in a deployment). `AttestationGate.admit`
 verifies the evidence (`enclave_runtime.attest.verify`: signatures, chain to a pinned or explicitly given
 simulation root, validity now) and then validates it against the collaboration's approved measurements
-(`enclave_runtime.policy.validate`) with the binding `public_key == channel key`. The binding is what
-stops a relay: a genuine aggregator's evidence replayed by another endpoint names the genuine endpoint's
-key, not the key of the channel the client is actually talking to.
+(`enclave_runtime.policy.validate`) with the binding: SHA-256 of the channel key in the evidence's report
+data (Nitro `user_data`). The binding is what stops a relay: a genuine aggregator's evidence replayed by another endpoint names the
+genuine endpoint's key, not the key of the channel the client is actually talking to.
 
 Fail closed: any exception from the verifier, any failed policy check, a missing field, is a refusal.
 """
@@ -19,7 +19,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from enclave_runtime.attest import TrustStore, VerificationError, verify
+from enclave_runtime.attest import Collateral, TrustStore, VerificationError, verify
+from enclave_runtime.client import BOUND_FIELD
 from enclave_runtime.policy import Binding, Policy, validate
 
 
@@ -29,11 +30,13 @@ class AggregatorRefused(Exception):
 
 @dataclass(frozen=True)
 class AggregatorIdentity:
-    """What the aggregator's end of the channel presents: evidence of `kind` and the channel's public key."""
+    """What the aggregator's end of the channel presents: evidence of `kind` and the channel's public key,
+    with the endorsements the TEE handed out with the evidence (e.g. an SNP VCEK), if any."""
 
     kind: str
     evidence: bytes
     channel_key: bytes
+    collateral: Collateral = field(default_factory=Collateral, compare=False)
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ class AttestationGate:
             self._refuse(identity.kind, "the channel has no public key to bind the evidence to")
         when = self.at() if self.at else dt.datetime.now(dt.timezone.utc)
         try:
-            claims = verify(identity.kind, identity.evidence, store=self.store, at=when)
+            claims = verify(identity.kind, identity.evidence, collateral=identity.collateral, store=self.store, at=when)
         except VerificationError as exc:
             self._refuse(identity.kind, f"evidence did not verify ({exc.check}): {exc}")
         except Exception as exc:  # noqa: BLE001 -- any verifier failure is a refusal, never a pass
@@ -96,11 +99,11 @@ class AttestationGate:
 
 
 def _binding(identity: AggregatorIdentity) -> Binding:
-    """Where each kind carries the caller's value: Nitro's `public_key`; the 64-byte report data of
-    SNP/TDX/SGX carries SHA-256 of the channel key (zero-padded); a vTPM quote's or a token's nonce."""
+    """SHA-256 of the channel key, where each kind carries the report data a `Collector` was asked for
+    (`enclave_runtime.client.BOUND_FIELD`: Nitro's `user_data`, the 64-byte report data of SNP/TDX/SGX,
+    zero-padded), else a vTPM quote's or a token's nonce. The same report data as the query service's
+    binding with an empty nonce (`serve.tls.report_data(spki, b"")`), so the aggregator obtains it from
+    any TEE through `Collector.collect` (`enclave_runtime.ml.launcher`)."""
     digest = hashlib.sha256(identity.channel_key).hexdigest()
-    if identity.kind == "aws-nitro":
-        return Binding(public_key=identity.channel_key.hex())
-    if identity.kind in ("amd-sev-snp", "intel-tdx", "intel-sgx"):
-        return Binding(report_data=digest)
-    return Binding(nonce=digest)
+    name, _size = BOUND_FIELD.get(identity.kind, ("nonce", None))
+    return Binding(**{name: digest})

@@ -86,16 +86,17 @@ def _aggregator(measurements: Mapping[str, Any], parties: Iterable[str]) -> tupl
     aggregator with other PCRs is still refused. On real hardware the gate uses the stack's environment."""
     from enclave_runtime.attest import TrustStore
     from enclave_runtime.policy import Policy
-    from enclave_runtime.simulate.nitro import SimulatedNitro, SimulatedNitroEnclave
+    from enclave_runtime.serve.evidence import SimulatedNitroCollector, pcrs_from_policy
+    from enclave_runtime.simulate.nitro import SimulatedNitro
 
     from .attestation import AggregatorIdentity, AttestationGate
 
-    nitro = measurements.get("nitro") or {}
-    pcrs = {int(k[3:]): v for k, v in nitro.items() if k.startswith("pcr") and isinstance(v, str)}
     policy = Policy.load({"environment": "dev", "measurements": measurements})
     sim = SimulatedNitro()
     channel_key = hashlib.sha256(f"aggregator channel {dt.datetime.now(dt.timezone.utc).isoformat()}".encode()).digest()
-    identity = AggregatorIdentity("aws-nitro", SimulatedNitroEnclave(sim, pcrs).attest(channel_key), channel_key)
+    pcrs = pcrs_from_policy(measurements.get("nitro") or {})
+    evidence = SimulatedNitroCollector(sim, pcrs).collect(hashlib.sha256(channel_key).digest())
+    identity = AggregatorIdentity(evidence.kind, evidence.evidence, channel_key)
     store = TrustStore(simulation_roots=[sim.root])
     return identity, {party: AttestationGate(store, policy) for party in parties}
 

@@ -19,7 +19,6 @@ whose TLS client certificate carries the key of a declared recipient of NAME (40
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import math
@@ -39,8 +38,9 @@ from cryptography import x509
 
 from ..evidence.base import Collector, EvidenceError
 from .access import Access, spki_sha256
+from .evidence import document
 from .model import Model, Outputs
-from .tls import BINDING_SCHEME, NONCE_MAX, NONCE_MIN, TlsIdentity
+from .tls import NONCE_MAX, NONCE_MIN, TlsIdentity
 
 ATTESTATION_PATH = "/.well-known/attestation"
 JSON = "application/json"
@@ -96,19 +96,12 @@ class Service:
         """Evidence for this connection (blocking: the NSM is an ioctl); records whether it worked."""
         assert self.collector is not None
         try:
-            evidence = self.collector.collect(self.identity.report_data(nonce))
+            answer = document(self.collector, self.identity, nonce)
         except EvidenceError as exc:
             self.evidence_ok, self.evidence_error = False, str(exc)
             raise
         self.evidence_ok, self.evidence_error = True, None
-        return {
-            "kind": evidence.kind,
-            "binding": BINDING_SCHEME,
-            "nonce": nonce.hex(),
-            "spki": base64.b64encode(self.identity.spki).decode(),
-            "evidence": base64.b64encode(evidence.evidence).decode(),
-            "collateral": [{"name": n, "der": base64.b64encode(d).decode()} for n, d in evidence.collateral],
-        }
+        return answer
 
     def self_check(self) -> None:
         """Produce evidence once (startup, and `/readyz` while not ready): readiness means a client could

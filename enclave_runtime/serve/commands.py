@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cli import UsageParser
+from ..cli import UsageParser, trust_store
 
 EXIT_OK, EXIT_REJECTED, EXIT_UNUSABLE = 0, 1, 2
 SERVE_HELP = "serve the collaboration's model and outputs over attested TLS 1.3 (inside the TEE)"
@@ -58,12 +58,7 @@ def serve_parser() -> _Parser:
     parser.add_argument("--name", action="append", default=[], dest="names", metavar="DNS",
                         help="DNS name or IP for the certificate (informative: clients trust the attestation)")
     parser.add_argument("--max-body", type=int, default=64 * 1024, metavar="BYTES", help="request body limit (413 above)")
-    parser.add_argument("--simulate", action="store_true", help="dev/CI: evidence from a simulated Nitro enclave")
-    parser.add_argument("--simulate-debug", action="store_true", help="with --simulate: a debug-mode enclave (PCRs zero)")
-    parser.add_argument("--simulate-pcrs-from", type=Path, metavar="POLICY",
-                        help="with --simulate: report this policy's (or stack file's) approved Nitro PCRs")
-    parser.add_argument("--simulation-root-out", type=Path, metavar="PEM",
-                        help="with --simulate (required): write the simulated root here for clients to trust")
+    add_tee_arguments(parser)
     parser.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     return parser
 
@@ -72,7 +67,7 @@ def run_serve(argv: Sequence[str]) -> int:
     args = serve_parser().parse_args(list(argv))
     try:
         service, settings = _service(args)
-    except _Unusable as exc:
+    except Unusable as exc:
         print(f"serve: UNUSABLE ({exc.field}): {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     from .server import build_server
@@ -97,14 +92,42 @@ def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(EXIT_OK)
 
 
-class _Unusable(Exception):
+class Unusable(Exception):
+    """A server-side command cannot start: `field` names the option or setting to fix."""
+
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
 
 
-def _service(args: argparse.Namespace) -> tuple[Any, Any]:
+def add_tee_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where evidence comes from, for every command that produces it inside the TEE (`serve`, `flower
+    superlink`): the TEE this machine offers, or with `--simulate` the simulated Nitro enclave."""
+    parser.add_argument("--simulate", action="store_true", help="dev/CI: evidence from a simulated Nitro enclave")
+    parser.add_argument("--simulate-debug", action="store_true", help="with --simulate: a debug-mode enclave (PCRs zero)")
+    parser.add_argument("--simulate-pcrs-from", type=Path, metavar="POLICY",
+                        help="with --simulate: report this policy's (or stack file's) approved Nitro PCRs")
+    parser.add_argument("--simulation-root-out", type=Path, metavar="PEM",
+                        help="with --simulate (required): write the simulated root here for clients to trust")
+
+
+def tee_collector(args: argparse.Namespace) -> Any:
+    """The evidence collector `add_tee_arguments` selected; Unusable when there is none (never a fallback
+    to no evidence)."""
+    if args.simulate:
+        return _simulated(args)
+    if args.simulate_debug or args.simulate_pcrs_from or args.simulation_root_out:
+        raise Unusable("--simulate", "--simulate-debug/--simulate-pcrs-from/--simulation-root-out need --simulate")
     from ..evidence.base import EvidenceError
+    from ..evidence.detect import detect
+
+    try:
+        return detect()
+    except EvidenceError as exc:
+        raise Unusable("tee", f"{exc} (for dev/CI: --simulate)") from None
+
+
+def _service(args: argparse.Namespace) -> tuple[Any, Any]:
     from .access import Access, AccessError
     from .app import Limits, Service
     from .model import DEMO_MODEL, ModelError, Outputs, load_model
@@ -112,39 +135,29 @@ def _service(args: argparse.Namespace) -> tuple[Any, Any]:
     from .tls import TlsIdentity
 
     if not 1 <= args.port <= 65535:
-        raise _Unusable("--port", f"--port {args.port}: give 1..65535")
+        raise Unusable("--port", f"--port {args.port}: give 1..65535")
     if args.max_body < 1:
-        raise _Unusable("--max-body", f"--max-body {args.max_body}: give a positive number of bytes")
+        raise Unusable("--max-body", f"--max-body {args.max_body}: give a positive number of bytes")
     try:
         model = load_model(args.model) if args.model else DEMO_MODEL
         outputs = Outputs.from_files(args.output)
     except ModelError as exc:
-        raise _Unusable("--model" if "--model" in str(exc) else "--output", str(exc)) from None
+        raise Unusable("--model" if "--model" in str(exc) else "--output", str(exc)) from None
     if args.collaboration is None:
         if args.output or args.recipient:
-            raise _Unusable("--collaboration", "--output/--recipient need --collaboration STACK: outputs are "
-                            "released only to their declared recipients (ccp:collaboration.outputs[].recipients)")
+            raise Unusable("--collaboration", "--output/--recipient need --collaboration STACK: outputs are "
+                           "released only to their declared recipients (ccp:collaboration.outputs[].recipients)")
         access = Access()
     else:
         try:
             access = Access.from_files(args.collaboration, args.recipient)
         except AccessError as exc:
-            raise _Unusable(exc.field, str(exc)) from None
+            raise Unusable(exc.field, str(exc)) from None
         undeclared = sorted(set(outputs.values) - set(access.outputs))
         if undeclared:
-            raise _Unusable("--output", f"--output {undeclared}: not declared in {args.collaboration} "
-                            f"(ccp:collaboration.outputs: {sorted(access.outputs)}); only declared outputs are served")
-    if args.simulate:
-        collector = _simulated(args)
-    else:
-        if args.simulate_debug or args.simulate_pcrs_from or args.simulation_root_out:
-            raise _Unusable("--simulate", "--simulate-debug/--simulate-pcrs-from/--simulation-root-out need --simulate")
-        from ..evidence.detect import detect
-
-        try:
-            collector = detect()
-        except EvidenceError as exc:
-            raise _Unusable("tee", f"{exc} (for dev/CI: --simulate)") from None
+            raise Unusable("--output", f"--output {undeclared}: not declared in {args.collaboration} "
+                           f"(ccp:collaboration.outputs: {sorted(access.outputs)}); only declared outputs are served")
+    collector = tee_collector(args)
     names = tuple(args.names) or ("localhost", args.host)
     service = Service(TlsIdentity.generate(names), collector, model, outputs, Limits(max_body=args.max_body),
                       access=access)
@@ -156,17 +169,17 @@ def _simulated(args: argparse.Namespace) -> Any:
     from .evidence import SimulatedNitroCollector, pcrs_from_policy
 
     if args.simulation_root_out is None:
-        raise _Unusable("--simulation-root-out", "--simulate needs --simulation-root-out PEM: clients must be "
-                        "given the simulated root explicitly (--trust-simulation-root)")
+        raise Unusable("--simulation-root-out", "--simulate needs --simulation-root-out PEM: clients must be "
+                       "given the simulated root explicitly (--trust-simulation-root)")
     pcrs: dict[int, bytes] = {}
     if args.simulate_pcrs_from is not None:
         try:
             policy = Policy.from_file(args.simulate_pcrs_from)
         except PolicyError as exc:
-            raise _Unusable("--simulate-pcrs-from", str(exc)) from None
+            raise Unusable("--simulate-pcrs-from", str(exc)) from None
         if policy.measurements.nitro is None:
-            raise _Unusable("--simulate-pcrs-from", f"{args.simulate_pcrs_from} approves no Nitro measurements "
-                            "(measurements.nitro): the simulated enclave is a Nitro one")
+            raise Unusable("--simulate-pcrs-from", f"{args.simulate_pcrs_from} approves no Nitro measurements "
+                           "(measurements.nitro): the simulated enclave is a Nitro one")
         pcrs = pcrs_from_policy(policy.measurements.nitro.model_dump())
     collector = SimulatedNitroCollector(pcrs=pcrs, debug=args.simulate_debug)
     from cryptography.hazmat.primitives import serialization
@@ -174,7 +187,7 @@ def _simulated(args: argparse.Namespace) -> Any:
     try:
         args.simulation_root_out.write_bytes(collector.sim.root.public_bytes(serialization.Encoding.PEM))
     except OSError as exc:
-        raise _Unusable("--simulation-root-out", f"cannot write {args.simulation_root_out}: {exc.strerror}") from None
+        raise Unusable("--simulation-root-out", f"cannot write {args.simulation_root_out}: {exc.strerror}") from None
     return collector
 
 
@@ -232,16 +245,13 @@ def _error(check: str, message: str, field: str | None = None) -> dict[str, Any]
 
 
 def _query(args: argparse.Namespace) -> tuple[int, dict[str, Any] | None, Any, dict[str, Any] | None]:
-    from ..attest import Collateral, TrustStore, VerificationError
+    from ..attest import VerificationError
     from ..client import AttestationRefused, AttestedClient, QueryError, Verifier
     from ..policy import Policy, PolicyError
 
     try:
         policy = Policy.from_file(args.policy)
-        roots = Collateral.from_files(args.trust_simulation_root).certificates if args.trust_simulation_root else []
-        if args.trust_dir is not None and not args.trust_dir.is_dir():
-            raise VerificationError("input", f"--trust-dir {args.trust_dir} is not a directory")
-        store = TrustStore.from_directory(args.trust_dir, roots) if args.trust_dir else TrustStore(simulation_roots=roots)
+        store = trust_store(args)
         body = _input(args)
         if args.max_age <= 0 or args.timeout <= 0:
             raise ValueError("--max-age and --timeout must be positive seconds")

@@ -7,13 +7,32 @@ never looks inside: it asks for evidence over SHA-256(spki ‖ nonce) and hands 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..evidence.base import Collector, Evidence, EvidenceError
 from ..simulate.nitro import PCR_COUNT, PCR_SIZE, SimulatedNitro
+from .tls import BINDING_SCHEME, TlsIdentity
 
-__all__ = ["Collector", "Evidence", "EvidenceError", "SimulatedNitroCollector", "pcrs_from_policy"]
+__all__ = ["Collector", "Evidence", "EvidenceError", "SimulatedNitroCollector", "document", "pcrs_from_policy"]
+
+
+def document(collector: Collector, identity: TlsIdentity, nonce: bytes) -> dict[str, Any]:
+    """Fresh evidence over SHA-256(spki ‖ nonce), as the JSON every attested endpoint of the runtime serves
+    (`enclave_runtime.client.read_attestation` reads it): the query service per connection with the
+    client's nonce, the Flower SuperLink's launcher with none (`enclave_runtime.ml.launcher`).
+    Raises EvidenceError when the TEE produces none."""
+    evidence = collector.collect(identity.report_data(nonce))
+    return {
+        "kind": evidence.kind,
+        "binding": BINDING_SCHEME,
+        "nonce": nonce.hex(),
+        "spki": base64.b64encode(identity.spki).decode(),
+        "evidence": base64.b64encode(evidence.evidence).decode(),
+        "collateral": [{"name": n, "der": base64.b64encode(d).decode()} for n, d in evidence.collateral],
+    }
 
 
 class SimulatedNitroCollector:

@@ -111,7 +111,7 @@ def test_query_service_runs_on_the_confidential_pool_through_the_cluster_provide
     provider = recording.one("pulumi:providers:kubernetes")
     pool = recording.one("azure-native:containerservice:AgentPool")
     workload = [r for r in recording.resources if r.type.startswith("kubernetes:")]
-    assert len(workload) == 7 + 6  # the query service's and Flower's (the dev stack declares `federated`)
+    assert len(workload) == 7 + 7  # the query service's and Flower's (the dev stack declares `federated`)
     for resource in workload:
         assert resource.provider and resource.provider.startswith(provider.urn), resource.name
         assert pool.urn in resource.dependencies, resource.name

@@ -7,6 +7,7 @@ flags against the pinned flwr's own parsers (`.venv-ml`); and the review of the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -17,14 +18,15 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from components.kubernetes.flower import (
-    SUPERLINK_COMMAND,
+    SUPERLINK_ADDRESS,
     FlowerArgs,
     FlowerFederation,
     cluster_parties,
     flower_host,
-    supernode_command,
 )
 from components.kubernetes.query_service import Placement
+from enclave_runtime.ml.launcher import superlink_command, supernode_command
+from enclave_runtime.policy import Policy
 from policies.review.mocks import Recording, RecordedResource, run, unwrap
 from policies.review.run import REPO_ROOT, run_review
 from stacks.config import parse
@@ -46,6 +48,7 @@ IDENTITY_PLACEMENT = Placement(
     service_account_annotations={"azure.workload.identity/client-id": "00000000-0000-4000-8000-0000000000c1"},
     pod_labels={"azure.workload.identity/use": "true"},
 )
+MEASUREMENTS = {"version": "1", "nitro": {"pcr0": "ab" * 48}}
 GKE_HOST = {"cloud": "gcp", "region": "europe-west4", "tee": "sev-snp", "instanceType": "n2d-standard-4",
             "kubernetes": True}
 
@@ -56,7 +59,7 @@ def props(resource: RecordedResource) -> dict[str, Any]:
 
 def declare(**overrides: Any) -> Recording:
     args = dict(image=IMAGE, placement=PLACEMENT, labels={"party": "shared"}, collaboration="demo",
-                parties=["clinic-azure", "lab-gcp"])
+                parties=["clinic-azure", "lab-gcp"], measurements=MEASUREMENTS)
     args.update(overrides)
 
     def program() -> None:
@@ -95,38 +98,44 @@ def test_one_superlink_and_one_supernode_per_party_never_two_at_once(declared: R
 def test_superlink_serves_tls_with_a_key_kept_in_memory(declared: Recording) -> None:
     spec = pod(declared, "ccp-flower-superlink")
     (container,) = spec["containers"]
+    # the launcher makes the key in the TEE, binds it into the evidence it serves on 9097, then execs
+    # flower-superlink on the files (test_superlink_flags_are_flwr_1_42_flags)
     assert container["command"] == [
-        "flower-superlink",
-        "--ssl-ca-certfile", "/run/ccp/tls/ca.pem",
-        "--ssl-certfile", "/run/ccp/tls/certificate.pem",
-        "--ssl-keyfile", "/run/ccp/tls/key.pem",
-        "--host", "0.0.0.0", "--port", "9092",
-        "--isolation", "subprocess",
-        "--disable-runtime-dependency-installation",
+        "python", "-m", "enclave_runtime", "flower", "superlink",
+        "--tls-dir", "/run/ccp/tls",
+        "--name", "ccp-flower-superlink.ccp.svc",
+        "--evidence-port", "9097",
     ]
-    assert container["ports"] == [{"name": "fleet", "containerPort": 9092, "protocol": "TCP"}]
+    assert container["ports"] == [{"name": "fleet", "containerPort": 9092, "protocol": "TCP"},
+                                  {"name": "evidence", "containerPort": 9097, "protocol": "TCP"}]
     assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "fleet", "scheme": "HTTPS"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "fleet", "scheme": "HTTPS"}
     assert {"name": "tls", "mountPath": "/run/ccp/tls"} in container["volumeMounts"]
     assert {"name": "tls", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}} in spec["volumes"]
-    # the key is made in the TEE: no Secret, no ConfigMap, no other volume source carries it
-    assert not declared.of_type("kubernetes:core/v1:Secret") and not declared.of_type("kubernetes:core/v1:ConfigMap")
+    # the key is made in the TEE: no Secret, no other volume source carries it; the one ConfigMap holds
+    # only the SuperNodes' approved measurements
+    assert not declared.of_type("kubernetes:core/v1:Secret")
     assert all(set(v) == {"name", "emptyDir"} for v in spec["volumes"])
 
 
 def test_supernode_trusts_only_the_attested_superlink_certificate(declared: Recording) -> None:
     spec = pod(declared, "ccp-flower-supernode-lab-gcp")
     (container,) = spec["containers"]
+    # the launcher admits the SuperLink's evidence, writes its certificate, then execs flower-supernode
     assert container["command"] == [
-        "flower-supernode",
+        "python", "-m", "enclave_runtime", "flower", "supernode",
         "--superlink", "ccp-flower-superlink.ccp.svc:9092",
+        "--evidence-url", "http://ccp-flower-superlink.ccp.svc:9097/evidence",
+        "--party", "lab-gcp",
+        "--policy", "/run/ccp/policy/policy.json",
         "--root-certificates", "/run/ccp/superlink/certificate.pem",
-        "--isolation", "subprocess",
-        "--health-server-address", "0.0.0.0:9095",
-        "--node-config", 'party="lab-gcp"',
     ]
-    assert pod(declared, "ccp-flower-supernode-clinic-azure")["containers"][0]["command"][-1] == 'party="clinic-azure"'
-    assert {"name": "tls", "mountPath": "/run/ccp/superlink"} in container["volumeMounts"]
+    assert pod(declared, "ccp-flower-supernode-clinic-azure")["containers"][0]["command"][9:11] == [
+        "--party", "clinic-azure"]
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"},
+                                         {"name": "tls", "mountPath": "/run/ccp/superlink"},
+                                         {"name": "policy", "mountPath": "/run/ccp/policy", "readOnly": True}]
+    assert spec["volumes"][-1] == {"name": "policy", "configMap": {"name": "ccp-flower-supernode-policy"}}
     assert container["readinessProbe"]["grpc"] == {"port": 9095}
     assert container["livenessProbe"]["grpc"] == {"port": 9095}
 
@@ -137,7 +146,23 @@ def test_no_plaintext_and_no_runtime_installs_anywhere(declared: Recording) -> N
     for command in commands:
         assert "--insecure" not in command
         assert "--allow-runtime-dependency-installation" not in command
-        assert not [arg for arg in command if arg.startswith("http://")]
+        # plain HTTP only for the SuperLink's evidence, which authenticates itself (enclave_runtime.ml.launcher)
+        assert [arg for arg in command if arg.startswith("http://")] in (
+            [], ["http://ccp-flower-superlink.ccp.svc:9097/evidence"])
+
+
+def test_supernodes_read_only_the_approved_measurements_in_production_rules(declared: Recording) -> None:
+    (config_map,) = [props(c) for c in declared.of_type("kubernetes:core/v1:ConfigMap")]
+    assert config_map["metadata"]["name"] == "ccp-flower-supernode-policy"
+    assert set(config_map["data"]) == {"policy.json"}
+    document = json.loads(config_map["data"]["policy.json"])
+    assert document == {"environment": "prod", "measurements": MEASUREMENTS}
+    policy = Policy.load(document)
+    assert (policy.environment, policy.allow_debug) == ("prod", False)
+    digest = hashlib.sha256(config_map["data"]["policy.json"].encode()).hexdigest()
+    node = deployments(declared)["ccp-flower-supernode-lab-gcp"]["spec"]["template"]
+    assert node["metadata"]["annotations"] == {"ccp.io/policy-sha256": digest}  # a new policy rolls the pods
+    assert "annotations" not in deployments(declared)["ccp-flower-superlink"]["spec"]["template"]["metadata"]
 
 
 def test_least_privilege_on_the_confidential_pool(declared: Recording) -> None:
@@ -171,7 +196,8 @@ def test_superlink_is_reachable_only_inside_the_cluster(declared: Recording) -> 
     (service,) = [props(s) for s in declared.of_type("kubernetes:core/v1:Service")]
     assert service["spec"] == {
         "type": "ClusterIP", "selector": LINK,
-        "ports": [{"name": "fleet", "port": 9092, "targetPort": "fleet", "protocol": "TCP"}],
+        "ports": [{"name": "fleet", "port": 9092, "targetPort": "fleet", "protocol": "TCP"},
+                  {"name": "evidence", "port": 9097, "targetPort": "evidence", "protocol": "TCP"}],
     }
     assert not [r for r in declared.resources if "Ingress" in r.type]
 
@@ -183,14 +209,16 @@ def test_network_policies_admit_only_supernodes_and_let_them_reach_only_the_supe
     assert policies["ccp-flower-superlink-ingress"] == {
         "podSelector": {"matchLabels": LINK},
         "policyTypes": ["Ingress", "Egress"],
-        "ingress": [{"from": [{"podSelector": {"matchLabels": NODES}}], "ports": [{"protocol": "TCP", "port": 9092}]}],
+        "ingress": [{"from": [{"podSelector": {"matchLabels": NODES}}],
+                     "ports": [{"protocol": "TCP", "port": 9092}, {"protocol": "TCP", "port": 9097}]}],
         "egress": [],
     }
     nodes = policies["ccp-flower-supernode-egress"]
     assert nodes["podSelector"] == {"matchLabels": NODES}
     assert (nodes["policyTypes"], nodes["ingress"]) == (["Ingress", "Egress"], [])
     assert nodes["egress"] == [
-        {"to": [{"podSelector": {"matchLabels": LINK}}], "ports": [{"protocol": "TCP", "port": 9092}]},
+        {"to": [{"podSelector": {"matchLabels": LINK}}],
+         "ports": [{"protocol": "TCP", "port": 9092}, {"protocol": "TCP", "port": 9097}]},
         {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                  "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
          "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
@@ -204,7 +232,8 @@ def test_every_object_goes_through_the_cluster_provider_after_the_pool(declared:
     pool = declared.one("test:index:NodePool")
     objects = [r for r in declared.resources if r.type.startswith("kubernetes:")]
     assert sorted(r.type for r in objects) == sorted(
-        [DEPLOYMENT] * 3 + ["kubernetes:core/v1:ServiceAccount", "kubernetes:core/v1:Service", POLICY, POLICY]
+        [DEPLOYMENT] * 3 + ["kubernetes:core/v1:ServiceAccount", "kubernetes:core/v1:Service",
+                            "kubernetes:core/v1:ConfigMap", POLICY, POLICY]
     )
     for resource in objects:
         assert resource.provider and resource.provider.startswith(provider.urn), resource.name
@@ -218,6 +247,8 @@ def test_every_object_goes_through_the_cluster_provider_after_the_pool(declared:
     ({"parties": []}, "at least one party"),
     ({"parties": ["lab-gcp", "lab-gcp"]}, "each named once"),
     ({"parties": ["Lab GCP"]}, "not a valid Kubernetes label value"),
+    # a debug TEE's all-zero PCR0 (which a dev stack may approve) is refused by the SuperNodes' prod rules
+    ({"measurements": {"version": "1", "nitro": {"pcr0": "00" * 48}}}, "(?s)SuperNodes' policy.*debug"),
 ])
 def test_refuses_what_would_weaken_it(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -277,7 +308,7 @@ def test_gke_site_runs_lab_gcp_supernode_beside_the_query_service() -> None:
     (workload_account,) = [a for a in recording.of_type("kubernetes:core/v1:ServiceAccount")
                            if props(a)["metadata"]["name"] == "workload"]
     objects = flower_objects(recording)
-    assert len(objects) == 6
+    assert len(objects) == 7
     for resource in objects:
         assert {pool.urn, namespace.urn, workload_account.urn} <= set(resource.dependencies), resource.name
     node = next(props(d) for d in recording.of_type(DEPLOYMENT) if props(d)["metadata"]["name"].endswith("lab-gcp"))
@@ -338,7 +369,7 @@ def parsed(command: list[str]) -> dict[str, Any]:
 
 
 def test_superlink_flags_are_flwr_1_42_flags() -> None:
-    args = parsed(list(SUPERLINK_COMMAND))
+    args = parsed(superlink_command())
     assert args["insecure"] is False
     assert (args["ssl_ca_certfile"], args["ssl_certfile"], args["ssl_keyfile"]) == (
         "/run/ccp/tls/ca.pem", "/run/ccp/tls/certificate.pem", "/run/ccp/tls/key.pem")
@@ -348,7 +379,7 @@ def test_superlink_flags_are_flwr_1_42_flags() -> None:
 
 
 def test_supernode_flags_are_flwr_1_42_flags() -> None:
-    args = parsed(supernode_command("lab-gcp"))
+    args = parsed(supernode_command(SUPERLINK_ADDRESS, "lab-gcp"))
     assert args["insecure"] is False
     assert args["superlink"] == "ccp-flower-superlink.ccp.svc:9092"
     assert args["root_certificates"] == "/run/ccp/superlink/certificate.pem"
@@ -369,7 +400,7 @@ def test_review_passes_every_rule_on_flower_but_the_waived_replica_count(stack: 
     assert [(v.policy, v.message) for v in result.analysis.mandatory] == []  # type: ignore[union-attr]
     record: dict[str, Any] = result.record  # type: ignore[assignment]
     flower = [r for r in record["resources"] if "FlowerFederation$kubernetes:" in r["urn"]]
-    assert len(flower) == 6
+    assert len(flower) == 7
     assert not [v for v in record["violations"] if "flower" in v["urn"].lower() or "flower" in v["message"].lower()]
     waived = sorted((w["policy"], w["name"].rsplit("-flower-", 1)[1]) for w in record["waivers"])
     assert waived == [("kubernetes-apps-deployment-enforce-replicas", "superlink"),

@@ -22,7 +22,8 @@ else:
 from enclave_runtime.attest import TrustStore
 from enclave_runtime.ml.attestation import AggregatorIdentity, AttestationGate
 from enclave_runtime.policy import Policy
-from enclave_runtime.simulate.nitro import IMAGE_PCRS, SimulatedNitro, SimulatedNitroEnclave
+from enclave_runtime.serve.evidence import SimulatedNitroCollector
+from enclave_runtime.simulate.nitro import IMAGE_PCRS, SimulatedNitro
 
 PARTIES = ("hospital-aws", "hospital-azure", "hospital-gcp")
 # The simulated enclave's default PCR0 (simulate/nitro.py): the approved aggregator image in these tests.
@@ -48,7 +49,15 @@ def store(sim: SimulatedNitro) -> TrustStore:
 @pytest.fixture(scope="session")
 def approved(sim: SimulatedNitro) -> AggregatorIdentity:
     """The approved aggregator image, its evidence bound to the channel key it presents."""
-    return AggregatorIdentity("aws-nitro", SimulatedNitroEnclave(sim).attest(CHANNEL_KEY), CHANNEL_KEY)
+    return aggregator(sim, CHANNEL_KEY)
+
+
+def aggregator(sim: SimulatedNitro, channel_key: bytes, pcrs: dict[int, bytes] | None = None,
+               debug: bool = False) -> AggregatorIdentity:
+    """A simulated aggregator's identity: evidence from the runtime's collector path (SHA-256 of the
+    channel key as report data, Nitro `user_data`), as the SuperLink's launcher obtains it."""
+    evidence = SimulatedNitroCollector(sim, pcrs, debug=debug).collect(hashlib.sha256(channel_key).digest())
+    return AggregatorIdentity("aws-nitro", evidence.evidence, channel_key)
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from flwr.common import NDArrays
 from enclave_runtime.ml import data, fl
 from enclave_runtime.ml.attestation import AggregatorIdentity, AttestationGate
 from enclave_runtime.ml.config import ConfigError, FederatedJob, SecAggParams
-from enclave_runtime.simulate.nitro import SimulatedNitro, SimulatedNitroEnclave
-from tests.ml.conftest import CHANNEL_KEY, PARTIES
+from enclave_runtime.simulate.nitro import SimulatedNitro
+from tests.ml.conftest import CHANNEL_KEY, PARTIES, aggregator
 
 FEATURES = 30
 
@@ -138,11 +138,11 @@ def test_parties_send_nothing_to_an_unattested_or_unapproved_aggregator(
     other_pki = SimulatedNitro()  # genuine-looking documents under a root nobody pinned
     cases = {
         "no evidence": (None, "presented no attestation"),
-        "unknown root": (AggregatorIdentity("aws-nitro", SimulatedNitroEnclave(other_pki).attest(CHANNEL_KEY), CHANNEL_KEY), "did not verify"),
-        "unapproved image": (AggregatorIdentity("aws-nitro", SimulatedNitroEnclave(sim, {0: "ee" * 48}).attest(CHANNEL_KEY), CHANNEL_KEY), "pcr0"),
-        "debug enclave": (AggregatorIdentity("aws-nitro", SimulatedNitroEnclave(sim, debug=True).attest(CHANNEL_KEY), CHANNEL_KEY), "debug"),
+        "unknown root": (aggregator(other_pki, CHANNEL_KEY), "did not verify"),
+        "unapproved image": (aggregator(sim, CHANNEL_KEY, {0: b"\xee" * 48}), "pcr0"),
+        "debug enclave": (aggregator(sim, CHANNEL_KEY, debug=True), "debug"),
         # the approved aggregator's genuine evidence, replayed on a channel with another key (a relay)
-        "evidence for another channel": (AggregatorIdentity("aws-nitro", approved.evidence, b"\x01" * 32), "public_key"),
+        "evidence for another channel": (AggregatorIdentity("aws-nitro", approved.evidence, b"\x01" * 32), "user_data"),
     }
     for case, (identity, reason) in cases.items():
         case_gates = {p: AttestationGate(g.store, g.policy, at=g.at) for p, g in gates.items()}
