@@ -47,8 +47,9 @@ from components.aws.network import EKS_INTERFACE_SERVICES, Network, NetworkArgs
 from components.aws.party_key import PartyDataKey, PartyDataKeyArgs
 from components.aws.storage import PartyStorage, PartyStorageArgs
 from components.key_purpose import DISK
-from components.kubernetes.flower import FlowerFederation, federation_on
-from components.kubernetes.query_service import QueryService, QueryServiceArgs
+from components.kubernetes.flower import FlowerFederation
+from components.kubernetes.query_service import QueryService
+from components.kubernetes.workloads import cluster_workloads
 from components.model import WorkloadHost
 from components.site import SiteArgs
 
@@ -325,26 +326,13 @@ class Site(pulumi.ComponentResource):
                 opts=child(self, depends_on=[role_policy, *network.interface_endpoints.values()]),
             )
             self.clusters.append(cluster)
-            # The attested query service's replicas on the enclave nodes, through the cluster's provider
-            # (image: checked pinned by `checks`; QueryService refuses it again if not).
-            query = QueryService(
-                f"{host_name}-query",
-                QueryServiceArgs(
-                    image=args.collaboration.workload.image or "",
-                    placement=cluster.query_placement,
-                    labels=args.shared_tags(),
-                    collaboration=args.collaboration.name,
-                ),
-                provider=cluster.provider,
-                after=[cluster.node_group],
-                opts=child(cluster),
+            # The attested query service on the enclave nodes, and Flower's federation on the Flower host.
+            workloads = cluster_workloads(
+                host_name, args.collaboration, host, cluster.query_placement, args.shared_tags(), cluster.provider,
+                cluster.node_group, child(cluster),
             )
-            self.query_services.append(query)
-            # Flower's SuperLink and SuperNodes when this is the collaboration's federated cluster.
-            self.federation = self.federation or federation_on(
-                f"{host_name}-flower", args.collaboration, host, cluster.query_placement, args.shared_tags(),
-                cluster.provider, [cluster.node_group, query.namespace, query.service_account], child(cluster),
-            )
+            self.query_services.append(workloads.query)
+            self.federation = self.federation or workloads.federation
             return
         self.hosts.append(
             EnclaveHost(

@@ -61,8 +61,9 @@ from components.azure.vm import (
     VmArgs,
 )
 from components.key_purpose import AUDIT, CLUSTER_SECRETS
-from components.kubernetes.flower import FlowerFederation, federation_on
-from components.kubernetes.query_service import QueryService, QueryServiceArgs
+from components.kubernetes.flower import FlowerFederation
+from components.kubernetes.query_service import QueryService
+from components.kubernetes.workloads import cluster_workloads
 from components.model import Party, WorkloadHost, azure_cvm_host, releases_key
 from components.site import SiteArgs
 
@@ -381,27 +382,13 @@ class Site(pulumi.ComponentResource):
                 ),
                 opts=child(self),
             )
-            # The attested query service's replicas on the confidential pool, through the cluster's
-            # provider (image: checked pinned by `checks`; QueryService refuses it again if not).
-            query = QueryService(
-                f"{name}-query",
-                QueryServiceArgs(
-                    image=self._collab.workload.image or "",
-                    placement=aks.query_placement,
-                    labels=self._host_tags,
-                    collaboration=self._collab.name,
-                ),
-                provider=aks.provider,
-                after=[aks.pool],
-                opts=child(aks),
+            # The attested query service on the confidential pool, and Flower's federation on the Flower host
+            # (its SuperNodes run under the workload identity the federated credential trusts).
+            workloads = cluster_workloads(
+                name, self._collab, host, aks.query_placement, self._host_tags, aks.provider, aks.pool, child(aks),
             )
-            self.query_services.append(query)
-            # Flower's SuperLink and SuperNodes when this is the collaboration's federated cluster (its
-            # SuperNodes run under the workload identity the federated credential trusts).
-            self.federation = self.federation or federation_on(
-                f"{name}-flower", self._collab, host, aks.query_placement, self._host_tags, aks.provider,
-                [aks.pool, query.namespace, query.service_account], child(aks),
-            )
+            self.query_services.append(workloads.query)
+            self.federation = self.federation or workloads.federation
             return identity, aks
         sgx = host.tee == "sgx"
         des = None

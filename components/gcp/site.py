@@ -48,8 +48,9 @@ from components.gcp.network import Network, NetworkArgs, plan_subnets
 from components.gcp.options import GcpSiteOptions
 from components.gcp.storage import PartyStorage, PartyStorageArgs
 from components.key_purpose import AUDIT, CLUSTER_SECRETS, DISK, PARTY_STORAGE
-from components.kubernetes.flower import FlowerFederation, federation_on
-from components.kubernetes.query_service import QueryService, QueryServiceArgs
+from components.kubernetes.flower import FlowerFederation
+from components.kubernetes.query_service import QueryService
+from components.kubernetes.workloads import cluster_workloads
 from components.model import Party, WorkloadHost
 from components.site import SiteArgs
 
@@ -190,27 +191,13 @@ class Site(pulumi.ComponentResource):
             workload = self._confidential_host(name, i, host)
             self.workloads.append(workload)
             if isinstance(workload, GkeCluster):
-                # The attested query service's replicas on the confidential pool, through the cluster's
-                # provider (image: checked pinned by `checks`; QueryService refuses it again if not).
-                query = QueryService(
-                    f"{name}-gke-{i}-query",
-                    QueryServiceArgs(
-                        image=args.collaboration.workload.image or "",
-                        placement=workload.query_placement,
-                        labels=self.labels,
-                        collaboration=collab,
-                    ),
-                    provider=workload.provider,
-                    after=[workload.node_pool],
-                    opts=pulumi.ResourceOptions(parent=workload),
+                # The attested query service on the confidential pool, and Flower's federation on the Flower host.
+                workloads = cluster_workloads(
+                    f"{name}-gke-{i}", args.collaboration, host, workload.query_placement, self.labels,
+                    workload.provider, workload.node_pool, pulumi.ResourceOptions(parent=workload),
                 )
-                self.query_services.append(query)
-                # Flower's SuperLink and SuperNodes when this is the collaboration's federated cluster.
-                self.federation = self.federation or federation_on(
-                    f"{name}-gke-{i}-flower", args.collaboration, host, workload.query_placement, self.labels,
-                    workload.provider, [workload.node_pool, query.namespace, query.service_account],
-                    pulumi.ResourceOptions(parent=workload),
-                )
+                self.query_services.append(workloads.query)
+                self.federation = self.federation or workloads.federation
 
         # Parties: a key released only to the approved digests, and a CMEK bucket.
         self.keys: dict[str, gcp.kms.CryptoKey] = {}
