@@ -127,7 +127,10 @@ def dp_jobs(privacy: Any, federated: Any) -> list[dict[str, Any]]:
         return []
     planned = 0.0
     if federated is not None and federated.dp is not None:
-        planned = (federated.dp.epsilon or 0.0) + (federated.standardizer.epsilon if federated.standardizer else 0.0)
+        if federated.dp.epsilon is None:
+            raise ValueError("ccp:collaboration.federated.dp gives noiseMultiplier, not epsilon: the demo sizes its DP "
+                             "statistics from the planned epsilon, so give federated.dp.epsilon for `make demo`")
+        planned = federated.dp.epsilon + (federated.standardizer.epsilon if federated.standardizer else 0.0)
     left = privacy.epsilon - planned
     if left <= 0:
         raise ValueError(f"ccp:collaboration.privacy.epsilon {privacy.epsilon} leaves nothing for the demo's DP "

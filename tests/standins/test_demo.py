@@ -123,3 +123,19 @@ def test_demo_fails_when_a_recorded_binding_no_longer_admits_the_approved_build(
     record = _record(tmp_path)
     assert record["ppml"] == {"fl": None, "dp": None, "skipped": "datasets not released: lab-gcp/genotypes"}
     assert record["outputs"] == []
+
+
+def test_demo_statistics_spend_what_the_planned_spends_leave() -> None:
+    from stacks.config import parse, read_stack_file
+
+    collaboration = parse(read_stack_file(demo.REPO_ROOT / "Pulumi.dev.yaml")).collaboration
+    jobs = demo.dp_jobs(collaboration.privacy, collaboration.federated)
+    # 10 - (DP standardizer 1 + DP-FedAvg 8) = 1, spent as 1/4 + 1/2 + 1/4
+    assert [q["epsilon"] for q in jobs[0]["queries"]] == [0.25, 0.5, 0.25]
+    greedy = collaboration.federated.model_copy(update={"dp": collaboration.federated.dp.model_copy(update={"epsilon": 9.0})})
+    with pytest.raises(ValueError, match="leaves nothing for the demo's DP statistics"):
+        demo.dp_jobs(collaboration.privacy, greedy)
+    by_noise = collaboration.federated.model_copy(
+        update={"dp": collaboration.federated.dp.model_copy(update={"epsilon": None, "noise_multiplier": 1.1})})
+    with pytest.raises(ValueError, match="give federated.dp.epsilon"):
+        demo.dp_jobs(collaboration.privacy, by_noise)
