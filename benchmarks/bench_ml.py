@@ -16,25 +16,19 @@ Medians of RUNS runs after one warm-up each. Prints ratios; never asserts a time
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import math
 import statistics
 import time
 from typing import Callable
 
-
-from enclave_runtime.attest import TrustStore
 from enclave_runtime.ml import data, fl, he, mpc
-from enclave_runtime.ml.attestation import AggregatorIdentity, AttestationGate
 from enclave_runtime.ml.config import FederatedJob, SecAggParams
-from enclave_runtime.policy import Policy
-from enclave_runtime.simulate.nitro import IMAGE_PCRS, SimulatedNitro, SimulatedNitroEnclave
+from enclave_runtime.ml.job import simulated_aggregator
+from enclave_runtime.simulate.nitro import image_pcrs
 
 RUNS = 3
 ROUNDS = 2
 PARTY_COUNTS = (3, 10, 30)
-CHANNEL_KEY = hashlib.sha256(b"bench aggregator channel key").digest()
 
 
 def _median(action: Callable[[], object], runs: int = RUNS) -> float:
@@ -57,26 +51,21 @@ def _shares(parties: int) -> SecAggParams:
 
 
 class Federation:
-    """A simulated aggregator image approved by every party's gate, as in the job."""
+    """The job's own attestation setup (`job.simulated_aggregator`): a simulated aggregator image the
+    parties' gates approve; each timed run admits it, as the job does."""
 
-    def __init__(self) -> None:
-        sim = SimulatedNitro()
-        pcr0 = hashlib.sha384(f"ccp simulated PCR{IMAGE_PCRS[0]}".encode()).hexdigest()
-        self.policy = Policy.load({"environment": "dev", "measurements": {"version": "1", "nitro": {"pcr0": pcr0}}})
-        self.store = TrustStore(simulation_roots=[sim.root])
-        self.identity = AggregatorIdentity("aws-nitro", SimulatedNitroEnclave(sim).attest(CHANNEL_KEY), CHANNEL_KEY)
+    measurements = {"version": "1", "nitro": {"pcr0": image_pcrs()[0].hex()}}
 
     def round_seconds(self, parties: int, secure: bool) -> float:
         names = [f"party-{i:02d}" for i in range(parties)]
         dataset = data.load(names)
         standardize = data.Standardizer.pooled(dataset.parties)
         job = FederatedJob(rounds=ROUNDS, local_epochs=1, secure_aggregation=secure, sec_agg=_shares(parties))
-        now = dt.datetime.now(dt.timezone.utc)
 
         def train() -> None:
-            gates = {p: AttestationGate(self.store, self.policy, at=lambda: now) for p in names}
+            identity, gates = simulated_aggregator(self.measurements, names)
             result = fl.run_federated(job, {p: (lambda p=p: dataset.parties[p]) for p in names}, standardize,
-                                      len(dataset.feature_names), gates, self.identity)
+                                      len(dataset.feature_names), gates, identity)
             if result.rounds_completed != ROUNDS or result.refusals:
                 raise SystemExit(f"{parties} parties: {result.rounds_completed} rounds, refusals {result.refusals}")
 

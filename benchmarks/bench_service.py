@@ -51,9 +51,9 @@ def _child(port: int, attested: bool, root_out: str) -> None:
     from cryptography.hazmat.primitives import serialization
 
     from enclave_runtime.serve import DEMO_MODEL, Service, Settings, SimulatedNitroCollector, TlsIdentity, build_server
-    from enclave_runtime.simulate.nitro import _image_pcrs
+    from enclave_runtime.simulate.nitro import image_pcrs
 
-    collector = SimulatedNitroCollector(pcrs=_image_pcrs()) if attested else None
+    collector = SimulatedNitroCollector(pcrs=image_pcrs()) if attested else None
     if collector is not None:
         Path(root_out).write_bytes(collector.sim.root.public_bytes(serialization.Encoding.PEM))
     service = Service(TlsIdentity.generate(), collector, DEMO_MODEL)
@@ -235,9 +235,9 @@ def _verifier(root: Path) -> object:
     from enclave_runtime.attest import Collateral, TrustStore
     from enclave_runtime.client import Verifier
     from enclave_runtime.policy import Policy
-    from enclave_runtime.simulate.nitro import _image_pcrs
+    from enclave_runtime.simulate.nitro import image_pcrs
 
-    policy = Policy.load({"environment": "dev", "measurements": {"version": "1", "nitro": {"pcr0": _image_pcrs()[0].hex()}}})
+    policy = Policy.load({"environment": "dev", "measurements": {"version": "1", "nitro": {"pcr0": image_pcrs()[0].hex()}}})
     return Verifier(policy, TrustStore(simulation_roots=Collateral.from_files([root]).certificates))
 
 

@@ -77,7 +77,7 @@ def parse_csv(text: str, features: Sequence[str]) -> data.Partition:
     return data.Partition(matrix[:, :-1], labels)
 
 
-def _aggregator(measurements: Mapping[str, Any], parties: Iterable[str]) -> tuple[Any, dict[str, Any]]:
+def simulated_aggregator(measurements: Mapping[str, Any], parties: Iterable[str]) -> tuple[Any, dict[str, Any]]:
     """The aggregator's identity (simulated Nitro evidence carrying the stack's approved PCRs, bound to its
     channel key) and every party's gate, checking it with the trust store and policy below.
 
@@ -148,7 +148,7 @@ def _federated(
         charged = ledger.charge("federated-model", output, charges)
         spend = {"job": charged.job, "output": charged.output, "epsilon": str(charged.epsilon),
                  "delta": str(charged.delta), "queries": list(charged.queries), "head": charged.head}
-    identity, gates = _aggregator(request["measurements"], parts)
+    identity, gates = simulated_aggregator(request["measurements"], parts)
     loaders = {p: (lambda p=p: parts[p]) for p in parts}
     standardize = data.Standardizer.identity(features)
     if scaling is not None:

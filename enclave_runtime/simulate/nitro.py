@@ -119,7 +119,7 @@ class SimulatedNitro:
         PCR, as the NSM does for an enclave started in debug mode.
         """
         leaf = self.leaf(at)
-        measured = {} if debug else _image_pcrs() | dict(pcrs or {})
+        measured = {} if debug else image_pcrs() | dict(pcrs or {})
         payload = {
             "module_id": MODULE_ID,
             "digest": "SHA384",
@@ -134,7 +134,7 @@ class SimulatedNitro:
         return sign(payload, leaf.key)  # type: ignore[arg-type]  # leaf keys are EC
 
 
-def _image_pcrs() -> dict[int, bytes]:
+def image_pcrs() -> dict[int, bytes]:
     return {index: hashlib.sha384(f"ccp simulated PCR{index}".encode()).digest() for index in IMAGE_PCRS}
 
 

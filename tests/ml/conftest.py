@@ -23,11 +23,11 @@ from enclave_runtime.attest import TrustStore
 from enclave_runtime.ml.attestation import AggregatorIdentity, AttestationGate
 from enclave_runtime.policy import Policy
 from enclave_runtime.serve.evidence import SimulatedNitroCollector
-from enclave_runtime.simulate.nitro import IMAGE_PCRS, SimulatedNitro
+from enclave_runtime.simulate.nitro import SimulatedNitro, image_pcrs
 
 PARTIES = ("hospital-aws", "hospital-azure", "hospital-gcp")
 # The simulated enclave's default PCR0 (simulate/nitro.py): the approved aggregator image in these tests.
-APPROVED_PCR0 = hashlib.sha384(f"ccp simulated PCR{IMAGE_PCRS[0]}".encode()).hexdigest()
+APPROVED_PCR0 = image_pcrs()[0].hex()
 CHANNEL_KEY = hashlib.sha256(b"aggregator channel key").digest()
 
 

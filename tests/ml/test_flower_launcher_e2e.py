@@ -9,7 +9,6 @@ the test is skipped when another process holds one of them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -26,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from enclave_runtime.simulate.nitro import IMAGE_PCRS
+from enclave_runtime.simulate.nitro import image_pcrs
 
-APPROVED_PCR0 = hashlib.sha384(f"ccp simulated PCR{IMAGE_PCRS[0]}".encode()).hexdigest()
+APPROVED_PCR0 = image_pcrs()[0].hex()
 FLWR_PORTS = (9092, 9093, 9094, 9095)
 DEADLINE = 90.0  # seconds for a process to reach a state; a bound on waiting, never an assertion on time
 

@@ -33,10 +33,10 @@ from enclave_runtime.client import (
 )
 from enclave_runtime.policy import Policy
 from enclave_runtime.serve import TlsIdentity
-from enclave_runtime.simulate.nitro import _image_pcrs
+from enclave_runtime.simulate.nitro import image_pcrs
 
 REPO = Path(__file__).resolve().parents[2]
-PCR0 = _image_pcrs()[0].hex()
+PCR0 = image_pcrs()[0].hex()
 ROW = [1, 2, 3, 4]
 EXPECTED = 0.42 * 1 - 1.5 * 2 + 2.0 * 3 + 0.125 * 4 + 0.5  # DEMO_MODEL on ROW
 KEY_LINE = re.compile(r"key sha256:([0-9a-f]{64})")

@@ -36,10 +36,10 @@ from enclave_runtime.serve.access import Access, AccessError
 from enclave_runtime.serve import (
     DEMO_MODEL, Limits, Outputs, Service, Settings, SimulatedNitroCollector, TlsIdentity, build_server,
 )
-from enclave_runtime.simulate.nitro import SimulatedNitro, _image_pcrs
+from enclave_runtime.simulate.nitro import SimulatedNitro, image_pcrs
 
 REPO = Path(__file__).resolve().parents[2]
-PCR0 = _image_pcrs()[0].hex()
+PCR0 = image_pcrs()[0].hex()
 ROW = [1, 2, 3, 4]
 EXPECTED = 0.42 * 1 - 1.5 * 2 + 2.0 * 3 + 0.125 * 4 + 0.5  # DEMO_MODEL on ROW
 
@@ -93,7 +93,7 @@ def running(service: Service | None = None, app: Any = None, identity: TlsIdenti
 
 
 def _service(sim: SimulatedNitro, **kwargs: Any) -> Service:
-    collector = kwargs.pop("collector", None) or SimulatedNitroCollector(sim, _image_pcrs())
+    collector = kwargs.pop("collector", None) or SimulatedNitroCollector(sim, image_pcrs())
     return Service(TlsIdentity.generate(), collector, kwargs.pop("model", DEMO_MODEL),
                    kwargs.pop("outputs", Outputs({"joint": {"rows": 30, "mean_value": 1.5}})), **kwargs)
 
@@ -197,7 +197,7 @@ def test_tls_below_1_3_is_refused(approved: Any) -> None:
     [("debug", "debug"), ("unapproved", "measurement"), ("prod-policy", "simulation"), ("untrusted-root", "root")],
 )
 def test_an_unacceptable_server_is_refused_with_the_check_named(sim: SimulatedNitro, case: str, check: str) -> None:
-    pcrs = {0: bytes.fromhex("ab" * 48)} if case == "unapproved" else _image_pcrs()
+    pcrs = {0: bytes.fromhex("ab" * 48)} if case == "unapproved" else image_pcrs()
     service = _service(sim, collector=SimulatedNitroCollector(sim, pcrs, debug=case == "debug"))
     policy = _policy("prod") if case == "prod-policy" else _policy()
     roots = [] if case == "untrusted-root" else [sim.root]
@@ -242,7 +242,7 @@ class _Replaying:
 
 
 def test_replayed_evidence_for_another_nonce_is_refused(sim: SimulatedNitro, verifier: Verifier) -> None:
-    service = _service(sim, collector=_Replaying(SimulatedNitroCollector(sim, _image_pcrs())))
+    service = _service(sim, collector=_Replaying(SimulatedNitroCollector(sim, image_pcrs())))
     with running(service) as server:  # startup's readiness check produced the evidence now replayed
         with AttestedClient(_url(server), verifier) as client, pytest.raises(AttestationRefused) as refused:
             client.connect()
@@ -251,7 +251,7 @@ def test_replayed_evidence_for_another_nonce_is_refused(sim: SimulatedNitro, ver
 
 def test_stale_evidence_is_refused(sim: SimulatedNitro, verifier: Verifier) -> None:
     an_hour_ago = lambda: dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)  # noqa: E731
-    service = _service(sim, collector=SimulatedNitroCollector(sim, _image_pcrs(), clock=an_hour_ago))
+    service = _service(sim, collector=SimulatedNitroCollector(sim, image_pcrs(), clock=an_hour_ago))
     with running(service) as server, AttestedClient(_url(server), verifier) as client:
         with pytest.raises(AttestationRefused) as refused:
             client.connect()
