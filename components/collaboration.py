@@ -15,7 +15,7 @@ the component itself re-checks nothing it cannot fix.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final, Mapping
+from typing import Any, Mapping
 
 import pulumi
 
@@ -37,14 +37,10 @@ class CollaborationArgs:
     options: Mapping[Cloud, Any] = field(default_factory=dict)
 
 
-# Data whose releases must be differentially private in prod (ccp-collaboration-enforce-dp-outputs).
-PERSONAL_DATA: Final = ("phi", "pii", "pci")
-
-
 def release_declaration(collaboration: CollaborationModel) -> dict[str, Any]:
     """What the collaboration releases, from what data, and what of it the privacy budget charges: the
     component's inputs, so the review and the policy pack judge the declaration the program makes (rule
-    ccp-collaboration-enforce-dp-outputs, the review's privacy section), not a copy of the config."""
+    stack-collaboration-output-enforce-dp, the review's privacy section), not a copy of the config."""
     privacy = collaboration.privacy
     dp = collaboration.federated.dp if collaboration.federated is not None else None
     scaling = collaboration.federated.standardizer if collaboration.federated is not None else None

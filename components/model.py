@@ -21,6 +21,9 @@ from components.regions import CLOUD_LABELS, Cloud, is_region
 Environment = Literal["dev", "prod"]
 Tee = Literal["nitro", "sev-snp", "tdx", "sgx", "confidential-space", "confidential-containers"]
 Classification = Literal["internal", "confidential", "pii", "phi", "pci"]
+# Personal data: a collaboration over it releases only differentially private outputs in prod
+# (rule stack-collaboration-output-enforce-dp).
+PERSONAL_DATA: Final[tuple[Classification, ...]] = ("phi", "pii", "pci")
 
 
 def _name(value: str) -> str:
@@ -442,6 +445,16 @@ class Federated(Model):
     dp: FederatedDP | None = None
     standardizer: FederatedStandardizer | None = None
 
+    @property
+    def planned_epsilon(self) -> float | None:
+        """Epsilon the job charges with the model (DP standardizer + DP-FedAvg): 0 without DP, None when
+        DP-FedAvg is given by noise multiplier (its epsilon is only known to the runtime's accountant)."""
+        if self.dp is None:
+            return 0.0
+        if self.dp.epsilon is None:
+            return None
+        return self.dp.epsilon + (self.standardizer.epsilon if self.standardizer is not None else 0.0)
+
 
 class Collaboration(Model):
     name: Name
@@ -575,9 +588,7 @@ class Collaboration(Model):
                 f"federated.dp.epsilon: {dp.epsilon} exceeds the collaboration's total privacy.epsilon "
                 f"({self.privacy.epsilon}): the runtime would refuse to train"
             )
-        elif dp.epsilon is not None and job.standardizer is not None and (
-            dp.epsilon + job.standardizer.epsilon > self.privacy.epsilon
-        ):
+        elif job.standardizer is not None and (job.planned_epsilon or 0.0) > self.privacy.epsilon:
             problems.append(
                 f"federated.standardizer.epsilon: {job.standardizer.epsilon} plus federated.dp.epsilon "
                 f"({dp.epsilon}) exceeds the collaboration's total privacy.epsilon ({self.privacy.epsilon}): they are "

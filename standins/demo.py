@@ -125,12 +125,10 @@ def dp_jobs(privacy: Any, federated: Any) -> list[dict[str, Any]]:
     budget does not name is refused whatever it costs."""
     if privacy is None:
         return []
-    planned = 0.0
-    if federated is not None and federated.dp is not None:
-        if federated.dp.epsilon is None:
-            raise ValueError("ccp:collaboration.federated.dp gives noiseMultiplier, not epsilon: the demo sizes its DP "
-                             "statistics from the planned epsilon, so give federated.dp.epsilon for `make demo`")
-        planned = federated.dp.epsilon + (federated.standardizer.epsilon if federated.standardizer else 0.0)
+    planned = federated.planned_epsilon if federated is not None else 0.0
+    if planned is None:
+        raise ValueError("ccp:collaboration.federated.dp gives noiseMultiplier, not epsilon: the demo sizes its DP "
+                         "statistics from the planned epsilon, so give federated.dp.epsilon for `make demo`")
     left = privacy.epsilon - planned
     if left <= 0:
         raise ValueError(f"ccp:collaboration.privacy.epsilon {privacy.epsilon} leaves nothing for the demo's DP "

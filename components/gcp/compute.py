@@ -67,6 +67,12 @@ class ImageRepository:
     location: str
     repository: str
 
+    def reader_binding(self, service_account: str) -> dict[str, str]:
+        """The one grant the launcher needs: `roles/artifactregistry.reader` on this repository for the
+        workload's service account (as `RepositoryIamMember` arguments; declared or left as a precondition)."""
+        return {"project": self.project, "location": self.location, "repository": self.repository,
+                "role": ARTIFACT_REGISTRY_READER, "member": f"serviceAccount:{service_account}"}
+
 
 def image_repository(image: str) -> ImageRepository | None:
     """The Artifact Registry repository of `<location>-docker.pkg.dev/<project>/<repo>/<image>@sha256:...`,
@@ -92,13 +98,7 @@ class ImagePullGrant(pulumi.ComponentResource):
     ):
         super().__init__("ccp:gcp:ImagePullGrant", name, None, opts)
         self.member = gcp.artifactregistry.RepositoryIamMember(
-            name,
-            project=repository.project,
-            location=repository.location,
-            repository=repository.repository,
-            role=ARTIFACT_REGISTRY_READER,
-            member=f"serviceAccount:{service_account}",
-            opts=pulumi.ResourceOptions(parent=self),
+            name, **repository.reader_binding(service_account), opts=pulumi.ResourceOptions(parent=self)
         )
         self.register_outputs({"repository": repository.repository})
 
@@ -120,25 +120,13 @@ class ImagePullPrecondition(pulumi.ComponentResource):
         service_account: str,
         opts: pulumi.ResourceOptions | None = None,
     ):
-        member = f"serviceAccount:{service_account}"
+        binding = repository.reader_binding(service_account)
         command = (
             f"gcloud artifacts repositories add-iam-policy-binding {repository.repository} "
-            f"--project={repository.project} --location={repository.location} --member={member} "
-            f"--role={ARTIFACT_REGISTRY_READER}"
+            f"--project={repository.project} --location={repository.location} --member={binding['member']} "
+            f"--role={binding['role']}"
         )
-        super().__init__(
-            IMAGE_PULL_PRECONDITION,
-            name,
-            {
-                "project": repository.project,
-                "location": repository.location,
-                "repository": repository.repository,
-                "role": ARTIFACT_REGISTRY_READER,
-                "member": member,
-                "command": command,
-            },
-            opts,
-        )
+        super().__init__(IMAGE_PULL_PRECONDITION, name, {**binding, "command": command}, opts)
         self.command = command
         self.register_outputs({"command": command})
 

@@ -20,6 +20,7 @@ from typing import Any, Final, Iterable
 
 from pulumi_policy import Severity
 
+from components.model import PERSONAL_DATA
 from policies.zero_trust.rules import aws, azure, gcp
 from policies.zero_trust.rules._base import Subject, resource_rule, truthy
 
@@ -28,8 +29,6 @@ DEBUG_MODE: Final = "--debug-mode"
 KUBERNETES_START: Final = "ccp-workload-start: kubernetes"
 CONFIDENTIAL_SPACE_PROJECT: Final = "confidential-space-images"
 COLLABORATION: Final = "ccp:index:Collaboration"
-# Classifications whose releases must be differentially private (components.collaboration.PERSONAL_DATA).
-PERSONAL_DATA: Final = ("phi", "pii", "pci")
 
 
 def decoded(value: Any) -> str:
