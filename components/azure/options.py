@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, field_validator
@@ -58,6 +59,18 @@ NO_ACCESS_SSH_PUBLIC_KEY: Final = (
     "W+/UHRupR30Nsbg1ESuPK1PZWNZKNDWIbua42qpgkDBMN81ZpZZ+uDSuFNMGQ2TD0QQaWVfncKFaYIo7hHgA/qnn8TaL"
     "P8= ccp-no-access"
 )
+
+
+def opens_login(key_data: Any) -> bool:
+    """Whether an SSH public key (`keyData`) opens a login: every key but ccp's no-access one (ARM requires a
+    credential on a Linux VM; that key's private half was never kept)."""
+    return str(key_data or "").strip() != NO_ACCESS_SSH_PUBLIC_KEY
+
+
+def login_keys(public_keys: Any) -> list[Any]:
+    """The keys of `osProfile.linuxConfiguration.ssh.publicKeys` that open a login."""
+    keys = public_keys if isinstance(public_keys, list) else []
+    return [k for k in keys if not isinstance(k, Mapping) or opens_login(k.get("keyData"))]
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # The nil GUID and GUIDs starting with eight zeros are the conventional stand-ins of examples
 # ("00000000-0000-0000-0000-000000000000", "00000000-0000-4000-8000-00000000c0de"): never a real

@@ -52,10 +52,10 @@ import json
 import re
 from typing import Any, Final, Iterable, Mapping
 
-from components.azure.options import NO_ACCESS_SSH_PUBLIC_KEY
+from components.azure.options import login_keys
 from components.key_purpose import PURPOSE_TAG, is_service
 from policies.review.mocks import RecordedResource, UNKNOWN, dig, unwrapped
-from policies.zero_trust.rules._base import canonical_type
+from policies.review.tokens import canonical_type
 
 KEY_TYPES: Final = {
     "aws:kms/key:Key": "aws",
@@ -439,10 +439,6 @@ def _azure_vms_of(index: _Index, principal_id: str) -> list[tuple[RecordedResour
     return vms
 
 
-def _no_access(key: Any) -> bool:
-    return isinstance(key, Mapping) and str(key.get("keyData", "")).strip() == NO_ACCESS_SSH_PUBLIC_KEY
-
-
 def _azure_operator_paths(index: _Index, vm: RecordedResource, props: Mapping[str, Any]) -> list[dict[str, Any]]:
     where = f"on VirtualMachine {vm.name}"
     os_profile = props.get("osProfile") or {}
@@ -456,7 +452,7 @@ def _azure_operator_paths(index: _Index, vm: RecordedResource, props: Mapping[st
         paths.append(_path("operator-extensions", "subscription operator", f"{where}: extensions and Run Command allowed"))
     # ARM requires a credential on a Linux VM: ccp's default key has no private half (it was discarded when
     # generated, components/azure/options.py), so it opens no login; any other key or a password does.
-    keys = [k for k in _list(dig(linux, "ssh.publicKeys")) if not _no_access(k)]
+    keys = login_keys(dig(linux, "ssh.publicKeys"))
     if keys or os_profile.get("adminPassword"):
         login = f"{where}: admin {os_profile.get('adminUsername')} with " + (
             f"{len(keys)} SSH key(s)" if keys else "a password"

@@ -1140,3 +1140,18 @@ def test_collaboration_releases_over_personal_data_must_be_dp(change: dict[str, 
         props = with_(props, key, value)
     found = violations(RESOURCE_RULES["stack-collaboration-output-enforce-dp"], "ccp:index:Collaboration", props)
     assert [m.split("output ")[1].split(" ")[0].strip("'") for m in found] == flagged, found
+
+
+def test_cvm_ssh_logins_other_than_the_no_access_key_are_operator_access() -> None:
+    """ARM requires a credential: ccp's no-access key (private half discarded) opens nothing, any other key does."""
+    from components.azure.options import NO_ACCESS_SSH_PUBLIC_KEY
+
+    rule = RESOURCE_RULES["azure-compute-vm-disallow-operator-access"]
+    path = "osProfile.linuxConfiguration.ssh"
+    no_access = with_(GUEST_VM, path, {"publicKeys": [{"path": "/home/a/.ssh/authorized_keys", "keyData": NO_ACCESS_SSH_PUBLIC_KEY}]})
+    assert violations(rule, "azure-native:compute:VirtualMachine", no_access) == []
+    operator = with_(no_access, f"{path}.publicKeys", [*no_access["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"],
+                                                      {"keyData": "ssh-ed25519 AAAAC3Nza operator"}])
+    assert violations(rule, "azure-native:compute:VirtualMachine", operator) == [
+        "subject: 1 SSH key(s) other than ccp's no-access key log in to the guest"
+    ]

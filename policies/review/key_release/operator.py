@@ -47,6 +47,7 @@ import fnmatch
 import json
 from typing import Any, Final, Iterable, Mapping
 
+from components.azure.options import login_keys
 from policies.review.key_release import aws, azure, claims, gcp
 from policies.review.mocks import Recording, RecordedResource, unwrap
 
@@ -212,6 +213,8 @@ def azure_guest_entry_paths(recording: Recording) -> list[str]:
             paths.append(f"{vm.name}: the VM agent")
         if linux.get("disablePasswordAuthentication") is not True:
             paths.append(f"{vm.name}: an admin password login")
+        if login_keys((linux.get("ssh") or {}).get("publicKeys")):
+            paths.append(f"{vm.name}: an SSH key login")
     paths += [f"{r.name}: {r.type.rsplit(':', 1)[-1]}" for t in GUEST_ENTRY_TYPES for r in recording.of_type(t)]
     return paths
 

@@ -18,6 +18,7 @@ from components.attestation.azure_release_policy import (
     CVM_DISK_COMPLIANCE_STATUS,
     decode_release_policy,
 )
+from components.azure.options import opens_login
 from components.key_purpose import CONFIDENTIAL_DISK
 from components.site import SHARED_PARTY
 
@@ -856,12 +857,13 @@ def azure_keyvault_key_enforce_measured_guest_release(subject: Subject, policy: 
         "osProfile.allowExtensionOperations",
         "osProfile.linuxConfiguration.provisionVMAgent",
         "osProfile.linuxConfiguration.disablePasswordAuthentication",
+        "osProfile.linuxConfiguration.ssh.publicKeys[*].keyData",
     ),
     severity=Severity.CRITICAL,
     controls=("hipaa:164.312(a)(1)", "gdpr:art32", "nist:AC-6", "nist:CM-7", "nist:SI-7", "cis-azure:7.4"),
     remediation=(
         "Set os_profile.allow_extension_operations=False and os_profile.linux_configuration.provision_vm_agent=False "
-        "and disable_password_authentication=True. The vTPM PCRs a key release pins measure the "
+        "and disable_password_authentication=True, with no SSH key but ccp's no-access one (components/azure/options.py). The vTPM PCRs a key release pins measure the "
         "boot chain only: code the operator runs later through the VM agent (extensions, Run Command) or a login "
         "runs inside the attested guest and gets its token (" + GUEST_ATTESTATION_DOCS + ")."
     ),
@@ -877,6 +879,8 @@ def azure_compute_vm_disallow_operator_access(subject: Subject) -> Iterable[str]
         yield f"{subject.name}: provisionVMAgent is not false: the VM agent runs operator commands in the guest"
     if not truthy(subject.need("osProfile.linuxConfiguration.disablePasswordAuthentication")):
         yield f"{subject.name}: disablePasswordAuthentication is not true: an admin password logs in to the guest"
+    if keys := [k for k in subject.all("osProfile.linuxConfiguration.ssh.publicKeys[*].keyData") if opens_login(k)]:
+        yield f"{subject.name}: {len(keys)} SSH key(s) other than ccp's no-access key log in to the guest"
 
 
 # --- network -------------------------------------------------------------------------------------
