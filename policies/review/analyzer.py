@@ -23,7 +23,7 @@ from pulumi_policy.policy import _normalize_config, _PolicyAnalyzerServicer
 
 from policies.review.fakes.schema import PLACEHOLDER_PREFIX
 from policies.review.mocks import UNKNOWN, RecordedResource
-from policies.zero_trust.rules._base import canonical_type
+from policies.review.tokens import canonical_type
 
 POLICIES_DIR = Path(__file__).resolve().parents[1]
 

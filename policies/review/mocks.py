@@ -32,6 +32,7 @@ from pulumi.runtime.sync_await import _sync_await
 from .fakes import aws as fake_aws
 from . import fakes
 from .fakes import cloud_outputs, invoke_answer
+from .tokens import canonical_type
 
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 UNKNOWN = rpc.UNKNOWN
@@ -211,7 +212,9 @@ class Recording:
         )
 
     def of_type(self, type_: str) -> list[RecordedResource]:
-        return [r for r in self.resources if r.type == type_]
+        """Resources of `type_`, an azure-native resource pinned to an API version included (`canonical_type`):
+        every lookup the review makes by type (key release, operator paths, disks) sees it."""
+        return [r for r in self.resources if canonical_type(r.type) == type_]
 
     def one(self, type_: str) -> RecordedResource:
         found = self.of_type(type_)

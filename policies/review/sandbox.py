@@ -54,6 +54,7 @@ REPO_ROOT = REVIEW_DIR.parents[1]
 SHIPPED = {
     "harness.py": REVIEW_DIR / "harness.py",
     "mocks.py": REVIEW_DIR / "mocks.py",
+    "tokens.py": REVIEW_DIR / "tokens.py",
     **{f"fakes/{p.name}": p for p in sorted((REVIEW_DIR / "fakes").glob("*.py"))},
     # fakes/azure.py builds attestation URIs with it; its only import is `typing`.
     "fakes/maa_regions.py": REPO_ROOT / "components" / "attestation" / "maa_regions.py",

@@ -309,9 +309,23 @@ def test_a_way_into_the_measured_guest_lets_the_operator_run_code_there(path: st
     assert row(simulate(recording, settings), "hospital-azure", "operator-runs-code-on-host")["decision"] == "release"
 
 
-def test_a_run_command_resource_is_a_way_into_the_guest() -> None:
+def test_an_ssh_key_other_than_the_no_access_one_lets_the_operator_run_code_there() -> None:
     recording, settings = recorded_cvm()
-    added(recording, "azure-native:compute:VirtualMachineRunCommandByVirtualMachine", "operator-shell", {})
+    (vm,) = recording.of_type("azure-native:compute:VirtualMachine")
+    keys = vm.properties["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"]
+    assert not operator.azure_guest_entry_paths(recording)  # ccp's own key: no login
+    keys.append({"path": "/home/ccp/.ssh/authorized_keys", "keyData": "ssh-ed25519 AAAAC3Nza operator"})
+    assert operator.azure_guest_entry_paths(recording) == [f"{vm.name}: an SSH key login"]
+    assert row(simulate(recording, settings), "hospital-azure", "operator-runs-code-on-host")["decision"] == "release"
+
+
+@pytest.mark.parametrize("type_", [
+    "azure-native:compute:VirtualMachineRunCommandByVirtualMachine",
+    "azure-native:compute/v20230301:VirtualMachineRunCommandByVirtualMachine",  # pinned to an API version
+])
+def test_a_run_command_resource_is_a_way_into_the_guest(type_: str) -> None:
+    recording, settings = recorded_cvm()
+    added(recording, type_, "operator-shell", {})
     assert row(simulate(recording, settings), "hospital-azure", "operator-runs-code-on-host")["decision"] == "release"
 
 

@@ -33,21 +33,10 @@ from pulumi_policy.policy import Policy, PolicyResource
 
 from components import key_purpose
 from enclave_runtime.measurements import is_all_zero as is_all_zero  # the one check, re-exported for the rules
+from policies.review.tokens import canonical_type
 
 CONFIDENTIAL: Final = "confidential-computing"
 _MISSING: Final = object()
-# azure-native's explicit API-version modules (`pulumi_azure_native.storage.v20230101`, many in v2,
-# fewer in v3) declare the same Azure resource under a versioned token,
-# `azure-native:storage/v20230101:StorageAccount`: https://www.pulumi.com/registry/packages/azure-native/version-guide/
-_AZURE_API_VERSION: Final = re.compile(r"^(azure-native:[^:/]+)/v\d{8}(?:preview|privatepreview)?:")
-
-
-def canonical_type(token: str) -> str:
-    """The type token rules are declared with: an azure-native resource pinned to an API version is the
-    same Azure resource, so it gets the same rules (a program must not escape review by importing
-    `...storage.v20230101`). An older API version may shape a property differently; rules then find it
-    missing or not the compliant value, which fails closed."""
-    return _AZURE_API_VERSION.sub(r"\1:", token)
 
 # Compliance frameworks, keyed by tag prefix: (name, version, reference URL). The first control tag
 # of a rule selects its primary `framework`; every control stays in `tags`.
