@@ -46,11 +46,10 @@ def even_shares_problem(shares: int, parties: int) -> str | None:
     check (components/model.py) and the runtime (`FederatedJob.check_parties`) both refuse it."""
     if shares % 2 or shares >= parties:
         return None
-    odd = shares + 1 if shares + 1 <= parties else shares - 1
-    return (
+    return (  # shares < parties here, so the next odd count still fits
         f"{shares} is even and below the {parties} parties: Flower's SecAgg+ builds its neighbour ring with "
         f"{shares + 1} shares but gives the parties {shares}, and every party fails at key sharing; use an odd "
-        f"number, e.g. {odd}"
+        f"number, e.g. {shares + 1}"
     )
 
 

@@ -243,9 +243,11 @@ class NoisySum(RecordingFedAvg):
         self, server_round: int, results: list[tuple[ClientProxy, Any]], failures: list[Any]
     ) -> tuple[Parameters | None, dict[str, Scalar]]:
         aggregated, metrics = super().aggregate_fit(server_round, results, failures)
-        if self.final is not None:
-            self.final = [dp.noised(self.mechanism, self.final[0] * self.total_scale)]
-        return aggregated, metrics
+        if self.final is None:
+            return aggregated, metrics
+        # Flower's global parameters are the noised sum too: the un-noised mean never leaves this method.
+        self.final = [dp.noised(self.mechanism, self.final[0] * self.total_scale)]
+        return ndarrays_to_parameters(self.final), metrics
 
 
 def rounding_slack(job: FederatedJob, dims: int, order: int) -> float:

@@ -5,6 +5,8 @@ recovers most of what a plaintext pooled standardizer gives."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -34,6 +36,35 @@ def test_the_secure_sum_of_moments_is_the_plaintext_sum_and_no_party_vector_leav
     wire = from_party(result)
     for party, vector in vectors.items():
         assert words_in(wire, float_words([vector / JOB.standardizer.max_rows])) == set(), party
+
+
+def test_the_aggregator_noises_the_scaled_back_sum_before_anything_leaves(
+    dataset: data.Dataset, gates: dict[str, AttestationGate], approved: AggregatorIdentity,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bounds = data.Bounds.of(dataset.feature_names)
+    seen: list[list[float]] = []
+    returned: list[Any] = []
+    aggregate = fl.NoisySum.aggregate_fit
+
+    def recording(self: fl.NoisySum, *args: Any) -> Any:
+        returned.append(aggregate(self, *args))
+        return returned[-1]
+
+    monkeypatch.setattr(fl.NoisySum, "aggregate_fit", recording)
+
+    def shifted(values: list[float]) -> list[float]:  # a stand-in mechanism whose "noise" is visible
+        seen.append(values)
+        return [v + 1000.0 for v in values]
+
+    result = fl.run_moments(JOB, loaders(dataset), bounds, shifted, gates, approved)
+    plain = sum(data.Moments.of(bounds.unit(dataset.parties[p].x)).vector() for p in PARTIES)
+    (noised_input,) = seen  # one release, of the sum (not the mean SecAgg+ hands the aggregator)
+    np.testing.assert_allclose(noised_input, plain, atol=0.03)
+    np.testing.assert_allclose(result.parameters[0], np.asarray(noised_input) + 1000.0)
+    # what Flower gets back as the round's global parameters is the noised sum as well
+    (parameters, _metrics), = returned
+    np.testing.assert_allclose(fl.parameters_to_ndarrays(parameters)[0], result.parameters[0])
 
 
 def test_one_row_moves_the_sum_by_at_most_the_declared_sensitivity(dataset: data.Dataset) -> None:
