@@ -363,7 +363,9 @@ def compute(args: argparse.Namespace, environment: str, need: dict[str, list[str
                 f"image of images/nitro/Dockerfile ({here}; the build also needs a docker daemon: "
                 f"{buildx_status().removeprefix('docker/buildx not available here: ')}) and pass --eif, or the "
                 "saved `nitro-cli describe-eif` JSON with --describe-eif")
-        if eif is not None:
+        # The size must come from the build the PCRs come from: the EIF they were read from, or one named
+        # with --eif next to its saved describe-eif output, never a default-path EIF of another build.
+        if eif is not None and (saved is None or args.eif):
             result.config[EIF_SIZE_KEY] = eif_size_mib(eif)
         else:
             result.notes.append(
