@@ -15,7 +15,7 @@ the component itself re-checks nothing it cannot fix.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Final, Mapping
 
 import pulumi
 
@@ -35,6 +35,9 @@ class CollaborationArgs:
     collaboration: CollaborationModel
     log_retention_days: int = 365
     options: Mapping[Cloud, Any] = field(default_factory=dict)
+
+
+COLLABORATION_TYPE: Final = "ccp:index:Collaboration"
 
 
 def release_declaration(collaboration: CollaborationModel) -> dict[str, Any]:
@@ -70,7 +73,7 @@ class Collaboration(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CollaborationArgs, opts: pulumi.ResourceOptions | None = None):
         collaboration = args.collaboration
-        super().__init__("ccp:index:Collaboration", name, release_declaration(collaboration), opts)
+        super().__init__(COLLABORATION_TYPE, name, release_declaration(collaboration), opts)
         self.sites = {}
         self.site_names = []
         self.keys = {}

@@ -59,8 +59,9 @@ def wheel_pin(filename: str) -> tuple[str, str]:
 
 def lock(requirements: Path, python: str = sys.executable, exclude: tuple[str, ...] = ()) -> str:
     dropped = {_canonical(n) for n in exclude}
-    wanted = [(n, v) for n, v in pins(requirements) if _canonical(n) not in dropped]
-    unknown = dropped - {_canonical(n) for n, _ in pins(requirements)}
+    pinned = pins(requirements)
+    wanted = [(n, v) for n, v in pinned if _canonical(n) not in dropped]
+    unknown = dropped - {_canonical(n) for n, _ in pinned}
     if unknown:
         raise SystemExit(f"--exclude {', '.join(sorted(unknown))}: not a pin of {requirements}")
     hashes: dict[str, set[str]] = {_canonical(n): set() for n, _ in wanted}

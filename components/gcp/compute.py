@@ -127,7 +127,6 @@ class ImagePullPrecondition(pulumi.ComponentResource):
             f"--role={binding['role']}"
         )
         super().__init__(IMAGE_PULL_PRECONDITION, name, {**binding, "command": command}, opts)
-        self.command = command
         self.register_outputs({"command": command})
 
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from components.collaboration import COLLABORATION_TYPE as COLLABORATION
 from policies.review.mocks import Recording
-
-COLLABORATION = "ccp:index:Collaboration"
 
 
 def _exact(value: Any) -> Decimal:

@@ -13,6 +13,7 @@ from typing import Any, Final, Iterable, Iterator
 
 from pulumi_policy import Severity
 
+from components.attestation.azure_guest_policy import GUEST_TOKEN_DOCS
 from components.attestation.azure_release_policy import (
     CVM_DISK_ATTESTATION_TYPES,
     CVM_DISK_COMPLIANCE_STATUS,
@@ -772,7 +773,6 @@ def azure_attestation_attestationprovider_require_policy_signing_certificates(su
 
 # --- Azure confidential VM workload hosts (the measured-guest path) -------------------------------
 
-GUEST_TOKEN_DOCS: Final = "https://learn.microsoft.com/azure/confidential-computing/guest-attestation-confidential-vms"
 TPM_POLICY_DOCS: Final = "https://learn.microsoft.com/azure/attestation/tpm-attestation-sample-policies"
 # Guest-token claims (documented sample token, GUEST_TOKEN_DOCS) and the value a hardened, non-debug guest shows.
 GUEST_HARDENING: Final[dict[str, bool]] = {

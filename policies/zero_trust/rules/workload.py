@@ -20,6 +20,7 @@ from typing import Any, Final, Iterable
 
 from pulumi_policy import Severity
 
+from components.collaboration import COLLABORATION_TYPE as COLLABORATION
 from components.model import PERSONAL_DATA
 from policies.zero_trust.rules import aws, azure, gcp
 from policies.zero_trust.rules._base import Subject, resource_rule, truthy
@@ -28,7 +29,6 @@ RUN_ENCLAVE: Final = "nitro-cli run-enclave"
 DEBUG_MODE: Final = "--debug-mode"
 KUBERNETES_START: Final = "ccp-workload-start: kubernetes"
 CONFIDENTIAL_SPACE_PROJECT: Final = "confidential-space-images"
-COLLABORATION: Final = "ccp:index:Collaboration"
 
 
 def decoded(value: Any) -> str:
