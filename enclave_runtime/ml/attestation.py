@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from enclave_runtime.attest import Collateral, TrustStore, VerificationError, verify
 from enclave_runtime.client import BOUND_FIELD
 from enclave_runtime.policy import Binding, Policy, validate
+from enclave_runtime.serve.tls import report_data
 
 
 class AggregatorRefused(Exception):
@@ -104,6 +105,6 @@ def _binding(identity: AggregatorIdentity) -> Binding:
     zero-padded), else a vTPM quote's or a token's nonce. The same report data as the query service's
     binding with an empty nonce (`serve.tls.report_data(spki, b"")`), so the aggregator obtains it from
     any TEE through `Collector.collect` (`enclave_runtime.ml.launcher`)."""
-    digest = hashlib.sha256(identity.channel_key).hexdigest()
+    digest = report_data(identity.channel_key, b"").hex()
     name, _size = BOUND_FIELD.get(identity.kind, ("nonce", None))
     return Binding(**{name: digest})

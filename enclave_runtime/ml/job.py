@@ -77,6 +77,19 @@ def parse_csv(text: str, features: Sequence[str]) -> data.Partition:
     return data.Partition(matrix[:, :-1], labels)
 
 
+def simulated_identity(sim: Any, channel_key: bytes, pcrs: Mapping[int, bytes] | None = None,
+                       debug: bool = False) -> Any:
+    """A simulated aggregator's identity: evidence from the runtime's collector path (SHA-256 of the channel
+    key as report data, Nitro `user_data`), as the SuperLink's launcher obtains it on hardware."""
+    from enclave_runtime.serve.evidence import SimulatedNitroCollector
+    from enclave_runtime.serve.tls import report_data
+
+    from .attestation import AggregatorIdentity
+
+    evidence = SimulatedNitroCollector(sim, pcrs, debug=debug).collect(report_data(channel_key, b""))
+    return AggregatorIdentity(evidence.kind, evidence.evidence, channel_key)
+
+
 def simulated_aggregator(measurements: Mapping[str, Any], parties: Iterable[str]) -> tuple[Any, dict[str, Any]]:
     """The aggregator's identity (simulated Nitro evidence carrying the stack's approved PCRs, bound to its
     channel key) and every party's gate, checking it with the trust store and policy below.
@@ -86,17 +99,16 @@ def simulated_aggregator(measurements: Mapping[str, Any], parties: Iterable[str]
     aggregator with other PCRs is still refused. On real hardware the gate uses the stack's environment."""
     from enclave_runtime.attest import TrustStore
     from enclave_runtime.policy import Policy
-    from enclave_runtime.serve.evidence import SimulatedNitroCollector, pcrs_from_policy
+    from enclave_runtime.serve.evidence import pcrs_from_policy
     from enclave_runtime.simulate.nitro import SimulatedNitro
 
-    from .attestation import AggregatorIdentity, AttestationGate
+    from .attestation import AttestationGate
 
     policy = Policy.load({"environment": "dev", "measurements": measurements})
     sim = SimulatedNitro()
     channel_key = hashlib.sha256(f"aggregator channel {dt.datetime.now(dt.timezone.utc).isoformat()}".encode()).digest()
     pcrs = pcrs_from_policy(measurements.get("nitro") or {})
-    evidence = SimulatedNitroCollector(sim, pcrs).collect(hashlib.sha256(channel_key).digest())
-    identity = AggregatorIdentity(evidence.kind, evidence.evidence, channel_key)
+    identity = simulated_identity(sim, channel_key, pcrs)
     store = TrustStore(simulation_roots=[sim.root])
     return identity, {party: AttestationGate(store, policy) for party in parties}
 

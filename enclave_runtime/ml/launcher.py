@@ -314,6 +314,7 @@ def admit(body: bytes, gate: AttestationGate) -> tuple[bytes, Admission]:
     from cryptography.hazmat.primitives import serialization
 
     from ..client import AttestationRefused, read_attestation
+    from ..serve.tls import spki_of
 
     try:
         attestation = read_attestation(body)
@@ -324,8 +325,7 @@ def admit(body: bytes, gate: AttestationGate) -> tuple[bytes, Admission]:
         certificate = x509.load_pem_x509_certificate(pem.encode() if isinstance(pem, str) else b"")
     except ValueError as exc:
         raise Refused("certificate", f"the answer carries no readable PEM certificate (field certificate): {exc}") from None
-    spki = certificate.public_key().public_bytes(serialization.Encoding.DER,
-                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = spki_of(certificate.public_bytes(serialization.Encoding.DER))
     if spki != attestation.spki:
         raise Refused("certificate", f"the served certificate's key sha256:{hashlib.sha256(spki).hexdigest()} is "
                       f"not the key the evidence is for (sha256:{hashlib.sha256(attestation.spki).hexdigest()}): "

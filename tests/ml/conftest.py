@@ -18,11 +18,11 @@ if importlib.util.find_spec("flwr") is None or importlib.util.find_spec("numpy")
     collect_ignore_glob = ["test_*.py"]
 else:
     from enclave_runtime.ml import data
+    from enclave_runtime.ml.job import simulated_identity
 
 from enclave_runtime.attest import TrustStore
 from enclave_runtime.ml.attestation import AggregatorIdentity, AttestationGate
 from enclave_runtime.policy import Policy
-from enclave_runtime.serve.evidence import SimulatedNitroCollector
 from enclave_runtime.simulate.nitro import SimulatedNitro, image_pcrs
 
 PARTIES = ("hospital-aws", "hospital-azure", "hospital-gcp")
@@ -54,10 +54,8 @@ def approved(sim: SimulatedNitro) -> AggregatorIdentity:
 
 def aggregator(sim: SimulatedNitro, channel_key: bytes, pcrs: dict[int, bytes] | None = None,
                debug: bool = False) -> AggregatorIdentity:
-    """A simulated aggregator's identity: evidence from the runtime's collector path (SHA-256 of the
-    channel key as report data, Nitro `user_data`), as the SuperLink's launcher obtains it."""
-    evidence = SimulatedNitroCollector(sim, pcrs, debug=debug).collect(hashlib.sha256(channel_key).digest())
-    return AggregatorIdentity("aws-nitro", evidence.evidence, channel_key)
+    """The job's own simulated aggregator identity (`job.simulated_identity`)."""
+    return simulated_identity(sim, channel_key, pcrs, debug)
 
 
 @pytest.fixture
