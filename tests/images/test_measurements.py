@@ -280,6 +280,19 @@ def test_eif_size_not_taken_from_saved_describe_eif_output(tmp_path: Path, capsy
     assert "NOT COMPUTED ccp-aws:enclaveImageSizeMib: no enclave image file" in printed
 
 
+def test_eif_size_not_taken_from_a_default_path_eif_of_another_build(tmp_path: Path, capsys, monkeypatch) -> None:
+    """The PCRs come from a saved describe-eif output: an EIF lying at the default path may be another build."""
+    stale = tmp_path / "stale.eif"
+    stale.write_bytes(b"an older build")
+    monkeypatch.setattr(tool, "DEFAULTS", {**tool.DEFAULTS, "eif": str(stale)})
+    args, _ = _inputs(tmp_path)
+    code = tool.main(["--stack", "dev", "--images", str(_clean_images(tmp_path)), "--out",
+                      str(tmp_path / "measurements-dev.yaml"), *args])
+    printed = capsys.readouterr().out
+    assert code == 0 and "NOT COMPUTED ccp-aws:enclaveImageSizeMib" in printed
+    assert "computed ccp-aws:enclaveImageSizeMib" not in printed.replace("NOT COMPUTED", "")
+
+
 def test_cvm_needs_sev_snp_measure_and_says_so(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(tool.sys, "executable", str(tmp_path / "python"))
